@@ -1,0 +1,1 @@
+"""Reference adapters, one module per department dataset, registered as `lidm.adapters` entry points."""

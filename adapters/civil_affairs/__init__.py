@@ -1,0 +1,1 @@
+"""Civil affairs (民政局) datasets."""

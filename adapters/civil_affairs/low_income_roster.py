@@ -1,0 +1,44 @@
+"""低收入人口名单: civil affairs' roster, a daily GBK CSV with Chinese headers dropped on SFTP."""
+
+from lidm import Adapter, DropSource, codes, date
+
+adapter = Adapter(
+    contract="civil_affairs.low_income_roster",
+    source=DropSource(connection="civil_affairs_drop", pattern="roster_*.csv", encoding="gbk", marker=".ok"),
+    mapping={
+        "id_number": "身份证号",
+        "name": "姓名",
+        "household_id": "家庭编号",
+        "relation_to_head": codes(
+            "与户主关系",
+            {
+                "户主": "head",
+                "配偶": "spouse",
+                "子女": "child",
+                "父母": "parent",
+                "孙子女": "grandchild",
+                "其他": "other",
+            },
+        ),
+        "category": codes(
+            "保障类别",
+            {
+                "低保": "dibao",
+                "特困": "tekun",
+                "低保边缘": "dibao_edge",
+                "刚性支出困难": "rigid_expense",
+                "防返贫监测": "return_risk",
+                "其他困难": "other_hardship",
+            },
+        ),
+        "district_code": "区县代码",
+        "street_code": "街道代码",
+        "approval_date": date("认定日期", "%Y-%m-%d", "%Y/%m/%d"),
+        "termination_date": date("终止日期", "%Y-%m-%d", "%Y/%m/%d"),
+        "monthly_amount": "月保障金额",
+        "status": codes("保障状态", {"在保": "active", "暂停": "suspended", "终止": "terminated"}),
+        "phone": "联系电话",
+        "updated_at": "更新时间",
+    },
+    pool="civil_affairs",
+)

@@ -1,0 +1,1 @@
+"""Health commission (卫生健康委) datasets."""

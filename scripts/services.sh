@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Makes sure the real services the tests use are installed and running: PostgreSQL, MariaDB,
+# unixODBC with the MariaDB ODBC driver, and OpenSSH's sshd binary (the tests start their own sshd).
+set -euo pipefail
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+need=()
+command -v /usr/sbin/sshd >/dev/null 2>&1 || need+=(openssh-server)
+command -v odbcinst >/dev/null 2>&1 || need+=(unixodbc)
+[ -f /usr/include/sql.h ] || need+=(unixodbc-dev)
+odbcinst -q -d 2>/dev/null | grep -q 'MariaDB' || need+=(odbc-mariadb)
+command -v pg_ctlcluster >/dev/null 2>&1 || need+=(postgresql)
+command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "services: installing ${need[*]}"
+  as_root apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  echo "services: starting PostgreSQL"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start
+fi
+if ! mariadb-admin -uroot -h127.0.0.1 status >/dev/null 2>&1; then
+  echo "services: starting MariaDB"
+  as_root mkdir -p /run/mysqld && as_root chown mysql:mysql /run/mysqld 2>/dev/null || true
+  as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+fi
+for _ in $(seq 1 60); do
+  pg_isready -q -h 127.0.0.1 -p 5432 && mariadb-admin -uroot -h127.0.0.1 status >/dev/null 2>&1 && break
+  sleep 1
+done
+pg_isready -h 127.0.0.1 -p 5432
+mariadb-admin -uroot -h127.0.0.1 ping
+as_root mkdir -p /run/sshd
+echo "services: ODBC drivers: $(odbcinst -q -d | tr '\n' ' ')"

@@ -1,0 +1,109 @@
+"""Adapters declare; the SDK runs. An adapter names its contract, its source and its column mapping."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from lidm import dates
+
+if TYPE_CHECKING:
+    from lidm.sources import DropSource, SqlSource
+
+
+class Convert:
+    """A small value conversion from one source column; subclasses implement `apply`."""
+
+    def __init__(self, column: str) -> None:
+        self.column = column
+
+    def apply(self, values: pa.Array) -> pa.Array:
+        return values
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.column!r})"
+
+
+class _Codes(Convert):
+    def __init__(self, column: str, table: Mapping[str, str]) -> None:
+        super().__init__(column)
+        self.table = dict(table)
+
+    def apply(self, values: pa.Array) -> pa.Array:
+        text = pc.utf8_trim_whitespace(pc.cast(values, pa.string()))
+        keys = pa.array(list(self.table), type=pa.string())
+        idx = pc.index_in(text, value_set=keys)
+        mapped = pc.take(pa.array(list(self.table.values()), type=pa.string()), idx)
+        # An unknown code is kept as it came, so validation quarantines it with an 'enum' reason.
+        return pc.coalesce(mapped, text)
+
+
+class _Date(Convert):
+    def __init__(self, column: str, formats: tuple[str, ...]) -> None:
+        super().__init__(column)
+        self.formats = formats
+
+    def apply(self, values: pa.Array) -> pa.Array:
+        if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
+            return values
+        return dates.to_iso(pc.utf8_trim_whitespace(values), self.formats)
+
+
+class _FenToYuan(Convert):
+    def apply(self, values: pa.Array) -> pa.Array:
+        text = pc.utf8_trim_whitespace(pc.cast(values, pa.string()))
+        ok = pc.fill_null(pc.match_substring_regex(text, r"^-?\d+$"), False)
+        yuan = pc.cast(pc.divide(pc.cast(pc.if_else(ok, text, "0"), pa.float64()), 100.0), pa.string())
+        return pc.if_else(ok, yuan, text)
+
+
+def source_column(column: str) -> Convert:
+    """Take a source column as it is."""
+    return Convert(column)
+
+
+def codes(column: str, table: Mapping[str, str]) -> Convert:
+    """Translate a department's code table (e.g. {'1': 'male', '2': 'female'}) to contract codes."""
+    return _Codes(column, table)
+
+
+def date(column: str, *formats: str) -> Convert:
+    """Parse dates written in the department's formats (strptime) into ISO dates."""
+    return _Date(column, formats or ("%Y-%m-%d",))
+
+
+def fen_to_yuan(column: str) -> Convert:
+    """Amounts kept in fen (分) become yuan."""
+    return _FenToYuan(column)
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """A department dataset's declaration: contract it fills, where rows come from, how columns map.
+
+    mapping: contract field -> source column name or Convert; a field mapped to None is explicitly
+    absent from this source. ignore: source columns deliberately not shared (anything else unmapped is
+    refused as schema drift, so nothing arrives unseen).
+    """
+
+    contract: str
+    source: SqlSource | DropSource
+    mapping: Mapping[str, str | Convert | None]
+    ignore: tuple[str, ...] = ()
+    pool: str | None = None
+    name: str = field(default="")
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            object.__setattr__(self, "name", self.contract)
+
+    def converters(self) -> dict[str, Convert]:
+        """Mapped fields as conversions (plain column names become identity conversions)."""
+        return {f: (source_column(m) if isinstance(m, str) else m) for f, m in self.mapping.items() if m is not None}
+
+    def source_columns(self) -> set[str]:
+        return {c.column.lower() for c in self.converters().values()}

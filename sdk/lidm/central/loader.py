@@ -1,0 +1,149 @@
+"""Write one batch into the central database inside the caller's transaction.
+
+Rows are staged in a temporary table (COPY on PostgreSQL), then duplicates within the batch go to
+quarantine, the rest is upserted on the contract key (a row whose digest is unchanged is left alone,
+so a re-run changes nothing), and a full snapshot retires the rows it no longer contains.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from lidm.central.schema import quarantine
+from lidm.contracts.model import Contract
+
+SOURCE_ROW = "_source_row"
+
+
+@dataclass
+class LoadCounts:
+    loaded: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    retired: int = 0
+    duplicates: int = 0
+
+
+class BatchWriter:
+    """Stages protected chunks and applies them to the dataset table in one go."""
+
+    def __init__(self, conn: sa.Connection, contract: Contract, table: sa.Table, batch_id: str, feed: str) -> None:
+        self.conn = conn
+        self.contract = contract
+        self.table = table
+        self.batch_id = batch_id
+        self.feed = feed
+        self.dialect = conn.dialect.name
+        self.key = contract.key_columns()
+        md = sa.MetaData()
+        cols = [sa.Column(c.name, c.type) for c in table.columns] + [sa.Column(SOURCE_ROW, sa.BigInteger)]
+        self.stage = sa.Table(f"lidm_stage_{table.name}", md, *cols, prefixes=["TEMPORARY"])
+        self.stage.drop(conn, checkfirst=True)
+        self.stage.create(conn)
+        self.quarantined = 0
+
+    def write(self, chunk: pa.Table) -> None:
+        """Stage a protected chunk whose columns are the table's columns plus the source row number."""
+        if chunk.num_rows == 0:
+            return
+        chunk = chunk.select([c.name for c in self.stage.columns])
+        if self.dialect == "postgresql":
+            buf = io.BytesIO()
+            pacsv.write_csv(chunk, buf, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+            cols = ", ".join(f'"{c}"' for c in chunk.column_names)
+            raw = self.conn.connection.driver_connection
+            with raw.cursor() as cur, cur.copy(f"COPY {self.stage.name} ({cols}) FROM STDIN (FORMAT csv)") as copy:
+                copy.write(buf.getbuffer())
+        else:
+            self.conn.execute(self.stage.insert(), chunk.to_pylist())
+
+    def quarantine(self, rows: list[dict[str, Any]]) -> None:
+        """Record bad rows: one quarantine row per source row, whatever number of problems it has."""
+        if rows:
+            self.conn.execute(quarantine.insert(), [{"batch_id": self.batch_id, "feed": self.feed} | r for r in rows])
+            self.quarantined += len(rows)
+
+    def _key_match(self, a: sa.Table, b: sa.Table) -> sa.ColumnElement[bool]:
+        return sa.and_(*(a.c[k] == b.c[k] for k in self.key))
+
+    def _quarantine_duplicates(self) -> int:
+        s = self.stage
+        dup_keys = sa.select(*(s.c[k] for k in self.key)).group_by(*(s.c[k] for k in self.key))
+        dup_keys = dup_keys.having(sa.func.count() > 1).subquery()
+        rows = (
+            self.conn.execute(sa.select(s).join(dup_keys, self._key_match(s, dup_keys)).order_by(s.c[SOURCE_ROW]))
+            .mappings()
+            .all()
+        )
+        if not rows:
+            return 0
+        self.quarantine(
+            [
+                {
+                    "row_number": r[SOURCE_ROW],
+                    "field": self.contract.key[0],
+                    "reason": "duplicate_key",
+                    "message": f"key {', '.join(self.contract.key)} appears more than once in this batch; "
+                    "every occurrence is held back for review",
+                    "key_token": r[self.key[0]],
+                    "payload_kind": "protected",
+                    "payload": json.dumps(
+                        {k: v for k, v in r.items() if k != SOURCE_ROW}, default=str, ensure_ascii=False
+                    ),
+                }
+                for r in rows
+            ]
+        )
+        self.conn.execute(s.delete().where(sa.exists().where(self._key_match(s, dup_keys))))
+        return len(rows)
+
+    def finish(self, *, retire_missing: bool) -> LoadCounts:
+        """Apply the staged rows; counts say what changed."""
+        counts = LoadCounts(duplicates=self._quarantine_duplicates())
+        s, t = self.stage, self.table
+        count = lambda q: self.conn.execute(q).scalar_one()  # noqa: E731
+        counts.loaded = count(sa.select(sa.func.count()).select_from(s))
+        joined = s.join(t, self._key_match(s, t))
+        counts.unchanged = count(
+            sa.select(sa.func.count())
+            .select_from(joined)
+            .where(t.c._row_digest == s.c._row_digest, t.c._retired_batch.is_(None))
+        )
+        existing = count(sa.select(sa.func.count()).select_from(joined))
+        counts.inserted = counts.loaded - existing
+        counts.updated = existing - counts.unchanged
+
+        cols = [c.name for c in t.columns]
+        ins = (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(t)
+        select = sa.select(*(s.c[c] for c in cols)).where(sa.true())
+        upsert = ins.from_select(cols, select).on_conflict_do_update(
+            index_elements=self.key,
+            set_={c: ins.excluded[c] for c in cols if c not in self.key} | {"_retired_batch": None},
+            where=sa.or_(t.c._row_digest != ins.excluded._row_digest, t.c._retired_batch.is_not(None)),
+        )
+        self.conn.execute(upsert)
+        if retire_missing:
+            held = sa.select(quarantine.c.key_token).where(
+                quarantine.c.batch_id == self.batch_id, quarantine.c.key_token.is_not(None)
+            )
+            result = self.conn.execute(
+                t.update()
+                .where(
+                    t.c._retired_batch.is_(None),
+                    ~sa.exists().where(self._key_match(s, t)),
+                    t.c[self.key[0]].not_in(held),
+                )
+                .values(_retired_batch=self.batch_id)
+            )
+            counts.retired = result.rowcount
+        self.stage.drop(self.conn)
+        return counts

@@ -1,0 +1,103 @@
+"""Tables of the central database. Core tables are fixed; a dataset table follows its contract."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from lidm.contracts.model import Contract, LogicalType, Protection
+
+core_metadata = sa.MetaData()
+
+batch = sa.Table(
+    "lidm_batch",
+    core_metadata,
+    sa.Column("batch_id", sa.String(36), primary_key=True),
+    sa.Column("feed", sa.String(100), nullable=False, index=True),
+    sa.Column("contract_id", sa.String(100), nullable=False),
+    sa.Column("contract_version", sa.String(20), nullable=False),
+    sa.Column("source_name", sa.String(300), nullable=False),
+    sa.Column("source_digest", sa.String(64)),
+    sa.Column("content_digest", sa.String(64)),
+    sa.Column("status", sa.String(20), nullable=False),  # loaded | rejected
+    sa.Column("reason", sa.Text),
+    sa.Column("extracted", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("loaded", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("quarantined", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("inserted", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("updated", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("unchanged", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("retired", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("watermark_from", sa.String(64)),
+    sa.Column("watermark_to", sa.String(64)),
+    sa.Column("manifest", sa.Text),
+    sa.Column("signature", sa.Text),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+)
+sa.Index("ix_lidm_batch_feed_digest", batch.c.feed, batch.c.source_digest)
+
+quarantine = sa.Table(
+    "lidm_quarantine",
+    core_metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("batch_id", sa.String(36), sa.ForeignKey("lidm_batch.batch_id"), nullable=False, index=True),
+    sa.Column("feed", sa.String(100), nullable=False),
+    sa.Column("row_number", sa.BigInteger),
+    sa.Column("field", sa.String(100)),
+    sa.Column("reason", sa.String(50), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("problems", sa.Text),  # JSON list of {field, code} when a row has several
+    sa.Column("key_token", sa.String(64)),
+    sa.Column("payload_kind", sa.String(20), nullable=False),  # raw_enc | protected
+    sa.Column("payload", sa.Text),
+)
+
+watermark = sa.Table(
+    "lidm_watermark",
+    core_metadata,
+    sa.Column("feed", sa.String(100), primary_key=True),
+    sa.Column("value", sa.String(64), nullable=False),
+    sa.Column("batch_id", sa.String(36), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+_SQL_TYPES = {
+    LogicalType.STRING: sa.Text,
+    LogicalType.DATE: sa.Date,
+    LogicalType.TIMESTAMP: sa.DateTime,
+    LogicalType.NUMBER: lambda: sa.Numeric(18, 4),
+    LogicalType.INTEGER: sa.BigInteger,
+    LogicalType.BOOLEAN: sa.Boolean,
+}
+META_COLUMNS = ("_batch_id", "_row_digest", "_retired_batch")
+
+
+def dataset_table(contract: Contract, metadata: sa.MetaData) -> sa.Table:
+    """The central table of a dataset: one column per protected output, key columns first, then bookkeeping."""
+    key_cols = set(contract.key_columns())
+    cols = []
+    for f, col, kind in contract.output_columns():
+        if kind is Protection.TOKEN:
+            ctype: sa.types.TypeEngine = sa.String(64)
+        elif kind in (Protection.ENCRYPT, Protection.MASK):
+            ctype = sa.Text()
+        else:
+            ctype = _SQL_TYPES[f.type]()
+        nullable = col not in key_cols and not (f.required and kind is Protection.CLEAR)
+        cols.append(sa.Column(col, ctype, primary_key=col in key_cols, nullable=nullable))
+    cols += [
+        sa.Column("_batch_id", sa.String(36), nullable=False, index=True),
+        sa.Column("_row_digest", sa.String(64), nullable=False),
+        sa.Column("_retired_batch", sa.String(36)),
+    ]
+    return sa.Table(contract.table, metadata, *cols)
+
+
+def full_metadata(contracts) -> sa.MetaData:  # type: ignore[no-untyped-def]
+    """Core tables plus one table per contract: what the migrations must produce."""
+    md = sa.MetaData()
+    for t in core_metadata.tables.values():
+        t.to_metadata(md)
+    for c in contracts:
+        dataset_table(c, md)
+    return md

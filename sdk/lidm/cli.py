@@ -1,0 +1,218 @@
+"""The `lidm` command: parses, calls the SDK, renders. No logic lives only here."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from lidm.config import Settings, get_settings
+from lidm.errors import LidmError
+
+app = typer.Typer(help="lidm: the low-income population data-sharing gateway.", no_args_is_help=True)
+contracts_app = typer.Typer(help="Data contracts: list and show.", no_args_is_help=True)
+keys_app = typer.Typer(help="Keyring management.", no_args_is_help=True)
+db_app = typer.Typer(help="Central database.", no_args_is_help=True)
+app.add_typer(contracts_app, name="contracts")
+app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
+console = Console()
+
+
+def _fail(exc: Exception) -> None:
+    console.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(code=2)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed:,} rows"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def _print_results(results) -> None:  # type: ignore[no-untyped-def]
+    """One row per batch with the invariant's three counts, then the quarantine reasons per batch."""
+    table = Table(title="Batches")
+    table.add_column("feed / source", no_wrap=True)
+    table.add_column("status")
+    for col in ("extracted", "loaded", "quarantined"):
+        table.add_column(col, justify="right")
+    for r in results:
+        style = {"loaded": "green", "rejected": "red", "unchanged": "yellow"}.get(r.status, "")
+        table.add_row(
+            f"{r.feed}\n[dim]{r.source}[/]",
+            f"[{style}]{r.status}[/]",
+            f"{r.extracted:,}",
+            f"{r.loaded:,}",
+            f"{r.quarantined:,}",
+        )
+    console.print(table)
+    for r in results:
+        if r.status == "rejected":
+            console.print(f"[red]{r.feed}[/] {r.source} rejected: {r.reason}")
+        elif r.top_reasons:
+            reasons = ", ".join(f"{code} {n}" for code, n in r.top_reasons)
+            console.print(f"[bold]{r.feed}[/] quarantine reasons: {reasons}")
+
+
+def _run_with_progress(fn):  # type: ignore[no-untyped-def]
+    with _progress() as progress:
+        tasks: dict[str, int] = {}
+
+        def tick(feed: str, rows: int) -> None:
+            if feed not in tasks:
+                tasks[feed] = progress.add_task(feed, total=None)
+            progress.advance(tasks[feed], rows)
+
+        return fn(tick)
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what each batch does.")] = False) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
+@app.command()
+def demo(
+    size: Annotated[int, typer.Option(help="People in the synthetic population.")] = 5000,
+    seed: Annotated[int, typer.Option(help="Seed of the synthetic sources.")] = 20261127,
+    bad: Annotated[int, typer.Option(help="Deliberately bad rows per source.")] = 5,
+    home: Annotated[Path, typer.Option(help="Folder for demo sources, keys and the embedded database.")] = Path(
+        ".lidm/demo"
+    ),
+) -> None:
+    """Generate synthetic department sources and run both foundation feeds into the embedded database."""
+    from lidm.demo import run_demo
+
+    settings = get_settings()
+    try:
+        sources, results = _run_with_progress(
+            lambda tick: run_demo(home, size=size, seed=seed, bad=bad, central_url=settings.central_url, progress=tick)
+        )
+    except LidmError as exc:
+        _fail(exc)
+    console.print(
+        f"Sources: {sources.people:,} population rows (health DB), {sources.roster:,} roster rows (GBK drop); "
+        f"bad rows injected: {sum(sum(v.values()) for v in sources.bad.values())}"
+    )
+    _print_results(results)
+    console.print(f"Central database: {settings.central_url or (home / 'central.db')}")
+
+
+@app.command()
+def run(feed: Annotated[str, typer.Argument(help="Feed name, e.g. health.population.")]) -> None:
+    """Run one feed: every pending batch, each loaded whole or rejected whole."""
+    from lidm.pipeline import run_feed
+
+    try:
+        results = _run_with_progress(lambda tick: run_feed(feed, get_settings(), progress=tick))
+    except LidmError as exc:
+        _fail(exc)
+    if not results:
+        console.print(f"{feed}: nothing pending")
+        return
+    _print_results(results)
+    if any(r.status == "rejected" for r in results):
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def feeds() -> None:
+    """List registered adapters (feeds) and their sources."""
+    from lidm.registry import adapters
+
+    table = Table(title="Feeds")
+    for col in ("feed", "contract", "source"):
+        table.add_column(col)
+    for name, adapter in adapters().items():
+        table.add_row(name, adapter.contract, adapter.source.describe())
+    console.print(table)
+
+
+@contracts_app.command("list")
+def contracts_list() -> None:
+    """Every contract in the catalogue."""
+    from lidm.contracts import load_catalog
+
+    try:
+        catalog = load_catalog(get_settings().contracts_dir)
+    except LidmError as exc:
+        _fail(exc)
+    table = Table(title=f"Contracts ({len(catalog)})")
+    for col in ("id", "version", "title", "fields", "key", "mode", "freshness"):
+        table.add_column(col)
+    for c in catalog:
+        table.add_row(
+            c.id, c.version, c.title, str(len(c.fields)), ", ".join(c.key), c.update_mode.value, c.freshness or "-"
+        )
+    console.print(table)
+
+
+@contracts_app.command("show")
+def contracts_show(contract_id: Annotated[str, typer.Argument(help="e.g. health.population")]) -> None:
+    """One contract's fields with classification and protection."""
+    from lidm.contracts import load_catalog
+
+    try:
+        c = load_catalog(get_settings().contracts_dir)[contract_id]
+    except LidmError as exc:
+        _fail(exc)
+    console.print(
+        f"[bold]{c.id}[/] {c.version} — {c.title}\n{c.description}\n"
+        f"key: {', '.join(c.key)}; mode: {c.update_mode.value}; freshness: {c.freshness}; table: {c.table}"
+    )
+    table = Table()
+    for col in ("field", "名称", "type", "required", "classification", "protection", "checks / values"):
+        table.add_column(col)
+    for f in c.fields:
+        extra = ", ".join([*(ch.value for ch in f.checks), *(f.enum or ())])
+        table.add_row(
+            f.name,
+            f.business_name or "",
+            f.type.value,
+            "yes" if f.required else "",
+            f.classification.value,
+            ", ".join(p.value for p in f.protection),
+            extra,
+        )
+    console.print(table)
+
+
+@keys_app.command("init")
+def keys_init(
+    path: Annotated[Path | None, typer.Option(help="Where to write the keyring (default: LIDM_KEYRING).")] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing keyring (data protected by it is lost).")] = False,
+) -> None:
+    """Make a new keyring (token, encryption and signing keys) readable by its owner only."""
+    from lidm.keys import generate_keyring, write_keyring
+
+    target = path or get_settings().effective_keyring
+    try:
+        keyring = generate_keyring()
+        write_keyring(keyring, target, overwrite=force)
+    except LidmError as exc:
+        _fail(exc)
+    console.print(f"keyring written to {target} (mode 600): {keyring!r}")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the central database to the newest migration."""
+    from lidm.central import connect, migrate
+
+    settings: Settings = get_settings()
+    engine = connect(settings)
+    migrate(engine)
+    console.print(f"central database at head: {engine.url.render_as_string(hide_password=True)}")

@@ -1,0 +1,51 @@
+"""Typed configuration from one place: environment variables prefixed LIDM_ (or a .env file)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    return Path.cwd() / ".lidm"
+
+
+class Settings(BaseSettings):
+    """Gateway settings; every field can be set as LIDM_<NAME>."""
+
+    model_config = SettingsConfigDict(env_prefix="LIDM_", env_file=".env", extra="ignore")
+
+    home: Path = Field(default_factory=_default_home, description="Working folder of the embedded default.")
+    central_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the central database; embedded SQLite when unset."
+    )
+    keyring: Path | None = Field(default=None, description="Keyring file (outside the repo).")
+    keyring_json: str | None = Field(default=None, description="Keyring as JSON, e.g. from a secret store.")
+    city_prefix: str = Field(default="4301", description="Division-code prefix of the configured city.")
+    contracts_dir: Path | None = Field(default=None, description="Folder of contract YAML files.")
+    chunk_rows: int = Field(default=100_000, ge=1, description="Rows per columnar chunk.")
+    known_hosts: Path | None = Field(default=None, description="OpenSSH known_hosts file for SFTP drops.")
+    connections: dict[str, str] = Field(
+        default_factory=dict,
+        description="Source connections by name, as URLs (sqlite:///, postgresql+psycopg://, odbc://?dsn, "
+        "sftp://user@host:port/dir?key=PATH, file:///dir); in Airflow they come from Airflow connections.",
+    )
+
+    @property
+    def effective_central_url(self) -> str:
+        if self.central_url:
+            return self.central_url
+        return f"sqlite:///{(self.home / 'central.db').resolve()}"
+
+    @property
+    def effective_keyring(self) -> Path:
+        return self.keyring or self.home / "keyring.json"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings; tests build their own Settings instead."""
+    return Settings()

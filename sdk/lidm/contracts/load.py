@@ -1,0 +1,231 @@
+"""Load contract files: YAML → ODCS v3 JSON-Schema validation → typed Contract.
+
+A contract is refused whole, with file, line and field, or loaded whole; nothing is half-loaded.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+from collections.abc import Iterator
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+from pydantic import ValidationError
+
+from lidm.contracts.model import (
+    Check,
+    Classification,
+    Contract,
+    Field,
+    LogicalType,
+    Protection,
+    UpdateMode,
+)
+from lidm.errors import ContractError
+
+SUPPORTED_API_VERSIONS = {"v3.1.0", "v3.2.0"}
+
+
+@lru_cache(maxsize=1)
+def odcs_schema() -> dict[str, Any]:
+    """The ODCS JSON Schema shipped with the open-data-contract-standard package."""
+    text = (importlib.resources.files("open_data_contract_standard") / "schema.json").read_text("utf-8")
+    return json.loads(text)
+
+
+def _line_of(node: yaml.Node | None, path: list[Any]) -> int | None:
+    """1-based line of the YAML node at a JSON path, as close as the path allows."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for step in path:
+        if isinstance(node, yaml.MappingNode):
+            nxt = next((v for k, v in node.value if getattr(k, "value", None) == step), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(step, int) and step < len(node.value):
+            nxt = node.value[step]
+        else:
+            nxt = None
+        if nxt is None:
+            break
+        node = nxt
+        line = node.start_mark.line + 1
+    return line
+
+
+def _custom(props: list[dict[str, Any]] | None) -> dict[str, Any]:
+    return {p.get("property"): p.get("value") for p in props or []}
+
+
+def _as_tuple(value: Any) -> tuple[Any, ...]:
+    if value is None:
+        return ()
+    return tuple(value) if isinstance(value, list) else (value,)
+
+
+def _field(raw: dict[str, Any]) -> Field:
+    custom = _custom(raw.get("customProperties"))
+    opts = raw.get("logicalTypeOptions") or {}
+    protection = _as_tuple(custom.get("lidmProtection"))
+    if not protection:
+        raise ValueError("has no lidmProtection (token, encrypt, mask, drop or clear)")
+    if not raw.get("classification"):
+        raise ValueError("has no classification (direct_identifier, quasi_identifier, sensitive, plain)")
+    enum = raw.get("enum")
+    return Field(
+        name=raw["name"],
+        business_name=raw.get("businessName"),
+        description=raw.get("description"),
+        type=LogicalType(raw.get("logicalType", "string")),
+        required=bool(raw.get("required", False)),
+        primary_key=bool(raw.get("primaryKey", False)),
+        classification=Classification(raw["classification"]),
+        protection=tuple(Protection(p) for p in protection),
+        checks=tuple(Check(c) for c in _as_tuple(custom.get("lidmCheck"))),
+        enum=tuple(str(e["value"] if isinstance(e, dict) else e) for e in enum) if enum else None,
+        min_length=opts.get("minLength"),
+        max_length=opts.get("maxLength"),
+        pattern=opts.get("pattern"),
+        minimum=opts.get("minimum"),
+        maximum=opts.get("maximum"),
+        unit=custom.get("lidmUnit"),
+    )
+
+
+def parse_contract(doc: dict[str, Any], *, source: str = "<contract>", root: yaml.Node | None = None) -> Contract:
+    """Validate one ODCS document and build its typed Contract."""
+    if not isinstance(doc, dict):
+        raise ContractError(f"{source}: not a YAML mapping")
+    errors = sorted(
+        jsonschema.Draft202012Validator(odcs_schema()).iter_errors(doc), key=lambda e: list(e.absolute_path)
+    )
+    if errors:
+        e = errors[0]
+        where = "/".join(str(p) for p in e.absolute_path) or "(document)"
+        raise ContractError(
+            f"{source}:{_line_of(root, list(e.absolute_path)) or '?'}: not valid ODCS v3 at {where}: {e.message[:300]}"
+        )
+    if doc["apiVersion"] not in SUPPORTED_API_VERSIONS:
+        raise ContractError(f"{source}: apiVersion {doc['apiVersion']} unsupported; use v3.1.0 or later")
+    schema = doc.get("schema") or []
+    if len(schema) != 1:
+        raise ContractError(f"{source}: a dataset contract has exactly one schema object, found {len(schema)}")
+    obj = schema[0]
+    fields: list[Field] = []
+    seen: set[str] = set()
+    for i, raw in enumerate(obj.get("properties") or []):
+        line = _line_of(root, ["schema", 0, "properties", i])
+        name = raw.get("name")
+        if name in seen:
+            raise ContractError(f"{source}:{line}: field {name} is declared twice")
+        seen.add(name)
+        try:
+            fields.append(_field(raw))
+        except (ValueError, ValidationError) as exc:
+            raise ContractError(f"{source}:{line}: field {name} {_short(exc)}") from None
+    custom = _custom(doc.get("customProperties"))
+    key = tuple(
+        f.name
+        for f in sorted(
+            (f for f, raw in zip(fields, obj["properties"], strict=True) if raw.get("primaryKey")),
+            key=lambda f: next(r.get("primaryKeyPosition", -1) for r in obj["properties"] if r["name"] == f.name),
+        )
+    )
+    if not key:
+        raise ContractError(f"{source}: no field is marked primaryKey; the gateway upserts on the key")
+    try:
+        mode = UpdateMode(custom.get("lidmUpdateMode", "full"))
+    except ValueError:
+        raise ContractError(f"{source}: lidmUpdateMode must be full or incremental") from None
+    watermark = custom.get("lidmWatermark")
+    if mode is UpdateMode.INCREMENTAL and watermark not in seen:
+        raise ContractError(f"{source}: an incremental contract names its watermark field in lidmWatermark")
+    department = custom.get("lidmOwner") or doc.get("domain")
+    contract_id = doc["id"]
+    if "." not in contract_id or contract_id.split(".", 1)[0] != department:
+        raise ContractError(f"{source}: id {contract_id} must be '<department>.<dataset>' owned by {department}")
+    description = doc.get("description") or {}
+    try:
+        return Contract(
+            id=contract_id,
+            version=str(doc["version"]),
+            department=department,
+            dataset=contract_id.split(".", 1)[1],
+            table=obj.get("physicalName") or contract_id.replace(".", "_"),
+            title=obj.get("businessName") or obj["name"],
+            description=description.get("purpose", ""),
+            fields=tuple(fields),
+            key=key,
+            update_mode=mode,
+            watermark=watermark,
+            frequency=custom.get("lidmFrequency"),
+            freshness=custom.get("lidmFreshness"),
+            source_file=source,
+        )
+    except ValidationError as exc:
+        raise ContractError(f"{source}: {_short(exc)}") from None
+
+
+def _short(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        err = exc.errors()[0]
+        return f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+    return str(exc)
+
+
+def load_contract(path: Path) -> Contract:
+    """Load one contract file, refusing it with file and line on any error."""
+    try:
+        text = path.read_text("utf-8")
+        root = yaml.compose(text)
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark else "?"
+        raise ContractError(f"{path}:{line}: YAML error: {getattr(exc, 'problem', exc)}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ContractError(f"{path}: cannot read: {exc}") from None
+    return parse_contract(doc, source=str(path), root=root)
+
+
+def default_contracts_dir() -> Path:
+    """contracts/ of the source checkout, or the copy installed with the package."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        candidate = parent / "contracts"
+        if (candidate / "health").is_dir():
+            return candidate
+    return Path(str(importlib.resources.files("lidm_contracts")))
+
+
+class ContractCatalog:
+    """Every contract in a folder, by id."""
+
+    def __init__(self, contracts: dict[str, Contract]) -> None:
+        self._contracts = dict(sorted(contracts.items()))
+
+    def __getitem__(self, contract_id: str) -> Contract:
+        try:
+            return self._contracts[contract_id]
+        except KeyError:
+            raise ContractError(f"no contract {contract_id}; known: {', '.join(self._contracts) or 'none'}") from None
+
+    def __iter__(self) -> Iterator[Contract]:
+        return iter(self._contracts.values())
+
+    def __len__(self) -> int:
+        return len(self._contracts)
+
+
+def load_catalog(directory: Path | None = None) -> ContractCatalog:
+    """Load contracts/<department>/<dataset>.yaml; the file path must match the contract id."""
+    directory = directory or default_contracts_dir()
+    contracts: dict[str, Contract] = {}
+    for path in sorted(directory.glob("*/*.yaml")):
+        contract = load_contract(path)
+        expected = f"{path.parent.name}.{path.stem}"
+        if contract.id != expected:
+            raise ContractError(f"{path}: id {contract.id} does not match its path (expected {expected})")
+        contracts[contract.id] = contract
+    return ContractCatalog(contracts)

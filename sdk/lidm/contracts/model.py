@@ -1,0 +1,122 @@
+"""The typed view of a contract that the pipeline works from."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Protection(StrEnum):
+    """How one field leaves the gateway: each kind yields its own column."""
+
+    TOKEN = "token"  # keyed HMAC of the normalized value: joinable across feeds, not reversible
+    ENCRYPT = "encrypt"  # AEAD ciphertext with key id: reversible only through audited re-identification
+    MASK = "mask"  # display form, e.g. 430102********1234
+    DROP = "drop"  # never stored centrally
+    CLEAR = "clear"  # stored as is
+
+
+class Classification(StrEnum):
+    DIRECT_IDENTIFIER = "direct_identifier"
+    QUASI_IDENTIFIER = "quasi_identifier"
+    SENSITIVE = "sensitive"
+    PLAIN = "plain"
+
+
+class UpdateMode(StrEnum):
+    FULL = "full"  # every batch is the whole dataset
+    INCREMENTAL = "incremental"  # every batch holds rows changed since the watermark
+
+
+class LogicalType(StrEnum):
+    STRING = "string"
+    DATE = "date"
+    TIMESTAMP = "timestamp"
+    NUMBER = "number"
+    INTEGER = "integer"
+    BOOLEAN = "boolean"
+
+
+class Check(StrEnum):
+    """Domain checks beyond type, range and enum."""
+
+    ID_NUMBER = "id_number"
+    PHONE = "phone"
+    DIVISION_CODE = "division_code"
+
+
+class Field(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    business_name: str | None = None
+    description: str | None = None
+    type: LogicalType
+    required: bool = False
+    primary_key: bool = False
+    classification: Classification
+    protection: tuple[Protection, ...]
+    checks: tuple[Check, ...] = ()
+    enum: tuple[str, ...] | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    pattern: str | None = None
+    minimum: Any = None
+    maximum: Any = None
+    unit: str | None = None
+
+    @property
+    def stored(self) -> bool:
+        return Protection.DROP not in self.protection
+
+    def output_columns(self) -> list[tuple[str, Protection]]:
+        """Central columns this field becomes, one per protection kind."""
+        suffix = {
+            Protection.TOKEN: "_token",
+            Protection.ENCRYPT: "_enc",
+            Protection.MASK: "_masked",
+            Protection.CLEAR: "",
+        }
+        return [(self.name + suffix[p], p) for p in self.protection if p is not Protection.DROP]
+
+
+class Contract(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    version: str
+    department: str
+    dataset: str
+    table: str
+    title: str
+    description: str
+    fields: tuple[Field, ...]
+    key: tuple[str, ...]
+    update_mode: UpdateMode
+    watermark: str | None = None
+    frequency: str | None = None
+    freshness: str | None = None
+    source_file: str | None = None
+
+    def field(self, name: str) -> Field:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+    @property
+    def field_names(self) -> list[str]:
+        return [f.name for f in self.fields]
+
+    def output_columns(self) -> list[tuple[Field, str, Protection]]:
+        return [(f, col, p) for f in self.fields for col, p in f.output_columns()]
+
+    def key_columns(self) -> list[str]:
+        """Central columns that hold the key: the token where the key field is tokenized."""
+        cols = []
+        for name in self.key:
+            f = self.field(name)
+            cols.append(f.name + "_token" if Protection.TOKEN in f.protection else f.name)
+        return cols

@@ -1,0 +1,49 @@
+"""Error types. Messages name the place (file, row, field) and what to do, never a personal value."""
+
+from __future__ import annotations
+
+
+class LidmError(Exception):
+    """Base of every error the gateway raises on purpose."""
+
+
+class ConfigError(LidmError):
+    """The configuration is missing or inconsistent."""
+
+
+class ContractError(LidmError):
+    """A contract file cannot be loaded or is not valid."""
+
+
+class KeyringError(LidmError):
+    """The keyring is missing, unreadable or lacks a key."""
+
+
+class SourceError(LidmError):
+    """A department source cannot be reached or read (transient: worth a retry)."""
+
+
+class HostKeyError(SourceError):
+    """An SFTP server presented an unknown or changed host key (never worth a retry)."""
+
+
+class RejectedBatch(LidmError):
+    """A whole batch cannot be accepted (wrong encoding, missing column, replay...): a data fault."""
+
+    def __init__(
+        self, reason: str, message: str, *, file: str | None = None, row: int | None = None, field: str | None = None
+    ) -> None:
+        self.reason = reason
+        self.file = file
+        self.row = row
+        self.field = field
+        where = ", ".join(
+            part
+            for part in (
+                f"file {file}" if file else "",
+                f"row {row}" if row is not None else "",
+                f"field {field}" if field else "",
+            )
+            if part
+        )
+        super().__init__(f"[{reason}] {where + ': ' if where else ''}{message}")

@@ -1,0 +1,425 @@
+"""One feed, end to end: extract → conform → validate → protect → load, one transaction per batch.
+
+The CLI, the DAGs and the test kit all call run_feed; nothing else runs a feed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import logging
+import os
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from lidm import manifest
+from lidm.adapter import Adapter
+from lidm.central import db
+from lidm.central.loader import SOURCE_ROW, BatchWriter
+from lidm.central.schema import batch as batch_table
+from lidm.central.schema import dataset_table
+from lidm.central.schema import watermark as watermark_table
+from lidm.config import Settings, get_settings
+from lidm.conform import check_columns, check_mapping, conform
+from lidm.contracts import Contract, UpdateMode, load_catalog
+from lidm.errors import ConfigError, LidmError, RejectedBatch
+from lidm.keys import Keyring, load_keyring
+from lidm.protect import Protector
+from lidm.registry import get_adapter
+from lidm.sources import DropSource, SourceBatch, SqlSource
+from lidm.sources.drops import open_store
+from lidm.validate import ROW, Validator
+
+log = logging.getLogger("lidm.pipeline")
+Progress = Callable[[str, int], None]
+
+
+@dataclass
+class BatchResult:
+    """What one batch did; counts only, so it is safe for logs and XCom."""
+
+    feed: str
+    batch_id: str | None
+    source: str
+    status: str  # loaded | rejected | unchanged
+    extracted: int = 0
+    loaded: int = 0
+    quarantined: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    retired: int = 0
+    reason: str | None = None
+    top_reasons: list[tuple[str, int]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _Unchanged(Exception):
+    pass
+
+
+@dataclass
+class Feed:
+    """Everything a run of one feed needs, resolved once."""
+
+    adapter: Adapter
+    contract: Contract
+    settings: Settings
+    keyring: Keyring
+    engine: sa.Engine
+
+    @property
+    def name(self) -> str:
+        return self.adapter.name
+
+
+def prepare(adapter: Adapter | str, settings: Settings | None = None) -> Feed:
+    """Resolve adapter, contract, keys and the migrated central database for a feed."""
+    settings = settings or get_settings()
+    adapter = get_adapter(adapter) if isinstance(adapter, str) else adapter
+    contract = load_catalog(settings.contracts_dir)[adapter.contract]
+    check_mapping(adapter, contract)
+    keyring = load_keyring(settings)
+    engine = db.connect(settings)
+    if not db.is_current(engine):
+        db.migrate(engine)
+    return Feed(adapter, contract, settings, keyring, engine)
+
+
+def run_feed(
+    adapter: Adapter | str,
+    settings: Settings | None = None,
+    *,
+    connections: Mapping[str, str] | None = None,
+    progress: Progress | None = None,
+) -> list[BatchResult]:
+    """Run every pending batch of a feed; returns one result per batch (none when nothing is pending)."""
+    feed = prepare(adapter, settings)
+    try:
+        url = _connection(feed, connections)
+        source = feed.adapter.source
+        if isinstance(source, SqlSource):
+            wm = _watermark(feed) if feed.contract.update_mode is UpdateMode.INCREMENTAL else None
+            return [run_batch(feed, source.batch(url, wm, feed.settings.chunk_rows), progress)]
+        if isinstance(source, DropSource):
+            store = open_store(url, feed.settings)
+            try:
+                return [run_batch(feed, b, progress) for b in source.batches(store)]
+            finally:
+                store.close()
+        raise ConfigError(f"adapter {feed.name}: unknown source type {type(source).__name__}")
+    finally:
+        feed.engine.dispose()
+
+
+def _connection(feed: Feed, connections: Mapping[str, str] | None) -> str:
+    name = feed.adapter.source.connection
+    for table in (connections or {}, feed.settings.connections):
+        if name in table:
+            return table[name]
+    raise ConfigError(
+        f"feed {feed.name}: no connection '{name}'; set LIDM_CONNECTIONS='{{\"{name}\": \"URL\"}}' "
+        "or an Airflow connection of that id"
+    )
+
+
+def _watermark(feed: Feed) -> str | None:
+    with feed.engine.connect() as conn:
+        return conn.execute(
+            sa.select(watermark_table.c.value).where(watermark_table.c.feed == feed.name)
+        ).scalar_one_or_none()
+
+
+class _Digests:
+    """Keyed digests: per row (change detection) and per batch (content identity), never plain hashes of PII."""
+
+    def __init__(self, keyring: Keyring) -> None:
+        self.key = hashlib.blake2b(keyring.token.active_key, digest_size=32, person=b"lidm-row").digest()
+        self.batch = hashlib.sha256()
+
+    def rows(self, table: pa.Table, fields: list[str]) -> pa.Array:
+        text = [pc.cast(table[f], pa.string()) for f in fields]
+        joined = pc.binary_join_element_wise(*text, "\x1f", null_handling="replace", null_replacement="\x00")
+        key = self.key
+        out = [hashlib.blake2b(v.encode("utf-8"), key=key, digest_size=32).hexdigest() for v in joined.to_pylist()]
+        for d in out:
+            self.batch.update(bytes.fromhex(d))
+        return pa.array(out, type=pa.string())
+
+
+def _encrypt_payload(keyring: Keyring, feed: str, payload: dict[str, Any]) -> str:
+    """A quarantined row is kept whole but encrypted: nothing lost, nothing readable without the key."""
+    nonce = os.urandom(12)
+    body = json.dumps(payload, ensure_ascii=False, default=str).encode("utf-8")
+    ct = AESGCM(keyring.encrypt.active_key).encrypt(nonce, body, f"quarantine/{feed}".encode())
+    return f"{keyring.encrypt.active}:{base64.b64encode(nonce + ct).decode('ascii')}"
+
+
+def run_batch(feed: Feed, src: SourceBatch, progress: Progress | None = None) -> BatchResult:
+    """Load one batch atomically; a data fault rejects it whole and says why."""
+    batch_id = str(uuid.uuid4())
+    started = datetime.now(UTC)
+    contract, keyring = feed.contract, feed.keyring
+    table = dataset_table(contract, sa.MetaData())
+    validator = Validator(contract, feed.settings.city_prefix)
+    protector = Protector(contract, keyring)
+    digests = _Digests(keyring)
+    file = src.meta.get("file", src.name)
+    reasons: Counter[str] = Counter()
+    extracted = 0
+    try:
+        with feed.engine.begin() as conn:
+            conn.execute(
+                batch_table.insert().values(
+                    batch_id=batch_id,
+                    feed=feed.name,
+                    contract_id=contract.id,
+                    contract_version=contract.version,
+                    source_name=src.name,
+                    status="loading",
+                    started_at=started,
+                )
+            )
+            writer = BatchWriter(conn, contract, table, batch_id, feed.name)
+            for chunk in _chunks(src, feed.adapter, file):
+                extracted += chunk.num_rows
+                rows = validator.normalize(conform(chunk, feed.adapter, contract))
+                row_digest = digests.rows(rows, contract.field_names)
+                checked = validator.validate(rows)
+                if len(checked.bad_rows):
+                    writer.quarantine(_bad_rows(feed, protector, chunk, rows, checked, reasons))
+                good = pa.array(np.isin(np.arange(rows.num_rows), checked.bad_rows, invert=True))
+                protected = protector.protect(checked.valid)
+                protected = protected.append_column("_batch_id", pa.array([batch_id] * protected.num_rows, pa.string()))
+                protected = protected.append_column("_row_digest", pc.filter(row_digest, good))
+                protected = protected.append_column("_retired_batch", pa.nulls(protected.num_rows, pa.string()))
+                protected = protected.append_column(SOURCE_ROW, checked.valid[ROW])
+                writer.write(protected)
+                if progress:
+                    progress(feed.name, chunk.num_rows)
+            malformed = src.meta.get("state", {}).get("malformed") or []
+            if malformed:
+                extracted += len(malformed)
+                writer.quarantine([_malformed_row(feed, m, reasons) for m in malformed])
+            _refuse_replay(conn, feed, src, file, contract, extracted)
+            content = digests.batch.hexdigest()
+            if feed.contract.update_mode is UpdateMode.FULL and _last_content(conn, feed) == content:
+                raise _Unchanged
+            counts = writer.finish(retire_missing=contract.update_mode is UpdateMode.FULL)
+            for _ in range(counts.duplicates):
+                reasons["duplicate_key"] += 1
+            quarantined = writer.quarantined
+            if extracted != counts.loaded + quarantined:
+                raise LidmError(
+                    f"batch {batch_id}: extracted {extracted} != loaded {counts.loaded} + quarantined {quarantined}; "
+                    "rolled back"
+                )
+            wm_to = src.watermark_to()
+            body, signature = manifest.sign(
+                {
+                    "batch_id": batch_id,
+                    "feed": feed.name,
+                    "contract": contract.id,
+                    "version": contract.version,
+                    "source": src.name,
+                    "source_digest": src.source_digest(),
+                    "content_digest": content,
+                    "extracted": extracted,
+                    "loaded": counts.loaded,
+                    "quarantined": quarantined,
+                    "watermark": [_wm(src.watermark_from), _wm(wm_to)],
+                    "policy_digest": manifest.policy_digest(contract),
+                    "keys": {"token": keyring.token.active, "encrypt": keyring.encrypt.active},
+                },
+                keyring,
+            )
+            conn.execute(
+                batch_table.update()
+                .where(batch_table.c.batch_id == batch_id)
+                .values(
+                    status="loaded",
+                    source_digest=src.source_digest(),
+                    content_digest=content,
+                    extracted=extracted,
+                    loaded=counts.loaded,
+                    quarantined=quarantined,
+                    inserted=counts.inserted,
+                    updated=counts.updated,
+                    unchanged=counts.unchanged,
+                    retired=counts.retired,
+                    watermark_from=_wm(src.watermark_from),
+                    watermark_to=_wm(wm_to),
+                    manifest=body,
+                    signature=signature,
+                    finished_at=datetime.now(UTC),
+                )
+            )
+            if wm_to is not None and contract.update_mode is UpdateMode.INCREMENTAL:
+                _advance_watermark(conn, feed.name, _wm(wm_to), batch_id)
+    except _Unchanged:
+        log.info("feed %s: %s has the same content as the last loaded batch; nothing changed", feed.name, src.name)
+        src.on_loaded("unchanged", json.dumps({"status": "unchanged", "source": src.name}))
+        return BatchResult(feed.name, None, src.name, "unchanged", extracted=extracted)
+    except RejectedBatch as exc:
+        return _reject(feed, src, batch_id, started, exc, extracted)
+    result = BatchResult(
+        feed.name,
+        batch_id,
+        src.name,
+        "loaded",
+        extracted=extracted,
+        loaded=counts.loaded,
+        quarantined=quarantined,
+        inserted=counts.inserted,
+        updated=counts.updated,
+        unchanged=counts.unchanged,
+        retired=counts.retired,
+        top_reasons=reasons.most_common(5),
+    )
+    log.info(
+        "feed %s batch %s: extracted %d loaded %d quarantined %d",
+        feed.name,
+        batch_id,
+        extracted,
+        counts.loaded,
+        quarantined,
+    )
+    src.on_loaded(batch_id, json.dumps({"receipt": json.loads(body), "signature": signature}, ensure_ascii=False))
+    return result
+
+
+def _chunks(src: SourceBatch, adapter: Adapter, file: str) -> Iterator[pa.Table]:
+    first = True
+    for chunk in src.chunks():
+        if first:
+            check_columns(chunk.column_names, adapter, file)
+            first = False
+        yield chunk
+
+
+def _wm(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.isoformat(sep=" ") if hasattr(value, "isoformat") else str(value)
+
+
+def _bad_rows(feed, protector, chunk, rows, checked, reasons) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    key = feed.contract.key[0]
+    key_field = feed.contract.field(key)
+    bad = pa.array(checked.bad_rows)
+    raw = pc.take(chunk, bad).to_pylist()
+    keys = pc.cast(pc.take(rows[key], bad), pa.string())
+    tokens = protector.token(keys).to_pylist() if "token" in key_field.protection else [None] * len(raw)
+    out = []
+    for i, idx in enumerate(checked.bad_rows):
+        problems = checked.problems[int(idx)]
+        first = problems[0]
+        reasons[first.code] += 1
+        out.append(
+            {
+                "row_number": raw[i].pop(ROW),
+                "field": first.field,
+                "reason": first.code,
+                "message": "; ".join(p.message for p in problems),
+                "problems": json.dumps([{"field": p.field, "code": p.code} for p in problems]),
+                "key_token": tokens[i],
+                "payload_kind": "raw_enc",
+                "payload": _encrypt_payload(feed.keyring, feed.name, raw[i]),
+            }
+        )
+    return out
+
+
+def _malformed_row(feed: Feed, m: dict[str, Any], reasons: Counter[str]) -> dict[str, Any]:
+    reasons["malformed_row"] += 1
+    return {
+        "row_number": m["row"],
+        "field": None,
+        "reason": "malformed_row",
+        "message": f"row has {m['actual']} fields, the header has {m['expected']}",
+        "payload_kind": "raw_enc",
+        "payload": _encrypt_payload(feed.keyring, feed.name, {"text": m["text"]}),
+    }
+
+
+def _refuse_replay(conn, feed, src, file, contract, extracted) -> None:  # type: ignore[no-untyped-def]
+    digest = src.source_digest()
+    if digest:
+        earlier = conn.execute(
+            sa.select(batch_table.c.batch_id, batch_table.c.started_at).where(
+                batch_table.c.feed == feed.name,
+                batch_table.c.source_digest == digest,
+                batch_table.c.status == "loaded",
+            )
+        ).first()
+        if earlier:
+            raise RejectedBatch(
+                "replay",
+                f"this exact file was already loaded in batch {earlier.batch_id} "
+                f"({earlier.started_at:%Y-%m-%d %H:%M}); nothing was loaded again",
+                file=file,
+            )
+    if extracted == 0 and contract.update_mode is UpdateMode.FULL:
+        raise RejectedBatch(
+            "empty_snapshot", "a full snapshot with no rows would retire the whole dataset; refused", file=file
+        )
+
+
+def _last_content(conn: sa.Connection, feed: Feed) -> str | None:
+    return conn.execute(
+        sa.select(batch_table.c.content_digest)
+        .where(batch_table.c.feed == feed.name, batch_table.c.status == "loaded")
+        .order_by(batch_table.c.started_at.desc())
+        .limit(1)
+    ).scalar_one_or_none()
+
+
+def _advance_watermark(conn: sa.Connection, feed: str, value: str, batch_id: str) -> None:
+    now = datetime.now(UTC)
+    updated = conn.execute(
+        watermark_table.update()
+        .where(watermark_table.c.feed == feed)
+        .values(value=value, batch_id=batch_id, updated_at=now)
+    )
+    if updated.rowcount == 0:
+        conn.execute(watermark_table.insert().values(feed=feed, value=value, batch_id=batch_id, updated_at=now))
+
+
+def _reject(
+    feed: Feed, src: SourceBatch, batch_id: str, started: datetime, exc: RejectedBatch, extracted: int
+) -> BatchResult:
+    """Record a rejected batch (no data written) and move the delivery aside with its reason."""
+    with feed.engine.begin() as conn:
+        conn.execute(
+            batch_table.insert().values(
+                batch_id=batch_id,
+                feed=feed.name,
+                contract_id=feed.contract.id,
+                contract_version=feed.contract.version,
+                source_name=src.name,
+                source_digest=src.source_digest(),
+                status="rejected",
+                reason=str(exc),
+                extracted=0,
+                started_at=started,
+                finished_at=datetime.now(UTC),
+            )
+        )
+    log.warning("feed %s: batch %s rejected: %s", feed.name, batch_id, exc)
+    src.on_rejected(f"batch {batch_id} rejected\n{exc}")
+    return BatchResult(
+        feed.name, batch_id, src.name, "rejected", extracted=extracted, reason=str(exc), top_reasons=[(exc.reason, 1)]
+    )

@@ -1,0 +1,32 @@
+"""What every source hands the pipeline: batches of columnar chunks with their provenance."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pyarrow as pa
+
+
+def _noop(*_: Any) -> None:
+    return None
+
+
+@dataclass
+class SourceBatch:
+    """One unit of delivery: a drop file, or one extract of a query.
+
+    chunks() yields Arrow tables with lower-case source column names plus the row-number column;
+    source_digest() is final once chunks() is exhausted. on_loaded / on_rejected let the source
+    settle the delivery (archive or reject a drop) after the central database has committed.
+    """
+
+    name: str
+    chunks: Callable[[], Iterator[pa.Table]]
+    source_digest: Callable[[], str | None] = lambda: None
+    watermark_from: Any = None
+    watermark_to: Callable[[], Any] = lambda: None
+    on_loaded: Callable[[str, str], None] = _noop
+    on_rejected: Callable[[str], None] = _noop
+    meta: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,132 @@
+"""File drops (SFTP or a local folder): pick up complete drops only, settle each after the load.
+
+Layout of a drop folder: data files with a marker next to them (`roster_20261127.csv` +
+`roster_20261127.csv.ok`, written after the data). The marker may carry a manifest line
+`sha256=<hex>` that the file must match. Loaded drops move to archive/ with a receipt; rejected
+ones to rejected/ with a reason file.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import unquote, urlsplit
+
+import pyarrow as pa
+
+from lidm.config import Settings
+from lidm.errors import RejectedBatch
+from lidm.sources.base import SourceBatch
+from lidm.sources.csvfile import read_csv_chunks
+from lidm.sources.localstore import LocalStore
+from lidm.sources.sftp import SftpStore, SftpTarget
+
+ARCHIVE, REJECTED = "archive", "rejected"
+
+
+class DropStore(Protocol):
+    where: str
+
+    def connect(self) -> object: ...
+    def close(self) -> None: ...
+    def list(self, folder: str = "") -> list[str]: ...
+    def open(self, name: str): ...
+    def read_text(self, name: str) -> str: ...
+    def write_text(self, name: str, text: str) -> None: ...
+    def move(self, name: str, folder: str) -> None: ...
+
+
+def open_store(url: str, settings: Settings) -> DropStore:
+    """sftp://… for an SFTP drop, file:///… or a plain path for a local folder."""
+    if url.startswith("sftp://"):
+        return SftpStore(SftpTarget.from_url(url, settings.known_hosts))
+    if url.startswith("file://"):
+        return LocalStore(Path(unquote(urlsplit(url).path)))
+    return LocalStore(Path(url))
+
+
+@dataclass(frozen=True)
+class DropSource:
+    """Files a department drops: pattern, format, encoding and the completeness marker."""
+
+    connection: str
+    pattern: str = "*.csv"
+    encoding: str = "utf-8"
+    delimiter: str = ","
+    marker: str = ".ok"
+    format: str = "csv"
+
+    def describe(self) -> str:
+        return f"drop {self.pattern} ({self.format}, {self.encoding}) on connection {self.connection}"
+
+    def pending(self, store: DropStore) -> list[str]:
+        """Complete drops waiting, oldest name first; a file without its marker is still being written."""
+        names = store.list()
+        have = set(names)
+        return [n for n in names if fnmatch.fnmatch(n, self.pattern) and n + self.marker in have]
+
+    def batches(self, store: DropStore, chunk_bytes: int = 8 << 20) -> Iterator[SourceBatch]:
+        for name in self.pending(store):
+            yield self._batch(store, name, chunk_bytes)
+
+    def _batch(self, store: DropStore, name: str, chunk_bytes: int) -> SourceBatch:
+        state: dict[str, object] = {}
+        expected = _manifest_digest(store.read_text(name + self.marker))
+        where = f"{store.where}/{name}"
+
+        def chunks() -> Iterator[pa.Table]:
+            if self.format != "csv":
+                raise RejectedBatch("format", f"format {self.format} is not supported yet", file=where)
+            with store.open(name) as fh:
+                _names, it, reader, malformed = read_csv_chunks(
+                    fh, file=where, encoding=self.encoding, delimiter=self.delimiter, chunk_bytes=chunk_bytes
+                )
+                state["reader"], state["malformed"] = reader, malformed
+                yield from it
+            digest = reader.sha256.hexdigest()
+            state["digest"] = digest
+            if expected and expected != digest:
+                raise RejectedBatch(
+                    "digest_mismatch",
+                    "file does not match the sha256 in its marker (truncated or changed after the marker was written)",
+                    file=where,
+                )
+
+        def on_loaded(batch_id: str, receipt: str) -> None:
+            store.move(name, ARCHIVE)
+            store.move(name + self.marker, ARCHIVE)
+            store.write_text(f"{ARCHIVE}/{name}.receipt.json", receipt)
+
+        def on_rejected(reason: str) -> None:
+            store.move(name, REJECTED)
+            store.move(name + self.marker, REJECTED)
+            store.write_text(f"{REJECTED}/{name}.reason.txt", reason + "\n")
+
+        return SourceBatch(
+            name=name,
+            chunks=chunks,
+            source_digest=lambda: state.get("digest"),  # type: ignore[arg-type, return-value]
+            on_loaded=on_loaded,
+            on_rejected=on_rejected,
+            meta={"file": where, "state": state},
+        )
+
+
+def _manifest_digest(text: str) -> str | None:
+    text = text.strip()
+    if not text:
+        return None
+    if text.startswith("{"):
+        try:
+            return json.loads(text).get("sha256")
+        except json.JSONDecodeError:
+            return None
+    for line in text.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip().lower() == "sha256":
+            return value.strip().lower()
+    return None
