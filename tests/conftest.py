@@ -237,3 +237,40 @@ def artifacts_dir() -> Path:
     path = Path("test-artifacts")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# --------------------------------------------------------------------------- lidm settings
+
+
+@dataclass
+class Gateway:
+    """A gateway configuration for one test: its own home, keyring and central database."""
+
+    home: Path
+    central_url: str | None
+
+    @property
+    def settings(self):
+        from lidm.config import Settings
+
+        return Settings(home=self.home, central_url=self.central_url, keyring=self.home / "keyring.json")
+
+
+def _gateway(home: Path, central_url: str | None) -> Gateway:
+    from lidm.keys import generate_keyring, write_keyring
+
+    home.mkdir(parents=True, exist_ok=True)
+    write_keyring(generate_keyring(), home / "keyring.json")
+    return Gateway(home, central_url)
+
+
+@pytest.fixture
+def gateway_sqlite(tmp_path: Path) -> Gateway:
+    """Embedded default: SQLite central database under tmp_path."""
+    return _gateway(tmp_path / "gw-sqlite", None)
+
+
+@pytest.fixture
+def gateway_pg(tmp_path: Path, pg_clean_url: str) -> Gateway:
+    """PostgreSQL central database, fresh per test."""
+    return _gateway(tmp_path / "gw-pg", pg_clean_url)

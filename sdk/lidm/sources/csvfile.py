@@ -40,20 +40,27 @@ class TranscodingReader(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
+    def _fill(self) -> bool:
+        """Decode the next block onto `pending`; False once the file is exhausted."""
+        if self.eof:
+            return False
+        chunk = self.raw.read(self.block)
+        if not chunk:
+            self.eof = True
+            text = self._decode(b"", final=True)
+        else:
+            self.sha256.update(chunk)
+            text = self._decode(chunk, final=False)
+            self.lines_before += chunk.count(b"\n")
+        if self.first and text:
+            self.first = False
+            text = text.removeprefix("\ufeff")
+        self.pending += text.encode("utf-8")
+        return True
+
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        while not self.pending and not self.eof:
-            chunk = self.raw.read(self.block)
-            if not chunk:
-                self.eof = True
-                text = self._decode(b"", final=True)
-            else:
-                self.sha256.update(chunk)
-                text = self._decode(chunk, final=False)
-                self.lines_before += chunk.count(b"\n")
-            if self.first and text:
-                self.first = False
-                text = text.removeprefix("\ufeff")
-            self.pending = text.encode("utf-8")
+        while not self.pending and self._fill():
+            pass
         n = min(len(buffer), len(self.pending))
         buffer[:n] = self.pending[:n]
         self.pending = self.pending[n:]
@@ -78,10 +85,16 @@ class TranscodingReader(io.RawIOBase):
             )
             raise self.error from None
 
+    def at_end(self) -> bool:
+        """True when nothing but whitespace follows what was read so far."""
+        while not self.pending.strip() and self._fill():
+            pass
+        return not self.pending.strip()
+
     def drain(self) -> None:
         """Read what Arrow left unread so the digest covers the whole file."""
-        while not self.eof:
-            self.readinto(memoryview(bytearray(self.block)))
+        while self._fill():
+            self.pending = b""
         self.pending = b""
 
 
@@ -123,6 +136,9 @@ def read_csv_chunks(
         return "skip"
 
     def chunks() -> Iterator[pa.Table]:
+        if reader.at_end():
+            reader.drain()
+            return  # a header-only file: no rows, which the pipeline judges by the feed's update mode
         stream = pacsv.open_csv(
             reader,
             # Sequential parsing keeps physical row numbers exact for quarantine and error messages.
@@ -142,8 +158,7 @@ def read_csv_chunks(
                 numbers = [r for r in range(next_row, next_row + batch.num_rows + len(skipped)) if r not in skipped]
                 numbers = numbers[: batch.num_rows]
                 next_row = numbers[-1] + 1
-                rows = pa.array(numbers, type=pa.int64())
-                yield pa.Table.from_batches([batch]).append_column(ROW, rows)
+                yield pa.Table.from_batches([batch]).append_column(ROW, pa.array(numbers, type=pa.int64()))
         except pa.ArrowInvalid as exc:
             if reader.error:
                 raise reader.error from None

@@ -27,7 +27,7 @@ class SftpTarget:
 
     @classmethod
     def from_url(cls, url: str, default_known_hosts: Path | None = None) -> SftpTarget:
-        """sftp://user@host:port/dir?key_file=PATH&known_hosts=PATH"""
+        """sftp://user@host:port/dir?key_file=PATH&known_hosts=PATH (dir relative to the login folder)."""
         parts = urlsplit(url)
         if parts.scheme != "sftp" or not parts.hostname or not parts.username:
             raise ConfigError("an SFTP connection looks like sftp://user@host:port/dir?key_file=...&known_hosts=...")
@@ -37,11 +37,18 @@ class SftpTarget:
             host=parts.hostname,
             port=parts.port or 22,
             username=unquote(parts.username),
-            path=unquote(parts.path) or ".",
+            path=_drop_path(unquote(parts.path)),
             key_file=Path(query["key_file"]) if query.get("key_file") else None,
             known_hosts=Path(kh) if kh else None,
             password=unquote(parts.password) if parts.password else None,
         )
+
+
+def _drop_path(path: str) -> str:
+    """URL paths are relative to the login folder, as with scp; a double slash makes them absolute."""
+    if path.startswith("//"):
+        return path[1:]
+    return path.lstrip("/") or "."
 
 
 class SftpStore:

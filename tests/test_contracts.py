@@ -1,0 +1,132 @@
+"""Contracts: valid ODCS v3, typed loading, and refusal of malformed files with file, line and field."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+from lidm.contracts import Classification, Protection, UpdateMode, load_catalog, load_contract
+from lidm.contracts.load import default_contracts_dir, odcs_schema
+from lidm.errors import ContractError
+
+CONTRACTS = default_contracts_dir()
+FILES = sorted(CONTRACTS.glob("*/*.yaml"))
+
+
+def test_catalogue_has_both_foundation_contracts():
+    ids = [c.id for c in load_catalog()]
+    assert ids == ["civil_affairs.low_income_roster", "health.population"]
+
+
+@pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
+def test_every_contract_is_valid_odcs_v3_against_the_shipped_json_schema(path: Path):
+    doc = yaml.safe_load(path.read_text("utf-8"))
+    jsonschema.Draft202012Validator(odcs_schema()).validate(doc)
+    assert doc["apiVersion"] >= "v3.1.0"
+
+
+def test_the_json_schema_check_has_teeth():
+    doc = yaml.safe_load(FILES[0].read_text("utf-8"))
+    doc["schema"][0]["properties"][0]["logicalType"] = "uuid-ish"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.Draft202012Validator(odcs_schema()).validate(doc)
+
+
+def test_population_contract_is_typed():
+    c = load_catalog()["health.population"]
+    assert c.key == ("id_number",)
+    assert c.key_columns() == ["id_number_token"]
+    assert c.update_mode is UpdateMode.FULL
+    idn = c.field("id_number")
+    assert idn.classification is Classification.DIRECT_IDENTIFIER
+    assert idn.protection == (Protection.TOKEN, Protection.ENCRYPT, Protection.MASK)
+    assert [col for col, _ in idn.output_columns()] == ["id_number_token", "id_number_enc", "id_number_masked"]
+    assert set(c.field("gender").enum) == {"male", "female"}
+
+
+def test_roster_covers_every_low_income_category():
+    c = load_catalog()["civil_affairs.low_income_roster"]
+    assert c.field("category").enum == (
+        "dibao",
+        "tekun",
+        "dibao_edge",
+        "rigid_expense",
+        "return_risk",
+        "other_hardship",
+    )
+
+
+def test_no_direct_identifier_is_stored_in_clear():
+    for c in load_catalog():
+        for f in c.fields:
+            if f.classification is Classification.DIRECT_IDENTIFIER:
+                assert Protection.CLEAR not in f.protection, f"{c.id}.{f.name}"
+
+
+def _write(tmp_path: Path, text: str, name: str = "health/population.yaml") -> Path:
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, "utf-8")
+    return path
+
+
+def _population_text() -> str:
+    return (CONTRACTS / "health" / "population.yaml").read_text("utf-8")
+
+
+def test_yaml_error_names_file_and_line(tmp_path: Path):
+    text = _population_text().replace("version: 1.0.0", "version: [1.0.0")
+    path = _write(tmp_path, text)
+    with pytest.raises(ContractError, match=r"population\.yaml:\d+: YAML error"):
+        load_contract(path)
+
+
+def test_missing_protection_names_field_and_line(tmp_path: Path):
+    text = _population_text().replace(
+        "          - {property: lidmProtection, value: [encrypt, mask]}\n      - name: gender",
+        "          - {property: other, value: 1}\n      - name: gender",
+    )
+    path = _write(tmp_path, text)
+    with pytest.raises(ContractError, match=r"population\.yaml:\d+: field name has no lidmProtection"):
+        load_contract(path)
+
+
+def test_duplicate_field_is_refused(tmp_path: Path):
+    doc = yaml.safe_load(_population_text())
+    props = doc["schema"][0]["properties"]
+    props.append(dict(props[1]))
+    path = _write(tmp_path, yaml.safe_dump(doc, allow_unicode=True))
+    with pytest.raises(ContractError, match="field name is declared twice"):
+        load_contract(path)
+
+
+def test_unknown_protection_is_refused(tmp_path: Path):
+    path = _write(tmp_path, _population_text().replace("value: [token, encrypt, mask]", "value: [token, hash]"))
+    with pytest.raises(ContractError, match="field id_number"):
+        load_contract(path)
+
+
+def test_not_odcs_is_refused_with_location(tmp_path: Path):
+    path = _write(tmp_path, _population_text().replace("logicalType: date", "logicalType: datetime", 1))
+    with pytest.raises(ContractError, match=r"not valid ODCS v3 at schema/0/properties/3"):
+        load_contract(path)
+
+
+def test_contract_id_must_match_its_path(tmp_path: Path):
+    _write(tmp_path, _population_text(), "health/people.yaml")
+    with pytest.raises(ContractError, match="does not match its path"):
+        load_catalog(tmp_path)
+
+
+def test_incremental_contract_needs_a_watermark(tmp_path: Path):
+    text = _population_text().replace("value: full}", "value: incremental}")
+    with pytest.raises(ContractError, match="watermark"):
+        load_contract(_write(tmp_path, text))
+
+
+def test_contract_loads_into_json_serialisable_model():
+    c = load_catalog()["health.population"]
+    assert json.loads(c.model_dump_json())["id"] == "health.population"
