@@ -159,7 +159,7 @@ def test_unknown_host_key_is_refused_and_the_drop_untouched(drop, gateway_pg, tm
     empty = tmp_path / "known_hosts"
     empty.write_text("")
     bad_url = url.replace(quote(str(sftp_server.known_hosts), safe=""), quote(str(empty), safe=""))
-    with pytest.raises(HostKeyError, match="not in .*known_hosts; refusing an unknown host key"):
+    with pytest.raises(HostKeyError, match=r"not in .*known_hosts; refusing an unknown host key"):
         run_feed(FEED, gateway_pg.settings, connections={"civil_affairs_drop": bad_url})
     changed = url.replace(
         quote(str(sftp_server.known_hosts), safe=""), quote(str(sftp_server.wrong_known_hosts), safe="")

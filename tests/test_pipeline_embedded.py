@@ -21,7 +21,7 @@ def _counts(url: str, sql: str):
 
 
 def test_demo_loads_both_feeds_with_the_invariant(tmp_path):
-    sources, results = run_demo(tmp_path, size=800, seed=3, bad=5)
+    _, results = run_demo(tmp_path, size=800, seed=3, bad=5)
     assert [r.feed for r in results] == ["health.population", "civil_affairs.low_income_roster"]
     for r in results:
         assert r.status == "loaded"
