@@ -134,7 +134,8 @@ def feeds() -> None:
     from lidm.registry import adapters
 
     table = Table(title="Feeds")
-    for col in ("feed", "contract", "source"):
+    table.add_column("feed", no_wrap=True)
+    for col in ("contract", "source"):
         table.add_column(col)
     for name, adapter in adapters().items():
         table.add_row(name, adapter.contract, adapter.source.describe())
@@ -151,7 +152,8 @@ def contracts_list() -> None:
     except LidmError as exc:
         _fail(exc)
     table = Table(title=f"Contracts ({len(catalog)})")
-    for col in ("id", "version", "title", "fields", "key", "mode", "freshness"):
+    table.add_column("id", no_wrap=True)
+    for col in ("version", "title", "fields", "key", "mode", "freshness"):
         table.add_column(col)
     for c in catalog:
         table.add_row(
@@ -174,7 +176,8 @@ def contracts_show(contract_id: Annotated[str, typer.Argument(help="e.g. health.
         f"key: {', '.join(c.key)}; mode: {c.update_mode.value}; freshness: {c.freshness}; table: {c.table}"
     )
     table = Table()
-    for col in ("field", "名称", "type", "required", "classification", "protection", "checks / values"):
+    table.add_column("field", no_wrap=True)
+    for col in ("名称", "type", "required", "classification", "protection", "checks / values"):
         table.add_column(col)
     for f in c.fields:
         extra = ", ".join([*(ch.value for ch in f.checks), *(f.enum or ())])
