@@ -219,9 +219,13 @@ def run_batch(feed: Feed, src: SourceBatch, progress: Progress | None = None) ->
             if feed.contract.update_mode is UpdateMode.FULL and _last_content(conn, feed) == content:
                 raise _Unchanged
             counts = writer.finish(retire_missing=contract.update_mode is UpdateMode.FULL)
-            for _ in range(counts.duplicates):
-                reasons["duplicate_key"] += 1
+            if counts.duplicates:
+                reasons["duplicate_key"] += counts.duplicates
             quarantined = writer.quarantined
+            if contract.update_mode is UpdateMode.INCREMENTAL and not (
+                counts.inserted or counts.updated or quarantined
+            ):
+                raise _Unchanged  # only boundary rows seen again: keep the watermark, record nothing
             if extracted != counts.loaded + quarantined:
                 raise LidmError(
                     f"batch {batch_id}: extracted {extracted} != loaded {counts.loaded} + quarantined {quarantined}; "
@@ -275,6 +279,13 @@ def run_batch(feed: Feed, src: SourceBatch, progress: Progress | None = None) ->
         return BatchResult(feed.name, None, src.name, "unchanged", extracted=extracted)
     except RejectedBatch as exc:
         return _reject(feed, src, batch_id, started, exc, extracted)
+    except sa.exc.DBAPIError as exc:
+        # Driver messages can quote the offending row; say what failed, never the values.
+        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "-"
+        raise LidmError(
+            f"feed {feed.name}: central database refused batch {batch_id} ({type(exc.orig).__name__}, "
+            f"SQLSTATE {code}); nothing was written. Check the migration state with `lidm db upgrade`."
+        ) from None
     result = BatchResult(
         feed.name,
         batch_id,
