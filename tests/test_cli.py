@@ -7,7 +7,6 @@ import os
 import stat
 
 import pytest
-
 from typer.testing import CliRunner
 
 from lidm import cli

@@ -8,6 +8,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import yaml
+
 from lidm.contracts import Classification, Protection, UpdateMode, load_catalog, load_contract
 from lidm.contracts.load import default_contracts_dir, odcs_schema
 from lidm.errors import ContractError

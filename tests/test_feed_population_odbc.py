@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+
 from lidm.central.loader import BatchWriter
 from lidm.pipeline import run_feed
 from lidm.samples import generate_people, population_rows, write_population_table

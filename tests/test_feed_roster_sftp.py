@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
+
 from lidm.errors import HostKeyError
 from lidm.pipeline import run_feed
 from lidm.samples import generate_people, generate_roster, roster_rows, write_roster_drop

@@ -6,6 +6,7 @@ import json
 import logging
 
 import sqlalchemy as sa
+
 from lidm.demo import run_demo
 from lidm.pipeline import run_feed
 from lidm.samples import ROSTER_HEADER_LINE, generate_people, population_rows, write_population_table

@@ -7,6 +7,7 @@ import stat
 
 import pyarrow as pa
 import pytest
+
 from lidm.contracts import load_catalog
 from lidm.errors import KeyringError
 from lidm.keys import Keyring, generate_keyring, load_keyring, write_keyring

@@ -8,6 +8,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+
 from lidm.samples import (
     DISTRICTS,
     POPULATION_BAD_KINDS,

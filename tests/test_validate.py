@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
+
 from lidm import idnumber
 from lidm.adapter import codes, date, fen_to_yuan
 from lidm.contracts import load_catalog
