@@ -67,6 +67,9 @@ class BatchResult:
         return asdict(self)
 
 
+COUNTS = ("extracted", "loaded", "quarantined", "inserted", "updated", "unchanged", "retired")
+
+
 class _Unchanged(Exception):
     pass
 
@@ -172,113 +175,16 @@ def run_batch(feed: Feed, src: SourceBatch, progress: Progress | None = None) ->
     """Load one batch atomically; a data fault rejects it whole and says why."""
     batch_id = str(uuid.uuid4())
     started = datetime.now(UTC)
-    contract, keyring = feed.contract, feed.keyring
-    table = dataset_table(contract, sa.MetaData())
-    validator = Validator(contract, feed.settings.city_prefix)
-    protector = Protector(contract, keyring)
-    digests = _Digests(keyring)
-    file = src.meta.get("file", src.name)
-    reasons: Counter[str] = Counter()
-    extracted = 0
+    result = BatchResult(feed.name, batch_id, src.name, "loaded")
     try:
         with feed.engine.begin() as conn:
-            conn.execute(
-                batch_table.insert().values(
-                    batch_id=batch_id,
-                    feed=feed.name,
-                    contract_id=contract.id,
-                    contract_version=contract.version,
-                    source_name=src.name,
-                    status="loading",
-                    started_at=started,
-                )
-            )
-            writer = BatchWriter(conn, contract, table, batch_id, feed.name)
-            for chunk in _chunks(src, feed.adapter, file):
-                extracted += chunk.num_rows
-                rows = validator.normalize(conform(chunk, feed.adapter, contract))
-                row_digest = digests.rows(rows, contract.field_names)
-                checked = validator.validate(rows)
-                if len(checked.bad_rows):
-                    writer.quarantine(_bad_rows(feed, protector, chunk, rows, checked, reasons))
-                good = pa.array(np.isin(np.arange(rows.num_rows), checked.bad_rows, invert=True))
-                protected = protector.protect(checked.valid)
-                protected = protected.append_column("_batch_id", pa.array([batch_id] * protected.num_rows, pa.string()))
-                protected = protected.append_column("_row_digest", pc.filter(row_digest, good))
-                protected = protected.append_column("_retired_batch", pa.nulls(protected.num_rows, pa.string()))
-                protected = protected.append_column(SOURCE_ROW, checked.valid[ROW])
-                writer.write(protected)
-                if progress:
-                    progress(feed.name, chunk.num_rows)
-            malformed = src.meta.get("state", {}).get("malformed") or []
-            if malformed:
-                extracted += len(malformed)
-                writer.quarantine([_malformed_row(feed, m, reasons) for m in malformed])
-            _refuse_replay(conn, feed, src, file, contract, extracted)
-            content = digests.batch.hexdigest()
-            if feed.contract.update_mode is UpdateMode.FULL and _last_content(conn, feed) == content:
-                raise _Unchanged
-            counts = writer.finish(retire_missing=contract.update_mode is UpdateMode.FULL)
-            if counts.duplicates:
-                reasons["duplicate_key"] += counts.duplicates
-            quarantined = writer.quarantined
-            if contract.update_mode is UpdateMode.INCREMENTAL and not (
-                counts.inserted or counts.updated or quarantined
-            ):
-                raise _Unchanged  # only boundary rows seen again: keep the watermark, record nothing
-            if extracted != counts.loaded + quarantined:
-                raise LidmError(
-                    f"batch {batch_id}: extracted {extracted} != loaded {counts.loaded} + quarantined {quarantined}; "
-                    "rolled back"
-                )
-            wm_to = src.watermark_to()
-            body, signature = manifest.sign(
-                {
-                    "batch_id": batch_id,
-                    "feed": feed.name,
-                    "contract": contract.id,
-                    "version": contract.version,
-                    "source": src.name,
-                    "source_digest": src.source_digest(),
-                    "content_digest": content,
-                    "extracted": extracted,
-                    "loaded": counts.loaded,
-                    "quarantined": quarantined,
-                    "watermark": [_wm(src.watermark_from), _wm(wm_to)],
-                    "policy_digest": manifest.policy_digest(contract),
-                    "keys": {"token": keyring.token.active, "encrypt": keyring.encrypt.active},
-                },
-                keyring,
-            )
-            conn.execute(
-                batch_table.update()
-                .where(batch_table.c.batch_id == batch_id)
-                .values(
-                    status="loaded",
-                    source_digest=src.source_digest(),
-                    content_digest=content,
-                    extracted=extracted,
-                    loaded=counts.loaded,
-                    quarantined=quarantined,
-                    inserted=counts.inserted,
-                    updated=counts.updated,
-                    unchanged=counts.unchanged,
-                    retired=counts.retired,
-                    watermark_from=_wm(src.watermark_from),
-                    watermark_to=_wm(wm_to),
-                    manifest=body,
-                    signature=signature,
-                    finished_at=datetime.now(UTC),
-                )
-            )
-            if wm_to is not None and contract.update_mode is UpdateMode.INCREMENTAL:
-                _advance_watermark(conn, feed.name, _wm(wm_to), batch_id)
+            receipt = _load(conn, feed, src, result, started, progress)
     except _Unchanged:
-        log.info("feed %s: %s has the same content as the last loaded batch; nothing changed", feed.name, src.name)
+        log.info("feed %s: %s changes nothing; no batch recorded", feed.name, src.name)
         src.on_loaded("unchanged", json.dumps({"status": "unchanged", "source": src.name}))
-        return BatchResult(feed.name, None, src.name, "unchanged", extracted=extracted)
+        return BatchResult(feed.name, None, src.name, "unchanged", extracted=result.extracted)
     except RejectedBatch as exc:
-        return _reject(feed, src, batch_id, started, exc, extracted)
+        return _reject(feed, src, batch_id, started, exc, result.extracted)
     except sa.exc.DBAPIError as exc:
         # Driver messages can quote the offending row; say what failed, never the values.
         code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "-"
@@ -286,30 +192,123 @@ def run_batch(feed: Feed, src: SourceBatch, progress: Progress | None = None) ->
             f"feed {feed.name}: central database refused batch {batch_id} ({type(exc.orig).__name__}, "
             f"SQLSTATE {code}); nothing was written. Check the migration state with `lidm db upgrade`."
         ) from None
-    result = BatchResult(
-        feed.name,
-        batch_id,
-        src.name,
-        "loaded",
-        extracted=extracted,
-        loaded=counts.loaded,
-        quarantined=quarantined,
-        inserted=counts.inserted,
-        updated=counts.updated,
-        unchanged=counts.unchanged,
-        retired=counts.retired,
-        top_reasons=reasons.most_common(5),
-    )
     log.info(
         "feed %s batch %s: extracted %d loaded %d quarantined %d",
         feed.name,
         batch_id,
-        extracted,
-        counts.loaded,
-        quarantined,
+        result.extracted,
+        result.loaded,
+        result.quarantined,
     )
-    src.on_loaded(batch_id, json.dumps({"receipt": json.loads(body), "signature": signature}, ensure_ascii=False))
+    src.on_loaded(batch_id, receipt)
     return result
+
+
+def _load(
+    conn: sa.Connection,
+    feed: Feed,
+    src: SourceBatch,
+    result: BatchResult,
+    started: datetime,
+    progress: Progress | None,
+) -> str:
+    """Everything inside the batch's transaction; fills `result` and returns the signed receipt."""
+    contract, keyring, batch_id = feed.contract, feed.keyring, result.batch_id
+    validator = Validator(contract, feed.settings.city_prefix)
+    protector = Protector(contract, keyring)
+    digests = _Digests(keyring)
+    file = src.meta.get("file", src.name)
+    reasons: Counter[str] = Counter()
+    conn.execute(
+        batch_table.insert().values(
+            batch_id=batch_id,
+            feed=feed.name,
+            contract_id=contract.id,
+            contract_version=contract.version,
+            source_name=src.name,
+            status="loading",
+            started_at=started,
+        )
+    )
+    writer = BatchWriter(conn, contract, dataset_table(contract, sa.MetaData()), batch_id, feed.name)
+    for chunk in _chunks(src, feed.adapter, file):
+        result.extracted += chunk.num_rows
+        rows = validator.normalize(conform(chunk, feed.adapter, contract))
+        row_digest = digests.rows(rows, contract.field_names)
+        checked = validator.validate(rows)
+        if len(checked.bad_rows):
+            writer.quarantine(_bad_rows(feed, protector, chunk, rows, checked, reasons))
+        good = pa.array(np.isin(np.arange(rows.num_rows), checked.bad_rows, invert=True))
+        n = checked.valid.num_rows
+        protected = protector.protect(checked.valid)
+        for name, col in (
+            ("_batch_id", pa.array([batch_id] * n, pa.string())),
+            ("_row_digest", pc.filter(row_digest, good)),
+            ("_retired_batch", pa.nulls(n, pa.string())),
+            (SOURCE_ROW, checked.valid[ROW]),
+        ):
+            protected = protected.append_column(name, col)
+        writer.write(protected)
+        if progress:
+            progress(feed.name, chunk.num_rows)
+    malformed = src.meta.get("state", {}).get("malformed") or []
+    if malformed:
+        result.extracted += len(malformed)
+        writer.quarantine([_malformed_row(feed, m, reasons) for m in malformed])
+    _refuse_replay(conn, feed, src, file, contract, result.extracted)
+    content = digests.batch.hexdigest()
+    if contract.update_mode is UpdateMode.FULL and _last_content(conn, feed) == content:
+        raise _Unchanged
+    counts = writer.finish(retire_missing=contract.update_mode is UpdateMode.FULL)
+    if counts.duplicates:
+        reasons["duplicate_key"] += counts.duplicates
+    for name in ("loaded", "inserted", "updated", "unchanged", "retired"):
+        setattr(result, name, getattr(counts, name))
+    result.quarantined = writer.quarantined
+    result.top_reasons = reasons.most_common(5)
+    if contract.update_mode is UpdateMode.INCREMENTAL and not (counts.inserted or counts.updated or result.quarantined):
+        raise _Unchanged  # only boundary rows seen again: keep the watermark, record nothing
+    if result.extracted != result.loaded + result.quarantined:
+        raise LidmError(
+            f"batch {batch_id}: extracted {result.extracted} != loaded {result.loaded} + quarantined "
+            f"{result.quarantined}; rolled back"
+        )
+    wm_from, wm_to = _wm(src.watermark_from), _wm(src.watermark_to())
+    tallies = {k: getattr(result, k) for k in COUNTS}
+    body, signature = manifest.sign(
+        {
+            "batch_id": batch_id,
+            "feed": feed.name,
+            "contract": contract.id,
+            "version": contract.version,
+            "source": src.name,
+            "source_digest": src.source_digest(),
+            "content_digest": content,
+            **tallies,
+            "watermark": [wm_from, wm_to],
+            "policy_digest": manifest.policy_digest(contract),
+            "keys": {"token": keyring.token.active, "encrypt": keyring.encrypt.active},
+        },
+        keyring,
+    )
+    conn.execute(
+        batch_table.update()
+        .where(batch_table.c.batch_id == batch_id)
+        .values(
+            status="loaded",
+            source_digest=src.source_digest(),
+            content_digest=content,
+            **tallies,
+            watermark_from=wm_from,
+            watermark_to=wm_to,
+            manifest=body,
+            signature=signature,
+            finished_at=datetime.now(UTC),
+        )
+    )
+    if wm_to is not None and contract.update_mode is UpdateMode.INCREMENTAL:
+        _advance_watermark(conn, feed.name, wm_to, batch_id)
+    return json.dumps({"receipt": json.loads(body), "signature": signature}, ensure_ascii=False)
 
 
 def _chunks(src: SourceBatch, adapter: Adapter, file: str) -> Iterator[pa.Table]:
