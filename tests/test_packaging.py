@@ -1,0 +1,50 @@
+"""The distribution's shape: one package `lidm`, adapters found by entry point, nothing generic on sys.path."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+from importlib.metadata import distribution, entry_points
+
+from lidm.registry import GROUP, adapters
+
+
+def test_no_generic_top_level_packages_are_importable(tmp_path):
+    # From a neutral folder, so only what the installed distribution exposes is on the path.
+    code = "import importlib.util as u; print([n for n in ('adapters', 'sdk', 'contracts', 'dags') if u.find_spec(n)])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path)
+    assert out.stdout.strip() == "[]"
+    assert importlib.util.find_spec("lidm_adapters") is not None
+
+
+def test_distribution_and_console_script():
+    dist = distribution("lidm-gateway")
+    assert any(ep.name == "lidm" and ep.value == "lidm.cli:app" for ep in dist.entry_points)
+    assert dist.metadata["Requires-Python"] == ">=3.11"
+
+
+def test_reference_adapters_register_through_entry_points():
+    names = {ep.name for ep in entry_points(group=GROUP)}
+    assert {"health.population", "civil_affairs.low_income_roster"} <= names
+    assert adapters()["health.population"].contract == "health.population"
+
+
+def test_sdk_imports_without_airflow():
+    code = "import sys, lidm, lidm.pipeline, lidm.cli, lidm.demo; print('airflow' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False", "the SDK must not import Airflow at module level"
+
+
+def test_adapters_use_only_the_public_sdk_api():
+    import lidm
+    from lidm_adapters import civil_affairs, health
+
+    for pkg in (health, civil_affairs):
+        for path in importlib.util.find_spec(pkg.__name__).submodule_search_locations or []:
+            for module in __import__("pathlib").Path(path).glob("*.py"):
+                for line in module.read_text("utf-8").splitlines():
+                    if line.startswith(("from lidm", "import lidm")):
+                        assert line.startswith("from lidm import "), f"{module}: {line}"
+                        names = [n.strip() for n in line.removeprefix("from lidm import ").split(",")]
+                        assert set(names) <= set(lidm.__all__), f"{module}: {line}"
