@@ -16,11 +16,14 @@ import jsonschema
 import yaml
 from pydantic import ValidationError
 
+from lidm.contracts.consumers import FILE as CONSUMERS_FILE
+from lidm.contracts.consumers import Consumers, load_consumers
 from lidm.contracts.model import (
     Check,
     Classification,
     Contract,
     Field,
+    Grant,
     LogicalType,
     Protection,
     UpdateMode,
@@ -85,12 +88,14 @@ def _field(raw: dict[str, Any]) -> Field:
         protection=tuple(Protection(p) for p in protection),
         checks=tuple(Check(c) for c in _as_tuple(custom.get("lidmCheck"))),
         enum=tuple(str(e["value"] if isinstance(e, dict) else e) for e in enum) if enum else None,
+        enum_labels=tuple(e.get("label") if isinstance(e, dict) else None for e in enum) if enum else None,
         min_length=opts.get("minLength"),
         max_length=opts.get("maxLength"),
         pattern=opts.get("pattern"),
         minimum=opts.get("minimum"),
         maximum=opts.get("maximum"),
         unit=custom.get("lidmUnit"),
+        code_list=custom.get("lidmCodeList"),
     )
 
 
@@ -142,6 +147,10 @@ def parse_contract(doc: dict[str, Any], *, source: str = "<contract>", root: yam
     watermark = custom.get("lidmWatermark")
     if mode is UpdateMode.INCREMENTAL and watermark not in seen:
         raise ContractError(f"{source}: an incremental contract names its watermark field in lidmWatermark")
+    grants = _grants(custom.get("lidmGrants"), source, root, doc)
+    district = custom.get("lidmDistrictField")
+    if district is not None and district not in seen:
+        raise ContractError(f"{source}: lidmDistrictField names {district}, which is not a field")
     department = custom.get("lidmOwner") or doc.get("domain")
     contract_id = doc["id"]
     if "." not in contract_id or contract_id.split(".", 1)[0] != department:
@@ -162,10 +171,37 @@ def parse_contract(doc: dict[str, Any], *, source: str = "<contract>", root: yam
             watermark=watermark,
             frequency=custom.get("lidmFrequency"),
             freshness=custom.get("lidmFreshness"),
+            district_field=district,
+            grants=grants,
             source_file=source,
         )
     except ValidationError as exc:
         raise ContractError(f"{source}: {_short(exc)}") from None
+
+
+def _grants(raw: Any, source: str, root: yaml.Node | None, doc: dict[str, Any]) -> tuple[Grant, ...]:
+    """Grants as declared; consumer ids and levels against protections are checked by the catalogue lint."""
+    if raw is None:
+        return ()
+    index = next((i for i, p in enumerate(doc.get("customProperties") or []) if p.get("property") == "lidmGrants"), 0)
+    if not isinstance(raw, list):
+        raise ContractError(f"{source}: lidmGrants must be a list of grants")
+    names = {p["name"] for p in doc["schema"][0].get("properties") or []}
+    out = []
+    for i, g in enumerate(raw):
+        line = _line_of(root, ["customProperties", index, "value", i])
+        if not isinstance(g, dict) or not isinstance(g.get("fields"), dict):
+            raise ContractError(f"{source}:{line}: grant {i + 1} needs a consumer and a fields map")
+        unknown = sorted(set(g["fields"]) - names)
+        if unknown:
+            raise ContractError(
+                f"{source}:{line}: grant to {g.get('consumer')} names field {unknown[0]}, which the contract lacks"
+            )
+        try:
+            out.append(Grant(line=line, **g))
+        except ValidationError as exc:
+            raise ContractError(f"{source}:{line}: grant to {g.get('consumer')}: {_short(exc)}") from None
+    return tuple(out)
 
 
 def _short(exc: Exception) -> str:
@@ -201,10 +237,11 @@ def default_contracts_dir() -> Path:
 
 
 class ContractCatalog:
-    """Every contract in a folder, by id."""
+    """Every contract in a folder, by id, with the consumers their grants name."""
 
-    def __init__(self, contracts: dict[str, Contract]) -> None:
+    def __init__(self, contracts: dict[str, Contract], consumers: Consumers | None = None) -> None:
         self._contracts = dict(sorted(contracts.items()))
+        self.consumers = consumers
 
     def __getitem__(self, contract_id: str) -> Contract:
         try:
@@ -218,15 +255,34 @@ class ContractCatalog:
     def __len__(self) -> int:
         return len(self._contracts)
 
+    def grants_for(self, consumer: str) -> list[tuple[Contract, Grant]]:
+        """Every grant that reaches a consumer, directly or through a group it belongs to."""
+        if self.consumers is None or consumer not in self.consumers.members:
+            known = ", ".join(sorted(self.consumers.members)) if self.consumers else "none"
+            raise ContractError(f"no consumer {consumer}; known: {known}")
+        out = []
+        for c in self:
+            for g in c.grants:
+                if any(m.id == consumer for m in self.consumers.expand(g.consumer)):
+                    out.append((c, g))
+        return out
+
 
 def load_catalog(directory: Path | None = None) -> ContractCatalog:
     """Load contracts/<department>/<dataset>.yaml; the file path must match the contract id."""
     directory = directory or default_contracts_dir()
+    consumers = load_consumers(directory) if (directory / CONSUMERS_FILE).exists() else None
     contracts: dict[str, Contract] = {}
     for path in sorted(directory.glob("*/*.yaml")):
         contract = load_contract(path)
         expected = f"{path.parent.name}.{path.stem}"
         if contract.id != expected:
             raise ContractError(f"{path}: id {contract.id} does not match its path (expected {expected})")
+        for grant in contract.grants:
+            if consumers is not None and not consumers.known(grant.consumer):
+                raise ContractError(
+                    f"{path}:{grant.line}: grant names unknown consumer {grant.consumer}; "
+                    f"declare it in {directory / CONSUMERS_FILE}"
+                )
         contracts[contract.id] = contract
-    return ContractCatalog(contracts)
+    return ContractCatalog(contracts, consumers)

@@ -47,6 +47,31 @@ class Check(StrEnum):
     DIVISION_CODE = "division_code"
 
 
+class GrantLevel(StrEnum):
+    """How much of a field a consumer sees; each level needs the matching protection in the contract."""
+
+    TOKEN = "token"  # the keyed token only: joinable, never readable
+    MASKED = "masked"  # the display mask
+    CLEAR = "clear"  # the value: a clear column, or audited re-identification of the encrypted copy
+
+
+class RowScope(StrEnum):
+    ALL = "all"
+    OWN_DISTRICTS = "own_districts"  # a county bureau sees only rows of its own districts
+
+
+class Grant(BaseModel):
+    """One consumer's (or group's) access to a dataset: fields at levels, for a declared purpose."""
+
+    model_config = ConfigDict(frozen=True)
+
+    consumer: str
+    purpose: str | None = None
+    fields: dict[str, GrantLevel]
+    rows: RowScope = RowScope.ALL
+    line: int | None = None
+
+
 class Field(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -60,12 +85,14 @@ class Field(BaseModel):
     protection: tuple[Protection, ...]
     checks: tuple[Check, ...] = ()
     enum: tuple[str, ...] | None = None
+    enum_labels: tuple[str | None, ...] | None = None
     min_length: int | None = None
     max_length: int | None = None
     pattern: str | None = None
     minimum: Any = None
     maximum: Any = None
     unit: str | None = None
+    code_list: str | None = None  # shared code lists must mean the same everywhere
 
     @property
     def stored(self) -> bool:
@@ -98,6 +125,8 @@ class Contract(BaseModel):
     watermark: str | None = None
     frequency: str | None = None
     freshness: str | None = None
+    district_field: str | None = None
+    grants: tuple[Grant, ...] = ()
     source_file: str | None = None
 
     def field(self, name: str) -> Field:

@@ -1,0 +1,1 @@
+"""Exporters of the catalogue; each format is one module with a `write(catalog, out_dir)` function."""

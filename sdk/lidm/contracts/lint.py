@@ -1,0 +1,189 @@
+"""Catalogue-wide checks that one contract alone cannot make: grants, code lists, the city's divisions."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from lidm.contracts.load import ContractCatalog
+from lidm.contracts.model import Check, Classification, Contract, GrantLevel, Protection, RowScope
+
+NEEDS = {
+    GrantLevel.TOKEN: ({Protection.TOKEN}, "token"),
+    GrantLevel.MASKED: ({Protection.MASK}, "mask"),
+    GrantLevel.CLEAR: ({Protection.CLEAR, Protection.ENCRYPT}, "clear or encrypt"),
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One lint result, addressed so a contract author can find it."""
+
+    severity: str  # error | warning
+    contract: str
+    where: str  # file:line or file
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        field = f" field {self.field}:" if self.field else ""
+        return f"{self.severity}: {self.where}: {self.contract}:{field} {self.message}"
+
+
+def _where(c: Contract, line: int | None = None) -> str:
+    return f"{c.source_file}:{line}" if line else str(c.source_file)
+
+
+def lint(catalog: ContractCatalog, city_prefix: str) -> list[Finding]:
+    """Every finding over the whole catalogue; errors must be fixed before a contract is published."""
+    out: list[Finding] = []
+    for c in catalog:
+        out += _lint_grants(c, catalog)
+        out += _lint_fields(c, city_prefix)
+    out += _lint_code_lists(catalog)
+    out += _lint_consumers(catalog, city_prefix)
+    return out
+
+
+def _lint_grants(c: Contract, catalog: ContractCatalog) -> list[Finding]:
+    out = []
+    if not c.grants:
+        out.append(Finding("warning", c.id, _where(c), None, "grants no consumer: nobody can read it"))
+    if not any(g.consumer == "platform" for g in c.grants) and c.department != "platform":
+        out.append(Finding("warning", c.id, _where(c), None, "no grant to the platform: it cannot monitor this feed"))
+    for g in c.grants:
+        where = _where(c, g.line)
+        for name, level in g.fields.items():
+            f = c.field(name)
+            allowed, needed = NEEDS[level]
+            if not (allowed & set(f.protection)):
+                out.append(
+                    Finding(
+                        "error",
+                        c.id,
+                        where,
+                        name,
+                        f"grant to {g.consumer} at {level.value} needs {needed} in lidmProtection",
+                    )
+                )
+            if (
+                level is GrantLevel.CLEAR
+                and f.classification is Classification.DIRECT_IDENTIFIER
+                and not (g.purpose or "").strip()
+            ):
+                out.append(
+                    Finding(
+                        "error",
+                        c.id,
+                        where,
+                        name,
+                        f"direct identifier in clear to {g.consumer} without a declared purpose",
+                    )
+                )
+        if not (g.purpose or "").strip():
+            out.append(Finding("warning", c.id, where, None, f"grant to {g.consumer} declares no purpose"))
+        if g.rows is RowScope.OWN_DISTRICTS:
+            if not c.district_field:
+                out.append(
+                    Finding(
+                        "error",
+                        c.id,
+                        where,
+                        None,
+                        f"grant to {g.consumer} is limited to own districts but lidmDistrictField is unset",
+                    )
+                )
+            consumers = catalog.consumers.expand(g.consumer) if catalog.consumers else []
+            if any(not m.districts for m in consumers):
+                out.append(
+                    Finding(
+                        "error",
+                        c.id,
+                        where,
+                        None,
+                        f"grant to {g.consumer} is limited to own districts but a member has none",
+                    )
+                )
+    return out
+
+
+def _lint_fields(c: Contract, city_prefix: str) -> list[Finding]:
+    out = []
+    for f in c.fields:
+        if f.classification is Classification.DIRECT_IDENTIFIER and Protection.CLEAR in f.protection:
+            out.append(Finding("error", c.id, _where(c), f.name, "a direct identifier is stored in clear"))
+        if Check.DIVISION_CODE in f.checks and f.enum:
+            for code in f.enum:
+                if not code.startswith(city_prefix):
+                    out.append(
+                        Finding(
+                            "error", c.id, _where(c), f.name, f"division code {code} is not in the city ({city_prefix})"
+                        )
+                    )
+        if f.enum is not None and f.code_list is None:
+            out.append(
+                Finding(
+                    "warning",
+                    c.id,
+                    _where(c),
+                    f.name,
+                    "enum without lidmCodeList: its codes cannot be checked against other contracts",
+                )
+            )
+    return out
+
+
+def _lint_code_lists(catalog: ContractCatalog) -> list[Finding]:
+    """The same code list means the same thing everywhere: a code never changes its label between contracts."""
+    labels: dict[str, dict[str, tuple[str, str]]] = defaultdict(dict)  # list -> code -> (label, where)
+    out = []
+    for c in catalog:
+        for f in c.fields:
+            if not f.code_list or not f.enum:
+                continue
+            for code, label in zip(f.enum, f.enum_labels or (None,) * len(f.enum), strict=True):
+                seen = labels[f.code_list].get(code)
+                if seen is None:
+                    labels[f.code_list][code] = (label or "", f"{c.id}.{f.name}")
+                elif (label or "") != seen[0]:
+                    out.append(
+                        Finding(
+                            "error",
+                            c.id,
+                            _where(c),
+                            f.name,
+                            f"code {code} of list {f.code_list} is labelled '{label}' here but "
+                            f"'{seen[0]}' in {seen[1]}",
+                        )
+                    )
+    return out
+
+
+def _lint_consumers(catalog: ContractCatalog, city_prefix: str) -> list[Finding]:
+    out = []
+    if catalog.consumers is None:
+        return [Finding("error", "-", "contracts/consumers.yaml", None, "no consumers file: grants cannot be checked")]
+    for code in catalog.consumers.districts:
+        if not code.startswith(city_prefix) or len(code) != 6:
+            out.append(
+                Finding(
+                    "error",
+                    "-",
+                    "contracts/consumers.yaml",
+                    None,
+                    f"district {code} is not a division of the city ({city_prefix})",
+                )
+            )
+    for m in catalog.consumers.members.values():
+        for code in m.districts:
+            if code not in catalog.consumers.districts:
+                out.append(
+                    Finding(
+                        "error",
+                        "-",
+                        "contracts/consumers.yaml",
+                        None,
+                        f"consumer {m.id} names district {code}, not one of the city's",
+                    )
+                )
+    return out
