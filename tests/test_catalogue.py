@@ -1,0 +1,181 @@
+"""The catalogue as a whole: lint, grants per consumer, the published-version gate, and the exports."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from lidm.contracts import load_catalog
+from lidm.contracts.export import html
+from lidm.contracts.export import jsonschema as js_export
+from lidm.contracts.lint import lint
+from lidm.contracts.load import default_contracts_dir
+from lidm.contracts.lock import LOCK, check_against_lock, write_lock
+from lidm.errors import ContractError
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    return load_catalog()
+
+
+@pytest.fixture
+def contracts_copy(tmp_path) -> Path:
+    target = tmp_path / "contracts"
+    shutil.copytree(default_contracts_dir(), target)
+    return target
+
+
+def test_the_catalogue_lints_clean(catalog):
+    errors = [str(f) for f in lint(catalog, "4301") if f.severity == "error"]
+    assert errors == []
+
+
+def test_the_published_lock_matches_every_version(catalog):
+    """The breaking-change gate CI runs: a contract changed incompatibly without a major bump fails here."""
+    assert (default_contracts_dir() / LOCK).exists(), "run `lidm contracts publish` once"
+    problems = [f"{d.new.id}: {reason}" for d, reason in check_against_lock(catalog, default_contracts_dir())]
+    assert problems == []
+
+
+def test_gate_fails_a_breaking_change_without_major_bump(contracts_copy):
+    write_lock(load_catalog(contracts_copy), contracts_copy)
+    path = contracts_copy / "health" / "population.yaml"
+    doc = yaml.safe_load(path.read_text("utf-8"))
+    doc["schema"][0]["properties"] = [p for p in doc["schema"][0]["properties"] if p["name"] != "address"]
+    grants = next(p for p in doc["customProperties"] if p["property"] == "lidmGrants")["value"]
+    for g in grants:
+        g["fields"].pop("address", None)
+    doc["version"] = "1.1.0"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), "utf-8")
+    (problem,) = check_against_lock(load_catalog(contracts_copy), contracts_copy)
+    assert "major version bump" in problem[1] and any(c.kind == "field_removed" for c in problem[0].changes)
+    doc["version"] = "2.0.0"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), "utf-8")
+    assert check_against_lock(load_catalog(contracts_copy), contracts_copy) == []
+
+
+def test_unknown_consumer_in_a_grant_is_refused_with_line(contracts_copy):
+    path = contracts_copy / "health" / "population.yaml"
+    path.write_text(path.read_text("utf-8").replace("- consumer: platform", "- consumer: tax_bureau", 1), "utf-8")
+    with pytest.raises(ContractError, match=r"population\.yaml:\d+: grant names unknown consumer tax_bureau"):
+        load_catalog(contracts_copy)
+
+
+def test_grant_to_a_field_the_contract_lacks_is_refused(contracts_copy):
+    path = contracts_copy / "health" / "population.yaml"
+    path.write_text(path.read_text("utf-8").replace("fields: {id_number: token,", "fields: {idno: token,", 1), "utf-8")
+    with pytest.raises(ContractError, match="names field idno"):
+        load_catalog(contracts_copy)
+
+
+def test_lint_finds_impossible_levels_and_clear_identifiers_without_purpose(contracts_copy):
+    path = contracts_copy / "health" / "population.yaml"
+    text = path.read_text("utf-8")
+    text = text.replace(
+        "purpose: 低收入人口认定核查与入户联系 / verifying eligibility and contacting applicants", "purpose: ''"
+    )
+    text = text.replace(
+        "phone: masked, district_code: clear, street_code: clear, address: clear",
+        "phone: masked, district_code: clear, street_code: clear, address: masked",
+    )
+    path.write_text(text, "utf-8")
+    messages = [str(f) for f in lint(load_catalog(contracts_copy), "4301") if f.severity == "error"]
+    assert any("field address: grant to civil_affairs at masked needs mask" in m for m in messages)
+    assert any(
+        "field id_number: direct identifier in clear to civil_affairs without a declared purpose" in m for m in messages
+    )
+
+
+def test_lint_finds_a_code_meaning_two_things(contracts_copy):
+    path = contracts_copy / "civil_affairs" / "low_income_roster.yaml"
+    path.write_text(path.read_text("utf-8").replace("{value: tekun, label: 特困人员}", "{value: tekun, label: 五保户}"))
+    other = contracts_copy / "health" / "population.yaml"
+    doc = yaml.safe_load(other.read_text("utf-8"))
+    doc["schema"][0]["properties"].append(
+        {
+            "name": "category",
+            "logicalType": "string",
+            "classification": "sensitive",
+            "enum": [{"value": "tekun", "label": "特困人员"}],
+            "customProperties": [
+                {"property": "lidmProtection", "value": "clear"},
+                {"property": "lidmCodeList", "value": "low_income_category"},
+            ],
+        }
+    )
+    other.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), "utf-8")
+    messages = [str(f) for f in lint(load_catalog(contracts_copy), "4301")]
+    assert any("code tekun of list low_income_category" in m for m in messages)
+
+
+def test_lint_finds_a_district_outside_the_city(contracts_copy):
+    path = contracts_copy / "consumers.yaml"
+    path.write_text(path.read_text("utf-8").replace('"430182": 宁乡市', '"430182": 宁乡市\n    "110101": 东城区'))
+    messages = [str(f) for f in lint(load_catalog(contracts_copy), "4301")]
+    assert any("district 110101 is not a division of the city" in m for m in messages)
+
+
+def test_grants_for_a_county_bureau_come_through_its_group(catalog):
+    grants = catalog.grants_for("civil_affairs.furong")
+    assert grants and all(g.rows.value == "own_districts" for _, g in grants)
+    with pytest.raises(ContractError, match="no consumer nobody"):
+        catalog.grants_for("nobody")
+
+
+def test_json_schema_export_agrees_with_the_gateway(catalog, tmp_path):
+    paths = js_export.write(catalog, tmp_path, "4301")
+    assert len(paths) == len(catalog)
+    schema = json.loads((tmp_path / "civil_affairs.low_income_roster.schema.json").read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    good = {
+        "id_number": "430102199003071234",
+        "name": "王小明",
+        "household_id": "MZ4301020000001",
+        "relation_to_head": "head",
+        "category": "dibao",
+        "district_code": "430102",
+        "street_code": "430102001",
+        "approval_date": "2024-01-05",
+        "termination_date": None,
+        "monthly_amount": 650.0,
+        "status": "active",
+        "phone": "13812345678",
+        "updated_at": "2026-11-27T08:00:00+08:00",
+    }
+    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.FormatChecker())
+    assert list(validator.iter_errors(good)) == []
+    for field, value in (
+        ("category", "低收入"),
+        ("district_code", "110101"),
+        ("monthly_amount", -5),
+        ("id_number", "43010219900307123"),
+        ("phone", "12345"),
+    ):
+        assert list(validator.iter_errors(good | {field: value})), field
+    assert list(validator.iter_errors(good | {"extra": 1}))
+
+
+class _Sections(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "section":
+            self.ids.append(dict(attrs).get("id", ""))
+
+
+def test_html_catalogue_has_every_dataset_with_fields_and_grants(catalog, tmp_path):
+    (path,) = html.write(catalog, tmp_path)
+    text = path.read_text("utf-8")
+    parser = _Sections()
+    parser.feed(text)
+    assert sorted(parser.ids) == sorted(c.id for c in catalog)
+    assert "direct_identifier" in text and "own_districts" in text and "低收入人口名单" in text
