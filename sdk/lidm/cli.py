@@ -338,3 +338,19 @@ def db_upgrade() -> None:
     engine = connect(settings)
     migrate(engine)
     console.print(f"central database at head: {engine.url.render_as_string(hide_password=True)}")
+
+
+@db_app.command("revision")
+def db_revision(message: Annotated[str, typer.Option("-m", "--message", help="What the migration does.")]) -> None:
+    """Autogenerate a migration from the contracts against a scratch database at head (for maintainers)."""
+    import tempfile
+
+    from lidm.central import connect, full_metadata, migrate
+    from lidm.central.db import revision
+
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = connect(Settings(home=Path(tmp)))
+        migrate(engine)
+        path = revision(engine, message, full_metadata(_catalog()))
+        engine.dispose()
+    console.print(f"wrote {path}: review it, then commit" if path else "nothing to migrate")

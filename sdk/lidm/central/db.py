@@ -46,6 +46,20 @@ def migrate(engine: sa.Engine, revision: str = "head") -> None:
     command.upgrade(_config(engine), revision)
 
 
+def revision(engine: sa.Engine, message: str, metadata: sa.MetaData) -> str | None:
+    """Write a new migration with what the contracts need and the database (at head) lacks; review it."""
+    cfg = _config(engine)
+    cfg.attributes["target_metadata"] = metadata
+    script = ScriptDirectory.from_config(cfg)
+    head = script.get_current_head() or "0000"
+    rev_id = f"{int(head) + 1:04d}" if head.isdigit() else None
+    slug = "".join(ch if ch.isalnum() else "_" for ch in message.lower()).strip("_")[:40]
+    cfg.set_main_option("file_template", f"%%(rev)s_{slug}")
+    result = command.revision(cfg, message=message, autogenerate=True, rev_id=rev_id)
+    scripts = result if isinstance(result, list) else [result]
+    return scripts[0].path if scripts and scripts[0] is not None else None
+
+
 def is_current(engine: sa.Engine) -> bool:
     """True when the database is at the newest migration."""
     head = ScriptDirectory.from_config(_config(engine)).get_current_head()
