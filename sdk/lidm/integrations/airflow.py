@@ -72,7 +72,7 @@ def dag_id(feed: str) -> str:
 
 
 def contract_asset(contract_id: str) -> Asset:
-    """The Asset a feed publishes when it loads a batch of this contract into the central database."""
+    """The Asset of a contract's dataset in the central database; its feed's task updates it on every success."""
     from airflow.sdk import Asset
 
     return Asset(name=contract_id, uri=f"lidm://central/{contract_id}")
@@ -99,10 +99,12 @@ class _Scratch:
 def connection_url(conn_id: str) -> str:
     """Translate the Airflow connection `conn_id` into the SDK's source URL form.
 
-    odbc -> `odbc:<connection string built by OdbcHook>`; sftp/ssh -> `sftp://user@host:port/dir?...` with
-    the host key pinned (extra `known_hosts`: a file; or extra `host_key`: `<type> <base64>`); postgres ->
-    `postgresql+psycopg://...`; sqlite -> `sqlite:///<path>`; fs/file -> `file://<extra path>`.
-    Files the URL needs (a known_hosts made from `host_key`) go to a new private temporary folder.
+    odbc -> `odbc:<connection string built by OdbcHook>`; sftp/ssh -> `sftp://user@host:port/<extra path>?...`
+    with the login key from extra `key_file` (or `private_key`, the key itself) and the host key pinned by
+    extra `known_hosts` (a file) or `host_key` (`<type> <base64>`), never skipped; postgres ->
+    `postgresql+psycopg://...`; sqlite -> `sqlite:///<host>`; fs/file -> `file://<extra path>`.
+    Files the URL needs (known_hosts from `host_key`, a key from `private_key`) go to a new private
+    temporary folder. Anything else raises ConfigError naming the connection and its type.
     """
     return _connection_url(conn_id, _Scratch())
 
@@ -182,6 +184,8 @@ def _sftp_url(conn_id: str, conn: Connection, extra: dict[str, Any], scratch: _S
     if extra.get("key_file"):
         query["key_file"] = str(extra["key_file"])
     elif extra.get("private_key"):
+        if extra.get("private_key_passphrase"):
+            raise ConfigError(f"{where}: encrypted private keys are not supported; use key_file or an unencrypted key")
         key = str(extra["private_key"])
         query["key_file"] = str(scratch.write("id_key", key if key.endswith("\n") else key + "\n"))
     if extra.get("known_hosts"):
@@ -203,8 +207,8 @@ def _sftp_url(conn_id: str, conn: Connection, extra: dict[str, Any], scratch: _S
 
 def _known_hosts_line(where: str, host: str, port: int, host_key: str) -> str:
     """`[host]:port <type> <base64>` (plain `host` on port 22, as OpenSSH and paramiko look it up)."""
-    parts = host_key.split()
-    blob = parts[-1] if parts else ""
+    parts = host_key.split()  # `<type> <base64> [comment]` or, as SSHHook also takes it, `<base64>` alone
+    blob = parts[1] if len(parts) >= 2 else "".join(parts)
     try:
         raw = base64.b64decode(blob, validate=True)
         (length,) = struct.unpack(">I", raw[:4])
@@ -335,7 +339,7 @@ def _feed_dag(feed: str, adapter: Adapter, contract: Contract) -> DAG:
         catchup=False,
         max_active_runs=1,
         tags=[contract.department, "lidm"],
-        default_args=DEFAULT_ARGS,
+        default_args=dict(DEFAULT_ARGS),
         doc_md=_doc_md(feed, adapter, contract),
     ) as dag:
         options: dict[str, Any] = {"task_id": "load", "outlets": [contract_asset(contract.id)]}

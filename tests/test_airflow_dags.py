@@ -1,0 +1,405 @@
+"""The feed DAGs under a real Airflow 3: the DAG file parses, both feeds run green with dag.test().
+
+Airflow runs in subprocesses only (its CLI, and tests/_airflow_dagrun.py for dag.test()), each with a fresh
+AIRFLOW_HOME and a SQLite metadata database migrated once per session, so no Airflow configuration leaks
+into this process. Sources and the central database are the real services of conftest.py; connections
+reach Airflow as AIRFLOW_CONN_<ID> JSON, the gateway configuration as LIDM_* variables.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+pytestmark = [pytest.mark.airflow]
+
+ROOT = Path(__file__).resolve().parents[1]
+DAGS = ROOT / "dags"
+AIRFLOW = Path(sys.executable).with_name("airflow")
+RUNNER = Path(__file__).with_name("_airflow_dagrun.py")
+HEALTH_DAG = "lidm_feed__health__population"
+ROSTER_DAG = "lidm_feed__civil_affairs__low_income_roster"
+
+
+def _clean_env() -> dict[str, str]:
+    """The parent's environment without any Airflow or lidm setting."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LIDM_"))}
+
+
+@pytest.fixture(scope="session")
+def airflow_env(tmp_path_factory) -> dict[str, str]:
+    """Environment of a fresh Airflow home with a migrated SQLite metadata database (migrated once)."""
+    home = tmp_path_factory.mktemp("airflow-home")
+    env = _clean_env() | {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        # OdbcHook only uses the driver named in a connection's extra when this is on.
+        "AIRFLOW__PROVIDERS_ODBC__ALLOW_DRIVER_IN_EXTRA": "True",
+    }
+    out = subprocess.run(
+        [str(AIRFLOW), "db", "migrate"], env=env, cwd=home, capture_output=True, text=True, timeout=180
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return env
+
+
+def _airflow(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(AIRFLOW), *args], env=env, cwd=env["AIRFLOW_HOME"], capture_output=True, text=True, timeout=120
+    )
+
+
+def _json_output(out: subprocess.CompletedProcess[str]):
+    """The CLI's `-o json` payload: its last line that parses as a JSON list (warnings come first)."""
+    for line in reversed(out.stdout.splitlines()):
+        if line.startswith("["):
+            return json.loads(line)
+    raise AssertionError(f"no JSON in the output:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}")
+
+
+def test_dag_file_parses_without_errors_and_lists_both_feeds(airflow_env):
+    errors = _airflow(airflow_env, "dags", "list-import-errors", "--local", "-o", "json")
+    assert _json_output(errors) == [], errors.stdout[-3000:]
+    assert errors.returncode == 0
+    listed = _airflow(airflow_env, "dags", "list", "--local", "-o", "json")
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    dags = {d["dag_id"]: d for d in _json_output(listed)}
+    assert {HEALTH_DAG, ROSTER_DAG} <= set(dags)
+    assert dags[HEALTH_DAG]["fileloc"] == str(DAGS / "lidm_feeds.py")
+
+
+def _gateway_env(airflow_env: dict[str, str], gateway, conn_id: str, conn: dict) -> dict[str, str]:
+    return airflow_env | {
+        "AIRFLOW_CONN_" + conn_id.upper(): json.dumps(conn),
+        "LIDM_HOME": str(gateway.home),
+        "LIDM_CENTRAL_URL": gateway.central_url,
+        "LIDM_KEYRING": str(gateway.home / "keyring.json"),
+    }
+
+
+def _dag_test(env: dict[str, str], dag_id: str) -> tuple[dict, str]:
+    """Run the DAG with dag.test() in a subprocess; return its report and everything it printed."""
+    out = subprocess.run(
+        [sys.executable, str(RUNNER), dag_id],
+        env=env,
+        cwd=env["AIRFLOW_HOME"],  # not the repo: lidm's Settings would read a ./.env there
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    printed = out.stdout + out.stderr
+    assert out.returncode == 0, printed[-6000:]
+    (line,) = [x for x in out.stdout.splitlines() if x.startswith("LIDM_DAGRUN ")]
+    report = json.loads(line.removeprefix("LIDM_DAGRUN "))
+    assert report["state"] == "success", printed[-6000:]
+    assert report["task_states"] == {"load": "success"}
+    # dag.test() runs the task in this process: its log is in the output (checked for leaks below).
+    assert "[DAG TEST] end task task_id=load" in printed and "Done. Returned value was" in printed
+    return report, printed
+
+
+def _run_logs(env: dict[str, str], dag_id: str) -> str:
+    """Every task log file Airflow wrote for the DAG (dag.test() logs to the console; none, as of 3.3)."""
+    logs = Path(env["AIRFLOW_HOME"]) / "logs"
+    return "".join(p.read_text(errors="replace") for p in logs.rglob("*") if p.is_file() and dag_id in str(p))
+
+
+def _batches(url: str, feed: str) -> list[dict]:
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text("SELECT batch_id, status, extracted, loaded, quarantined FROM lidm_batch WHERE feed = :f"),
+                {"f": feed},
+            )
+            return [dict(r._mapping) for r in rows]
+    finally:
+        engine.dispose()
+
+
+def _assert_counts_match(report: dict, batches: list[dict]) -> dict:
+    contract = report["task"]["outlets"][0]
+    assert report["asset_events"] == [contract], "the load publishes the contract's Asset"
+    (counts,) = report["xcom"]["load.return_value"]
+    assert all(isinstance(pair, list) for pair in counts["top_reasons"]), "plain JSON in XCom"
+    (batch,) = batches
+    assert batch["status"] == "loaded"
+    assert batch["extracted"] == batch["loaded"] + batch["quarantined"]
+    assert {k: counts[k] for k in ("batch_id", "status", "extracted", "loaded", "quarantined")} == batch
+    return counts
+
+
+def _assert_no_id_numbers(ids: list[str], *texts: str) -> None:
+    assert ids
+    for text in texts:
+        leaked = [i for i in ids if i in text]
+        assert not leaked, f"{len(leaked)} raw ID numbers in the run's output or logs"
+
+
+def test_health_population_dag_loads_from_mariadb_over_odbc(airflow_env, mariadb_odbc, gateway_pg):
+    from lidm.samples import generate_people, population_rows, write_population_table
+
+    rows = population_rows(generate_people(300, 7), bad=3).rows
+    engine = sa.create_engine(mariadb_odbc.sqlalchemy_url)
+    try:
+        write_population_table(engine, rows)
+    finally:
+        engine.dispose()
+    conn = {
+        "conn_type": "odbc",
+        "host": "127.0.0.1",
+        "port": 3306,
+        "schema": mariadb_odbc.database,
+        "login": "root",
+        "extra": {"driver": "MariaDB Unicode", "CHARSET": "utf8mb4"},
+    }
+    env = _gateway_env(airflow_env, gateway_pg, "health_db", conn)
+
+    report, printed = _dag_test(env, HEALTH_DAG)
+
+    assert report["dag"] | {"doc_md": None} == {
+        "dag_id": HEALTH_DAG,
+        "schedule": "@daily",
+        "start_date": "2026-01-01T00:00:00+00:00",
+        "catchup": False,
+        "max_active_runs": 1,
+        "tags": ["health", "lidm"],
+        "doc_md": None,
+    }
+    assert "health.population" in report["dag"]["doc_md"] and "P2D" in report["dag"]["doc_md"]
+    assert report["task"] == {
+        "task_id": "load",
+        "retries": 3,
+        "retry_delay": 60.0,
+        "retry_exponential_backoff": 2.0,
+        "pool": "health",
+        "outlets": [{"name": "health.population", "uri": "lidm://central/health.population"}],
+    }
+    counts = _assert_counts_match(report, _batches(gateway_pg.central_url, "health.population"))
+    assert counts["extracted"] == len(rows) and counts["quarantined"] == 3
+    _assert_no_id_numbers([r["sfzh"] for r in rows], printed, json.dumps(report), _run_logs(env, HEALTH_DAG))
+
+
+@pytest.fixture
+def drop_folder(sftp_server):
+    """A fresh folder under the drop user's outbox (unique, so concurrent sessions never share one)."""
+    outbox = sftp_server.home / "outbox"
+    folder = outbox / f"airflow_{secrets.token_hex(4)}"
+    folder.mkdir()
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _chown_like_parent(folder: Path) -> None:
+    st = folder.parent.stat()
+    for p in [folder, *folder.rglob("*")]:
+        os.chown(p, st.st_uid, st.st_gid)
+
+
+def test_roster_dag_loads_an_sftp_drop(airflow_env, sftp_server, drop_folder, gateway_pg):
+    from lidm.samples import generate_people, generate_roster, roster_rows, write_roster_drop
+
+    rows = roster_rows(generate_roster(generate_people(1000, 11), share=0.2, seed=11), bad=4, seed=11).rows
+    write_roster_drop(drop_folder, rows)
+    _chown_like_parent(drop_folder)
+    conn = {
+        "conn_type": "sftp",
+        "host": sftp_server.host,
+        "port": sftp_server.port,
+        "login": sftp_server.username,
+        "extra": {
+            "key_file": str(sftp_server.client_key),
+            "known_hosts": str(sftp_server.known_hosts),
+            "path": f"outbox/{drop_folder.name}",
+        },
+    }
+    env = _gateway_env(airflow_env, gateway_pg, "civil_affairs_drop", conn)
+
+    report, printed = _dag_test(env, ROSTER_DAG)
+
+    assert report["dag"]["schedule"] == "@daily" and report["dag"]["tags"] == ["civil_affairs", "lidm"]
+    assert report["task"]["pool"] == "civil_affairs"
+    assert report["task"]["outlets"] == [
+        {"name": "civil_affairs.low_income_roster", "uri": "lidm://central/civil_affairs.low_income_roster"}
+    ]
+    counts = _assert_counts_match(report, _batches(gateway_pg.central_url, "civil_affairs.low_income_roster"))
+    assert counts["extracted"] == len(rows) and counts["quarantined"] == 4
+    assert sorted(p.name for p in drop_folder.iterdir()) == ["archive"]
+    receipt = drop_folder / "archive" / "roster_20261127.csv.receipt.json"
+    assert counts["batch_id"] in receipt.read_text()
+    assert (drop_folder / "archive" / "roster_20261127.csv").exists()
+    _assert_no_id_numbers([r["身份证号"] for r in rows], printed, json.dumps(report), _run_logs(env, ROSTER_DAG))
+
+
+# --------------------------------------------------------------------------- the glue without a DAG run
+
+
+def test_sdk_and_the_glue_import_without_airflow():
+    code = (
+        "import sys, lidm, lidm.pipeline, lidm.integrations.airflow as glue; "
+        "print('airflow' in sys.modules, callable(glue.build_feed_dags))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=_clean_env(), capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False True", "Airflow must only be imported inside the glue's functions"
+
+
+# Runs inside Airflow's environment: connection_url for each argument, then run_feed_task for the roster feed
+# under each scenario's Airflow connection. Prints `LIDM_GLUE <json>`.
+GLUE_SCRIPT = """
+import json, os, shutil, sys
+from pathlib import Path
+from urllib.parse import unquote
+from airflow.sdk.exceptions import AirflowFailException
+from lidm.errors import ConfigError, SourceError
+from lidm.integrations.airflow import connection_url, run_feed_task
+
+spec = json.loads(sys.argv[1])
+report = {"urls": {}, "feeds": {}}
+for conn_id in spec["urls"]:
+    try:
+        url = connection_url(conn_id)
+        known = unquote(url.partition("known_hosts=")[2])
+        report["urls"][conn_id] = {"url": url, "known_hosts": Path(known).read_text() if known else None}
+        if known:
+            shutil.rmtree(Path(known).parent)  # connection_url's private temporary folder
+    except ConfigError as exc:
+        report["urls"][conn_id] = {"error": str(exc)}
+for name, conn in spec["feeds"].items():
+    os.environ["AIRFLOW_CONN_CIVIL_AFFAIRS_DROP"] = json.dumps(conn)
+    try:
+        report["feeds"][name] = {"ok": run_feed_task("civil_affairs.low_income_roster")}
+    except AirflowFailException as exc:
+        report["feeds"][name] = {"fail": str(exc)}
+    except SourceError as exc:
+        report["feeds"][name] = {"retry": type(exc).__name__ + ": " + str(exc)}
+print("LIDM_GLUE " + json.dumps(report, ensure_ascii=False))
+"""
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_connections_translate_and_failures_are_classified(airflow_env, sftp_server, drop_folder, gateway_sqlite):
+    import csv
+    import io
+
+    from lidm.samples import generate_people, generate_roster, roster_rows
+
+    host_key = " ".join(sftp_server.known_hosts.read_text().split()[1:3])
+    sftp = {"conn_type": "sftp", "host": sftp_server.host, "port": sftp_server.port, "login": sftp_server.username}
+    empty = drop_folder / "empty"
+    local = drop_folder / "local"  # a local drop whose file lacks a column: a data fault
+    for folder in (empty, local):
+        folder.mkdir()
+    rows = roster_rows(generate_roster(generate_people(200, 5), share=0.3, seed=5)).rows
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=[k for k in rows[0] if k != "姓名"], extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    (local / "roster_20261127.csv").write_bytes(buf.getvalue().encode("gb18030"))
+    (local / "roster_20261127.csv.ok").write_text("")
+    _chown_like_parent(drop_folder)
+    urls = {
+        "pg": {
+            "conn_type": "postgres",
+            "host": "db.example",
+            "port": 5433,
+            "login": "lidm",
+            "password": "p@ss:w/rd",
+            "schema": "central",
+            "extra": {"sslmode": "require"},
+        },
+        "lite": {"conn_type": "sqlite", "host": "/srv/lidm/health.db"},
+        "folder": {"conn_type": "fs", "extra": {"path": "/srv/drops/roster"}},
+        "relative": {"conn_type": "fs", "extra": {"path": "drops/roster"}},
+        "odbc": {
+            "conn_type": "odbc",
+            "host": "10.0.0.5",
+            "port": 3306,
+            "schema": "health",
+            "login": "reader",
+            "extra": {"driver": "MariaDB Unicode", "CHARSET": "utf8mb4"},
+        },
+        # the bare base64 form SSHHook also accepts: the key type is read from the key itself
+        "pinned": sftp | {"port": 2222, "extra": {"host_key": host_key.split()[1], "path": "/srv/outbox"}},
+        "web": {"conn_type": "http", "host": "example.org"},
+    }
+    feeds = {
+        "host_key_and_private_key": sftp
+        | {
+            "extra": {
+                "host_key": host_key + " drop-server",  # as in a .pub file, with a comment
+                "private_key": sftp_server.client_key.read_text(),
+                "path": f"outbox/{drop_folder.name}/empty",
+            }
+        },
+        "changed_host_key": sftp
+        | {"extra": {"key_file": str(sftp_server.client_key), "known_hosts": str(sftp_server.wrong_known_hosts)}},
+        "no_host_key_check": sftp | {"extra": {"no_host_key_check": "true"}},
+        "unreachable": sftp
+        | {"port": _free_port(), "extra": {"host_key": host_key, "key_file": str(sftp_server.client_key)}},
+        "rejected": {"conn_type": "fs", "extra": {"path": str(local)}},
+    }
+    env = airflow_env | {"AIRFLOW_CONN_" + k.upper(): json.dumps(v) for k, v in urls.items()}
+    env |= {
+        "LIDM_HOME": str(gateway_sqlite.home),
+        "LIDM_KEYRING": str(gateway_sqlite.home / "keyring.json"),
+    }
+    spec = {"urls": [*urls, "missing"], "feeds": feeds}
+    out = subprocess.run(
+        [sys.executable, "-c", GLUE_SCRIPT, json.dumps(spec)],
+        env=env,
+        cwd=env["AIRFLOW_HOME"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert out.returncode == 0, (out.stdout + out.stderr)[-6000:]
+    (line,) = [x for x in out.stdout.splitlines() if x.startswith("LIDM_GLUE ")]
+    report = json.loads(line.removeprefix("LIDM_GLUE "))
+    got = report["urls"]
+
+    assert got["pg"]["url"] == "postgresql+psycopg://lidm:p%40ss%3Aw%2Frd@db.example:5433/central?sslmode=require"
+    assert got["lite"]["url"] == "sqlite:////srv/lidm/health.db"
+    assert got["folder"]["url"] == "file:///srv/drops/roster"
+    assert "absolute" in got["relative"]["error"]
+    assert got["odbc"]["url"] == (
+        "odbc:DRIVER={MariaDB Unicode};SERVER=10.0.0.5;DATABASE=health;UID=reader;PORT=3306;CHARSET=utf8mb4;"
+    )
+    pinned = got["pinned"]
+    assert pinned["url"].startswith("sftp://lidmdrop@127.0.0.1:2222//srv/outbox?known_hosts=")
+    assert pinned["known_hosts"] == f"[127.0.0.1]:2222 {host_key}\n"
+    assert "web" in got["web"]["error"] and "'http'" in got["web"]["error"]
+    assert "missing" in got["missing"]["error"] and "AIRFLOW_CONN_MISSING" in got["missing"]["error"]
+    # The password never shows in what Airflow printed (its secret masker knows the URL-quoted form too).
+    assert "p@ss:w/rd" not in out.stdout.replace(line, "") + out.stderr
+
+    feeds_out = report["feeds"]
+    assert feeds_out["host_key_and_private_key"] == {"ok": []}
+    assert (
+        "HostKeyError" in feeds_out["changed_host_key"]["fail"] and "CHANGED" in feeds_out["changed_host_key"]["fail"]
+    )
+    assert "no_host_key_check is refused" in feeds_out["no_host_key_check"]["fail"]
+    assert (
+        feeds_out["unreachable"]["retry"].startswith("SourceError: ")
+        and "unreachable" in feeds_out["unreachable"]["retry"]
+    )
+    rejected = feeds_out["rejected"]["fail"]
+    assert "1 of 1 batch(es) rejected" in rejected and "missing_column" in rejected
+    assert (local / "rejected" / "roster_20261127.csv").exists()
+    _assert_no_id_numbers([r["身份证号"] for r in rows], out.stdout, out.stderr)
