@@ -17,9 +17,33 @@ CONTRACTS = default_contracts_dir()
 FILES = sorted(CONTRACTS.glob("*/*.yaml"))
 
 
-def test_catalogue_has_both_foundation_contracts():
-    ids = [c.id for c in load_catalog()]
-    assert ids == ["civil_affairs.low_income_roster", "health.population"]
+# Every dataset of DOMAIN.md (section 二(二) of the seed), plus the platform's own contracts.
+EXPECTED = {
+    "civil_affairs": [
+        "low_income_roster",
+        "children_in_need",
+        "hardship_disability_subsidy",
+        "severe_disability_care_subsidy",
+        "temporary_assistance",
+    ],
+    "education": ["education_assistance", "student_enrollment"],
+    "hr_social_security": ["work_injury", "unemployment", "employment", "institution_pension", "enterprise_pension"],
+    "housing": ["public_rental_housing", "rural_house_renovation"],
+    "agriculture_rural": ["retired_fishermen", "return_risk_monitoring", "relocated_households"],
+    "health": ["population", "medical_expenses", "disease_emergency_fund", "deaths"],
+    "emergency": ["disaster_relief"],
+    "medical_insurance": ["medical_assistance", "insurance_reimbursements"],
+    "disability_federation": ["disability_certificates"],
+    "justice": ["legal_aid"],
+    "platform": ["warning", "disposition", "assistance_record"],
+}
+
+
+def test_every_dataset_of_every_department_has_a_contract():
+    ids = {c.id for c in load_catalog()}
+    expected = {f"{dept}.{name}" for dept, names in EXPECTED.items() for name in names}
+    assert sorted(expected - ids) == []
+    assert len(expected) == 29
 
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.stem)
