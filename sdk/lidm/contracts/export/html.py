@@ -12,9 +12,9 @@ from lidm.contracts.model import Contract
 CSS = """
 body{font-family:-apple-system,"Segoe UI","PingFang SC","Noto Sans CJK SC","Microsoft YaHei",sans-serif;margin:0;
 color:#1d2733;background:#f6f7f9}
-header{background:#12355b;color:#fff;padding:18px 28px}header h1{margin:0;font-size:22px}
+header{background:#12355b;color:#fff;padding:18px 28px;height:60px}header h1{margin:0;font-size:22px}
 header p{margin:4px 0 0;opacity:.85}
-nav{position:fixed;top:74px;bottom:0;width:250px;overflow:auto;background:#fff;border-right:1px solid #dde2e8;
+nav{position:fixed;top:96px;bottom:0;width:250px;overflow:auto;background:#fff;border-right:1px solid #dde2e8;
 padding:12px 0}
 nav h3{font-size:13px;margin:14px 18px 4px;color:#53647a}nav a{display:block;padding:3px 18px 3px 26px;
 color:#12355b;text-decoration:none;font-size:13px}nav a:hover{background:#eef3f9}
@@ -28,8 +28,12 @@ th,td{border-bottom:1px solid #e6e9ee;padding:5px 8px;text-align:left;vertical-a
 .badge{border-radius:10px;padding:1px 8px;font-size:12px;white-space:nowrap}
 .direct_identifier{background:#fde2e1;color:#9b1c1c}.quasi_identifier{background:#fff1d6;color:#8a5300}
 .sensitive{background:#ece4fb;color:#5b2a9b}.plain{background:#e6f4ea;color:#1e6b34}
+.key{background:#12355b;color:#fff}
 .lvl-clear{color:#9b1c1c;font-weight:600}.lvl-masked{color:#8a5300}.lvl-token{color:#1e6b34}
 """
+
+
+KEY_BADGE = " <span class='badge key'>key</span>"
 
 
 def _dataset(c: Contract) -> str:
@@ -41,7 +45,7 @@ def _dataset(c: Contract) -> str:
         )
         checks = ", ".join(ch.value for ch in f.checks)
         rows.append(
-            f"<tr><td><code>{escape(f.name)}</code>{' 🔑' if f.primary_key else ''}</td>"
+            f"<tr><td><code>{escape(f.name)}</code>{KEY_BADGE if f.primary_key else ''}</td>"
             f"<td>{escape(f.business_name or '')}</td><td>{f.type.value}{' · ' + escape(f.unit) if f.unit else ''}</td>"
             f"<td>{'yes' if f.required else ''}</td>"
             f"<td><span class='badge {f.classification.value}'>{f.classification.value}</span></td>"
