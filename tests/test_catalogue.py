@@ -179,3 +179,18 @@ def test_html_catalogue_has_every_dataset_with_fields_and_grants(catalog, tmp_pa
     parser.feed(text)
     assert sorted(parser.ids) == sorted(c.id for c in catalog)
     assert "direct_identifier" in text and "own_districts" in text and "低收入人口名单" in text
+
+
+def test_warnings_reach_each_department_only_for_its_own_rows(catalog):
+    warning = catalog["platform.warning"]
+    assert warning.department_field == "target_department"
+    scoped = {g.consumer: g.rows.value for g in warning.grants}
+    assert scoped["justice"] == "own_department" and scoped["platform"] == "all"
+
+
+def test_lint_needs_a_department_field_for_department_scoped_grants(contracts_copy):
+    path = contracts_copy / "platform" / "warning.yaml"
+    text = path.read_text("utf-8").replace("  - {property: lidmDepartmentField, value: target_department}\n", "")
+    path.write_text(text, "utf-8")
+    messages = [str(f) for f in lint(load_catalog(contracts_copy), "4301") if f.severity == "error"]
+    assert any("limited to its department's rows but lidmDepartmentField is unset" in m for m in messages)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from lidm.contracts.model import Classification, Contract, Field, GrantLevel, LogicalType, Protection
+from lidm.contracts.model import Classification, Contract, Field, GrantLevel, LogicalType, Protection, RowScope
 
 # A field type may widen (integer -> number) but never narrow.
 _WIDER = {(LogicalType.INTEGER, LogicalType.NUMBER), (LogicalType.DATE, LogicalType.TIMESTAMP)}
@@ -228,7 +228,7 @@ def _grant_changes(old: Contract, new: Contract, add) -> None:  # type: ignore[n
         for name in sorted(set(o.fields) - set(n.fields)):
             add(Change("grant_narrowed", True, name, f"{consumer} may no longer read it", (consumer,)))
         if o.rows != n.rows:
-            widened = n.rows.value == "all"
+            widened = n.rows is RowScope.ALL
             add(
                 Change(
                     "grant_widened" if widened else "grant_narrowed",

@@ -82,17 +82,27 @@ def _lint_grants(c: Contract, catalog: ContractCatalog) -> list[Finding]:
                 )
         if not (g.purpose or "").strip():
             out.append(Finding("warning", c.id, where, None, f"grant to {g.consumer} declares no purpose"))
-        if g.rows is RowScope.OWN_DISTRICTS:
-            if not c.district_field:
-                out.append(
-                    Finding(
-                        "error",
-                        c.id,
-                        where,
-                        None,
-                        f"grant to {g.consumer} is limited to own districts but lidmDistrictField is unset",
-                    )
+        if g.rows is RowScope.OWN_DISTRICTS and not c.district_field:
+            out.append(
+                Finding(
+                    "error",
+                    c.id,
+                    where,
+                    None,
+                    f"grant to {g.consumer} is limited to own districts but lidmDistrictField is unset",
                 )
+            )
+        if g.rows is RowScope.OWN_DEPARTMENT and not c.department_field:
+            out.append(
+                Finding(
+                    "error",
+                    c.id,
+                    where,
+                    None,
+                    f"grant to {g.consumer} is limited to its department's rows but lidmDepartmentField is unset",
+                )
+            )
+        if g.rows is RowScope.OWN_DISTRICTS:
             consumers = catalog.consumers.expand(g.consumer) if catalog.consumers else []
             if any(not m.districts for m in consumers):
                 out.append(

@@ -148,9 +148,10 @@ def parse_contract(doc: dict[str, Any], *, source: str = "<contract>", root: yam
     if mode is UpdateMode.INCREMENTAL and watermark not in seen:
         raise ContractError(f"{source}: an incremental contract names its watermark field in lidmWatermark")
     grants = _grants(custom.get("lidmGrants"), source, root, doc)
-    district = custom.get("lidmDistrictField")
-    if district is not None and district not in seen:
-        raise ContractError(f"{source}: lidmDistrictField names {district}, which is not a field")
+    district, dept_field = custom.get("lidmDistrictField"), custom.get("lidmDepartmentField")
+    for prop, name in (("lidmDistrictField", district), ("lidmDepartmentField", dept_field)):
+        if name is not None and name not in seen:
+            raise ContractError(f"{source}: {prop} names {name}, which is not a field")
     department = custom.get("lidmOwner") or doc.get("domain")
     contract_id = doc["id"]
     if "." not in contract_id or contract_id.split(".", 1)[0] != department:
@@ -172,6 +173,7 @@ def parse_contract(doc: dict[str, Any], *, source: str = "<contract>", root: yam
             frequency=custom.get("lidmFrequency"),
             freshness=custom.get("lidmFreshness"),
             district_field=district,
+            department_field=dept_field,
             grants=grants,
             source_file=source,
         )

@@ -58,6 +58,7 @@ class GrantLevel(StrEnum):
 class RowScope(StrEnum):
     ALL = "all"
     OWN_DISTRICTS = "own_districts"  # a county bureau sees only rows of its own districts
+    OWN_DEPARTMENT = "own_department"  # a department sees only rows addressed to it (e.g. its warnings)
 
 
 class Grant(BaseModel):
@@ -126,6 +127,7 @@ class Contract(BaseModel):
     frequency: str | None = None
     freshness: str | None = None
     district_field: str | None = None
+    department_field: str | None = None
     grants: tuple[Grant, ...] = ()
     source_file: str | None = None
 
