@@ -5,6 +5,7 @@ A contract is refused whole, with file, line and field, or loaded whole; nothing
 
 from __future__ import annotations
 
+import hashlib
 import importlib.resources
 import json
 from collections.abc import Iterator
@@ -39,6 +40,24 @@ def odcs_schema() -> dict[str, Any]:
     """The ODCS JSON Schema shipped with the open-data-contract-standard package."""
     text = (importlib.resources.files("open_data_contract_standard") / "schema.json").read_text("utf-8")
     return json.loads(text)
+
+
+@lru_cache(maxsize=1)
+def _validator() -> jsonschema.Draft202012Validator:
+    """Compiled once: building a validator re-reads the whole ODCS schema."""
+    return jsonschema.Draft202012Validator(odcs_schema())
+
+
+_ODCS_SEEN: dict[str, tuple[tuple[Any, ...], str] | None] = {}
+
+
+def _first_odcs_error(doc: dict[str, Any]) -> tuple[tuple[Any, ...], str] | None:
+    """First schema error by document path; remembered per document, as full validation is slow."""
+    digest = hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+    if digest not in _ODCS_SEEN:
+        errors = sorted(_validator().iter_errors(doc), key=lambda e: list(e.absolute_path))
+        _ODCS_SEEN[digest] = (tuple(errors[0].absolute_path), errors[0].message[:300]) if errors else None
+    return _ODCS_SEEN[digest]
 
 
 def _line_of(node: yaml.Node | None, path: list[Any]) -> int | None:
@@ -103,15 +122,11 @@ def parse_contract(doc: dict[str, Any], *, source: str = "<contract>", root: yam
     """Validate one ODCS document and build its typed Contract."""
     if not isinstance(doc, dict):
         raise ContractError(f"{source}: not a YAML mapping")
-    errors = sorted(
-        jsonschema.Draft202012Validator(odcs_schema()).iter_errors(doc), key=lambda e: list(e.absolute_path)
-    )
-    if errors:
-        e = errors[0]
-        where = "/".join(str(p) for p in e.absolute_path) or "(document)"
-        raise ContractError(
-            f"{source}:{_line_of(root, list(e.absolute_path)) or '?'}: not valid ODCS v3 at {where}: {e.message[:300]}"
-        )
+    error = _first_odcs_error(doc)
+    if error:
+        path, message = error
+        where = "/".join(str(p) for p in path) or "(document)"
+        raise ContractError(f"{source}:{_line_of(root, list(path)) or '?'}: not valid ODCS v3 at {where}: {message}")
     if doc["apiVersion"] not in SUPPORTED_API_VERSIONS:
         raise ContractError(f"{source}: apiVersion {doc['apiVersion']} unsupported; use v3.1.0 or later")
     schema = doc.get("schema") or []
