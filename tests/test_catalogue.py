@@ -132,6 +132,8 @@ def test_grants_for_a_county_bureau_come_through_its_group(catalog):
 def test_json_schema_export_agrees_with_the_gateway(catalog, tmp_path):
     paths = js_export.write(catalog, tmp_path, "4301")
     assert len(paths) == len(catalog)
+    for path in paths:
+        jsonschema.Draft202012Validator.check_schema(json.loads(path.read_text()))
     schema = json.loads((tmp_path / "civil_affairs.low_income_roster.schema.json").read_text())
     jsonschema.Draft202012Validator.check_schema(schema)
     good = {
