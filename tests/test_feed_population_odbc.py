@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from _db import query
 
 from lidm.central.loader import BatchWriter
 from lidm.pipeline import run_feed
@@ -24,12 +25,8 @@ def department_db(mariadb_odbc):
 
 
 def _one(url: str, sql: str):
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return conn.execute(sa.text(sql)).one()
-    finally:
-        engine.dispose()
+    (row,) = query(url, sql)
+    return tuple(row)
 
 
 def test_odbc_source_is_reachable_through_pyodbc(mariadb_odbc):

@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-import sqlalchemy as sa
+from _db import query
 
 from lidm.errors import HostKeyError
 from lidm.pipeline import run_feed
@@ -60,12 +60,7 @@ def _place_csv(folder: Path, rows: list[dict], name="roster_20261127.csv") -> No
 
 
 def _count(url: str, sql: str) -> int:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return conn.execute(sa.text(sql)).scalar_one()
-    finally:
-        engine.dispose()
+    return query(url, sql)[0][0]
 
 
 def test_roster_drop_loads_archives_and_answers_with_a_receipt(drop, gateway_pg):

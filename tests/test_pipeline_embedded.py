@@ -6,6 +6,7 @@ import json
 import logging
 
 import sqlalchemy as sa
+from _db import query
 
 from lidm.demo import run_demo
 from lidm.pipeline import run_feed
@@ -13,12 +14,7 @@ from lidm.samples import ROSTER_HEADER_LINE, generate_people, population_rows, w
 
 
 def _counts(url: str, sql: str):
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return conn.execute(sa.text(sql)).all()
-    finally:
-        engine.dispose()
+    return query(url, sql)
 
 
 def test_demo_loads_both_feeds_with_the_invariant(tmp_path):

@@ -46,74 +46,45 @@ def lint(catalog: ContractCatalog, city_prefix: str) -> list[Finding]:
 
 
 def _lint_grants(c: Contract, catalog: ContractCatalog) -> list[Finding]:
-    out = []
+    out: list[Finding] = []
+
+    def say(severity: str, line: int | None, field: str | None, message: str) -> None:
+        out.append(Finding(severity, c.id, _where(c, line), field, message))
+
     if not c.grants:
-        out.append(Finding("warning", c.id, _where(c), None, "grants no consumer: nobody can read it"))
+        say("warning", None, None, "grants no consumer: nobody can read it")
     if not any(g.consumer == "platform" for g in c.grants) and c.department != "platform":
-        out.append(Finding("warning", c.id, _where(c), None, "no grant to the platform: it cannot monitor this feed"))
+        say("warning", None, None, "no grant to the platform: it cannot monitor this feed")
     for g in c.grants:
-        where = _where(c, g.line)
+        purpose = (g.purpose or "").strip()
         for name, level in g.fields.items():
             f = c.field(name)
             allowed, needed = NEEDS[level]
             if not (allowed & set(f.protection)):
-                out.append(
-                    Finding(
-                        "error",
-                        c.id,
-                        where,
-                        name,
-                        f"grant to {g.consumer} at {level.value} needs {needed} in lidmProtection",
-                    )
-                )
-            if (
-                level is GrantLevel.CLEAR
-                and f.classification is Classification.DIRECT_IDENTIFIER
-                and not (g.purpose or "").strip()
-            ):
-                out.append(
-                    Finding(
-                        "error",
-                        c.id,
-                        where,
-                        name,
-                        f"direct identifier in clear to {g.consumer} without a declared purpose",
-                    )
-                )
-        if not (g.purpose or "").strip():
-            out.append(Finding("warning", c.id, where, None, f"grant to {g.consumer} declares no purpose"))
-        if g.rows is RowScope.OWN_DISTRICTS and not c.district_field:
-            out.append(
-                Finding(
+                say("error", g.line, name, f"grant to {g.consumer} at {level.value} needs {needed} in lidmProtection")
+            direct = f.classification is Classification.DIRECT_IDENTIFIER
+            if level is GrantLevel.CLEAR and direct and not purpose:
+                say("error", g.line, name, f"direct identifier in clear to {g.consumer} without a declared purpose")
+        if not purpose:
+            say("warning", g.line, None, f"grant to {g.consumer} declares no purpose")
+        if g.rows is RowScope.OWN_DISTRICTS:
+            if not c.district_field:
+                say(
                     "error",
-                    c.id,
-                    where,
+                    g.line,
                     None,
                     f"grant to {g.consumer} is limited to own districts but lidmDistrictField is unset",
                 )
-            )
+            members = catalog.consumers.expand(g.consumer) if catalog.consumers else []
+            if any(not m.districts for m in members):
+                say("error", g.line, None, f"grant to {g.consumer} is limited to own districts but a member has none")
         if g.rows is RowScope.OWN_DEPARTMENT and not c.department_field:
-            out.append(
-                Finding(
-                    "error",
-                    c.id,
-                    where,
-                    None,
-                    f"grant to {g.consumer} is limited to its department's rows but lidmDepartmentField is unset",
-                )
+            say(
+                "error",
+                g.line,
+                None,
+                f"grant to {g.consumer} is limited to its department's rows but lidmDepartmentField is unset",
             )
-        if g.rows is RowScope.OWN_DISTRICTS:
-            consumers = catalog.consumers.expand(g.consumer) if catalog.consumers else []
-            if any(not m.districts for m in consumers):
-                out.append(
-                    Finding(
-                        "error",
-                        c.id,
-                        where,
-                        None,
-                        f"grant to {g.consumer} is limited to own districts but a member has none",
-                    )
-                )
     return out
 
 
