@@ -141,30 +141,20 @@ def _lint_code_lists(catalog: ContractCatalog) -> list[Finding]:
 
 
 def _lint_consumers(catalog: ContractCatalog, city_prefix: str) -> list[Finding]:
-    out = []
+    def error(message: str) -> Finding:
+        return Finding("error", "-", "contracts/consumers.yaml", None, message)
+
     if catalog.consumers is None:
-        return [Finding("error", "-", "contracts/consumers.yaml", None, "no consumers file: grants cannot be checked")]
-    for code in catalog.consumers.districts:
-        if not code.startswith(city_prefix) or len(code) != 6:
-            out.append(
-                Finding(
-                    "error",
-                    "-",
-                    "contracts/consumers.yaml",
-                    None,
-                    f"district {code} is not a division of the city ({city_prefix})",
-                )
-            )
-    for m in catalog.consumers.members.values():
-        for code in m.districts:
-            if code not in catalog.consumers.districts:
-                out.append(
-                    Finding(
-                        "error",
-                        "-",
-                        "contracts/consumers.yaml",
-                        None,
-                        f"consumer {m.id} names district {code}, not one of the city's",
-                    )
-                )
+        return [error("no consumers file: grants cannot be checked")]
+    out = [
+        error(f"district {code} is not a division of the city ({city_prefix})")
+        for code in catalog.consumers.districts
+        if not code.startswith(city_prefix) or len(code) != 6
+    ]
+    out += [
+        error(f"consumer {m.id} names district {code}, not one of the city's")
+        for m in catalog.consumers.members.values()
+        for code in m.districts
+        if code not in catalog.consumers.districts
+    ]
     return out
