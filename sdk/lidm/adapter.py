@@ -43,14 +43,17 @@ class _Codes(Convert):
 
 
 class _Date(Convert):
-    def __init__(self, column: str, formats: tuple[str, ...]) -> None:
+    def __init__(self, column: str, formats: tuple[str, ...], excel_serial: bool = False) -> None:
         super().__init__(column)
         self.formats = formats
+        self.excel_serial = excel_serial
 
     def apply(self, values: pa.Array) -> pa.Array:
         if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
             return values
-        return dates.to_iso(pc.utf8_trim_whitespace(values), self.formats)
+        text = pc.utf8_trim_whitespace(values)
+        iso = dates.to_iso(text, self.formats)
+        return pc.coalesce(dates.from_excel_serial(text), iso) if self.excel_serial else iso
 
 
 class _FenToYuan(Convert):
@@ -71,9 +74,13 @@ def codes(column: str, table: Mapping[str, str]) -> Convert:
     return _Codes(column, table)
 
 
-def date(column: str, *formats: str) -> Convert:
-    """Parse dates written in the department's formats (strptime) into ISO dates."""
-    return _Date(column, formats or ("%Y-%m-%d",))
+def date(column: str, *formats: str, excel_serial: bool = False) -> Convert:
+    """Parse dates written in the department's formats (strptime) into ISO dates.
+
+    excel_serial: also accept Excel serial day numbers (a date cell formatted as a number), which a
+    spreadsheet drop otherwise delivers as digits such as 45321.
+    """
+    return _Date(column, formats or ("%Y-%m-%d",), excel_serial)
 
 
 def fen_to_yuan(column: str) -> Convert:

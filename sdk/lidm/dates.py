@@ -30,3 +30,19 @@ def to_iso(text: pa.Array, formats: tuple[str, ...]) -> pa.Array:
     """ISO dates (YYYY-MM-DD) for parseable values; the original text for the rest, so validation names it."""
     iso = pc.strftime(parse(text, formats), format="%Y-%m-%d")
     return pc.coalesce(iso, text)
+
+
+# Excel's 1900 date system counts days from 1899-12-30 (it keeps Lotus's phantom 1900-02-29, so the
+# epoch is one day earlier than 12-31); 25569 is 1970-01-01. Serials below 61 predate that quirk and
+# any plausible record, so they are not read as dates.
+_EXCEL_UNIX_EPOCH = 25569
+_EXCEL_SERIAL = r"^[0-9]{2,6}(\.0+)?$"
+
+
+def from_excel_serial(text: pa.Array) -> pa.Array:
+    """ISO dates for whole Excel serial day numbers (61..2958465); null for everything else."""
+    shaped = pc.fill_null(pc.match_substring_regex(text, _EXCEL_SERIAL), False)
+    days = pc.cast(pc.cast(pc.if_else(shaped, text, "0"), pa.float64()), pa.int64())
+    plausible = pc.and_(shaped, pc.and_(pc.greater_equal(days, 61), pc.less_equal(days, 2958465)))
+    as_date = pc.cast(pc.subtract(days, _EXCEL_UNIX_EPOCH), pa.int32()).cast(pa.date32())
+    return pc.if_else(plausible, pc.strftime(as_date, format="%Y-%m-%d"), pa.nulls(len(text), pa.string()))

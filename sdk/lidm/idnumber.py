@@ -20,11 +20,30 @@ def check_char(first17: str) -> str:
 
 
 def normalize(values: pa.Array) -> pa.Array:
-    """Trim, turn full-width digits to ASCII and a lowercase x to X: forms the standard allows."""
+    """Canonical 18-character form of what the standard allows: trimmed, full-width digits as ASCII,
+    a lowercase x as X, and a 15-digit number of the 1984 scheme upgraded to 18 characters (century 19
+    inserted after the division code, check character computed), as GB 11643-1999 prescribes."""
     out = pc.utf8_trim_whitespace(values)
     for wide, ascii_ in _FULLWIDTH.items():
         out = pc.replace_substring(out, wide, ascii_)
-    return pc.utf8_upper(out)
+    return upgrade_15(pc.utf8_upper(out))
+
+
+def upgrade_15(values: pa.Array) -> pa.Array:
+    """15-digit legacy numbers become 18-character ones; anything else is returned unchanged."""
+    legacy = pc.fill_null(pc.match_substring_regex(values, r"^[0-9]{15}$"), False)
+    idx = np.flatnonzero(legacy.to_numpy(zero_copy_only=False))
+    if not len(idx):
+        return values
+    old = pc.take(values, pa.array(idx))
+    body = pc.binary_join_element_wise(
+        pc.utf8_slice_codeunits(old, 0, 6), pa.scalar("19"), pc.utf8_slice_codeunits(old, 6, 15), ""
+    )
+    digits = _byte_matrix(body.cast(pa.string()), 17).astype(np.int64) - 48
+    checks = pa.array(list(CHECK_CHARS[(digits @ WEIGHTS) % 11].tobytes().decode("ascii")), type=pa.string())
+    upgraded = pc.binary_join_element_wise(body, checks, "")
+    values = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    return pc.replace_with_mask(values.cast(pa.string()), legacy, upgraded)
 
 
 def problems(values: pa.Array) -> dict[str, np.ndarray]:

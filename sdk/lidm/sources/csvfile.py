@@ -36,6 +36,7 @@ class TranscodingReader(io.RawIOBase):
         self.eof = False
         self.error: RejectedBatch | None = None
         self.first = True
+        self.started = False
 
     def readable(self) -> bool:
         return True
@@ -50,13 +51,35 @@ class TranscodingReader(io.RawIOBase):
             text = self._decode(b"", final=True)
         else:
             self.sha256.update(chunk)
-            text = self._decode(chunk, final=False)
+            body = chunk if self.started else self._first_block(chunk)
+            self.started = True
+            text = self._decode(body, final=False)
             self.lines_before += chunk.count(b"\n")
         if self.first and text:
             self.first = False
             text = text.removeprefix("\ufeff")
         self.pending += text.encode("utf-8")
         return True
+
+    def _first_block(self, chunk: bytes) -> bytes:
+        """Strip a UTF-8 BOM whatever the declared encoding (editors prepend one to GBK text too), and
+        refuse a UTF-8 file declared as GBK: GB18030 would decode it without error, into nonsense."""
+        chunk = chunk.removeprefix(b"\xef\xbb\xbf")
+        if self.encoding == "gb18030":
+            head = chunk.split(b"\n", 1)[0]
+            try:
+                utf8 = not head.isascii() and bool(head.decode("utf-8"))
+            except UnicodeDecodeError:
+                utf8 = False
+            if utf8:
+                self.error = RejectedBatch(
+                    "encoding",
+                    f"line 1 is UTF-8 but the adapter declares {self.declared}: declare encoding='utf-8'",
+                    file=self.file,
+                    row=1,
+                )
+                raise self.error
+        return chunk
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
         while not self.pending and self._fill():

@@ -19,13 +19,15 @@ from urllib.parse import unquote, urlsplit
 import pyarrow as pa
 
 from lidm.config import Settings
-from lidm.errors import RejectedBatch
+from lidm.errors import ConfigError, RejectedBatch
 from lidm.sources.base import SourceBatch
 from lidm.sources.csvfile import read_csv_chunks
 from lidm.sources.localstore import LocalStore
 from lidm.sources.sftp import SftpStore, SftpTarget
+from lidm.sources.xlsxfile import read_xlsx_chunks
 
 ARCHIVE, REJECTED = "archive", "rejected"
+FORMATS = ("csv", "xlsx")
 
 
 class DropStore(Protocol):
@@ -38,6 +40,7 @@ class DropStore(Protocol):
     def read_text(self, name: str) -> str: ...
     def write_text(self, name: str, text: str) -> None: ...
     def move(self, name: str, folder: str) -> None: ...
+    def put(self, name: str, data: bytes) -> None: ...
 
 
 def open_store(url: str, settings: Settings) -> DropStore:
@@ -59,9 +62,15 @@ class DropSource:
     delimiter: str = ","
     marker: str = ".ok"
     format: str = "csv"
+    sheet: str | int = 0
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise ConfigError(f"DropSource format {self.format!r}: use one of {', '.join(FORMATS)}")
 
     def describe(self) -> str:
-        return f"drop {self.pattern} ({self.format}, {self.encoding}) on connection {self.connection}"
+        what = self.encoding if self.format == "csv" else f"sheet {self.sheet}"
+        return f"drop {self.pattern} ({self.format}, {what}) on connection {self.connection}"
 
     def pending(self, store: DropStore) -> list[str]:
         """Complete drops waiting, oldest name first; a file without its marker is still being written."""
@@ -79,15 +88,20 @@ class DropSource:
         where = f"{store.where}/{name}"
 
         def chunks() -> Iterator[pa.Table]:
-            if self.format != "csv":
-                raise RejectedBatch("format", f"format {self.format} is not supported yet", file=where)
-            with store.open(name) as fh:
-                _names, it, reader, malformed = read_csv_chunks(
-                    fh, file=where, encoding=self.encoding, delimiter=self.delimiter, chunk_bytes=chunk_bytes
-                )
-                state["reader"], state["malformed"] = reader, malformed
+            if self.format == "xlsx":
+                with store.open(name) as fh:
+                    data = fh.read()
+                _names, it, digest = read_xlsx_chunks(data, file=where, sheet=self.sheet)
+                state["malformed"] = []
                 yield from it
-            digest = reader.sha256.hexdigest()
+            else:
+                with store.open(name) as fh:
+                    _names, it, reader, malformed = read_csv_chunks(
+                        fh, file=where, encoding=self.encoding, delimiter=self.delimiter, chunk_bytes=chunk_bytes
+                    )
+                    state["reader"], state["malformed"] = reader, malformed
+                    yield from it
+                digest = reader.sha256.hexdigest()
             state["digest"] = digest
             if expected and expected != digest:
                 raise RejectedBatch(

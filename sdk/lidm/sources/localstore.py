@@ -40,6 +40,13 @@ class LocalStore:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, "utf-8")
 
+    def put(self, name: str, data: bytes) -> None:
+        """Write under a hidden .part name, then rename: a reader never sees half a file."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        part = self.root / f".{name}.part"
+        part.write_bytes(data)
+        os.replace(part, self.root / name)
+
     def move(self, name: str, folder: str) -> None:
         (self.root / folder).mkdir(parents=True, exist_ok=True)
         os.replace(self.root / name, self.root / folder / Path(name).name)

@@ -135,6 +135,16 @@ class SftpStore:
         with self.connect().open(self._p(name), "wb") as fh:
             fh.write(text.encode("utf-8"))
 
+    def put(self, name: str, data: bytes) -> None:
+        """Upload under a hidden .part name, then rename: a reader never sees half a file."""
+        sftp = self.connect()
+        part = self._p(f".{name}.part")
+        with sftp.open(part, "wb") as fh:
+            fh.write(data)
+        with contextlib.suppress(FileNotFoundError):
+            sftp.remove(self._p(name))
+        sftp.rename(part, self._p(name))
+
     def makedirs(self, folder: str) -> None:
         sftp = self.connect()
         try:

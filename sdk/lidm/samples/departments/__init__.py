@@ -1,0 +1,1 @@
+"""One module per department: the ``SOURCES`` its datasets' sample sources are built from."""
