@@ -20,7 +20,9 @@ contracts_app = typer.Typer(
 )
 keys_app = typer.Typer(help="Keyring management.", no_args_is_help=True)
 db_app = typer.Typer(help="Central database.", no_args_is_help=True)
+adapter_app = typer.Typer(help="Adapters: list, scaffold a new one, verify one (the test kit).", no_args_is_help=True)
 app.add_typer(contracts_app, name="contracts")
+app.add_typer(adapter_app, name="adapter")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 console = Console()
@@ -142,6 +144,147 @@ def feeds() -> None:
     for name, adapter in adapters().items():
         table.add_row(name, adapter.contract, adapter.source.describe())
     console.print(table)
+    _print_broken()
+
+
+def _print_broken() -> None:
+    from lidm.registry import broken
+
+    for name, why in broken().items():
+        console.print(f"[red]broken adapter {name}:[/] {why}")
+
+
+def _load_connections(value: str | None) -> dict[str, str] | None:
+    """A JSON object or a JSON file of connections (as written by `lidm sample`)."""
+    import json
+
+    if not value:
+        return None
+    try:
+        text = value if value.lstrip().startswith("{") else Path(value).read_text("utf-8")
+        loaded = json.loads(text)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise LidmError(f"--connections: not a JSON object or a readable JSON file ({type(exc).__name__})") from None
+    if not isinstance(loaded, dict):
+        raise LidmError("--connections: expected a JSON object of name -> URL")
+    return {str(k): str(v) for k, v in loaded.items()}
+
+
+@app.command()
+def sample(
+    size: Annotated[int, typer.Option(help="People in the synthetic city.")] = 5000,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed always writes the same sources.")] = 20261127,
+    bad: Annotated[int, typer.Option(help="Faulty rows per source, spread over the source's fault kinds.")] = 5,
+    out: Annotated[Path, typer.Option(help="Folder for file sources and connections.json.")] = Path(".lidm/sources"),
+    dataset: Annotated[list[str] | None, typer.Option(help="Only these datasets (repeatable).")] = None,
+    mariadb: Annotated[
+        str | None, typer.Option(help="ODBC string of a MariaDB server for the sources declared there.")
+    ] = None,
+    postgres: Annotated[str | None, typer.Option(help="SQLAlchemy URL of a PostgreSQL server (any database).")] = None,
+    sftp: Annotated[
+        str | None, typer.Option(help="sftp://user@host:port/dir?key_file=…&known_hosts=… for drops.")
+    ] = None,
+) -> None:
+    """Write deterministic synthetic sources for every dataset (files by default, or the real servers)."""
+    from lidm.samples.sources import Servers, save_connections, write_sources
+    from lidm.samples.world import build_world
+
+    try:
+        world = build_world(size, seed)
+        out.mkdir(parents=True, exist_ok=True)
+        servers = Servers(out, mariadb_odbc=mariadb, postgres_url=postgres, sftp_url=sftp)
+        report = write_sources(world, servers, bad=bad, datasets=dataset)
+    except LidmError as exc:
+        _fail(exc)
+    save_connections(report, out / "connections.json")
+    table = Table(title=f"Sample sources (size {size:,}, seed {seed})")
+    for col in ("dataset", "kind", "where", "rows", "faulty rows"):
+        table.add_column(col, justify="right" if col in ("rows", "faulty rows") else "left")
+    for w in report.written:
+        faults = ", ".join(f"{k} {n}" for k, n in w.bad_kinds.items()) or "-"
+        table.add_row(w.dataset, w.kind, w.where, f"{w.rows:,}", faults)
+    console.print(table)
+    console.print(
+        f"Connections written to {out / 'connections.json'}; run feeds with "
+        f'LIDM_CONNECTIONS="$(cat {out / "connections.json"})" or `lidm adapter verify NAME --connections '
+        f"{out / 'connections.json'}`."
+    )
+
+
+@adapter_app.command("list")
+def adapter_list() -> None:
+    """Adapters, their contracts and sources, and any that fail to load."""
+    feeds()
+
+
+@adapter_app.command("new")
+def adapter_new(
+    department: Annotated[str, typer.Argument(help="Department, e.g. housing.")],
+    dataset: Annotated[str, typer.Argument(help="Dataset of a contract, e.g. public_rental_housing.")],
+    source: Annotated[str, typer.Option(help="sql, csv or xlsx.")] = "sql",
+    connection: Annotated[str | None, typer.Option(help="Connection name (default <department>_db or _drop).")] = None,
+    into: Annotated[Path | None, typer.Option(help="Adapters folder (default: this checkout's adapters/).")] = None,
+    tests: Annotated[Path | None, typer.Option(help="Also write a conformance test into this folder.")] = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing adapter.")] = False,
+) -> None:
+    """Scaffold an adapter for a contract: every field listed with its type and codes, to be mapped."""
+    from lidm.testkit.scaffold import scaffold
+
+    try:
+        made = scaffold(
+            department,
+            dataset,
+            kind=source,
+            connection=connection,
+            into=into,
+            tests=tests,
+            force=force,
+            contracts_dir=get_settings().contracts_dir,
+        )
+    except LidmError as exc:
+        _fail(exc)
+    console.print(f"wrote {made.adapter}" + (f" and {made.test}" if made.test else ""))
+    console.print(
+        f"Next: replace every TODO_ with your column, then `lidm adapter verify {department}.{dataset} "
+        "--connections connections.json`."
+    )
+
+
+@adapter_app.command("verify")
+def adapter_verify(
+    name: Annotated[str, typer.Argument(help="Adapter (feed) name, e.g. health.population.")],
+    connections: Annotated[
+        str | None, typer.Option(help="JSON object or file of connections (default LIDM_CONNECTIONS).")
+    ] = None,
+    report: Annotated[Path | None, typer.Option(help="Write NAME.md and NAME.json conformance reports here.")] = None,
+    sample_rows: Annotated[int, typer.Option(help="Rows sampled for the validation check.")] = 1000,
+) -> None:
+    """Run the conformance checks in a sandbox (the source is only read; drops are copied)."""
+    import json
+
+    from lidm.testkit import FAIL, PASS, SKIP, WARN, verify
+
+    try:
+        result = verify(name, connections=_load_connections(connections), sample_rows=sample_rows)
+    except LidmError as exc:
+        _fail(exc)
+    style = {PASS: "green", WARN: "yellow", FAIL: "red", SKIP: "dim"}
+    table = Table(title=f"Conformance of {name} ({result.contract} {result.contract_version})")
+    table.add_column("check", no_wrap=True)
+    table.add_column("result")
+    table.add_column("detail")
+    for c in result.checks:
+        table.add_row(c.name, f"[{style[c.status]}]{c.status}[/]", c.detail)
+    console.print(table)
+    verdict = "[green]CONFORMS[/]" if result.passed else "[red]DOES NOT CONFORM[/]"
+    console.print(f"{name}: {verdict}")
+    if report:
+        report.mkdir(parents=True, exist_ok=True)
+        (report / f"{name}.md").write_text(result.markdown(), "utf-8")
+        (report / f"{name}.json").write_text(json.dumps(result.as_dict(), indent=2, ensure_ascii=False), "utf-8")
+        console.print(f"report: {report / (name + '.md')}")
+    if not result.passed:
+        raise typer.Exit(code=1)
 
 
 @contracts_app.command("list")

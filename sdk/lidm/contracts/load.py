@@ -269,6 +269,12 @@ class ContractCatalog:
     def __iter__(self) -> Iterator[Contract]:
         return iter(self._contracts.values())
 
+    def __contains__(self, contract_id: object) -> bool:
+        return contract_id in self._contracts
+
+    def ids(self) -> list[str]:
+        return list(self._contracts)
+
     def __len__(self) -> int:
         return len(self._contracts)
 

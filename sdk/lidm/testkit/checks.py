@@ -1,0 +1,689 @@
+"""The adapter conformance checks, run in a sandbox that never changes the department's source.
+
+The sandbox is a throwaway gateway (its own keyring and central database) and, for drops, a copy of
+the complete drops, so settling a drop (archive/reject) happens to the copy. SQL sources are only read.
+Every check ends pass, warn (conforms, but a person should look), fail, or skip (does not apply).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import sqlalchemy as sa
+
+from lidm.adapter import Adapter
+from lidm.central import db
+from lidm.central.schema import batch as batch_table
+from lidm.central.schema import dataset_table
+from lidm.central.schema import quarantine as quarantine_table
+from lidm.central.schema import watermark as watermark_table
+from lidm.config import Settings
+from lidm.conform import check_columns, check_mapping, conform
+from lidm.contracts import Contract, UpdateMode, load_catalog
+from lidm.contracts.model import Classification, Protection
+from lidm.errors import LidmError, RejectedBatch
+from lidm.keys import generate_keyring, write_keyring
+from lidm.pipeline import BatchResult, run_feed
+from lidm.registry import get_adapter
+from lidm.sources import DropSource, SqlSource
+from lidm.sources.drops import open_store
+from lidm.testkit.pii import Scanner
+from lidm.validate import ROW, Validator
+
+PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
+CHECKS = (
+    "mapping",  # every contract field mapped or declared absent
+    "connects",  # the source answers (and a drop folder holds a complete drop)
+    "columns",  # the source's columns are exactly the mapped and ignored ones
+    "sample_validates",  # a sample extract passes the contract's validation
+    "loads",  # a full run loads, with extracted = loaded + quarantined
+    "keys_unique",  # the contract key identifies rows
+    "quarantine",  # bad rows are in quarantine, each with a reason and its source row
+    "watermark_boundary",  # incremental: the watermark is exact and ties at it are re-read
+    "idempotent",  # running again (or re-delivering the drop) changes nothing
+    "protection",  # the PII-leak scan finds nothing outside fields granted clear
+)
+
+# More invalid or duplicated rows than this in an extract points at the adapter (a wrong column, a
+# wrong date format, the wrong key), not at a few typos in the department's data.
+DEFAULT_TOLERANCE = 0.2
+
+
+@dataclass
+class CheckResult:
+    name: str
+    status: str
+    detail: str
+    figures: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Report:
+    """The conformance report a department attaches to its request to go live."""
+
+    adapter: str
+    contract: str
+    contract_version: str
+    source: str
+    checks: list[CheckResult]
+    started_at: str
+    lidm_version: str
+
+    @property
+    def passed(self) -> bool:
+        return not any(c.status == FAIL for c in self.checks)
+
+    def counts(self) -> Counter[str]:
+        return Counter(c.status for c in self.checks)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "adapter": self.adapter,
+            "contract": self.contract,
+            "contract_version": self.contract_version,
+            "source": self.source,
+            "passed": self.passed,
+            "started_at": self.started_at,
+            "lidm_version": self.lidm_version,
+            "checks": [c.__dict__ for c in self.checks],
+        }
+
+    def markdown(self) -> str:
+        mark = {PASS: "✅ pass", WARN: "⚠️ warn", FAIL: "❌ fail", SKIP: "— skip"}
+        lines = [
+            f"# Conformance report: `{self.adapter}`",
+            "",
+            f"- contract: `{self.contract}` version {self.contract_version}",
+            f"- source: {self.source}",
+            f"- verified: {self.started_at} with lidm {self.lidm_version}",
+            f"- result: **{'CONFORMS' if self.passed else 'DOES NOT CONFORM'}** "
+            f"({', '.join(f'{n} {s}' for s, n in sorted(self.counts().items()))})",
+            "",
+            "| check | result | detail |",
+            "|---|---|---|",
+        ]
+        lines += [f"| {c.name} | {mark[c.status]} | {c.detail.replace('|', '/')} |" for c in self.checks]
+        return "\n".join(lines) + "\n"
+
+
+class _Capture(logging.Handler):
+    """Every log record the gateway emits while it runs, formatted, for the PII scan."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(self.format(record))
+        except Exception:  # a broken log call must not hide the check results
+            self.lines.append(f"<unformattable log record from {record.name}>")
+
+
+@contextmanager
+def _captured_logs() -> Iterator[_Capture]:
+    handler = _Capture()
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield handler
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)
+
+
+@dataclass
+class Sandbox:
+    """A throwaway gateway for one verification."""
+
+    home: Path
+    settings: Settings
+    connections: dict[str, str]
+
+    @classmethod
+    def create(cls, home: Path, connections: Mapping[str, str], central_url: str | None = None) -> Sandbox:
+        home.mkdir(parents=True, exist_ok=True)
+        settings = Settings(home=home, central_url=central_url, keyring=home / "keyring.json")
+        if not settings.effective_keyring.exists():
+            write_keyring(generate_keyring(), settings.effective_keyring)
+        return cls(home, settings, dict(connections))
+
+
+class Verifier:
+    """Runs the standard checks for one adapter; `run()` returns the report."""
+
+    def __init__(
+        self,
+        adapter: Adapter | str,
+        *,
+        connections: Mapping[str, str] | None = None,
+        settings: Settings | None = None,
+        workdir: Path | None = None,
+        central_url: str | None = None,
+        sample_rows: int = 1000,
+        tolerance: float = DEFAULT_TOLERANCE,
+    ) -> None:
+        self.settings = settings or Settings()
+        self.adapter = get_adapter(adapter) if isinstance(adapter, str) else adapter
+        self.contract: Contract = load_catalog(self.settings.contracts_dir)[self.adapter.contract]
+        self.connections = {**self.settings.connections, **(connections or {})}
+        self.workdir = workdir
+        self.central_url = central_url
+        self.sample_rows = sample_rows
+        self.tolerance = tolerance
+        self.results: list[CheckResult] = []
+        self.scanner = Scanner()
+        self.runs: list[list[BatchResult]] = []
+        self.logs: list[str] = []
+
+    # --- plumbing ---------------------------------------------------------------------------------
+
+    def _record(self, name: str, status: str, detail: str, **figures: Any) -> CheckResult:
+        result = CheckResult(name, status, detail, figures)
+        self.results.append(result)
+        return result
+
+    def _guard(self, name: str, fn: Callable[[], None]) -> bool:
+        """Run one check; an exception is that check's failure, said without any row's values."""
+        try:
+            fn()
+            return not any(r.name == name and r.status == FAIL for r in self.results)
+        except (LidmError, RejectedBatch) as exc:
+            self._record(name, FAIL, str(exc))
+        except Exception as exc:  # a department's driver can raise anything; the report must still come out
+            self._record(name, FAIL, f"{type(exc).__name__}: {str(exc)[:300]}")
+        return False
+
+    def _url(self) -> str:
+        name = self.adapter.source.connection
+        if name not in self.connections:
+            raise LidmError(
+                f"no connection '{name}': pass --connections or set LIDM_CONNECTIONS='{{\"{name}\": \"URL\"}}'"
+            )
+        return self.connections[name]
+
+    # --- the run ----------------------------------------------------------------------------------
+
+    def run(self) -> Report:
+        import lidm
+
+        started = datetime.now(UTC).isoformat(timespec="seconds")
+        with tempfile.TemporaryDirectory(prefix="lidm-verify-") as tmp:
+            work = self.workdir or Path(tmp)
+            with _captured_logs() as capture:
+                self._run_checks(work)
+            self.logs = capture.lines
+            self._guard("protection", self._check_protection)
+        return Report(
+            adapter=self.adapter.name,
+            contract=self.contract.id,
+            contract_version=self.contract.version,
+            source=self.adapter.source.describe(),
+            checks=self.results,
+            started_at=started,
+            lidm_version=lidm.__version__,
+        )
+
+    def _run_checks(self, work: Path) -> None:
+        if not self._guard("mapping", self._check_mapping):
+            return
+        if not self._guard("connects", self._check_connects):
+            return
+        self.sandbox = Sandbox.create(work / "gateway", self._sandbox_connections(work), self.central_url)
+        if not self._guard("columns", self._check_columns_and_sample):
+            return
+        if not self._guard("loads", self._check_load):
+            return
+        self._guard("keys_unique", self._check_keys)
+        self._guard("quarantine", self._check_quarantine)
+        self._guard("watermark_boundary", self._check_boundary)
+        self._guard("idempotent", self._check_idempotent)
+
+    def _sandbox_connections(self, work: Path) -> dict[str, str]:
+        """SQL sources are read where they are; complete drops are copied so nothing moves at the source."""
+        source = self.adapter.source
+        connections = dict(self.connections)
+        if isinstance(source, DropSource):
+            copy = work / "drop-copy"
+            copy.mkdir(parents=True, exist_ok=True)
+            store = open_store(self._url(), self.settings)
+            try:
+                self.drop_files = source.pending(store)
+                for name in self.drop_files:
+                    for part in (name, name + source.marker):
+                        with store.open(part) as fh:
+                            (copy / part).write_bytes(fh.read())
+            finally:
+                store.close()
+            connections[source.connection] = copy.resolve().as_uri()
+            self.drop_copy = copy
+        return connections
+
+    # --- the checks -------------------------------------------------------------------------------
+
+    def _check_mapping(self) -> None:
+        check_mapping(self.adapter, self.contract)
+        source = self.adapter.source
+        named = [c.column for c in self.adapter.converters().values()]
+        named += [getattr(source, "table", None) or "", getattr(source, "watermark", None) or ""]
+        todo = [n for n in named if n.startswith("TODO_")]
+        if todo:
+            self._record(
+                "mapping", FAIL, f"{len(todo)} placeholder(s) left from `lidm adapter new`: {', '.join(todo[:5])}"
+            )
+            return
+        absent = [f for f, m in self.adapter.mapping.items() if m is None]
+        detail = f"{len(self.contract.fields) - len(absent)} of {len(self.contract.fields)} contract fields mapped"
+        if absent:
+            detail += f"; declared absent: {', '.join(absent)}"
+        self._record("mapping", PASS, detail, mapped=len(self.contract.fields) - len(absent), absent=absent)
+
+    def _check_connects(self) -> None:
+        source, url = self.adapter.source, self._url()
+        if isinstance(source, SqlSource):
+            if url.startswith("odbc:"):
+                from lidm.sources.sql import ping_odbc
+
+                server = ping_odbc(url)
+            else:
+                engine = sa.create_engine(url)
+                try:
+                    with engine.connect() as conn:
+                        conn.execute(sa.text("SELECT 1"))
+                    server = engine.dialect.name
+                finally:
+                    engine.dispose()
+            self._record("connects", PASS, f"connected ({server})")
+            return
+        store = open_store(url, self.settings)
+        try:
+            store.connect()
+            pending = source.pending(store)
+        finally:
+            store.close()
+        if not pending:
+            self._record(
+                "connects",
+                FAIL,
+                f"connected to {store.where}, but no complete drop matches {source.pattern} with its "
+                f"{source.marker} marker: put one sample drop there to verify against",
+            )
+            return
+        self._record("connects", PASS, f"connected to {store.where}; {len(pending)} complete drop(s)", drops=pending)
+
+    def _first_chunk(self) -> pa.Table:
+        source = self.adapter.source
+        url = self.sandbox.connections[source.connection]
+        if isinstance(source, SqlSource):
+            batch = source.batch(url, None, self.sample_rows)
+            return next(iter(batch.chunks()), None) or pa.table({ROW: pa.array([], pa.int64())})
+        store = open_store(url, self.settings)
+        try:
+            batches = list(source.batches(store))
+            if not batches:
+                raise LidmError("no complete drop to sample")
+            it = batches[0].chunks()
+            first = next(it, None)
+            if first is None:
+                return pa.table({ROW: pa.array([], pa.int64())})
+            return first.slice(0, self.sample_rows)
+        finally:
+            store.close()
+
+    def _check_columns_and_sample(self) -> None:
+        chunk = self._first_chunk()
+        where = self.adapter.source.describe()
+        if chunk.num_columns > 1:
+            check_columns(chunk.column_names, self.adapter, where)
+        self._record("columns", PASS, f"the source's {chunk.num_columns - 1} columns match the mapping")
+        self._learn_raw(chunk)
+        if chunk.num_rows == 0:
+            self._record("sample_validates", WARN, "the source holds no rows to sample")
+            return
+        validator = Validator(self.contract, self.settings.city_prefix)
+        rows = validator.normalize(conform(chunk, self.adapter, self.contract))
+        checked = validator.validate(rows)
+        bad = len(checked.bad_rows)
+        codes = Counter(p.code for problems in checked.problems.values() for p in problems)
+        by_field = Counter(f"{p.field}:{p.code}" for problems in checked.problems.values() for p in problems)
+        share = bad / chunk.num_rows
+        detail = f"{chunk.num_rows - bad} of {chunk.num_rows} sampled rows valid"
+        if bad:
+            detail += "; problems: " + ", ".join(f"{k} ×{n}" for k, n in by_field.most_common(5))
+        status = PASS if bad == 0 else WARN if share <= self.tolerance else FAIL
+        if status == FAIL:
+            detail += f" (over {self.tolerance:.0%}: check the mapping, code tables and date formats)"
+        self._record("sample_validates", status, detail, sampled=chunk.num_rows, invalid=bad, codes=dict(codes))
+
+    def _learn_raw(self, chunk: pa.Table) -> None:
+        """Raw personal values of the sample, for the leak scan: the scanner looks for exactly these."""
+        converters = self.adapter.converters()
+        lower = {c.lower(): c for c in chunk.column_names}
+        for f in self.contract.fields:
+            conv = converters.get(f.name)
+            if conv is None or conv.column.lower() not in lower:
+                continue
+            if f.classification not in (Classification.DIRECT_IDENTIFIER, Classification.SENSITIVE):
+                continue
+            if Protection.CLEAR in f.protection:
+                continue
+            values = pc.cast(chunk[lower[conv.column.lower()]], pa.string()).to_pylist()
+            numeric = {"id_number", "phone"} & {c.value for c in f.checks} or f.name.endswith(("_no", "account"))
+            if numeric:
+                self.scanner.learn(values)
+            elif f.name == "name" or f.name.endswith("_name"):
+                self.scanner.learn(values, whole_only=True)
+
+    def _run(self) -> list[BatchResult]:
+        results = run_feed(self.adapter, self.sandbox.settings, connections=self.sandbox.connections)
+        self.runs.append(results)
+        return results
+
+    def _check_load(self) -> None:
+        results = self._run()
+        if not results:
+            self._record("loads", FAIL, "nothing was pending to load")
+            return
+        rejected = [r for r in results if r.status == "rejected"]
+        totals = {k: sum(getattr(r, k) for r in results) for k in ("extracted", "loaded", "quarantined")}
+        if rejected:
+            self._record("loads", FAIL, f"batch rejected: {rejected[0].reason}", **totals)
+            return
+        if totals["extracted"] != totals["loaded"] + totals["quarantined"]:
+            self._record("loads", FAIL, "extracted != loaded + quarantined", **totals)
+            return
+        self._record(
+            "loads",
+            PASS,
+            f"{len(results)} batch(es): extracted {totals['extracted']} = loaded {totals['loaded']} + "
+            f"quarantined {totals['quarantined']}",
+            **totals,
+        )
+
+    def _engine(self) -> sa.Engine:
+        return db.connect(self.sandbox.settings)
+
+    def _check_keys(self) -> None:
+        engine = self._engine()
+        try:
+            with engine.connect() as conn:
+                dupes = conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(quarantine_table)
+                    .where(quarantine_table.c.reason == "duplicate_key")
+                ).scalar_one()
+        finally:
+            engine.dispose()
+        extracted = sum(r.extracted for r in self.runs[0])
+        key = ", ".join(self.contract.key)
+        if not dupes:
+            self._record("keys_unique", PASS, f"key ({key}) unique in {extracted} rows")
+            return
+        share = dupes / max(extracted, 1)
+        status = WARN if share <= self.tolerance else FAIL
+        detail = f"{dupes} rows share a key ({key}) with another row and were quarantined"
+        if status == FAIL:
+            detail += "; is the key mapped from the right source column?"
+        self._record("keys_unique", status, detail, duplicates=dupes)
+
+    def _check_quarantine(self) -> None:
+        engine = self._engine()
+        try:
+            with engine.connect() as conn:
+                rows = conn.execute(
+                    sa.select(quarantine_table.c.reason, quarantine_table.c.row_number, quarantine_table.c.message)
+                ).all()
+        finally:
+            engine.dispose()
+        quarantined = sum(r.quarantined for r in self.runs[0])
+        if len(rows) != quarantined:
+            self._record("quarantine", FAIL, f"{quarantined} quarantined by the batch, {len(rows)} rows in quarantine")
+            return
+        unexplained = [r for r in rows if not r.reason or not r.message or r.row_number is None]
+        if unexplained:
+            self._record("quarantine", FAIL, f"{len(unexplained)} quarantined rows lack a reason or a row number")
+            return
+        if not rows:
+            self._record("quarantine", PASS, "no row needed quarantine")
+            return
+        top = Counter(r.reason for r in rows).most_common(5)
+        self._record(
+            "quarantine",
+            PASS,
+            f"{len(rows)} rows quarantined, each with its reason and source row: "
+            + ", ".join(f"{k} ×{n}" for k, n in top),
+            reasons=dict(top),
+        )
+
+    def _state(self) -> tuple[int, str]:
+        """Rows and a digest of the dataset's central table (its row digests in key order)."""
+        table = dataset_table(self.contract, sa.MetaData())
+        engine = self._engine()
+        try:
+            with engine.connect() as conn:
+                digests = conn.execute(
+                    sa.select(table.c._row_digest, table.c._retired_batch).order_by(table.c._row_digest)
+                ).all()
+        finally:
+            engine.dispose()
+        import hashlib
+
+        h = hashlib.sha256()
+        for d, retired in digests:
+            h.update(f"{d}:{retired is not None}".encode())
+        return len(digests), h.hexdigest()
+
+    def _check_idempotent(self) -> None:
+        before = self._state()
+        source = self.adapter.source
+        if isinstance(source, DropSource):
+            # Deliver the very same drops again, as a department's retry would.
+            store_copy = self.drop_copy
+            for name in self.drop_files:
+                for part in (name, name + source.marker):
+                    archived = store_copy / "archive" / part
+                    if archived.exists():
+                        (store_copy / part).write_bytes(archived.read_bytes())
+        results = self._run()
+        after = self._state()
+        statuses = Counter(r.status for r in results)
+        loaded_again = [r for r in results if r.status == "loaded" and (r.inserted or r.updated or r.retired)]
+        if before != after or loaded_again:
+            self._record("idempotent", FAIL, f"a re-run changed the central table ({dict(statuses)})")
+            return
+        if isinstance(source, DropSource) and any(
+            r.status == "rejected" and "replay" not in (r.reason or "") for r in results
+        ):
+            self._record(
+                "idempotent", FAIL, "the same drop delivered again was rejected for another reason than replay"
+            )
+            return
+        if isinstance(source, DropSource):
+            detail = f"the same {len(self.drop_files)} drop(s) delivered again were refused as replays; nothing changed"
+        else:
+            detail = "a re-run changed nothing" + (
+                " (" + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())) + ")" if statuses else ""
+            )
+        self._record("idempotent", PASS, detail, rows=after[0])
+
+    def _check_boundary(self) -> None:
+        source = self.adapter.source
+        if self.contract.update_mode is not UpdateMode.INCREMENTAL:
+            self._record("watermark_boundary", SKIP, "full snapshot: no watermark")
+            return
+        if not isinstance(source, SqlSource) or not source.watermark:
+            self._record(
+                "watermark_boundary", SKIP, "drops are delivered per file: replay detection covers re-delivery"
+            )
+            return
+        engine = self._engine()
+        try:
+            with engine.connect() as conn:
+                stored = conn.execute(
+                    sa.select(watermark_table.c.value).where(watermark_table.c.feed == self.adapter.name)
+                ).scalar_one_or_none()
+        finally:
+            engine.dispose()
+        newest, at_or_after = _source_boundary(source, self.sandbox.connections[source.connection], stored)
+        if stored is None:
+            self._record("watermark_boundary", FAIL, "no watermark was stored after a successful load")
+            return
+        kept = _as_datetime(stored)
+        truth = _as_datetime(newest)
+        if kept is None or truth is None:
+            self._record("watermark_boundary", WARN, "watermark is not a timestamp; compared as text only")
+            return
+        if (kept.tzinfo is None) != (truth.tzinfo is None):
+            self._record(
+                "watermark_boundary",
+                FAIL,
+                "the stored watermark and the source column disagree on time zone (one has an offset, one not)",
+            )
+            return
+        if kept > truth:
+            self._record(
+                "watermark_boundary", FAIL, "stored watermark is after the newest source row: rows would be skipped"
+            )
+            return
+        if kept < truth:
+            self._record(
+                "watermark_boundary",
+                WARN,
+                "stored watermark is before the newest source row (precision lost?): rows are re-read, none missed",
+            )
+            return
+        ties = at_or_after
+        self._record(
+            "watermark_boundary",
+            PASS,
+            f"watermark kept exactly (sub-second{', with offset' if kept.tzinfo else ''}); {ties} row(s) at the "
+            "boundary are re-read next time (>=), so ties are never missed",
+            ties=ties,
+        )
+
+    def _check_protection(self) -> None:
+        scanner = self.scanner
+        if not hasattr(self, "sandbox"):
+            self._record("protection", SKIP, "nothing was loaded to scan")
+            return
+        table = dataset_table(self.contract, sa.MetaData())
+        clear = {f.name for f in self.contract.fields if Protection.CLEAR in f.protection}
+        scanned_columns = [c for c in table.columns if c.name not in clear and not c.name.startswith("_")]
+        engine = self._engine()
+        cells = 0
+        try:
+            with engine.connect() as conn:
+                for row_no, row in enumerate(conn.execute(sa.select(*scanned_columns)), start=1):
+                    for col, value in zip(scanned_columns, row, strict=True):
+                        if value is not None:
+                            cells += 1
+                            scanner.scan(value, f"{table.name}.{col.name} row {row_no}")
+                for row_no, row in enumerate(
+                    conn.execute(
+                        sa.select(
+                            quarantine_table.c.message,
+                            quarantine_table.c.problems,
+                            quarantine_table.c.payload,
+                            quarantine_table.c.field,
+                        )
+                    ),
+                    start=1,
+                ):
+                    for name, value in row._mapping.items():
+                        scanner.scan(value, f"lidm_quarantine.{name} row {row_no}")
+                for row in conn.execute(
+                    sa.select(batch_table.c.batch_id, batch_table.c.manifest, batch_table.c.reason)
+                ):
+                    scanner.scan(row.manifest, f"manifest of batch {row.batch_id}")
+                    scanner.scan(row.reason, f"reason of batch {row.batch_id}")
+        finally:
+            engine.dispose()
+        scanner.scan_many(self.logs, "log line")
+        for i, results in enumerate(self.runs, start=1):
+            scanner.scan(json.dumps([r.as_dict() for r in results], ensure_ascii=False), f"run {i} result (XCom)")
+        if hasattr(self, "drop_copy"):
+            for receipt in sorted(self.drop_copy.rglob("*.receipt.json")) + sorted(
+                self.drop_copy.rglob("*.reason.txt")
+            ):
+                scanner.scan(receipt.read_text("utf-8"), f"file {receipt.name}")
+        for result in self.results:
+            scanner.scan(result.detail, f"report line {result.name}")
+        if scanner.findings:
+            first = ", ".join(str(f) for f in scanner.findings[:5])
+            self._record(
+                "protection",
+                FAIL,
+                f"{len(scanner.findings)} leak(s) of personal data: {first}",
+                findings=[str(f) for f in scanner.findings],
+            )
+            return
+        self._record(
+            "protection",
+            PASS,
+            f"no raw ID number, phone, card number or name in {cells} protected cells, the quarantine, "
+            f"manifests, {len(self.logs)} log lines or run results ({len(scanner.known)} raw values sought)",
+            cells=cells,
+            log_lines=len(self.logs),
+        )
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+def _source_boundary(source: SqlSource, url: str, stored: str | None) -> tuple[Any, int]:
+    """(newest watermark value in the source, rows at or after the stored watermark), read-only."""
+    base = f"SELECT * FROM {source.table}" if source.table else f"SELECT * FROM ({source.query}) src"
+    newest_sql = f"SELECT MAX({source.watermark}) FROM ({base}) b"
+    count_sql = f"SELECT COUNT(*) FROM ({base}) b WHERE {source.watermark} >= ?"
+    if url.startswith("odbc:"):
+        import pyodbc
+
+        with pyodbc.connect(url.removeprefix("odbc:"), timeout=10) as conn:
+            newest = conn.execute(newest_sql).fetchone()[0]
+            ties = conn.execute(count_sql, stored).fetchone()[0] if stored is not None else 0
+        return newest, int(ties)
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            newest = conn.execute(sa.text(newest_sql)).scalar()
+            ties = (
+                conn.execute(sa.text(count_sql.replace("?", ":wm")), {"wm": stored}).scalar()
+                if stored is not None
+                else 0
+            )
+    finally:
+        engine.dispose()
+    return newest, int(ties or 0)
+
+
+def verify(
+    adapter: Adapter | str,
+    *,
+    connections: Mapping[str, str] | None = None,
+    settings: Settings | None = None,
+    central_url: str | None = None,
+    sample_rows: int = 1000,
+) -> Report:
+    """Run every conformance check of one adapter against its source; nothing at the source changes."""
+    return Verifier(
+        adapter, connections=connections, settings=settings, central_url=central_url, sample_rows=sample_rows
+    ).run()

@@ -1,0 +1,67 @@
+"""A pytest base class: a department's test module derives from it and gets one test per check.
+
+    from lidm.testkit import AdapterConformance
+
+    class TestMyFeed(AdapterConformance):
+        adapter = "housing.public_rental_housing"
+        connections = {"housing_db": "postgresql+psycopg://reader@db.housing/rental"}
+
+Connections default to LIDM_CONNECTIONS; override the `lidm_connections` fixture to build a source
+first (the sample sources of `lidm sample`, or a team's own test database).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import pytest
+
+from lidm.adapter import Adapter
+from lidm.testkit.checks import CHECKS, FAIL, SKIP, Report, verify
+
+_REPORTS: dict[Any, Report] = {}
+
+
+def assert_check(report: Report, name: str) -> None:
+    """Fail (or skip) one test with the check's own words."""
+    found = [c for c in report.checks if c.name == name]
+    if not found:
+        failed = next((c for c in report.checks if c.status == FAIL), None)
+        pytest.fail(f"{name} did not run: {failed.name + ' failed: ' + failed.detail if failed else 'earlier stop'}")
+    check = found[0]
+    if check.status == SKIP:
+        pytest.skip(check.detail)
+    assert check.status != FAIL, f"{name}: {check.detail}"
+
+
+class AdapterConformance:
+    """Derive, set `adapter` (and `connections` if not from the environment); each test is one check."""
+
+    adapter: ClassVar[str | Adapter]
+    connections: ClassVar[Mapping[str, str] | None] = None
+    sample_rows: ClassVar[int] = 1000
+
+    @pytest.fixture(scope="class")
+    def lidm_connections(self) -> Mapping[str, str] | None:
+        return self.connections
+
+    @pytest.fixture(scope="class")
+    def lidm_report(self, request: pytest.FixtureRequest, lidm_connections: Mapping[str, str] | None) -> Report:
+        key = request.cls
+        if key not in _REPORTS:
+            _REPORTS[key] = verify(self.adapter, connections=lidm_connections, sample_rows=self.sample_rows)
+        return _REPORTS[key]
+
+
+def _make_test(name: str):  # type: ignore[no-untyped-def]
+    def test(self: AdapterConformance, lidm_report: Report) -> None:
+        assert_check(lidm_report, name)
+
+    test.__name__ = f"test_{name}"
+    test.__doc__ = f"Conformance check: {name}."
+    return test
+
+
+for _name in CHECKS:
+    setattr(AdapterConformance, f"test_{_name}", _make_test(_name))
