@@ -362,12 +362,23 @@ def write_drop(url: str, name: str, data: bytes, settings_known_hosts: Path | No
     store = open_store(url, Settings(known_hosts=settings_known_hosts))
     try:
         if url.startswith("sftp://"):
-            store.connect()
-            store.makedirs("")  # type: ignore[attr-defined]
+            _sftp_makedirs(store)
         store.put(name, data)
         store.put(name + ".ok", f"sha256={hashlib.sha256(data).hexdigest()}\n".encode())
     finally:
         store.close()
+
+
+def _sftp_makedirs(store: Any) -> None:
+    """Create the drop folder and its parents on the SFTP server (a fresh account has none)."""
+    sftp = store.connect()
+    current = "/" if store.root.startswith("/") else ""
+    for part in [p for p in store.root.split("/") if p]:
+        current = f"{current}{part}" if current in ("", "/") else f"{current}/{part}"
+        try:
+            sftp.stat(current)
+        except FileNotFoundError:
+            sftp.mkdir(current)
 
 
 def write_sources(

@@ -7,7 +7,12 @@
         connections = {"housing_db": "postgresql+psycopg://reader@db.housing/rental"}
 
 Connections default to LIDM_CONNECTIONS; override the `lidm_connections` fixture to build a source
-first (the sample sources of `lidm sample`, or a team's own test database).
+first (the sample sources of `lidm sample`, or a team's own test database); like the base class's
+fixtures, an override is class-scoped and a classmethod:
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def lidm_connections(cls, tmp_path_factory): ...
 """
 
 from __future__ import annotations
@@ -43,15 +48,16 @@ class AdapterConformance:
     sample_rows: ClassVar[int] = 1000
 
     @pytest.fixture(scope="class")
-    def lidm_connections(self) -> Mapping[str, str] | None:
-        return self.connections
+    @classmethod
+    def lidm_connections(cls) -> Mapping[str, str] | None:
+        return cls.connections
 
     @pytest.fixture(scope="class")
-    def lidm_report(self, request: pytest.FixtureRequest, lidm_connections: Mapping[str, str] | None) -> Report:
-        key = request.cls
-        if key not in _REPORTS:
-            _REPORTS[key] = verify(self.adapter, connections=lidm_connections, sample_rows=self.sample_rows)
-        return _REPORTS[key]
+    @classmethod
+    def lidm_report(cls, lidm_connections: Mapping[str, str] | None) -> Report:
+        if cls not in _REPORTS:
+            _REPORTS[cls] = verify(cls.adapter, connections=lidm_connections, sample_rows=cls.sample_rows)
+        return _REPORTS[cls]
 
 
 def _make_test(name: str):  # type: ignore[no-untyped-def]
