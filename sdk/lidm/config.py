@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     keyring: Path | None = Field(default=None, description="Keyring file (outside the repo).")
     keyring_json: str | None = Field(default=None, description="Keyring as JSON, e.g. from a secret store.")
     city_prefix: str = Field(default="4301", description="Division-code prefix of the configured city.")
+    timezone: str = Field(
+        default="Asia/Shanghai",
+        description="Zone whose wall-clock time the central database keeps (zone-aware "
+        "source timestamps are converted to it).",
+    )
     contracts_dir: Path | None = Field(default=None, description="Folder of contract YAML files.")
     chunk_rows: int = Field(default=100_000, ge=1, description="Rows per columnar chunk.")
     known_hosts: Path | None = Field(default=None, description="OpenSSH known_hosts file for SFTP drops.")

@@ -214,7 +214,7 @@ def _load(
 ) -> str:
     """Everything inside the batch's transaction; fills `result` and returns the signed receipt."""
     contract, keyring, batch_id = feed.contract, feed.keyring, result.batch_id
-    validator = Validator(contract, feed.settings.city_prefix)
+    validator = Validator(contract, feed.settings.city_prefix, feed.settings.timezone)
     protector = Protector(contract, keyring)
     digests = _Digests(keyring)
     file = src.meta.get("file", src.name)

@@ -110,9 +110,10 @@ def _coerce(values: pa.Array, ftype: LogicalType) -> tuple[pa.Array, np.ndarray]
 class Validator:
     """The checks of one contract, compiled once and run per chunk."""
 
-    def __init__(self, contract: Contract, city_prefix: str) -> None:
+    def __init__(self, contract: Contract, city_prefix: str, timezone: str = "Asia/Shanghai") -> None:
         self.contract = contract
         self.city_prefix = city_prefix
+        self.timezone = timezone
 
     def normalize(self, table: pa.Table) -> pa.Table:
         """Forms the standard allows (full-width digits, lowercase x) become canonical before anything else."""
@@ -131,6 +132,9 @@ class Validator:
         missing = ~_np(raw.is_valid()) | text_missing
         if f.required:
             found.append(("required", f"{f.name} is required but empty", missing))
+        if pa.types.is_timestamp(raw.type) and raw.type.tz is not None:
+            # A zone-aware source (timestamptz) is read as the city's wall-clock time, like every other source.
+            raw = pc.local_timestamp(pc.cast(raw, pa.timestamp(raw.type.unit, tz=self.timezone)))
         typed, well = _coerce(raw, f.type)
         type_bad = ~missing & ~well
         found.append(("type", f"{f.name} is not a valid {f.type.value}", type_bad))

@@ -353,7 +353,7 @@ class Verifier:
         if chunk.num_rows == 0:
             self._record("sample_validates", WARN, "the source holds no rows to sample")
             return
-        validator = Validator(self.contract, self.settings.city_prefix)
+        validator = Validator(self.contract, self.settings.city_prefix, self.settings.timezone)
         rows = validator.normalize(conform(chunk, self.adapter, self.contract))
         checked = validator.validate(rows)
         bad = len(checked.bad_rows)
