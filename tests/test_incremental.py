@@ -81,3 +81,25 @@ def test_ties_at_the_watermark_are_read_again_and_change_nothing(incremental, tm
         ).scalar_one()
     central.dispose()
     assert wm == "2026-11-27 12:00:00.250001" and n == 120
+
+
+def test_a_bad_row_at_the_boundary_is_quarantined_once_not_once_per_run(incremental, tmp_path):
+    settings, adapter = incremental
+    src = f"sqlite:///{tmp_path / 'health.db'}"
+    engine = sa.create_engine(src)
+    rows = population_rows(generate_people(30, 4), bad=1, seed=4).rows  # one faulty row...
+    boundary = datetime(2026, 11, 27, 12, 0, 0, 500000)
+    for r in rows:
+        r["gxsj"] = boundary  # ...sharing the newest watermark with every other row, so it is read again
+    write_population_table(engine, rows)
+    engine.dispose()
+    conns = {"health_db": src}
+    first = run_feed(adapter, settings, connections=conns)[0]
+    assert (first.status, first.quarantined) == ("loaded", 1)
+    again = run_feed(adapter, settings, connections=conns)[0]
+    assert again.status == "unchanged"
+    central = connect(settings)
+    with central.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM lidm_quarantine")).scalar_one() == 1
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM lidm_batch")).scalar_one() == 1
+    central.dispose()

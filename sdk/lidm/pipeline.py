@@ -29,6 +29,7 @@ from lidm.central import db
 from lidm.central.loader import SOURCE_ROW, BatchWriter
 from lidm.central.schema import batch as batch_table
 from lidm.central.schema import dataset_table
+from lidm.central.schema import quarantine as quarantine_table
 from lidm.central.schema import watermark as watermark_table
 from lidm.config import Settings, get_settings
 from lidm.conform import check_columns, check_mapping, conform
@@ -237,7 +238,7 @@ def _load(
         row_digest = digests.rows(rows, contract.field_names)
         checked = validator.validate(rows)
         if len(checked.bad_rows):
-            writer.quarantine(_bad_rows(feed, protector, chunk, rows, checked, reasons))
+            writer.quarantine(_bad_rows(feed, protector, chunk, rows, checked, reasons, row_digest))
         good = pa.array(np.isin(np.arange(rows.num_rows), checked.bad_rows, invert=True))
         n = checked.valid.num_rows
         protected = protector.protect(checked.valid)
@@ -266,8 +267,12 @@ def _load(
         setattr(result, name, getattr(counts, name))
     result.quarantined = writer.quarantined
     result.top_reasons = reasons.most_common(5)
-    if contract.update_mode is UpdateMode.INCREMENTAL and not (counts.inserted or counts.updated or result.quarantined):
-        raise _Unchanged  # only boundary rows seen again: keep the watermark, record nothing
+    if (
+        contract.update_mode is UpdateMode.INCREMENTAL
+        and not (counts.inserted or counts.updated)
+        and not _new_quarantine(conn, feed.name, batch_id)
+    ):
+        raise _Unchanged  # only boundary rows seen again (good or already quarantined): record nothing
     if result.extracted != result.loaded + result.quarantined:
         raise LidmError(
             f"batch {batch_id}: extracted {result.extracted} != loaded {result.loaded} + quarantined "
@@ -311,6 +316,21 @@ def _load(
     return json.dumps({"receipt": json.loads(body), "signature": signature}, ensure_ascii=False)
 
 
+def _new_quarantine(conn: sa.Connection, feed: str, batch_id: str) -> int:
+    """Rows this batch quarantined that no earlier batch of the feed had quarantined already."""
+    q, earlier = quarantine_table, quarantine_table.alias("earlier")
+    seen = (
+        sa.select(earlier.c.id)
+        .where(earlier.c.feed == feed, earlier.c.batch_id != batch_id, earlier.c.row_digest == q.c.row_digest)
+        .exists()
+    )
+    return conn.execute(
+        sa.select(sa.func.count())
+        .select_from(q)
+        .where(q.c.batch_id == batch_id, sa.or_(q.c.row_digest.is_(None), ~seen))
+    ).scalar_one()
+
+
 def _chunks(src: SourceBatch, adapter: Adapter, file: str) -> Iterator[pa.Table]:
     first = True
     for chunk in src.chunks():
@@ -326,8 +346,9 @@ def _wm(value: Any) -> str | None:
     return value.isoformat(sep=" ") if hasattr(value, "isoformat") else str(value)
 
 
-def _bad_rows(feed, protector, chunk, rows, checked, reasons) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+def _bad_rows(feed, protector, chunk, rows, checked, reasons, row_digest) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
     key = feed.contract.key[0]
+    digests = pc.take(row_digest, pa.array(checked.bad_rows)).to_pylist()
     key_field = feed.contract.field(key)
     bad = pa.array(checked.bad_rows)
     raw = pc.take(chunk, bad).to_pylist()
@@ -346,6 +367,7 @@ def _bad_rows(feed, protector, chunk, rows, checked, reasons) -> list[dict[str, 
                 "message": "; ".join(p.message for p in problems),
                 "problems": json.dumps([{"field": p.field, "code": p.code} for p in problems]),
                 "key_token": tokens[i],
+                "row_digest": digests[i],
                 "payload_kind": "raw_enc",
                 "payload": _encrypt_payload(feed.keyring, feed.name, raw[i]),
             }

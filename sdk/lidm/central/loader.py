@@ -95,6 +95,7 @@ class BatchWriter:
                     "message": f"key {', '.join(self.contract.key)} appears more than once in this batch; "
                     "every occurrence is held back for review",
                     "key_token": r[self.key[0]],
+                    "row_digest": r["_row_digest"],
                     "payload_kind": "protected",
                     "payload": json.dumps(
                         {k: v for k, v in r.items() if k != SOURCE_ROW}, default=str, ensure_ascii=False

@@ -50,7 +50,9 @@ quarantine = sa.Table(
     sa.Column("key_token", sa.String(64)),
     sa.Column("payload_kind", sa.String(20), nullable=False),  # raw_enc | protected
     sa.Column("payload", sa.Text),
+    sa.Column("row_digest", sa.String(64)),  # keyed digest of the row: recognises a bad row read again
 )
+sa.Index("ix_lidm_quarantine_feed_digest", quarantine.c.feed, quarantine.c.row_digest)
 
 watermark = sa.Table(
     "lidm_watermark",

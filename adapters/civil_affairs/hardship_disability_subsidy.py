@@ -1,0 +1,52 @@
+"""困难残疾人生活补贴: civil affairs' hardship disability living subsidy register, a PostgreSQL table."""
+
+from lidm import Adapter, SqlSource, codes
+
+adapter = Adapter(
+    contract="civil_affairs.hardship_disability_subsidy",
+    source=SqlSource(connection="civil_affairs_db", table="t_cjr_knshbt"),
+    mapping={
+        "id_number": "sfzh",
+        "name": "xm",
+        "household_id": "jtbh",
+        "low_income_category": codes(
+            "dsrklb",
+            {
+                "10": "dibao",
+                "20": "tekun",
+                "30": "dibao_edge",
+                "40": "rigid_expense",
+                "50": "return_risk",
+                "90": "other_hardship",
+            },
+        ),
+        "disability_type": codes(
+            "cjlb",
+            {
+                "1": "visual",
+                "2": "hearing",
+                "3": "speech",
+                "4": "physical",
+                "5": "intellectual",
+                "6": "mental",
+                "7": "multiple",
+            },
+        ),
+        "disability_grade": "cjdj",
+        "monthly_amount": "ybzje",
+        "approval_date": "sprq",
+        "start_date": "ffqsrq",
+        "last_paid_month": "zhffyf",
+        "termination_date": "zzrq",
+        "termination_reason": codes(
+            "zzyy",
+            {"01": "improved", "02": "certificate_invalid", "03": "deceased", "04": "moved_out", "99": "other"},
+        ),
+        "status": codes("zt", {"1": "active", "2": "suspended", "3": "terminated"}),
+        "bank_account": "yhkh",
+        "district_code": "qxdm",
+        "street_code": "jddm",
+        "updated_at": "gxsj",
+    },
+    pool="civil_affairs",
+)
