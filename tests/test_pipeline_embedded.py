@@ -17,16 +17,18 @@ def _counts(url: str, sql: str):
     return query(url, sql)
 
 
-def test_demo_loads_both_feeds_with_the_invariant(tmp_path):
-    _, results = run_demo(tmp_path, size=800, seed=3, bad=5)
-    assert [r.feed for r in results] == ["health.population", "civil_affairs.low_income_roster"]
+def test_demo_loads_every_feed_with_the_invariant(tmp_path):
+    sources, results = run_demo(tmp_path, size=800, seed=3, bad=5)
+    written = sources.by_dataset()
+    assert {"health.population", "civil_affairs.low_income_roster"} <= set(written)
+    assert [r.feed for r in results] == [w.dataset for w in sources.written]
     for r in results:
-        assert r.status == "loaded"
-        assert r.extracted == r.loaded + r.quarantined
-        assert r.quarantined >= 5  # five bad kinds injected; a duplicate holds back both occurrences
+        assert r.status == "loaded", (r.feed, r.reason)
+        assert r.extracted == r.loaded + r.quarantined == written[r.feed].rows
+        assert r.quarantined == written[r.feed].expected_quarantine  # a duplicate holds back both occurrences
     url = f"sqlite:///{tmp_path / 'central.db'}"
     ((pop,),) = _counts(url, "SELECT COUNT(*) FROM health_population")
-    assert pop == results[0].loaded
+    assert pop == next(r.loaded for r in results if r.feed == "health.population")
     reasons = {r for (r,) in _counts(url, "SELECT DISTINCT reason FROM lidm_quarantine")}
     assert {"id_number.checksum", "duplicate_key", "enum"} <= reasons
     # Every quarantined row names its row and field, and its payload is kept (encrypted).
@@ -36,7 +38,9 @@ def test_demo_loads_both_feeds_with_the_invariant(tmp_path):
 
 def test_no_raw_personal_value_reaches_the_central_database_or_logs(tmp_path, caplog):
     caplog.set_level(logging.DEBUG)
-    sources, _ = run_demo(tmp_path, size=300, seed=5, bad=5)
+    sources, _ = run_demo(
+        tmp_path, size=300, seed=5, bad=5, feeds=["health.population", "civil_affairs.low_income_roster"]
+    )
     engine = sa.create_engine(sources.connections["health_db"])
     with engine.connect() as conn:
         raw = conn.execute(sa.text("SELECT sfzh, xm, lxdh, jzdz FROM t_population WHERE xm IS NOT NULL")).all()

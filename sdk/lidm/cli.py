@@ -97,7 +97,7 @@ def demo(
         ".lidm/demo"
     ),
 ) -> None:
-    """Generate synthetic department sources and run both foundation feeds into the embedded database."""
+    """Generate one synthetic city's department sources and run every feed into the embedded database."""
     from lidm.demo import run_demo
 
     settings = get_settings()
@@ -107,9 +107,11 @@ def demo(
         )
     except LidmError as exc:
         _fail(exc)
+    kinds = sorted({w.kind.split("/")[0] for w in sources.written})
     console.print(
-        f"Sources: {sources.people:,} population rows (health DB), {sources.roster:,} roster rows (GBK drop); "
-        f"bad rows injected: {sum(sum(v.values()) for v in sources.bad.values())}"
+        f"Sources: {len(sources.written)} datasets ({', '.join(kinds)}), "
+        f"{sum(w.rows for w in sources.written):,} rows, of which "
+        f"{sum(sum(w.bad_kinds.values()) for w in sources.written):,} deliberately faulty"
     )
     _print_results(results)
     console.print(f"Central database: {settings.central_url or (home / 'central.db')}")
