@@ -1,0 +1,57 @@
+"""教育救助: the education bureau's student aid awards, a daily UTF-8 CSV with BOM and Chinese headers on SFTP."""
+
+from lidm import Adapter, DropSource, codes, date
+
+adapter = Adapter(
+    contract="education.education_assistance",
+    source=DropSource(connection="education_drop", pattern="xszz_*.csv", encoding="utf-8", marker=".ok"),
+    mapping={
+        "record_id": "资助记录编号",
+        "id_number": "学生身份证号",
+        "name": "学生姓名",
+        "household_id": "救助家庭编号",
+        "low_income_category": codes(
+            "低收入人口类别",
+            {
+                "低保": "dibao",
+                "特困": "tekun",
+                "低保边缘": "dibao_edge",
+                "刚性支出困难": "rigid_expense",
+                "防返贫监测": "return_risk",
+                "其他困难": "other_hardship",
+            },
+        ),
+        "school_stage": codes(
+            "学段",
+            {
+                "学前教育": "preschool",
+                "小学": "primary",
+                "初中": "junior",
+                "普通高中": "senior",
+                "中等职业教育": "secondary_vocational",
+                "高等教育": "higher",
+            },
+        ),
+        "aid_kind": codes(
+            "资助项目",
+            {
+                "国家助学金": "grant",
+                "生活补助": "living_allowance",
+                "勤工助学": "work_study",
+                "助学贷款": "student_loan",
+                "学费减免": "fee_waiver",
+            },
+        ),
+        "amount": "资助金额",
+        "academic_year": "学年",
+        "term": codes("学期", {"秋季学期": "autumn", "春季学期": "spring", "全学年": "full_year"}),
+        "school_code": "学校标识码",
+        "school_name": "学校名称",
+        "approval_date": date("审批日期", "%Y/%m/%d"),
+        "payment_date": date("发放日期", "%Y/%m/%d"),
+        "disbursement_status": codes("发放状态", {"已审批": "approved", "已发放": "paid", "已撤销": "revoked"}),
+        "district_code": "区县代码",
+        "updated_at": "更新时间",
+    },
+    pool="education",
+)
