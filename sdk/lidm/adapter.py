@@ -58,9 +58,18 @@ class _Date(Convert):
 
 class _FenToYuan(Convert):
     def apply(self, values: pa.Array) -> pa.Array:
+        # Exact: move the decimal point in the text (1890 fen -> "18.90"), never through a float.
         text = pc.utf8_trim_whitespace(pc.cast(values, pa.string()))
         ok = pc.fill_null(pc.match_substring_regex(text, r"^-?\d+$"), False)
-        yuan = pc.cast(pc.divide(pc.cast(pc.if_else(ok, text, "0"), pa.float64()), 100.0), pa.string())
+        negative = pc.fill_null(pc.starts_with(text, "-"), False)
+        digits = pc.utf8_lpad(pc.utf8_ltrim(text, "-"), 3, "0")
+        yuan = pc.binary_join_element_wise(
+            pc.if_else(negative, "-", ""),
+            pc.utf8_slice_codeunits(digits, 0, -2),
+            ".",
+            pc.utf8_slice_codeunits(digits, -2),
+            "",
+        )
         return pc.if_else(ok, yuan, text)
 
 
