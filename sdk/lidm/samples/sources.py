@@ -69,6 +69,7 @@ def big_integer() -> sa.types.TypeEngine:
 # --- rows and faults -----------------------------------------------------------------------------------
 
 Alter = Callable[[random.Random, dict[str, Any]], None]
+MAX_BAD_SHARE = 5
 DUPLICATE = "duplicate_key"
 
 
@@ -109,11 +110,13 @@ def set_value(column: str, value: Any) -> Alter:
 def inject(rows: list[dict[str, Any]], bad: int, seed: object, kinds: Mapping[str, Alter | None]) -> dict[str, int]:
     """Make ``bad`` distinct rows faulty, round-robin over ``kinds``; returns counts per kind.
 
+    At most one row in MAX_BAD_SHARE is made faulty, so a small source stays mostly valid (as real ones are).
+
     A kind named ``duplicate_key`` (alter None) appends a copy of an untouched row, so the key repeats.
     """
     if bad < 0:
         raise ValueError("bad must not be negative")
-    bad = min(bad, len(rows))
+    bad = min(bad, len(rows) // MAX_BAD_SHARE)
     rng = random.Random(f"{seed}:bad")
     names = list(kinds)
     counts: dict[str, int] = {}

@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from lidm.samples.people import Person, RosterMember, id_check_char
+from lidm.samples.sources import inject
 
 GENDER_CODES = {"male": "1", "female": "2"}
 RESIDENCE_CODES = {"registered": "10", "resident": "20", "moved_out": "30", "deceased": "90"}
@@ -67,23 +68,11 @@ def _inject(
     kinds: Sequence[str],
     alter: dict[str, Callable[[random.Random, dict[str, Any]], None]],
 ) -> SampleRows:
-    """Alter distinct rows in place round-robin over ``kinds``; duplicates are appended copies of clean rows."""
+    """The shared fault injector with these kinds; ``duplicate_id`` appends a copy of a clean row."""
     if bad < 0 or bad > len(rows):
         raise ValueError("bad must be between 0 and the number of clean rows")
-    rng = random.Random(seed)
-    picked = rng.sample(range(len(rows)), bad)
-    counts: dict[str, int] = {}
-    duplicates = []
-    for i, index in enumerate(picked):
-        kind = kinds[i % len(kinds)]
-        counts[kind] = counts.get(kind, 0) + 1
-        if kind == "duplicate_id":
-            duplicates.append(index)
-        else:
-            alter[kind](rng, rows[index])
-    # Copies are taken after the alterations, from rows that were not altered: one extra sfzh each.
-    rows.extend(dict(rows[index]) for index in duplicates)
-    return SampleRows(rows, counts)
+    table = {kind: (None if kind == "duplicate_id" else alter[kind]) for kind in kinds}
+    return SampleRows(rows, inject(rows, bad, seed, table))
 
 
 def population_rows(people: Sequence[Person], bad: int = 0, seed: int = 0) -> SampleRows:
