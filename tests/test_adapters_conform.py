@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import contextlib
 import secrets
+import urllib.parse
 from collections import Counter
+from datetime import date, datetime, timedelta
 
 import psycopg
 import pyodbc
 import pytest
+import sqlalchemy as sa
 from _db import query
 from conftest import MARIADB_BASE, PG_ADMIN_DSN
 
 from lidm.registry import adapters
-from lidm.samples.sources import Servers, sample_sources, write_sources
+from lidm.samples.sources import Servers, append_rows, sample_sources, write_sources
 from lidm.samples.world import build_world
 from lidm.testkit import FAIL, PASS, SKIP, WARN, verify
 
@@ -116,15 +119,16 @@ def test_adapter_conforms_on_the_real_servers(on_servers, dataset):
 
 
 @pytest.fixture(scope="module")
-def central(on_files, tmp_path_factory):
-    """Every feed loaded into one central database, as the monitoring loop will find it."""
+def central(world, tmp_path_factory):
+    """Every feed, without faults, loaded into one central database, as the monitoring loop will find it."""
     from conftest import _gateway
 
     from lidm.pipeline import run_feed
 
+    clean = write_sources(world, Servers(tmp_path_factory.mktemp("clean")), bad=0)
     gateway = _gateway(tmp_path_factory.mktemp("central"), None)
     for dataset in DATASETS:
-        [result] = run_feed(dataset, gateway.settings, connections=on_files.connections)
+        [result] = run_feed(dataset, gateway.settings, connections=clean.connections)
         assert result.status == "loaded", (dataset, result.reason)
     return gateway.settings.effective_central_url
 
@@ -165,3 +169,55 @@ def test_the_world_guarantees_its_cohorts(world):
     dead_on_roster = [m for m in world.roster if m.person.residence_status == "deceased"]
     assert dead_on_roster and all(m.status == "active" for m in dead_on_roster)
     assert all(world.roster_of(p) for p in world.cohort("relocated_two_districts"))
+
+
+# --------------------------------------------------------------------------- the boundary, on the real servers
+
+
+def _writable(url: str) -> str:
+    if url.startswith("odbc:"):
+        return "mariadb+pyodbc:///?odbc_connect=" + urllib.parse.quote_plus(url.removeprefix("odbc:"))
+    return url
+
+
+@pytest.mark.mariadb
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("dataset", "table", "key"),
+    [("health.deaths", "t_death_register", "sfzh"), ("civil_affairs.temporary_assistance", "t_lsjz_aj", "ajbh")],
+)
+def test_rows_landing_on_the_watermark_after_a_run_are_picked_up(on_servers, tmp_path, dataset, table, key):
+    """MariaDB DATETIME(6) and PostgreSQL timestamptz: a row stamped exactly at the stored watermark (a tie)
+    and one a microsecond later both arrive on the next run; nothing already loaded is loaded twice."""
+    from conftest import _gateway
+
+    from lidm.pipeline import run_feed
+    from lidm.samples import make_id_number
+
+    gateway = _gateway(tmp_path / "gw", None)
+    conns = on_servers.connections
+    [first] = run_feed(dataset, gateway.settings, connections=conns)
+    assert first.status == "loaded"
+    url = _writable(conns[adapters()[dataset].source.connection])
+    engine = sa.create_engine(url)
+    try:
+        source = sa.Table(table, sa.MetaData(), autoload_with=engine)
+        with engine.connect() as conn:
+            newest = conn.execute(sa.select(source).order_by(source.c.gxsj.desc()).limit(1)).mappings().one()
+    finally:
+        engine.dispose()
+    assert newest["gxsj"].microsecond, "the sample source keeps sub-second precision"
+    late = []
+    for i, stamp in enumerate((newest["gxsj"], newest["gxsj"] + timedelta(microseconds=1))):
+        row = dict(newest)
+        row[key] = make_id_number("430102", date(1950, 1, 1), 990 + i) if key == "sfzh" else f"{row[key]}-T{i}"
+        row["gxsj"] = stamp
+        late.append(row)
+    append_rows(url, table, late)
+    [second] = run_feed(dataset, gateway.settings, connections=conns)
+    assert (second.status, second.inserted, second.updated, second.quarantined) == ("loaded", 2, 0, 0)
+    [third] = run_feed(dataset, gateway.settings, connections=conns)
+    assert third.status == "unchanged"
+    (stored,) = query(gateway.settings.effective_central_url, "SELECT value FROM lidm_watermark")[0]
+    expected = late[1]["gxsj"]
+    assert datetime.fromisoformat(stored) == expected  # to the microsecond, offset included where there is one

@@ -341,6 +341,17 @@ def _create_postgres_database(url: str, name: str) -> str:
     return target.set(database=name).render_as_string(hide_password=False)
 
 
+def _bindable(engine: sa.Engine, rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Rows as the driver will store them faithfully: pyodbc drops the microseconds of a datetime
+    parameter on MariaDB, so there timestamps travel as text, which DATETIME(6) parses exactly."""
+    if engine.dialect.name not in ("mysql", "mariadb"):
+        return [dict(r) for r in rows]
+    return [
+        {k: (v.isoformat(sep=" ", timespec="microseconds") if isinstance(v, datetime) else v) for k, v in r.items()}
+        for r in rows
+    ]
+
+
 def write_table(url: str, name: str, table: SampleTable, batch: int = 2000) -> None:
     """Drop, create and fill one department table in one transaction."""
     target = sa.Table(name, sa.MetaData(), *(sa.Column(c, t) for c, t in table.columns.items()))
@@ -350,7 +361,18 @@ def write_table(url: str, name: str, table: SampleTable, batch: int = 2000) -> N
             target.drop(conn, checkfirst=True)
             target.create(conn)
             for start in range(0, len(table.rows), batch):
-                conn.execute(target.insert(), table.rows[start : start + batch])
+                conn.execute(target.insert(), _bindable(engine, table.rows[start : start + batch]))
+    finally:
+        engine.dispose()
+
+
+def append_rows(url: str, name: str, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Add rows to an existing department table (late arrivals, in tests), keeping sub-second times."""
+    engine = sa.create_engine(url)
+    try:
+        target = sa.Table(name, sa.MetaData(), autoload_with=engine)
+        with engine.begin() as conn:
+            conn.execute(target.insert(), _bindable(engine, rows))
     finally:
         engine.dispose()
 

@@ -107,8 +107,12 @@ def _union(*groups: Sequence[Person]) -> list[Person]:
 
 
 def _heads(world: World, people: Sequence[Person]) -> list[Person]:
-    """Heads (first listed member) of the households these people belong to, once each."""
-    return _union([world.households[p.household_id][0] for p in people])
+    """Heads of the households these people belong to, once each: the first living member listed."""
+    heads = []
+    for p in people:
+        members = world.households[p.household_id]
+        heads.append(next((m for m in members if m.residence_status != "deceased"), members[0]))
+    return _union(heads)
 
 
 def build_world(size: int, seed: int, roster_share: float = 0.05) -> World:
@@ -152,7 +156,7 @@ def build_world(size: int, seed: int, roster_share: float = 0.05) -> World:
         "relocated_households",
         lambda: _union(world.cohorts["relocated_two_districts"], _heads(world, _pick(rng, world.living(), 0.01))),
     )
-    choose("children_in_need", lambda: _pick(rng, world.aged(0, 17), 0.01, at_least=1))
+    choose("children_in_need", lambda: _pick(rng, world.aged(0, 17), 0.02, at_least=3))
     choose(
         "return_risk",
         lambda: _heads(
