@@ -104,4 +104,4 @@ def test_a_whole_chunk_of_generated_ids_passes():
 def test_conversions():
     assert codes("xb", {"1": "male"}).apply(pa.array(["1", " 1", "9", None])).to_pylist() == ["male", "male", "9", None]
     assert date("d", "%Y%m%d").apply(pa.array(["19900307", "19900230"])).to_pylist() == ["1990-03-07", "19900230"]
-    assert fen_to_yuan("f").apply(pa.array(["65000", "x"])).to_pylist() == ["650", "x"]
+    assert fen_to_yuan("f").apply(pa.array(["65000", "x", "-5"])).to_pylist() == ["650.00", "x", "-0.05"]

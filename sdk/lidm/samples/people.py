@@ -98,6 +98,14 @@ def _street_code(district: str, index: int, street: str) -> str:
     return district + (f"{101 + town_index:03d}" if street.endswith("镇") else f"{index + 1:03d}")
 
 
+def streets_of(district: str) -> list[tuple[str, str]]:
+    """(9-digit code, name) of a district's streets and towns, numbered as the population register does."""
+    return [(_street_code(district, i, name), name) for i, name in enumerate(DISTRICTS[district][1])]
+
+
+STREET_NAMES: dict[str, str] = {code: name for district in DISTRICTS for code, name in streets_of(district)}
+
+
 def _address(rng: random.Random, district: str, street: str) -> str:
     prefix = f"长沙市{DISTRICTS[district][0]}{street}"
     if street.endswith("镇"):
@@ -188,7 +196,7 @@ def generate_people(n: int, seed: int) -> list[Person]:
     return people
 
 
-def _relation(head: Person, member: Person) -> str:
+def relation_of(head: Person, member: Person) -> str:
     """Relation inferred from ages, mirroring how ``_members`` composes a household."""
     if member is head:
         return "head"
@@ -224,7 +232,7 @@ def _roster_household(
             RosterMember(
                 person=person,
                 household_id=mz_id,
-                relation_to_head=_relation(head, person),
+                relation_to_head=relation_of(head, person),
                 category=category,
                 approval_date=approval,
                 termination_date=termination,

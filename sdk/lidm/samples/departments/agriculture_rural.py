@@ -7,7 +7,7 @@ import random
 from datetime import date, timedelta
 from typing import Any
 
-from lidm.samples.people import DISTRICTS, REFERENCE_DATE, Person
+from lidm.samples.people import DISTRICTS, REFERENCE_DATE, Person, relation_of, streets_of
 from lidm.samples.sources import (
     SampleSource,
     SampleTable,
@@ -23,20 +23,8 @@ from lidm.samples.world import World, age_on, other_district
 _COMMUNITIES = ("幸福家园", "同心苑", "安居小区", "新村社区", "和美家园", "振兴花园")
 
 
-def _streets(district: str) -> list[tuple[str, str]]:
-    """(9-digit code, name) of a district's streets; towns (镇) are numbered from 101, as in lidm.samples.people."""
-    out, towns = [], 0
-    for index, name in enumerate(DISTRICTS[district][1]):
-        if name.endswith("镇"):
-            towns += 1
-            out.append((f"{district}{100 + towns}", name))
-        else:
-            out.append((f"{district}{index + 1:03d}", name))
-    return out
-
-
 def _street_name(street_code: str) -> str:
-    return next(n for c, n in _streets(street_code[:6]) if c == street_code)
+    return next(n for c, n in streets_of(street_code[:6]) if c == street_code)
 
 
 def poverty_household_id(head: Person) -> str:
@@ -91,13 +79,13 @@ def relocated_households(world: World, bad: int) -> SampleTable:
             # Moved into another district, registration left behind: on the rolls of both districts.
             origin, origin_street = head.district_code, head.street_code
             district = other_district(origin, rng)
-            street, _ = rng.choice(_streets(district))
+            street, _ = rng.choice(streets_of(district))
             hukou_moved = False
         else:
             district, street = head.district_code, head.street_code
             origin = district
-            towns = [c for c, n in _streets(district) if n.endswith("镇") and c != street]
-            origin_street = rng.choice(towns or [c for c, _ in _streets(district) if c != street])
+            towns = [c for c, n in streets_of(district) if n.endswith("镇") and c != street]
+            origin_street = rng.choice(towns or [c for c, _ in streets_of(district) if c != street])
             hukou_moved = rng.random() < 0.85
         district_name, _ = DISTRICTS[district]
         street_name = _street_name(street)
@@ -288,18 +276,6 @@ RISK_LABELS = {
 }
 
 
-def _relation(head: Person, member: Person) -> str:
-    """Relation to the head inferred from ages and gender, as the household registers are composed."""
-    if member is head:
-        return "head"
-    years = (member.birth_date - head.birth_date).days / 365.25
-    if abs(years) < 16:
-        return "spouse" if member.gender != head.gender else "other"
-    if years < 0:
-        return "parent"
-    return "grandchild" if years >= 40 else "child"
-
-
 def return_risk_monitoring(world: World, bad: int) -> SampleTable:
     """Every living member of each monitored household, household facts repeated on each row."""
     rng = world.rng("agriculture_rural.return_risk_monitoring")
@@ -321,7 +297,7 @@ def return_risk_monitoring(world: World, bad: int) -> SampleTable:
         income = rng.randrange(4500, 9000) if eliminated is None else rng.randrange(9000, 16000)
         stamp = _stamp(rng)
         for person in members:
-            relation = RELATION_LABELS[_relation(acting_head, person)][person.gender == "female"]
+            relation = RELATION_LABELS[relation_of(acting_head, person)][person.gender == "female"]
             rows.append(
                 {
                     "监测户编号": poverty_household_id(head),

@@ -7,7 +7,7 @@ import random
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from lidm.samples.people import DISTRICTS, REFERENCE_DATE, REFERENCE_TIME, Person, RosterMember
+from lidm.samples.people import DISTRICTS, REFERENCE_DATE, REFERENCE_TIME, STREET_NAMES, Person, RosterMember
 from lidm.samples.sources import (
     SampleSource,
     SampleTable,
@@ -115,21 +115,7 @@ HOSPITALS = _hospitals()
 MAJOR_HOSPITALS = [h for h in HOSPITALS if h.level in ("tertiary", "secondary")]
 
 
-def _streets() -> dict[str, str]:
-    """Street (township) code -> its name, numbered the way the population register numbers them."""
-    out = {}
-    for district, (_, streets) in DISTRICTS.items():
-        towns = 0
-        for index, street in enumerate(streets):
-            if street.endswith("镇"):
-                out[f"{district}{101 + towns:03d}"] = street
-                towns += 1
-            else:
-                out[f"{district}{index + 1:03d}"] = street
-    return out
-
-
-STREETS = _streets()
+STREETS = STREET_NAMES
 CENTRES = {c: next(h for h in HOSPITALS if h.name.startswith(s) and h.district == c[:6]) for c, s in STREETS.items()}
 CHILDREN_HOSPITAL = "湖南省儿童医院"
 

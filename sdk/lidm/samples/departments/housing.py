@@ -7,7 +7,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from lidm.samples.people import DISTRICTS, REFERENCE_DATE, REFERENCE_TIME, Person, RosterMember
+from lidm.samples.people import DISTRICTS, REFERENCE_DATE, REFERENCE_TIME, Person, RosterMember, streets_of
 from lidm.samples.sources import (
     SampleSource,
     SampleTable,
@@ -65,18 +65,6 @@ ACCEPTANCE_LABELS = {
 }
 _DAY = timedelta(days=1)
 _VILLAGES = ("黄花", "金塘", "白沙", "杨林", "石门", "荷叶", "青山", "双江")
-
-
-def _streets(district: str) -> list[tuple[str, str]]:
-    """(9-digit code, name) of a district's streets; towns (镇) are numbered from 101, as in lidm.samples.people."""
-    out, towns = [], 0
-    for index, name in enumerate(DISTRICTS[district][1]):
-        if name.endswith("镇"):
-            towns += 1
-            out.append((f"{district}{100 + towns}", name))
-        else:
-            out.append((f"{district}{index + 1:03d}", name))
-    return out
 
 
 def _roster_households(world: World) -> dict[str, list[RosterMember]]:
@@ -171,7 +159,7 @@ def _public_rental_row(
     end = ends if status == "terminated" else _next_cycle_end(start, 1095 if kind == "physical_allocation" else 365)
     area, rent, subsidy = _support_terms(rng, kind, who.size, who.low_income)
     district_name, _ = DISTRICTS[person.district_code]
-    street = next(n for c, n in _streets(person.district_code) if c == person.street_code)
+    street = next(n for c, n in streets_of(person.district_code) if c == person.street_code)
     project = address = None
     if kind == "physical_allocation":
         project = f"{district_name}{street.removesuffix('街道').removesuffix('镇')}公租房小区"
@@ -284,7 +272,7 @@ def _town_districts() -> list[str]:
 
 def _house_place(rng: random.Random, person: Person) -> tuple[str, str]:
     """(town code, address) of the household's rural house: where it lives if that is a town, else a town nearby."""
-    towns = [(c, n) for c, n in _streets(person.district_code) if n.endswith("镇")]
+    towns = [(c, n) for c, n in streets_of(person.district_code) if n.endswith("镇")]
     if person.street_code in {c for c, _ in towns}:
         return person.street_code, person.address
     town_code, town = rng.choice(towns)
