@@ -8,6 +8,7 @@ import logging
 import subprocess
 import sys
 from pathlib import Path
+from types import MappingProxyType
 
 import pyarrow as pa
 import pytest
@@ -237,3 +238,51 @@ class TestRosterAsADepartmentWouldWriteIt(AdapterConformance):
 
 def test_the_base_class_has_one_test_per_check():
     assert [n for n in dir(AdapterConformance) if n.startswith("test_")] == sorted(f"test_{c}" for c in CHECKS)
+
+
+def test_a_second_adapter_is_allowed_for_incremental_contracts_only(tmp_path):
+    from lidm.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="full snapshot"):
+        scaffold("civil_affairs", "low_income_roster", name="roster_db", into=tmp_path)
+    made = scaffold("justice", "legal_aid", name="legal_aid_db", kind="sql", into=tmp_path, tests=tmp_path / "t")
+    assert made.feed == "justice.legal_aid_db" and made.adapter.name == "legal_aid_db.py"
+    assert 'adapter = "justice.legal_aid_db"' in made.test.read_text("utf-8")
+    for line in made.adapter.read_text("utf-8").splitlines():
+        assert len(line) <= 120  # long code lists wrap instead of being cut
+    assert "labour_arbitration" in made.adapter.read_text("utf-8")
+    refresh()
+
+
+def test_two_registered_feeds_of_one_full_snapshot_refuse_to_run(files, monkeypatch, gateway_sqlite):
+    from lidm import registry
+    from lidm.errors import ConfigError
+    from lidm.pipeline import run_feed
+
+    found, broken = registry._scan()
+    twin = dataclasses.replace(found[ROSTER], name="civil_affairs.roster_copy")
+    monkeypatch.setattr(registry, "_scan", lambda: ({**found, twin.name: twin}, broken))
+    with pytest.raises(ConfigError, match="retire each other's rows"):
+        run_feed(ROSTER, gateway_sqlite.settings, connections=files.connections)
+
+
+def test_the_quarantine_check_lists_source_rows_per_reason(files):
+    report = verify(ROSTER, connections=files.connections)
+    check = next(c for c in report.checks if c.name == "quarantine")
+    assert "(rows " in check.detail
+    assert all(isinstance(n, int) for numbers in check.figures["rows"].values() for n in numbers)
+
+
+def test_integer_code_keys_match_numeric_columns():
+    assert codes("ajlx", {1: "civil", "10": "received"}).apply(pa.array([1, 10, 7])).to_pylist() == [
+        "civil",
+        "received",
+        "7",
+    ]
+
+
+class TestWithoutAnyConnectionIsSkipped(AdapterConformance):
+    """A scaffolded test in a checkout with no test source: skipped with the reason, not failed."""
+
+    adapter = "housing.public_rental_housing"
+    connections = MappingProxyType({})

@@ -29,9 +29,10 @@ class Convert:
 
 
 class _Codes(Convert):
-    def __init__(self, column: str, table: Mapping[str, str]) -> None:
+    def __init__(self, column: str, table: Mapping[str | int, str]) -> None:
         super().__init__(column)
-        self.table = dict(table)
+        # Keys are matched against the source value's text, so {1: ...} and {"1": ...} mean the same.
+        self.table = {str(k): str(v) for k, v in table.items()}
 
     def apply(self, values: pa.Array) -> pa.Array:
         text = pc.utf8_trim_whitespace(pc.cast(values, pa.string()))
@@ -78,8 +79,12 @@ def source_column(column: str) -> Convert:
     return Convert(column)
 
 
-def codes(column: str, table: Mapping[str, str]) -> Convert:
-    """Translate a department's code table (e.g. {'1': 'male', '2': 'female'}) to contract codes."""
+def codes(column: str, table: Mapping[str | int, str]) -> Convert:
+    """Translate a department's code table (e.g. {'1': 'male', '2': 'female'}) to contract codes.
+
+    Values are compared as text: a numeric column's 10 matches the key "10" (or 10); a code with
+    leading zeros ("01") only matches a text column that keeps them.
+    """
     return _Codes(column, table)
 
 

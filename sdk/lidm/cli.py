@@ -28,6 +28,11 @@ app.add_typer(db_app, name="db")
 console = Console()
 
 
+def _wide() -> Console:
+    """Tables people read in full: when output is not a terminal (a pipe, a CI log), do not cut at 80."""
+    return console if console.is_terminal else Console(width=max(console.width, 180))
+
+
 def _fail(exc: Exception) -> None:
     console.print(f"[bold red]error:[/] {exc}")
     raise typer.Exit(code=2)
@@ -228,6 +233,9 @@ def adapter_new(
     into: Annotated[Path | None, typer.Option(help="Adapters folder (default: this checkout's adapters/).")] = None,
     tests: Annotated[Path | None, typer.Option(help="Also write a conformance test into this folder.")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing adapter.")] = False,
+    name: Annotated[
+        str | None, typer.Option(help="Module name of a second adapter for the same (incremental) contract.")
+    ] = None,
 ) -> None:
     """Scaffold an adapter for a contract: every field listed with its type and codes, to be mapped."""
     from lidm.testkit.scaffold import scaffold
@@ -242,12 +250,13 @@ def adapter_new(
             tests=tests,
             force=force,
             contracts_dir=get_settings().contracts_dir,
+            name=name,
         )
     except LidmError as exc:
         _fail(exc)
     console.print(f"wrote {made.adapter}" + (f" and {made.test}" if made.test else ""))
     console.print(
-        f"Next: replace every TODO_ with your column, then `lidm adapter verify {department}.{dataset} "
+        f"Next: replace every TODO_ with your column, then `lidm adapter verify {made.feed} "
         "--connections connections.json`."
     )
 
@@ -277,7 +286,7 @@ def adapter_verify(
     table.add_column("detail")
     for c in result.checks:
         table.add_row(c.name, f"[{style[c.status]}]{c.status}[/]", c.detail)
-    console.print(table)
+    _wide().print(table)
     verdict = "[green]CONFORMS[/]" if result.passed else "[red]DOES NOT CONFORM[/]"
     console.print(f"{name}: {verdict}")
     if report:
@@ -306,21 +315,32 @@ def contracts_list() -> None:
 
 @contracts_app.command("show")
 def contracts_show(contract_id: Annotated[str, typer.Argument(help="e.g. health.population")]) -> None:
-    """One contract's fields with classification and protection."""
+    """One contract's fields with classification, protection, codes and limits."""
+    from lidm.contracts.model import Check
+
     try:
         c = _catalog()[contract_id]
     except LidmError as exc:
         _fail(exc)
-    console.print(
+    out = _wide()
+    watermark = f"; watermark field: {c.watermark}" if c.watermark else ""
+    out.print(
         f"[bold]{c.id}[/] {c.version} — {c.title}\n{c.description}\n"
-        f"key: {', '.join(c.key)}; mode: {c.update_mode.value}; freshness: {c.freshness}; table: {c.table}"
+        f"key: {', '.join(c.key)}; mode: {c.update_mode.value}{watermark}; freshness: {c.freshness}; table: {c.table}"
     )
     table = Table()
     table.add_column("field", no_wrap=True)
-    for col in ("名称", "type", "required", "classification", "protection", "checks / values"):
+    for col in ("名称", "type", "required", "classification", "protection", "checks / values", "limits"):
         table.add_column(col)
     for f in c.fields:
         extra = ", ".join([*(ch.value for ch in f.checks), *(f.enum or ())])
+        limits = [
+            f"length {f.min_length or 0}..{f.max_length}" if f.max_length else "",
+            f"min {f.minimum}" if f.minimum is not None else "",
+            f"max {f.maximum}" if f.maximum is not None else "",
+            f"pattern {f.pattern}" if f.pattern else "",
+            f"unit {f.unit}" if f.unit else "",
+        ]
         table.add_row(
             f.name,
             f.business_name or "",
@@ -329,8 +349,14 @@ def contracts_show(contract_id: Annotated[str, typer.Argument(help="e.g. health.
             f.classification.value,
             ", ".join(p.value for p in f.protection),
             extra,
+            "; ".join(x for x in limits if x),
         )
-    console.print(table)
+    out.print(table)
+    if any(Check.DIVISION_CODE in f.checks for f in c.fields):
+        out.print(
+            f"division_code: a division code of this city, starting with {get_settings().city_prefix} "
+            "(LIDM_CITY_PREFIX); its length is under limits."
+        )
 
 
 def _catalog():  # type: ignore[no-untyped-def]

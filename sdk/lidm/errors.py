@@ -40,7 +40,7 @@ class RejectedBatch(LidmError):
         where = ", ".join(
             part
             for part in (
-                f"file {file}" if file else "",
+                (f"file {file}" if "/" in file or "\\" in file else f"source {file}") if file else "",
                 f"row {row}" if row is not None else "",
                 f"field {field}" if field else "",
             )

@@ -37,7 +37,7 @@ from lidm.contracts import Contract, UpdateMode, load_catalog
 from lidm.errors import ConfigError, LidmError, RejectedBatch
 from lidm.keys import Keyring, load_keyring
 from lidm.protect import Protector
-from lidm.registry import get_adapter
+from lidm.registry import adapters, get_adapter
 from lidm.sources import DropSource, SourceBatch, SqlSource
 from lidm.sources.drops import open_store
 from lidm.validate import ROW, Validator
@@ -96,11 +96,27 @@ def prepare(adapter: Adapter | str, settings: Settings | None = None) -> Feed:
     adapter = get_adapter(adapter) if isinstance(adapter, str) else adapter
     contract = load_catalog(settings.contracts_dir)[adapter.contract]
     check_mapping(adapter, contract)
+    _one_feed_per_snapshot(adapter, contract)
     keyring = load_keyring(settings)
     engine = db.connect(settings)
     if not db.is_current(engine):
         db.migrate(engine)
     return Feed(adapter, contract, settings, keyring, engine)
+
+
+def _one_feed_per_snapshot(adapter: Adapter, contract: Contract) -> None:
+    """Two registered feeds of one full-snapshot contract would retire each other's rows on every run."""
+    if contract.update_mode is not UpdateMode.FULL:
+        return
+    registered = adapters()
+    if adapter.name not in registered:
+        return
+    others = sorted(n for n, a in registered.items() if a.contract == contract.id and n != adapter.name)
+    if others:
+        raise ConfigError(
+            f"feed {adapter.name}: {contract.id} is a full snapshot and {', '.join(others)} also fills it; "
+            "two feeds would retire each other's rows, so keep one adapter per full-snapshot contract"
+        )
 
 
 def run_feed(

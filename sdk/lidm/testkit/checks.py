@@ -136,6 +136,10 @@ def _captured_logs() -> Iterator[_Capture]:
     handler = _Capture()
     root = logging.getLogger()
     previous = root.level
+    # Everything reaches the scan; the console keeps showing only what it showed before.
+    quieted = [(h, h.level) for h in root.handlers]
+    for h, level in quieted:
+        h.setLevel(max(level, previous))
     root.addHandler(handler)
     root.setLevel(logging.DEBUG)
     try:
@@ -143,6 +147,8 @@ def _captured_logs() -> Iterator[_Capture]:
     finally:
         root.removeHandler(handler)
         root.setLevel(previous)
+        for h, level in quieted:
+            h.setLevel(level)
 
 
 @dataclass
@@ -202,16 +208,25 @@ class Verifier:
             fn()
             return not any(r.name == name and r.status == FAIL for r in self.results)
         except (LidmError, RejectedBatch) as exc:
-            self._record(name, FAIL, str(exc))
+            self._fail_once(name, str(exc))
         except Exception as exc:  # a department's driver can raise anything; the report must still come out
-            self._record(name, FAIL, f"{type(exc).__name__}: {str(exc)[:300]}")
+            self._fail_once(name, f"{type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''}")
         return False
+
+    def _fail_once(self, name: str, detail: str) -> None:
+        """A check that raised fails; if it had already recorded a result, that result becomes the failure."""
+        for result in self.results:
+            if result.name == name:
+                result.status, result.detail = FAIL, detail
+                return
+        self._record(name, FAIL, detail)
 
     def _url(self) -> str:
         name = self.adapter.source.connection
         if name not in self.connections:
             raise LidmError(
-                f"no connection '{name}': pass --connections or set LIDM_CONNECTIONS='{{\"{name}\": \"URL\"}}'"
+                f"no connection '{name}': pass --connections (lidm adapter verify), --lidm-connections (pytest) "
+                f'or set LIDM_CONNECTIONS=\'{{"{name}": "URL"}}\''
             )
         return self.connections[name]
 
@@ -243,7 +258,9 @@ class Verifier:
         if not self._guard("connects", self._check_connects):
             return
         self.sandbox = Sandbox.create(work / "gateway", self._sandbox_connections(work), self.central_url)
-        if not self._guard("columns", self._check_columns_and_sample):
+        if not self._guard("columns", self._check_columns):
+            return
+        if not self._guard("sample_validates", self._check_sample):
             return
         if not self._guard("loads", self._check_load):
             return
@@ -343,12 +360,17 @@ class Verifier:
         finally:
             store.close()
 
-    def _check_columns_and_sample(self) -> None:
+    def _check_columns(self) -> None:
         chunk = self._first_chunk()
-        where = self.adapter.source.describe()
+        source = self.adapter.source
+        where = getattr(source, "table", None) or "query" if isinstance(source, SqlSource) else source.describe()
         if chunk.num_columns > 1:
             check_columns(chunk.column_names, self.adapter, where)
         self._record("columns", PASS, f"the source's {chunk.num_columns - 1} columns match the mapping")
+        self.sample = chunk
+
+    def _check_sample(self) -> None:
+        chunk = self.sample
         self._learn_raw(chunk)
         if chunk.num_rows == 0:
             self._record("sample_validates", WARN, "the source holds no rows to sample")
@@ -462,13 +484,18 @@ class Verifier:
         if not rows:
             self._record("quarantine", PASS, "no row needed quarantine")
             return
-        top = Counter(r.reason for r in rows).most_common(5)
+        by_reason: dict[str, list[int]] = {}
+        for r in sorted(rows, key=lambda r: r.row_number):
+            by_reason.setdefault(r.reason, []).append(r.row_number)
+        listed = "; ".join(
+            f"{reason} ×{len(numbers)} (rows {', '.join(map(str, numbers[:10]))}{', …' if len(numbers) > 10 else ''})"
+            for reason, numbers in sorted(by_reason.items(), key=lambda kv: -len(kv[1]))
+        )
         self._record(
             "quarantine",
             PASS,
-            f"{len(rows)} rows quarantined, each with its reason and source row: "
-            + ", ".join(f"{k} ×{n}" for k, n in top),
-            reasons=dict(top),
+            f"{len(rows)} rows quarantined, each with its reason and source row: {listed}",
+            rows=by_reason,
         )
 
     def _state(self) -> tuple[int, str]:
@@ -518,7 +545,7 @@ class Verifier:
             detail = f"the same {len(self.drop_files)} drop(s) delivered again were refused as replays; nothing changed"
         else:
             detail = "a re-run changed nothing" + (
-                " (" + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())) + ")" if statuses else ""
+                " (batches: " + ", ".join(f"{n} {s}" for s, n in sorted(statuses.items())) + ")" if statuses else ""
             )
         self._record("idempotent", PASS, detail, rows=after[0])
 
@@ -579,7 +606,7 @@ class Verifier:
 
     def _check_protection(self) -> None:
         scanner = self.scanner
-        if not hasattr(self, "sandbox"):
+        if not self.runs:
             self._record("protection", SKIP, "nothing was loaded to scan")
             return
         table = dataset_table(self.contract, sa.MetaData())

@@ -21,7 +21,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--lidm-report", default=None, metavar="DIR", help="write NAME.md and NAME.json reports here")
 
 
-def _connections(value: str | None) -> dict[str, str] | None:
+def load_connections(value: str | None) -> dict[str, str] | None:
+    """--lidm-connections: a JSON object, or a JSON file such as the connections.json of `lidm sample`."""
     if not value:
         return None
     text = Path(value).read_text("utf-8") if not value.lstrip().startswith("{") else value
@@ -69,7 +70,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if not names:
         return
     options = {
-        "connections": _connections(config.getoption("--lidm-connections")),
+        "connections": load_connections(config.getoption("--lidm-connections")),
         "report_dir": config.getoption("--lidm-report"),
     }
     reports: dict[str, Report] = {}

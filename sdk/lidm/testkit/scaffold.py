@@ -7,12 +7,13 @@ until the team has named its real column, so nothing is forgotten silently.
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
 from lidm.contracts import Contract, load_catalog
 from lidm.contracts.load import ContractCatalog
-from lidm.contracts.model import LogicalType
+from lidm.contracts.model import LogicalType, UpdateMode
 from lidm.errors import ConfigError
 
 PLACEHOLDER = "TODO_"
@@ -23,6 +24,7 @@ SOURCE_KINDS = ("sql", "csv", "xlsx")
 class Scaffold:
     adapter: Path
     test: Path | None
+    feed: str
 
 
 def _comment(contract: Contract, name: str) -> str:
@@ -70,17 +72,17 @@ def render_adapter(contract: Contract, kind: str, connection: str) -> str:
     ]
     for f in contract.fields:
         entry = f'        "{f.name}": "{PLACEHOLDER}{f.name}",'
-        comment = f"  # {_comment(contract, f.name)}"
-        if len(entry + comment) <= 120:
-            lines.append(entry + comment)
+        comment = _comment(contract, f.name)
+        if len(entry) + len(comment) + 4 <= 120:
+            lines.append(f"{entry}  # {comment}")
         else:
-            lines += [f"        #{comment[3:]}"[:120], entry]
+            lines += [f"        # {part}" for part in textwrap.wrap(comment, 110, break_on_hyphens=False)] + [entry]
     lines += ["    },", "    ignore=(),", f'    pool="{contract.department}",', ")", ""]
     return "\n".join(lines)
 
 
-def render_test(contract: Contract, connection: str) -> str:
-    cls = "".join(part.title() for part in contract.id.replace(".", "_").split("_"))
+def render_test(contract: Contract, connection: str, feed: str) -> str:
+    cls = "".join(part.title() for part in feed.replace(".", "_").split("_"))
     return "\n".join(
         [
             f'"""Conformance of the {contract.id} adapter: run with pytest (connections from LIDM_CONNECTIONS)."""',
@@ -89,7 +91,8 @@ def render_test(contract: Contract, connection: str) -> str:
             "",
             "",
             f"class Test{cls}(AdapterConformance):",
-            f'    adapter = "{contract.id}"',
+            f'    adapter = "{feed}"',
+            "    # Connections come from --lidm-connections or LIDM_CONNECTIONS; or set them here:",
             f'    # connections = {{"{connection}": "URL of a test copy of your source"}}',
             "",
         ]
@@ -113,8 +116,13 @@ def scaffold(
     tests: Path | None = None,
     force: bool = False,
     contracts_dir: Path | None = None,
+    name: str | None = None,
 ) -> Scaffold:
-    """Write adapters/<department>/<dataset>.py (and a conformance test) for an existing contract."""
+    """Write adapters/<department>/<name or dataset>.py (and a conformance test) for an existing contract.
+
+    `name` makes a second adapter for the same contract (another source system of the same data); it
+    is only allowed for incremental contracts, since two full snapshots would retire each other's rows.
+    """
     if kind not in SOURCE_KINDS:
         raise ConfigError(f"source kind {kind!r}: use one of {', '.join(SOURCE_KINDS)}")
     catalog = load_catalog(contracts_dir)
@@ -124,9 +132,18 @@ def scaffold(
         hint = f"contracts of {department}: {', '.join(mine)}" if mine else f"departments: {_departments(catalog)}"
         raise ConfigError(f"no contract {contract_id}; {hint}")
     contract = catalog[contract_id]
+    module = name or dataset
+    if not module.isidentifier():
+        raise ConfigError(f"adapter name {module!r} must be a Python identifier (letters, digits, _)")
+    if module != dataset and contract.update_mode is UpdateMode.FULL:
+        raise ConfigError(
+            f"{contract_id} is a full snapshot: it has exactly one feed, since two would retire each other's rows; "
+            f"to read it from another system, edit adapters/{department}/{dataset}.py instead"
+        )
+    feed = f"{department}.{module}"
     connection = connection or f"{department}_{'db' if kind == 'sql' else 'drop'}"
     folder = (into or default_adapters_dir()) / department
-    target = folder / f"{dataset}.py"
+    target = folder / f"{module}.py"
     if target.exists() and not force:
         raise ConfigError(f"{target} exists; pass --force to overwrite it")
     folder.mkdir(parents=True, exist_ok=True)
@@ -137,13 +154,13 @@ def scaffold(
     test_path = None
     if tests is not None:
         tests.mkdir(parents=True, exist_ok=True)
-        test_path = tests / f"test_{department}_{dataset}.py"
+        test_path = tests / f"test_{department}_{module}.py"
         if not test_path.exists() or force:
-            test_path.write_text(render_test(contract, connection), "utf-8")
+            test_path.write_text(render_test(contract, connection, feed), "utf-8")
     from lidm.registry import refresh
 
     refresh()
-    return Scaffold(target, test_path)
+    return Scaffold(target, test_path, feed)
 
 
 def _departments(catalog: ContractCatalog) -> str:

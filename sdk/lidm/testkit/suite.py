@@ -49,14 +49,29 @@ class AdapterConformance:
 
     @pytest.fixture(scope="class")
     @classmethod
-    def lidm_connections(cls) -> Mapping[str, str] | None:
-        return cls.connections
+    def lidm_connections(cls, request: pytest.FixtureRequest) -> Mapping[str, str] | None:
+        """The class's `connections`, else pytest's --lidm-connections, else LIDM_CONNECTIONS."""
+        if cls.connections is not None:
+            return cls.connections
+        from lidm.testkit.pytest_plugin import load_connections
+
+        return load_connections(request.config.getoption("--lidm-connections", None))
 
     @pytest.fixture(scope="class")
     @classmethod
     def lidm_report(cls, lidm_connections: Mapping[str, str] | None) -> Report:
         if cls not in _REPORTS:
-            _REPORTS[cls] = verify(cls.adapter, connections=lidm_connections, sample_rows=cls.sample_rows)
+            from lidm.config import Settings
+            from lidm.registry import get_adapter
+
+            adapter = get_adapter(cls.adapter) if isinstance(cls.adapter, str) else cls.adapter
+            known = {**Settings().connections, **(lidm_connections or {})}
+            if adapter.source.connection not in known:
+                pytest.skip(
+                    f"no connection '{adapter.source.connection}' for {adapter.name}: give --lidm-connections, "
+                    "LIDM_CONNECTIONS or the class's connections to run its conformance checks"
+                )
+            _REPORTS[cls] = verify(adapter, connections=lidm_connections, sample_rows=cls.sample_rows)
         return _REPORTS[cls]
 
 
