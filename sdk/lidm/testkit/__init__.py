@@ -4,8 +4,9 @@
 `AdapterConformance` all run the same checks (`CHECKS`) and produce the same report.
 """
 
-from lidm.testkit.checks import CHECKS, FAIL, PASS, SKIP, WARN, CheckResult, Report, Verifier, verify
+from lidm.testkit.checks import Verifier, verify
 from lidm.testkit.pii import Finding, Scanner, kinds_in
+from lidm.testkit.report import CHECKS, FAIL, PASS, SKIP, WARN, CheckResult, Report
 
 __all__ = [
     "CHECKS",

@@ -7,13 +7,9 @@ Every check ends pass, warn (conforms, but a person should look), fail, or skip 
 
 from __future__ import annotations
 
-import json
-import logging
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,148 +20,23 @@ import sqlalchemy as sa
 
 from lidm.adapter import Adapter
 from lidm.central import db
-from lidm.central.schema import batch as batch_table
 from lidm.central.schema import dataset_table
 from lidm.central.schema import quarantine as quarantine_table
-from lidm.central.schema import watermark as watermark_table
 from lidm.config import Settings
 from lidm.conform import check_columns, check_mapping, conform
-from lidm.contracts import Contract, UpdateMode, load_catalog
+from lidm.contracts import Contract, load_catalog
 from lidm.contracts.model import Classification, Protection
 from lidm.errors import LidmError, RejectedBatch
-from lidm.keys import generate_keyring, write_keyring
 from lidm.pipeline import BatchResult, run_feed
 from lidm.registry import get_adapter
 from lidm.sources import DropSource, SqlSource
 from lidm.sources.drops import open_store
+from lidm.testkit.boundary import check_boundary
+from lidm.testkit.leaks import check_protection
 from lidm.testkit.pii import Scanner
+from lidm.testkit.report import DEFAULT_TOLERANCE, FAIL, PASS, WARN, CheckResult, Report
+from lidm.testkit.sandbox import Sandbox, captured_logs
 from lidm.validate import ROW, Validator
-
-PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
-CHECKS = (
-    "mapping",  # every contract field mapped or declared absent
-    "connects",  # the source answers (and a drop folder holds a complete drop)
-    "columns",  # the source's columns are exactly the mapped and ignored ones
-    "sample_validates",  # a sample extract passes the contract's validation
-    "loads",  # a full run loads, with extracted = loaded + quarantined
-    "keys_unique",  # the contract key identifies rows
-    "quarantine",  # bad rows are in quarantine, each with a reason and its source row
-    "watermark_boundary",  # incremental: the watermark is exact and ties at it are re-read
-    "idempotent",  # running again (or re-delivering the drop) changes nothing
-    "protection",  # the PII-leak scan finds nothing outside fields granted clear
-)
-
-# More invalid or duplicated rows than this in an extract points at the adapter (a wrong column, a
-# wrong date format, the wrong key), not at a few typos in the department's data.
-DEFAULT_TOLERANCE = 0.2
-
-
-@dataclass
-class CheckResult:
-    name: str
-    status: str
-    detail: str
-    figures: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Report:
-    """The conformance report a department attaches to its request to go live."""
-
-    adapter: str
-    contract: str
-    contract_version: str
-    source: str
-    checks: list[CheckResult]
-    started_at: str
-    lidm_version: str
-
-    @property
-    def passed(self) -> bool:
-        return not any(c.status == FAIL for c in self.checks)
-
-    def counts(self) -> Counter[str]:
-        return Counter(c.status for c in self.checks)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "adapter": self.adapter,
-            "contract": self.contract,
-            "contract_version": self.contract_version,
-            "source": self.source,
-            "passed": self.passed,
-            "started_at": self.started_at,
-            "lidm_version": self.lidm_version,
-            "checks": [c.__dict__ for c in self.checks],
-        }
-
-    def markdown(self) -> str:
-        mark = {PASS: "✅ pass", WARN: "⚠️ warn", FAIL: "❌ fail", SKIP: "— skip"}
-        lines = [
-            f"# Conformance report: `{self.adapter}`",
-            "",
-            f"- contract: `{self.contract}` version {self.contract_version}",
-            f"- source: {self.source}",
-            f"- verified: {self.started_at} with lidm {self.lidm_version}",
-            f"- result: **{'CONFORMS' if self.passed else 'DOES NOT CONFORM'}** "
-            f"({', '.join(f'{n} {s}' for s, n in sorted(self.counts().items()))})",
-            "",
-            "| check | result | detail |",
-            "|---|---|---|",
-        ]
-        lines += [f"| {c.name} | {mark[c.status]} | {c.detail.replace('|', '/')} |" for c in self.checks]
-        return "\n".join(lines) + "\n"
-
-
-class _Capture(logging.Handler):
-    """Every log record the gateway emits while it runs, formatted, for the PII scan."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.lines: list[str] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self.lines.append(self.format(record))
-        except Exception:  # a broken log call must not hide the check results
-            self.lines.append(f"<unformattable log record from {record.name}>")
-
-
-@contextmanager
-def _captured_logs() -> Iterator[_Capture]:
-    handler = _Capture()
-    root = logging.getLogger()
-    previous = root.level
-    # Everything reaches the scan; the console keeps showing only what it showed before.
-    quieted = [(h, h.level) for h in root.handlers]
-    for h, level in quieted:
-        h.setLevel(max(level, previous))
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    try:
-        yield handler
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(previous)
-        for h, level in quieted:
-            h.setLevel(level)
-
-
-@dataclass
-class Sandbox:
-    """A throwaway gateway for one verification."""
-
-    home: Path
-    settings: Settings
-    connections: dict[str, str]
-
-    @classmethod
-    def create(cls, home: Path, connections: Mapping[str, str], central_url: str | None = None) -> Sandbox:
-        home.mkdir(parents=True, exist_ok=True)
-        settings = Settings(home=home, central_url=central_url, keyring=home / "keyring.json")
-        if not settings.effective_keyring.exists():
-            write_keyring(generate_keyring(), settings.effective_keyring)
-        return cls(home, settings, dict(connections))
 
 
 class Verifier:
@@ -238,7 +109,7 @@ class Verifier:
         started = datetime.now(UTC).isoformat(timespec="seconds")
         with tempfile.TemporaryDirectory(prefix="lidm-verify-") as tmp:
             work = self.workdir or Path(tmp)
-            with _captured_logs() as capture:
+            with captured_logs() as capture:
                 self._run_checks(work)
             self.logs = capture.lines
             self._guard("protection", self._check_protection)
@@ -550,159 +421,10 @@ class Verifier:
         self._record("idempotent", PASS, detail, rows=after[0])
 
     def _check_boundary(self) -> None:
-        source = self.adapter.source
-        if self.contract.update_mode is not UpdateMode.INCREMENTAL:
-            self._record("watermark_boundary", SKIP, "full snapshot: no watermark")
-            return
-        if not isinstance(source, SqlSource) or not source.watermark:
-            self._record(
-                "watermark_boundary", SKIP, "drops are delivered per file: replay detection covers re-delivery"
-            )
-            return
-        engine = self._engine()
-        try:
-            with engine.connect() as conn:
-                stored = conn.execute(
-                    sa.select(watermark_table.c.value).where(watermark_table.c.feed == self.adapter.name)
-                ).scalar_one_or_none()
-        finally:
-            engine.dispose()
-        newest, at_or_after = _source_boundary(source, self.sandbox.connections[source.connection], stored)
-        if stored is None:
-            self._record("watermark_boundary", FAIL, "no watermark was stored after a successful load")
-            return
-        kept = _as_datetime(stored)
-        truth = _as_datetime(newest)
-        if kept is None or truth is None:
-            self._record("watermark_boundary", WARN, "watermark is not a timestamp; compared as text only")
-            return
-        if (kept.tzinfo is None) != (truth.tzinfo is None):
-            self._record(
-                "watermark_boundary",
-                FAIL,
-                "the stored watermark and the source column disagree on time zone (one has an offset, one not)",
-            )
-            return
-        if kept > truth:
-            self._record(
-                "watermark_boundary", FAIL, "stored watermark is after the newest source row: rows would be skipped"
-            )
-            return
-        if kept < truth:
-            self._record(
-                "watermark_boundary",
-                WARN,
-                "stored watermark is before the newest source row (precision lost?): rows are re-read, none missed",
-            )
-            return
-        ties = at_or_after
-        self._record(
-            "watermark_boundary",
-            PASS,
-            f"watermark kept exactly (sub-second{', with offset' if kept.tzinfo else ''}); {ties} row(s) at the "
-            "boundary are re-read next time (>=), so ties are never missed",
-            ties=ties,
-        )
+        check_boundary(self)
 
     def _check_protection(self) -> None:
-        scanner = self.scanner
-        if not self.runs:
-            self._record("protection", SKIP, "nothing was loaded to scan")
-            return
-        table = dataset_table(self.contract, sa.MetaData())
-        clear = {f.name for f in self.contract.fields if Protection.CLEAR in f.protection}
-        scanned_columns = [c for c in table.columns if c.name not in clear and not c.name.startswith("_")]
-        engine = self._engine()
-        cells = 0
-        try:
-            with engine.connect() as conn:
-                for row_no, row in enumerate(conn.execute(sa.select(*scanned_columns)), start=1):
-                    for col, value in zip(scanned_columns, row, strict=True):
-                        if value is not None:
-                            cells += 1
-                            scanner.scan(value, f"{table.name}.{col.name} row {row_no}")
-                for row_no, row in enumerate(
-                    conn.execute(
-                        sa.select(
-                            quarantine_table.c.message,
-                            quarantine_table.c.problems,
-                            quarantine_table.c.payload,
-                            quarantine_table.c.field,
-                        )
-                    ),
-                    start=1,
-                ):
-                    for name, value in row._mapping.items():
-                        scanner.scan(value, f"lidm_quarantine.{name} row {row_no}")
-                for row in conn.execute(
-                    sa.select(batch_table.c.batch_id, batch_table.c.manifest, batch_table.c.reason)
-                ):
-                    scanner.scan(row.manifest, f"manifest of batch {row.batch_id}")
-                    scanner.scan(row.reason, f"reason of batch {row.batch_id}")
-        finally:
-            engine.dispose()
-        scanner.scan_many(self.logs, "log line")
-        for i, results in enumerate(self.runs, start=1):
-            scanner.scan(json.dumps([r.as_dict() for r in results], ensure_ascii=False), f"run {i} result (XCom)")
-        if hasattr(self, "drop_copy"):
-            for receipt in sorted(self.drop_copy.rglob("*.receipt.json")) + sorted(
-                self.drop_copy.rglob("*.reason.txt")
-            ):
-                scanner.scan(receipt.read_text("utf-8"), f"file {receipt.name}")
-        for result in self.results:
-            scanner.scan(result.detail, f"report line {result.name}")
-        if scanner.findings:
-            first = ", ".join(str(f) for f in scanner.findings[:5])
-            self._record(
-                "protection",
-                FAIL,
-                f"{len(scanner.findings)} leak(s) of personal data: {first}",
-                findings=[str(f) for f in scanner.findings],
-            )
-            return
-        self._record(
-            "protection",
-            PASS,
-            f"no raw ID number, phone, card number or name in {cells} protected cells, the quarantine, "
-            f"manifests, {len(self.logs)} log lines or run results ({len(scanner.known)} raw values sought)",
-            cells=cells,
-            log_lines=len(self.logs),
-        )
-
-
-def _as_datetime(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return value
-    try:
-        return datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
-
-
-def _source_boundary(source: SqlSource, url: str, stored: str | None) -> tuple[Any, int]:
-    """(newest watermark value in the source, rows at or after the stored watermark), read-only."""
-    base = f"SELECT * FROM {source.table}" if source.table else f"SELECT * FROM ({source.query}) src"
-    newest_sql = f"SELECT MAX({source.watermark}) FROM ({base}) b"
-    count_sql = f"SELECT COUNT(*) FROM ({base}) b WHERE {source.watermark} >= ?"
-    if url.startswith("odbc:"):
-        import pyodbc
-
-        with pyodbc.connect(url.removeprefix("odbc:"), timeout=10) as conn:
-            newest = conn.execute(newest_sql).fetchone()[0]
-            ties = conn.execute(count_sql, stored).fetchone()[0] if stored is not None else 0
-        return newest, int(ties)
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            newest = conn.execute(sa.text(newest_sql)).scalar()
-            ties = (
-                conn.execute(sa.text(count_sql.replace("?", ":wm")), {"wm": stored}).scalar()
-                if stored is not None
-                else 0
-            )
-    finally:
-        engine.dispose()
-    return newest, int(ties or 0)
+        check_protection(self)
 
 
 def verify(

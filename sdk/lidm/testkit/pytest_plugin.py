@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from lidm.testkit.checks import CHECKS, FAIL, SKIP, Report, verify
+from lidm.testkit.checks import verify
+from lidm.testkit.report import CHECKS, FAIL, SKIP, Report
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -23,7 +23,8 @@ from typing import Any, ClassVar
 import pytest
 
 from lidm.adapter import Adapter
-from lidm.testkit.checks import CHECKS, FAIL, SKIP, Report, verify
+from lidm.testkit.checks import verify
+from lidm.testkit.report import CHECKS, FAIL, SKIP, Report
 
 _REPORTS: dict[Any, Report] = {}
 
