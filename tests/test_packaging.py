@@ -44,6 +44,8 @@ def test_adapters_use_only_the_public_sdk_api():
         for module in __import__("pathlib").Path(path).rglob("*.py"):
             if True:
                 for line in module.read_text("utf-8").splitlines():
+                    if line.startswith("from lidm_adapters."):
+                        continue  # a department's shared code tables, next to its adapters
                     if line.startswith(("from lidm", "import lidm")):
                         assert line.startswith("from lidm import "), f"{module}: {line}"
                         names = [n.strip() for n in line.removeprefix("from lidm import ").split(",")]

@@ -1,6 +1,6 @@
 """孤儿和事实无人抚养儿童: civil affairs' child welfare register, a PostgreSQL table (allowance in fen)."""
 
-from lidm import Adapter, SqlSource, codes, date, fen_to_yuan
+from lidm import GB_GENDER, Adapter, SqlSource, codes, date, fen_to_yuan
 
 adapter = Adapter(
     contract="civil_affairs.children_in_need",
@@ -8,7 +8,7 @@ adapter = Adapter(
     mapping={
         "id_number": "sfzh",
         "name": "xm",
-        "gender": codes("xb", {"1": "male", "2": "female"}),
+        "gender": codes("xb", GB_GENDER),
         "birth_date": "csrq",
         "child_kind": codes("etlb", {"01": "orphan", "02": "de_facto_unsupported"}),
         "placement": codes("yyfs", {"1": "institution", "2": "family"}),

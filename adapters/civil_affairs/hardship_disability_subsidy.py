@@ -1,6 +1,7 @@
 """困难残疾人生活补贴: civil affairs' hardship disability living subsidy register, a PostgreSQL table."""
 
-from lidm import Adapter, SqlSource, codes
+from lidm import GB_DISABILITY_TYPE, Adapter, SqlSource, codes
+from lidm_adapters.civil_affairs._codes import LOW_INCOME_CATEGORY, STATUS
 
 adapter = Adapter(
     contract="civil_affairs.hardship_disability_subsidy",
@@ -9,29 +10,8 @@ adapter = Adapter(
         "id_number": "sfzh",
         "name": "xm",
         "household_id": "jtbh",
-        "low_income_category": codes(
-            "dsrklb",
-            {
-                "10": "dibao",
-                "20": "tekun",
-                "30": "dibao_edge",
-                "40": "rigid_expense",
-                "50": "return_risk",
-                "90": "other_hardship",
-            },
-        ),
-        "disability_type": codes(
-            "cjlb",
-            {
-                "1": "visual",
-                "2": "hearing",
-                "3": "speech",
-                "4": "physical",
-                "5": "intellectual",
-                "6": "mental",
-                "7": "multiple",
-            },
-        ),
+        "low_income_category": codes("dsrklb", LOW_INCOME_CATEGORY),
+        "disability_type": codes("cjlb", GB_DISABILITY_TYPE),
         "disability_grade": "cjdj",
         "monthly_amount": "ybzje",
         "approval_date": "sprq",
@@ -42,7 +22,7 @@ adapter = Adapter(
             "zzyy",
             {"01": "improved", "02": "certificate_invalid", "03": "deceased", "04": "moved_out", "99": "other"},
         ),
-        "status": codes("zt", {"1": "active", "2": "suspended", "3": "terminated"}),
+        "status": codes("zt", STATUS),
         "bank_account": "yhkh",
         "district_code": "qxdm",
         "street_code": "jddm",

@@ -1,6 +1,7 @@
 """临时救助: civil affairs' temporary assistance cases, a PostgreSQL table read incrementally on timestamptz gxsj."""
 
 from lidm import Adapter, SqlSource, codes
+from lidm_adapters.civil_affairs._codes import LOW_INCOME_CATEGORY
 
 adapter = Adapter(
     contract="civil_affairs.temporary_assistance",
@@ -10,17 +11,7 @@ adapter = Adapter(
         "id_number": "sfzh",
         "name": "xm",
         "household_id": "jtbh",
-        "low_income_category": codes(
-            "dsrklb",
-            {
-                "10": "dibao",
-                "20": "tekun",
-                "30": "dibao_edge",
-                "40": "rigid_expense",
-                "50": "return_risk",
-                "90": "other_hardship",
-            },
-        ),
+        "low_income_category": codes("dsrklb", LOW_INCOME_CATEGORY),
         "assistance_type": codes("jzlx", {"1": "urgent", "2": "expense"}),
         "reason": codes(
             "jzyy",

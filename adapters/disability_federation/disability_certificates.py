@@ -1,6 +1,6 @@
 """残疾人证: the disability federation's certificate register, a SQLite file read whole every day."""
 
-from lidm import Adapter, SqlSource, codes, date
+from lidm import GB_DISABILITY_TYPE, GB_GENDER, Adapter, SqlSource, codes, date
 
 adapter = Adapter(
     contract="disability_federation.disability_certificates",
@@ -9,20 +9,9 @@ adapter = Adapter(
         "certificate_no": "cjzh",
         "id_number": "sfzh",
         "name": "xm",
-        "gender": codes("xb", {"1": "male", "2": "female"}),
+        "gender": codes("xb", GB_GENDER),
         "birth_date": date("csrq"),
-        "disability_type": codes(
-            "cjlb",
-            {
-                "1": "visual",
-                "2": "hearing",
-                "3": "speech",
-                "4": "physical",
-                "5": "intellectual",
-                "6": "mental",
-                "7": "multiple",
-            },
-        ),
+        "disability_type": codes("cjlb", GB_DISABILITY_TYPE),
         "disability_grade": "cjdj",
         "issue_date": date("fzrq"),
         "valid_until": date("yxqz"),

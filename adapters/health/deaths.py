@@ -1,6 +1,6 @@
 """死亡人员信息: the health commission's death registrations, read incrementally from its database."""
 
-from lidm import Adapter, SqlSource, codes, date
+from lidm import GB_GENDER, Adapter, SqlSource, codes, date
 
 adapter = Adapter(
     contract="health.deaths",
@@ -8,7 +8,7 @@ adapter = Adapter(
     mapping={
         "id_number": "sfzh",
         "name": "xm",
-        "gender": codes("xb", {"1": "male", "2": "female"}),
+        "gender": codes("xb", GB_GENDER),
         "death_date": date("swrq", "%Y%m%d"),
         "death_place": codes(
             "swdd",

@@ -1,6 +1,6 @@
 """全员人口信息: the health commission's whole-population register, read from its database."""
 
-from lidm import Adapter, SqlSource, codes, date
+from lidm import GB_GENDER, Adapter, SqlSource, codes, date
 
 adapter = Adapter(
     contract="health.population",
@@ -8,7 +8,7 @@ adapter = Adapter(
     mapping={
         "id_number": "sfzh",
         "name": "xm",
-        "gender": codes("xb", {"1": "male", "2": "female"}),
+        "gender": codes("xb", GB_GENDER),
         "birth_date": date("csrq", "%Y%m%d"),
         "household_id": "hh",
         "phone": "lxdh",

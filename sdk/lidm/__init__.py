@@ -14,8 +14,11 @@ from lidm.errors import (
     SourceError,
 )
 from lidm.sources import DropSource, SqlSource
+from lidm.standard_codes import GB_DISABILITY_TYPE, GB_GENDER
 
 __all__ = [
+    "GB_DISABILITY_TYPE",
+    "GB_GENDER",
     "Adapter",
     "ConfigError",
     "ContractError",
