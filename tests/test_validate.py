@@ -105,3 +105,21 @@ def test_conversions():
     assert codes("xb", {"1": "male"}).apply(pa.array(["1", " 1", "9", None])).to_pylist() == ["male", "male", "9", None]
     assert date("d", "%Y%m%d").apply(pa.array(["19900307", "19900230"])).to_pylist() == ["1990-03-07", "19900230"]
     assert fen_to_yuan("f").apply(pa.array(["65000", "x", "-5"])).to_pylist() == ["650.00", "x", "-0.05"]
+
+
+def test_labels_map_the_contracts_own_labels_and_refuse_a_field_without_any():
+    from lidm import labels
+    from lidm.contracts import load_catalog
+    from lidm.errors import ConfigError
+
+    roster = load_catalog()["civil_affairs.low_income_roster"]
+    status = labels("保障状态", extra={"正常": "active"}).bind(roster.field("status"))
+    assert status.apply(pa.array(["在保", "终止", "正常", "其他", None])).to_pylist() == [
+        "active",
+        "terminated",
+        "active",
+        "其他",  # unknown: kept, so validation quarantines it as enum
+        None,
+    ]
+    with pytest.raises(ConfigError, match="lists no labels"):
+        labels("姓名").bind(roster.field("name"))

@@ -1,6 +1,6 @@
 """易地扶贫搬迁户: the agriculture bureau's relocated households, a monthly UTF-8 CSV with BOM and Chinese headers."""
 
-from lidm import Adapter, DropSource, codes, date
+from lidm import Adapter, DropSource, codes, date, labels
 
 adapter = Adapter(
     contract="agriculture_rural.relocated_households",
@@ -11,8 +11,8 @@ adapter = Adapter(
         "name": "户主姓名",
         "phone": "联系电话",
         "household_size": "搬迁人口",
-        "relocation_category": codes("搬迁对象类别", {"建档立卡贫困户": "registered_poor", "同步搬迁户": "concurrent"}),
-        "resettlement_mode": codes("安置方式", {"集中安置": "centralized", "分散安置": "scattered"}),
+        "relocation_category": labels("搬迁对象类别"),
+        "resettlement_mode": labels("安置方式"),
         "origin_district_code": "迁出地区县代码",
         "origin_street_code": "迁出地乡镇代码",
         "district_code": "安置地区县代码",

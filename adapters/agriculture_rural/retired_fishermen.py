@@ -1,6 +1,6 @@
 """退捕渔民: the agriculture bureau's register of fishermen retired under the Yangtze fishing ban, a monthly XLSX."""
 
-from lidm import Adapter, DropSource, codes, date
+from lidm import Adapter, DropSource, codes, date, labels
 
 adapter = Adapter(
     contract="agriculture_rural.retired_fishermen",
@@ -16,19 +16,10 @@ adapter = Adapter(
         "retirement_date": date("退捕日期", "%Y-%m-%d"),
         "compensation_amount": "补偿金额（元）",
         "transition_allowance": "过渡期生活补助（元）",
-        "resettlement_employment": codes(
-            "转产就业情况",
-            {
-                "务工就业": "employed",
-                "自主创业": "self_employed",
-                "公益性岗位安置": "public_welfare_post",
-                "有就业意愿未就业": "unemployed",
-                "超过劳动年龄或丧失劳动能力": "not_in_labour_force",
-            },
-        ),
+        "resettlement_employment": labels("转产就业情况"),
         "pension_insured": codes("是否参加养老保险", {"是": "true", "否": "false"}),
         "pension_subsidy_amount": "养老保险补贴（元）",
-        "status": codes("帮扶状态", {"在保": "active", "暂停": "suspended", "终止": "terminated"}),
+        "status": labels("帮扶状态"),
         "termination_date": date("终止日期", "%Y-%m-%d"),
         "district_code": "区县代码",
         "street_code": "乡镇街道代码",

@@ -1,6 +1,6 @@
 """防止返贫监测对象: the agriculture bureau's monitored households, one row per member, a monthly GBK CSV."""
 
-from lidm import Adapter, DropSource, codes, date
+from lidm import Adapter, DropSource, codes, date, labels
 
 RISK_CAUSES = {
     "因病": "illness",
@@ -38,12 +38,9 @@ adapter = Adapter(
         ),
         "household_size": "家庭人口数",
         "phone": "联系电话",
-        "monitoring_type": codes(
-            "监测对象类别",
-            {"脱贫不稳定户": "unstable_lifted", "边缘易致贫户": "edge_at_risk", "突发严重困难户": "sudden_hardship"},
-        ),
-        "main_risk_cause": codes("主要风险类型", RISK_CAUSES),
-        "secondary_risk_cause": codes("次要风险类型", RISK_CAUSES),
+        "monitoring_type": labels("监测对象类别"),
+        "main_risk_cause": labels("主要风险类型"),
+        "secondary_risk_cause": labels("次要风险类型"),
         "per_capita_net_income": "家庭人均纯收入",
         "identification_date": date("识别时间", "%Y%m%d"),
         "risk_elimination_date": date("风险消除时间", "%Y%m%d"),

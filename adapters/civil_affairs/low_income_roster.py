@@ -1,6 +1,6 @@
 """低收入人口名单: civil affairs' roster, a daily GBK CSV with Chinese headers dropped on SFTP."""
 
-from lidm import Adapter, DropSource, codes, date
+from lidm import Adapter, DropSource, codes, date, labels
 
 adapter = Adapter(
     contract="civil_affairs.low_income_roster",
@@ -9,17 +9,7 @@ adapter = Adapter(
         "id_number": "身份证号",
         "name": "姓名",
         "household_id": "家庭编号",
-        "relation_to_head": codes(
-            "与户主关系",
-            {
-                "户主": "head",
-                "配偶": "spouse",
-                "子女": "child",
-                "父母": "parent",
-                "孙子女": "grandchild",
-                "其他": "other",
-            },
-        ),
+        "relation_to_head": labels("与户主关系"),
         "category": codes(
             "保障类别",
             {
@@ -36,7 +26,7 @@ adapter = Adapter(
         "approval_date": date("认定日期", "%Y-%m-%d", "%Y/%m/%d"),
         "termination_date": date("终止日期", "%Y-%m-%d", "%Y/%m/%d"),
         "monthly_amount": "月保障金额",
-        "status": codes("保障状态", {"在保": "active", "暂停": "suspended", "终止": "terminated"}),
+        "status": labels("保障状态"),
         "phone": "联系电话",
         "updated_at": "更新时间",
     },

@@ -1,6 +1,6 @@
 """教育救助: the education bureau's student aid awards, a daily UTF-8 CSV with BOM and Chinese headers on SFTP."""
 
-from lidm import Adapter, DropSource, codes, date
+from lidm import Adapter, DropSource, codes, date, labels
 
 adapter = Adapter(
     contract="education.education_assistance",
@@ -21,35 +21,16 @@ adapter = Adapter(
                 "其他困难": "other_hardship",
             },
         ),
-        "school_stage": codes(
-            "学段",
-            {
-                "学前教育": "preschool",
-                "小学": "primary",
-                "初中": "junior",
-                "普通高中": "senior",
-                "中等职业教育": "secondary_vocational",
-                "高等教育": "higher",
-            },
-        ),
-        "aid_kind": codes(
-            "资助项目",
-            {
-                "国家助学金": "grant",
-                "生活补助": "living_allowance",
-                "勤工助学": "work_study",
-                "助学贷款": "student_loan",
-                "学费减免": "fee_waiver",
-            },
-        ),
+        "school_stage": labels("学段"),
+        "aid_kind": labels("资助项目"),
         "amount": "资助金额",
         "academic_year": "学年",
-        "term": codes("学期", {"秋季学期": "autumn", "春季学期": "spring", "全学年": "full_year"}),
+        "term": labels("学期"),
         "school_code": "学校标识码",
         "school_name": "学校名称",
         "approval_date": date("审批日期", "%Y/%m/%d"),
         "payment_date": date("发放日期", "%Y/%m/%d"),
-        "disbursement_status": codes("发放状态", {"已审批": "approved", "已发放": "paid", "已撤销": "revoked"}),
+        "disbursement_status": labels("发放状态"),
         "district_code": "区县代码",
         "updated_at": "更新时间",
     },

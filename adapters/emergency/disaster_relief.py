@@ -1,6 +1,6 @@
 """自然灾害救助: emergency management's disaster relief records, a daily GBK CSV with Chinese headers on SFTP."""
 
-from lidm import Adapter, DropSource, codes, date
+from lidm import Adapter, DropSource, codes, date, labels
 
 adapter = Adapter(
     contract="emergency.disaster_relief",
@@ -26,25 +26,15 @@ adapter = Adapter(
             },
         ),
         "disaster_date": date("灾害发生日期", "%Y/%m/%d", "%Y-%m-%d"),
-        "relief_kind": codes(
-            "救助类别",
-            {
-                "应急救助": "emergency",
-                "过渡期生活救助": "transitional",
-                "冬春生活救助": "winter_spring",
-                "倒损住房恢复重建": "house_rebuilding",
-            },
-        ),
-        "house_damage_level": codes(
-            "房屋损毁程度", {"未损坏": "none", "一般损坏": "slight", "严重损坏": "severe", "倒塌": "collapsed"}
-        ),
+        "relief_kind": labels("救助类别"),
+        "house_damage_level": labels("房屋损毁程度"),
         "amount": "救助金额",
         "in_kind_items": "实物救助内容",
         "in_kind_value": "实物折款",
         "approval_date": date("审批日期", "%Y/%m/%d", "%Y-%m-%d"),
         "relief_start_date": date("救助起始日期", "%Y/%m/%d", "%Y-%m-%d"),
         "relief_end_date": date("救助终止日期", "%Y/%m/%d", "%Y-%m-%d"),
-        "status": codes("发放状态", {"已审批待发放": "approved", "已发放": "paid", "已撤销": "cancelled"}),
+        "status": labels("发放状态"),
         "district_code": "区县代码",
         "street_code": "街道代码",
         "updated_at": "更新时间",

@@ -1,6 +1,6 @@
 """疾病应急救助: the disease emergency relief fund's cases, an XLSX with Chinese headers dropped by its office."""
 
-from lidm import Adapter, DropSource, codes, date
+from lidm import Adapter, DropSource, date, labels
 
 adapter = Adapter(
     contract="health.disease_emergency_fund",
@@ -9,22 +9,10 @@ adapter = Adapter(
         "case_id": "案件编号",
         "id_number": "身份证号",
         "name": "姓名",
-        "identity_status": codes("身份状态", {"身份明确但无力缴费": "unable_to_pay", "身份不明": "unidentified"}),
+        "identity_status": labels("身份状态"),
         "hospital_code": "救治医院编码",
         "hospital_name": "救治医院名称",
-        "emergency_type": codes(
-            "急危重症类型",
-            {
-                "严重创伤": "trauma",
-                "急性心脑血管疾病": "cardio_cerebrovascular",
-                "急性中毒": "poisoning",
-                "急性呼吸衰竭等呼吸系统急症": "respiratory",
-                "危重孕产妇": "obstetric",
-                "危重新生儿": "neonatal",
-                "严重烧伤": "burn",
-                "其他急危重症": "other",
-            },
-        ),
+        "emergency_type": labels("急危重症类型"),
         "admission_date": date("入院日期"),
         "discharge_date": date("出院日期"),
         "total_cost": "救治费用",
@@ -33,7 +21,7 @@ adapter = Adapter(
         "application_date": date("申请日期", excel_serial=True),
         "approval_date": date("审核日期"),
         "payment_date": date("拨付日期"),
-        "disbursement_status": codes("拨付状态", {"已审批": "approved", "已发放": "paid", "已撤销": "revoked"}),
+        "disbursement_status": labels("拨付状态"),
         "district_code": "区县代码",
         "updated_at": "更新时间",
     },

@@ -1,6 +1,6 @@
 """农村危房改造: the housing bureau's renovation projects, a weekly XLSX with Chinese headers dropped on SFTP."""
 
-from lidm import Adapter, DropSource, codes, date
+from lidm import Adapter, DropSource, codes, date, labels
 
 adapter = Adapter(
     contract="housing.rural_house_renovation",
@@ -38,17 +38,7 @@ adapter = Adapter(
         ),
         "subsidy_amount": "补助资金（元）",
         "completion_date": date("竣工日期", "%Y-%m-%d"),
-        "acceptance_status": codes(
-            "验收状态",
-            {
-                "未开工": "not_started",
-                "施工中": "in_progress",
-                "已竣工待验收": "pending",
-                "验收合格": "passed",
-                "验收不合格": "failed",
-                "已撤销": "cancelled",
-            },
-        ),
+        "acceptance_status": labels("验收状态"),
         "acceptance_date": date("验收日期", "%Y-%m-%d"),
         "address": "房屋地址",
         "district_code": "区县代码",

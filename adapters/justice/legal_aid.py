@@ -1,6 +1,6 @@
 """法律援助案件: the justice bureau's legal aid cases, a daily UTF-8 CSV (BOM) with Chinese headers."""
 
-from lidm import Adapter, DropSource, codes, date
+from lidm import Adapter, DropSource, codes, date, labels
 
 adapter = Adapter(
     contract="justice.legal_aid",
@@ -10,17 +10,7 @@ adapter = Adapter(
         "id_number": "受援人身份证号",
         "name": "受援人姓名",
         "phone": "联系电话",
-        "case_type": codes(
-            "案件类型",
-            {
-                "民事": "civil",
-                "刑事": "criminal",
-                "行政": "administrative",
-                "劳动争议": "labour_dispute",
-                "国家赔偿": "state_compensation",
-                "其他": "other",
-            },
-        ),
+        "case_type": labels("案件类型"),
         "aid_form": codes(
             "援助形式",
             {
@@ -58,17 +48,7 @@ adapter = Adapter(
         "application_date": date("申请日期", "%Y/%m/%d"),
         "decision_date": date("审查决定日期", "%Y/%m/%d"),
         "closing_date": date("结案日期", "%Y/%m/%d"),
-        "case_status": codes(
-            "案件状态",
-            {
-                "已受理": "received",
-                "准予援助": "granted",
-                "不予援助": "refused",
-                "已指派": "assigned",
-                "已结案": "closed",
-                "终止援助": "terminated",
-            },
-        ),
+        "case_status": labels("案件状态"),
         "institution_name": "法律援助机构",
         "undertaker_org": "承办机构",
         "district_code": "区县代码",

@@ -3,7 +3,7 @@
 The public API an adapter may use is what this module exports; everything else is internal.
 """
 
-from lidm.adapter import Adapter, Convert, codes, date, fen_to_yuan, source_column
+from lidm.adapter import Adapter, Convert, codes, date, fen_to_yuan, labels, source_column
 from lidm.errors import (
     ConfigError,
     ContractError,
@@ -33,6 +33,7 @@ __all__ = [
     "codes",
     "date",
     "fen_to_yuan",
+    "labels",
     "source_column",
 ]
 __version__ = "0.1.0"

@@ -10,8 +10,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lidm import dates
+from lidm.errors import ConfigError
 
 if TYPE_CHECKING:
+    from lidm.contracts.model import Field
     from lidm.sources import DropSource, SqlSource
 
 
@@ -23,6 +25,10 @@ class Convert:
 
     def apply(self, values: pa.Array) -> pa.Array:
         return values
+
+    def bind(self, field: Field) -> Convert:
+        """The conversion for one contract field; most need nothing from the field."""
+        return self
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.column!r})"
@@ -41,6 +47,18 @@ class _Codes(Convert):
         mapped = pc.take(pa.array(list(self.table.values()), type=pa.string()), idx)
         # An unknown code is kept as it came, so validation quarantines it with an 'enum' reason.
         return pc.coalesce(mapped, text)
+
+
+class _Labels(Convert):
+    def __init__(self, column: str, extra: Mapping[str | int, str]) -> None:
+        super().__init__(column)
+        self.extra = {str(k): str(v) for k, v in extra.items()}
+
+    def bind(self, field: Field) -> Convert:
+        if not field.enum or not field.enum_labels or not any(field.enum_labels):
+            raise ConfigError(f"labels({self.column!r}) maps field {field.name}, whose contract lists no labels")
+        table = {label: value for value, label in zip(field.enum, field.enum_labels, strict=True) if label}
+        return _Codes(self.column, table | self.extra)
 
 
 class _Date(Convert):
@@ -86,6 +104,12 @@ def codes(column: str, table: Mapping[str | int, str]) -> Convert:
     leading zeros ("01") only matches a text column that keeps them.
     """
     return _Codes(column, table)
+
+
+def labels(column: str, extra: Mapping[str | int, str] | None = None) -> Convert:
+    """The contract's own labels (男 → male, 低保 → dibao, as `lidm contracts show` lists them) to codes;
+    `extra` adds the department's other spellings of the same codes."""
+    return _Labels(column, extra or {})
 
 
 def date(column: str, *formats: str, excel_serial: bool = False) -> Convert:

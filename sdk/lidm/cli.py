@@ -330,10 +330,11 @@ def contracts_show(contract_id: Annotated[str, typer.Argument(help="e.g. health.
     )
     table = Table()
     table.add_column("field", no_wrap=True)
-    for col in ("名称", "type", "required", "classification", "protection", "checks / values", "limits"):
-        table.add_column(col)
+    for col in ("名称", "type", "required", "classification", "protection", "checks / codes 标签", "limits"):
+        table.add_column(col, overflow="fold")
     for f in c.fields:
-        extra = ", ".join([*(ch.value for ch in f.checks), *(f.enum or ())])
+        enum = [f"{v} {label}" if label else v for v, label in zip(f.enum or (), f.enum_labels or (), strict=False)]
+        extra = ", ".join([*(ch.value for ch in f.checks), *(enum or f.enum or ())])
         limits = [
             f"length {f.min_length or 0}..{f.max_length}" if f.max_length else "",
             f"min {f.minimum}" if f.minimum is not None else "",

@@ -25,6 +25,8 @@ def check_mapping(adapter: Adapter, contract: Contract) -> None:
     absent_required = [f.name for f in contract.fields if f.required and adapter.mapping.get(f.name) is None]
     if absent_required:
         raise ConfigError(f"adapter {adapter.name}: required fields {', '.join(absent_required)} cannot be absent")
+    for name, conv in adapter.converters().items():
+        conv.bind(contract.field(name))  # a conversion that needs the field (labels) says now if it cannot
 
 
 def check_columns(columns: list[str], adapter: Adapter, file: str) -> None:
@@ -60,6 +62,6 @@ def conform(chunk: pa.Table, adapter: Adapter, contract: Contract) -> pa.Table:
         if conv is None:
             cols[f.name] = pa.nulls(chunk.num_rows, pa.string())
         else:
-            cols[f.name] = conv.apply(lower[conv.column.lower()].combine_chunks())
+            cols[f.name] = conv.bind(f).apply(lower[conv.column.lower()].combine_chunks())
     cols[ROW] = lower[ROW].combine_chunks()
     return pa.table(cols)
