@@ -1,6 +1,6 @@
 """低收入人口名单: civil affairs' roster, a daily GBK CSV with Chinese headers dropped on SFTP."""
 
-from lidm import Adapter, DropSource, codes, date, labels
+from lidm import LOW_INCOME_CATEGORY_SHORT, Adapter, DropSource, date, labels
 
 adapter = Adapter(
     contract="civil_affairs.low_income_roster",
@@ -10,17 +10,7 @@ adapter = Adapter(
         "name": "姓名",
         "household_id": "家庭编号",
         "relation_to_head": labels("与户主关系"),
-        "category": codes(
-            "保障类别",
-            {
-                "低保": "dibao",
-                "特困": "tekun",
-                "低保边缘": "dibao_edge",
-                "刚性支出困难": "rigid_expense",
-                "防返贫监测": "return_risk",
-                "其他困难": "other_hardship",
-            },
-        ),
+        "category": labels("保障类别", extra=LOW_INCOME_CATEGORY_SHORT),
         "district_code": "区县代码",
         "street_code": "街道代码",
         "approval_date": date("认定日期", "%Y-%m-%d", "%Y/%m/%d"),

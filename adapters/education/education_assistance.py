@@ -1,6 +1,6 @@
 """教育救助: the education bureau's student aid awards, a daily UTF-8 CSV with BOM and Chinese headers on SFTP."""
 
-from lidm import Adapter, DropSource, codes, date, labels
+from lidm import LOW_INCOME_CATEGORY_SHORT, Adapter, DropSource, date, labels
 
 adapter = Adapter(
     contract="education.education_assistance",
@@ -10,17 +10,7 @@ adapter = Adapter(
         "id_number": "学生身份证号",
         "name": "学生姓名",
         "household_id": "救助家庭编号",
-        "low_income_category": codes(
-            "低收入人口类别",
-            {
-                "低保": "dibao",
-                "特困": "tekun",
-                "低保边缘": "dibao_edge",
-                "刚性支出困难": "rigid_expense",
-                "防返贫监测": "return_risk",
-                "其他困难": "other_hardship",
-            },
-        ),
+        "low_income_category": labels("低收入人口类别", extra=LOW_INCOME_CATEGORY_SHORT),
         "school_stage": labels("学段"),
         "aid_kind": labels("资助项目"),
         "amount": "资助金额",

@@ -1,6 +1,6 @@
 """法律援助案件: the justice bureau's legal aid cases, a daily UTF-8 CSV (BOM) with Chinese headers."""
 
-from lidm import Adapter, DropSource, codes, date, labels
+from lidm import LOW_INCOME_CATEGORY_SHORT, Adapter, DropSource, codes, date, labels
 
 adapter = Adapter(
     contract="justice.legal_aid",
@@ -34,17 +34,7 @@ adapter = Adapter(
                 "不受经济困难条件限制": "not_required",
             },
         ),
-        "low_income_category": codes(
-            "低收入人口类别",
-            {
-                "低保": "dibao",
-                "特困": "tekun",
-                "低保边缘": "dibao_edge",
-                "刚性支出困难": "rigid_expense",
-                "防返贫监测": "return_risk",
-                "其他困难": "other_hardship",
-            },
-        ),
+        "low_income_category": labels("低收入人口类别", extra=LOW_INCOME_CATEGORY_SHORT),
         "application_date": date("申请日期", "%Y/%m/%d"),
         "decision_date": date("审查决定日期", "%Y/%m/%d"),
         "closing_date": date("结案日期", "%Y/%m/%d"),

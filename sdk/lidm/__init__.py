@@ -14,11 +14,12 @@ from lidm.errors import (
     SourceError,
 )
 from lidm.sources import DropSource, SqlSource
-from lidm.standard_codes import GB_DISABILITY_TYPE, GB_GENDER
+from lidm.standard_codes import GB_DISABILITY_TYPE, GB_GENDER, LOW_INCOME_CATEGORY_SHORT
 
 __all__ = [
     "GB_DISABILITY_TYPE",
     "GB_GENDER",
+    "LOW_INCOME_CATEGORY_SHORT",
     "Adapter",
     "ConfigError",
     "ContractError",

@@ -20,3 +20,16 @@ GB_DISABILITY_TYPE = MappingProxyType(
         "7": "multiple",
     }
 )
+
+# 低收入人口类别 by the short names used in everyday exports across departments; the contract's own labels
+# are the full names (最低生活保障对象 …), so `labels(col, extra=LOW_INCOME_CATEGORY_SHORT)` accepts both.
+LOW_INCOME_CATEGORY_SHORT = MappingProxyType(
+    {
+        "低保": "dibao",
+        "特困": "tekun",
+        "低保边缘": "dibao_edge",
+        "刚性支出困难": "rigid_expense",
+        "防返贫监测": "return_risk",
+        "其他困难": "other_hardship",
+    }
+)
