@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the real services the tests use are installed and running: PostgreSQL, MariaDB,
-# unixODBC with the MariaDB ODBC driver, and OpenSSH's sshd binary (the tests start their own sshd).
+# unixODBC with the MariaDB ODBC driver, OpenSSH's sshd binary (the tests start their own sshd), and
+# Chromium with its driver for the browser test of the Airflow plugin.
 set -euo pipefail
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
@@ -12,6 +13,11 @@ command -v odbcinst >/dev/null 2>&1 || need+=(unixodbc)
 odbcinst -q -d 2>/dev/null | grep -q 'MariaDB' || need+=(odbc-mariadb)
 command -v pg_ctlcluster >/dev/null 2>&1 || need+=(postgresql)
 command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
+# The Feeds page is tested in Debian's headless Chromium (Selenium drives it through chromium-driver);
+# the CJK fonts make the Chinese dataset names render in its screenshot.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+[ -d /usr/share/fonts/opentype/noto ] || need+=(fonts-noto-cjk)
 if [ ${#need[@]} -gt 0 ]; then
   echo "services: installing ${need[*]}"
   as_root apt-get update -qq

@@ -140,6 +140,38 @@ def run(feed: Annotated[str, typer.Argument(help="Feed name, e.g. health.populat
 
 
 @app.command()
+def status() -> None:
+    """Feed health: last batch and counts, top quarantine reasons, freshness; warnings per department."""
+    from lidm.status import feed_status, warning_status
+
+    settings = get_settings()
+    try:
+        feeds_now, warnings = feed_status(settings), warning_status(settings)
+    except LidmError as exc:
+        _fail(exc)
+    style = {"fresh": "green", "late": "bold red", "failing": "bold red", "never": "dim"}
+    table = Table(title="Feeds")
+    for col in ("feed", "state", "last data", "extracted", "loaded", "quarantined", "top reasons", "contract"):
+        table.add_column(col, justify="right" if col in ("extracted", "loaded", "quarantined") else "left")
+    for f in feeds_now:
+        table.add_row(
+            f.feed,
+            f"[{style[f.state]}]{f.state}[/]",
+            f"{f.last_loaded:%Y-%m-%d %H:%M}" if f.last_loaded else "-",
+            f"{f.extracted:,}",
+            f"{f.loaded:,}",
+            f"{f.quarantined:,}",
+            (f.reason or "")[:80] if f.state == "failing" else ", ".join(f"{r} {n}" for r, n in f.top_reasons),
+            f.contract_version,
+        )
+    _wide().print(table)
+    for w in warnings:
+        console.print(f"warnings for {w.department}: {w.open} open, {w.overdue} overdue")
+    if any(f.state in ("late", "failing") for f in feeds_now):
+        raise typer.Exit(code=1)
+
+
+@app.command()
 def feeds() -> None:
     """List registered adapters (feeds) and their sources."""
     from lidm.registry import adapters

@@ -1,0 +1,244 @@
+"""The Feeds page: what an operator sees for every feed (last batch, counts, reasons, freshness, contract
+version) and for the monitoring loop (open and overdue warnings per department), from the SDK, in a
+FastAPI test client, and inside the real Airflow UI in headless Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from lidm.central.schema import dataset_table
+from lidm.contracts import load_catalog
+from lidm.contracts.model import LogicalType
+from lidm.demo import demo_settings, run_demo
+from lidm.pipeline import run_feed
+from lidm.sources.localstore import LocalStore
+from lidm.status import feed_status, warning_status
+from lidm.testkit import kinds_in
+
+ROOT = Path(__file__).resolve().parents[1]
+AIRFLOW = Path(sys.executable).with_name("airflow")
+FEEDS = ["health.population", "health.deaths", "civil_affairs.low_income_roster", "hr_social_security.unemployment"]
+
+
+def _warning_rows(contract) -> list[dict]:
+    """Three warnings for civil affairs (one overdue, one disposed) and one for education."""
+    table = dataset_table(contract, sa.MetaData())
+    filler = {LogicalType.DATE: date(2026, 11, 1), LogicalType.TIMESTAMP: datetime(2026, 11, 1, 9)}
+    base = {c.name: "x" for c in table.columns if not c.nullable}
+    for c in table.columns:
+        field = contract.field(c.name) if c.name in contract.field_names else None
+        if not c.nullable and field is not None and field.type in filler:
+            base[c.name] = filler[field.type]
+    today = datetime.now(UTC).date()
+    cases = [
+        ("W1", "civil_affairs", "pushed", today + timedelta(days=3)),
+        ("W2", "civil_affairs", "acknowledged", today - timedelta(days=2)),
+        ("W3", "civil_affairs", "disposed", today - timedelta(days=9)),
+        ("W4", "education", "raised", today + timedelta(days=5)),
+    ]
+    return [
+        base | {"warning_id": w, "target_department": d, "status": s, "due_date": due, "_retired_batch": None}
+        for w, d, s, due in cases
+    ]
+
+
+@pytest.fixture(scope="module")
+def central(tmp_path_factory):
+    """A demo central database with one late feed, one rejected delivery and a few warnings."""
+    home = tmp_path_factory.mktemp("demo")
+    sources, _ = run_demo(home, size=600, seed=11, bad=3, feeds=FEEDS)
+    settings = demo_settings(home)
+    drop = Path(sources.connections["civil_affairs_drop"].removeprefix("file://"))
+    store = LocalStore(drop)
+    store.put("roster_20261128.csv", b"")
+    store.put("roster_20261128.csv.ok", b"")
+    [rejected] = run_feed("civil_affairs.low_income_roster", settings, connections=sources.connections)
+    assert rejected.status == "rejected"
+    engine = sa.create_engine(settings.effective_central_url)
+    old = datetime.now(UTC) - timedelta(days=10)
+    warning = load_catalog()["platform.warning"]
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE lidm_batch SET started_at = :t, finished_at = :t WHERE feed = 'health.deaths'"), {"t": old}
+        )
+        conn.execute(dataset_table(warning, sa.MetaData()).insert(), _warning_rows(warning))
+    engine.dispose()
+    return home, settings, sources
+
+
+def test_status_has_counts_reasons_freshness_and_versions(central):
+    _, settings, sources = central
+    by_feed = {s.feed: s for s in feed_status(settings)}
+    population = by_feed["health.population"]
+    written = sources.by_dataset()["health.population"]
+    assert population.state == "fresh" and population.contract_version == population.last_version == "1.0.0"
+    assert (population.extracted, population.quarantined) == (written.rows, written.expected_quarantine)
+    assert population.loaded == written.rows - written.expected_quarantine
+    assert population.top_reasons and all(n >= 1 for _, n in population.top_reasons)
+    assert by_feed["health.deaths"].state == "late"  # 10 days old against a 2-day freshness
+    roster = by_feed["civil_affairs.low_income_roster"]
+    assert roster.state == "failing" and "empty_file" in roster.reason
+    assert roster.loaded > 0  # the last good batch's counts stay visible
+    assert by_feed["education.student_enrollment"].state == "never"
+    warnings = {w.department: (w.open, w.overdue) for w in warning_status(settings)}
+    assert warnings == {"civil_affairs": (2, 1), "education": (1, 0)}
+
+
+def test_page_marks_late_and_rejected_feeds_and_shows_no_personal_data(central):
+    from fastapi.testclient import TestClient
+
+    from lidm.integrations.feeds_page import create_app
+
+    _, settings, _ = central
+    page = TestClient(create_app(lambda: settings)).get("/feeds").text
+    assert '<tr class="late" data-feed="health.deaths">' in page
+    assert '<tr class="failing" data-feed="civil_affairs.low_income_roster">' in page and "empty_file" in page
+    assert "26</b> feeds" in page and "2</b> late or rejected" in page
+    assert "expected within 2 days" in page
+    assert kinds_in(page) == []
+
+
+def test_lidm_status_says_the_same_and_fails_when_a_feed_needs_attention(central):
+    _, settings, _ = central
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LIDM_")} | {
+        "LIDM_CENTRAL_URL": settings.effective_central_url,
+        "COLUMNS": "200",
+    }
+    out = subprocess.run(
+        [str(Path(sys.executable).with_name("lidm")), "status"], env=env, capture_output=True, text=True, cwd=ROOT
+    )
+    assert out.returncode == 1, out.stdout + out.stderr
+    lines = {line.split("│")[1].strip(): line for line in out.stdout.splitlines() if line.count("│") > 3}
+    assert "late" in lines["health.deaths"] and "failing" in lines["civil_affairs.low_income_roster"]
+    assert "warnings for civil_affairs: 2 open, 1 overdue" in out.stdout
+
+
+# --------------------------------------------------------------------------- in the Airflow UI
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def api_server(central, tmp_path_factory):
+    """`airflow api-server` on a loopback port, with this repo's plugins and the demo central database."""
+    _, settings, _ = central
+    airflow_home = tmp_path_factory.mktemp("airflow-ui")
+    (airflow_home / "dags").mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LIDM_"))} | {
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(airflow_home / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
+        "LIDM_CENTRAL_URL": settings.effective_central_url,
+        "LIDM_KEYRING": str(settings.effective_keyring),
+    }
+    migrated = subprocess.run(
+        [str(AIRFLOW), "db", "migrate"], env=env, cwd=airflow_home, capture_output=True, text=True, timeout=240
+    )
+    assert migrated.returncode == 0, migrated.stderr[-2000:]
+    port = _free_port()
+    log = (airflow_home / "api-server.log").open("w")
+    proc = subprocess.Popen(
+        [str(AIRFLOW), "api-server", "-H", "127.0.0.1", "-p", str(port), "-w", "1"],
+        env=env,
+        cwd=airflow_home,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/lidm/feeds", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(
+                    f"api-server did not serve /lidm/feeds:\n{(airflow_home / 'api-server.log').read_text()[-3000:]}"
+                )
+            time.sleep(0.5)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not chromium or not driver:
+        pytest.fail("Debian's chromium and chromium-driver are not installed; run `make services`", pytrace=False)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1600,1100",
+    ):
+        options.add_argument(arg)
+    with webdriver.Chrome(service=Service(driver), options=options) as chrome:
+        yield chrome
+
+
+@pytest.mark.airflow
+def test_the_feeds_page_in_the_airflow_ui(api_server, browser, artifacts_dir):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.get(f"{api_server}/plugin/lidm-feeds")
+    wait = WebDriverWait(browser, 60)
+    nav = wait.until(ec.presence_of_element_located((By.XPATH, "//a[.//*[normalize-space(text())='Feeds']]")))
+    assert nav.is_displayed() and nav.get_attribute("href").endswith("/plugin/lidm-feeds")  # in the UI's navigation
+    frame = wait.until(ec.presence_of_element_located((By.TAG_NAME, "iframe")))
+    browser.switch_to.frame(frame)
+    wait.until(ec.presence_of_element_located((By.ID, "feeds")))
+
+    def row(feed: str):
+        return browser.find_element(By.CSS_SELECTOR, f"tr[data-feed='{feed}']")
+
+    deaths = row("health.deaths")
+    assert "late" in deaths.get_attribute("class") and "LATE" in deaths.text
+    red = deaths.find_element(By.CSS_SELECTOR, "td").value_of_css_property("background-color")
+    assert red != row("health.population").find_element(By.CSS_SELECTOR, "td").value_of_css_property("background-color")
+    roster = row("civil_affairs.low_income_roster")
+    assert "REJECTED" in roster.text and "empty_file" in roster.text
+    population = row("health.population").text
+    assert "on time" in population and "1.0.0" in population
+    assert "no data yet" in row("education.student_enrollment").text
+    warnings = browser.find_element(By.ID, "warnings").text
+    assert "civil_affairs 2 1" in warnings and "education 1 0" in warnings
+    assert kinds_in(browser.find_element(By.TAG_NAME, "body").text) == []
+    browser.switch_to.default_content()
+    shot = artifacts_dir / "feeds-page.png"
+    browser.save_screenshot(str(shot))
+    assert shot.stat().st_size > 10_000
