@@ -24,7 +24,7 @@ def main(dag_id: str) -> int:
     from sqlalchemy import select
 
     dag = runpy.run_path(str(DAG_FILE))[dag_id]
-    (task,) = dag.tasks
+    task = dag.get_task("load")
     report: dict = {
         "dag": {
             "dag_id": dag.dag_id,
@@ -43,6 +43,7 @@ def main(dag_id: str) -> int:
             "pool": task.pool,
             "outlets": [{"name": a.name, "uri": a.uri} for a in task.outlets],
         },
+        "upstream": sorted(task.upstream_task_ids),
     }
     for t in dag.tasks:
         t.retries = 0

@@ -14,6 +14,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -102,7 +103,7 @@ def _dag_test(env: dict[str, str], dag_id: str) -> tuple[dict, str]:
     (line,) = [x for x in out.stdout.splitlines() if x.startswith("LIDM_DAGRUN ")]
     report = json.loads(line.removeprefix("LIDM_DAGRUN "))
     assert report["state"] == "success", printed[-6000:]
-    assert report["task_states"] == {"load": "success"}
+    assert set(report["task_states"].values()) == {"success"} and "load" in report["task_states"]
     # dag.test() runs the task in this process: its log is in the output (checked for leaks below).
     assert "[DAG TEST] end task task_id=load" in printed and "Done. Returned value was" in printed
     return report, printed
@@ -229,6 +230,8 @@ def test_roster_dag_loads_an_sftp_drop(airflow_env, sftp_server, drop_folder, ga
 
     assert report["dag"]["schedule"] == "@daily" and report["dag"]["tags"] == ["civil_affairs", "lidm"]
     assert report["task"]["pool"] == "civil_affairs"
+    assert report["upstream"] == ["wait_for_drop"]  # a drop feed first waits for a complete drop
+    assert report["task_states"] == {"wait_for_drop": "success", "load": "success"}
     assert report["task"]["outlets"] == [
         {"name": "civil_affairs.low_income_roster", "uri": "lidm://central/civil_affairs.low_income_roster"}
     ]
@@ -239,6 +242,54 @@ def test_roster_dag_loads_an_sftp_drop(airflow_env, sftp_server, drop_folder, ga
     assert counts["batch_id"] in receipt.read_text()
     assert (drop_folder / "archive" / "roster_20261127.csv").exists()
     _assert_no_id_numbers([r["身份证号"] for r in rows], printed, json.dumps(report), _run_logs(env, ROSTER_DAG))
+
+
+def test_a_drop_that_arrives_while_the_sensor_is_deferred_is_loaded(airflow_env, sftp_server, drop_folder, gateway_pg):
+    """The sensor finds no complete drop and defers; a data file without its marker does not wake it; the
+    marker does, and the feed loads the drop. dag.test() runs the trigger in-process, as a triggerer would."""
+    from lidm.samples import generate_people, generate_roster, roster_rows, write_roster_drop
+
+    _chown_like_parent(drop_folder)
+    conn = {
+        "conn_type": "sftp",
+        "host": sftp_server.host,
+        "port": sftp_server.port,
+        "login": sftp_server.username,
+        "extra": {
+            "key_file": str(sftp_server.client_key),
+            "known_hosts": str(sftp_server.known_hosts),
+            "path": f"outbox/{drop_folder.name}",
+        },
+    }
+    env = _gateway_env(airflow_env, gateway_pg, "civil_affairs_drop", conn) | {"LIDM_DROP_POLL_SECONDS": "1"}
+    run = subprocess.Popen(
+        [sys.executable, str(RUNNER), ROSTER_DAG],
+        env=env,
+        cwd=env["AIRFLOW_HOME"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        rows = roster_rows(generate_roster(generate_people(300, 5), share=0.2, seed=5)).rows
+        time.sleep(12)  # the DAG parses, the sensor looks, finds nothing and defers
+        write_roster_drop(drop_folder, rows, marker=False)  # the data file alone: not yet a drop
+        _chown_like_parent(drop_folder)
+        time.sleep(4)
+        assert run.poll() is None, "the sensor must not fire on a file without its marker"
+        (drop_folder / "roster_20261127.csv.ok").touch()
+        _chown_like_parent(drop_folder)
+        printed, _ = run.communicate(timeout=180)
+    finally:
+        if run.poll() is None:
+            run.kill()
+    assert run.returncode == 0, printed[-6000:]
+    (line,) = [x for x in printed.splitlines() if x.startswith("LIDM_DAGRUN ")]
+    report = json.loads(line.removeprefix("LIDM_DAGRUN "))
+    assert report["task_states"] == {"wait_for_drop": "success", "load": "success"}, printed[-4000:]
+    assert "DEFERRED" in printed.upper()
+    counts = _assert_counts_match(report, _batches(gateway_pg.central_url, "civil_affairs.low_income_roster"))
+    assert counts["extracted"] == len(rows)
 
 
 # --------------------------------------------------------------------------- the glue without a DAG run

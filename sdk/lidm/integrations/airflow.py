@@ -331,6 +331,8 @@ def _doc_md(feed: str, adapter: Adapter, contract: Contract) -> str:
 def _feed_dag(feed: str, adapter: Adapter, contract: Contract) -> DAG:
     from airflow.sdk import DAG, task
 
+    from lidm.sources import DropSource
+
     with DAG(
         dag_id=dag_id(feed),
         description=f"{contract.title} ({contract.id} v{contract.version})",
@@ -350,5 +352,19 @@ def _feed_dag(feed: str, adapter: Adapter, contract: Contract) -> DAG:
         def load(feed: str) -> list[dict[str, Any]]:
             return run_feed_task(feed)
 
-        load(feed)
+        loaded = load(feed)
+        if isinstance(adapter.source, DropSource):
+            from lidm.config import get_settings
+            from lidm.integrations.airflow_drops import DropSensor
+            from lidm.status import freshness_limit
+
+            # Wait (deferred, holding no worker slot) for a complete drop; give up once the feed is late.
+            wait = DropSensor(
+                task_id="wait_for_drop",
+                feed=feed,
+                poke_interval=get_settings().drop_poll_seconds,
+                timeout=(freshness_limit(contract) or timedelta(days=1)).total_seconds(),
+                pool=adapter.pool or "default_pool",
+            )
+            wait >> loaded
     return dag
