@@ -207,13 +207,9 @@ def _chown_like_parent(folder: Path) -> None:
         os.chown(p, st.st_uid, st.st_gid)
 
 
-def test_roster_dag_loads_an_sftp_drop(airflow_env, sftp_server, drop_folder, gateway_pg):
-    from lidm.samples import generate_people, generate_roster, roster_rows, write_roster_drop
-
-    rows = roster_rows(generate_roster(generate_people(1000, 11), share=0.2, seed=11), bad=4, seed=11).rows
-    write_roster_drop(drop_folder, rows)
-    _chown_like_parent(drop_folder)
-    conn = {
+def _drop_conn(sftp_server, drop_folder: Path) -> dict:
+    """The Airflow connection of the roster drop: the test sshd, its pinned host key, the drop folder."""
+    return {
         "conn_type": "sftp",
         "host": sftp_server.host,
         "port": sftp_server.port,
@@ -224,6 +220,15 @@ def test_roster_dag_loads_an_sftp_drop(airflow_env, sftp_server, drop_folder, ga
             "path": f"outbox/{drop_folder.name}",
         },
     }
+
+
+def test_roster_dag_loads_an_sftp_drop(airflow_env, sftp_server, drop_folder, gateway_pg):
+    from lidm.samples import generate_people, generate_roster, roster_rows, write_roster_drop
+
+    rows = roster_rows(generate_roster(generate_people(1000, 11), share=0.2, seed=11), bad=4, seed=11).rows
+    write_roster_drop(drop_folder, rows)
+    _chown_like_parent(drop_folder)
+    conn = _drop_conn(sftp_server, drop_folder)
     env = _gateway_env(airflow_env, gateway_pg, "civil_affairs_drop", conn)
 
     report, printed = _dag_test(env, ROSTER_DAG)
@@ -250,17 +255,7 @@ def test_a_drop_that_arrives_while_the_sensor_is_deferred_is_loaded(airflow_env,
     from lidm.samples import generate_people, generate_roster, roster_rows, write_roster_drop
 
     _chown_like_parent(drop_folder)
-    conn = {
-        "conn_type": "sftp",
-        "host": sftp_server.host,
-        "port": sftp_server.port,
-        "login": sftp_server.username,
-        "extra": {
-            "key_file": str(sftp_server.client_key),
-            "known_hosts": str(sftp_server.known_hosts),
-            "path": f"outbox/{drop_folder.name}",
-        },
-    }
+    conn = _drop_conn(sftp_server, drop_folder)
     env = _gateway_env(airflow_env, gateway_pg, "civil_affairs_drop", conn) | {"LIDM_DROP_POLL_SECONDS": "1"}
     run = subprocess.Popen(
         [sys.executable, str(RUNNER), ROSTER_DAG],

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from conftest import _free_port
 
 from lidm.central.schema import dataset_table
 from lidm.contracts import load_catalog
@@ -125,12 +125,6 @@ def test_lidm_status_says_the_same_and_fails_when_a_feed_needs_attention(central
 
 
 # --------------------------------------------------------------------------- in the Airflow UI
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
