@@ -1,10 +1,11 @@
 """Run one lidm feed DAG with dag.test() and print a JSON report; tests/test_airflow_dags.py runs it in a subprocess.
 
-Usage: python tests/_airflow_dagrun.py DAG_ID
+Usage: python tests/_airflow_dagrun.py DAG_ID [DAG_ID ...]
 
 The DAG is taken from the DAG file exactly as Airflow parses it. Its task retries are switched off for
 this run only (a red run must fail at once instead of waiting out the retry delays); the report carries the
-DAG's real settings, read before that override. The last stdout line is `LIDM_DAGRUN <json>`.
+DAG's real settings, read before that override. Each DAG's report is one stdout line `LIDM_DAGRUN <json>`;
+the DAG file is parsed once for all of them.
 """
 
 from __future__ import annotations
@@ -17,13 +18,20 @@ from pathlib import Path
 DAG_FILE = Path(__file__).resolve().parents[1] / "dags" / "lidm_feeds.py"
 
 
-def main(dag_id: str) -> int:
+def main(*dag_ids: str) -> int:
+    dags = runpy.run_path(str(DAG_FILE))
+    for dag_id in dag_ids:
+        run_one(dags[dag_id])
+    return 0
+
+
+def run_one(dag) -> None:  # type: ignore[no-untyped-def]
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
 
-    dag = runpy.run_path(str(DAG_FILE))[dag_id]
+    dag_id = dag.dag_id
     task = dag.get_task("load")
     report: dict = {
         "dag": {
@@ -63,8 +71,7 @@ def main(dag_id: str) -> int:
     report["run_id"] = run.run_id
     report["state"] = str(run.state)
     print("LIDM_DAGRUN " + json.dumps(report, ensure_ascii=False, default=str), flush=True)
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(*sys.argv[1:]))

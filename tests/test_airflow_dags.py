@@ -287,6 +287,100 @@ def test_a_drop_that_arrives_while_the_sensor_is_deferred_is_loaded(airflow_env,
     assert counts["extracted"] == len(rows)
 
 
+def _airflow_connection(url: str) -> dict:
+    """The Airflow connection an operator would declare for one of `lidm sample`'s source URLs."""
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    if url.startswith("odbc:"):
+        parts = dict(p.split("=", 1) for p in url.removeprefix("odbc:").split(";") if "=" in p)
+        return {
+            "conn_type": "odbc",
+            "host": parts["SERVER"],
+            "port": int(parts["PORT"]),
+            "schema": parts["DATABASE"],
+            "login": parts["UID"],
+            "extra": {"driver": parts["DRIVER"].strip("{}"), "CHARSET": "utf8mb4"},
+        }
+    u = urlsplit(url)
+    if u.scheme.startswith("postgresql"):
+        return {"conn_type": "postgres", "host": u.hostname, "port": u.port, "login": u.username, "schema": u.path[1:]}
+    if u.scheme == "sqlite":
+        return {"conn_type": "sqlite", "host": unquote(u.path)}
+    if u.scheme == "file":
+        return {"conn_type": "fs", "extra": {"path": unquote(u.path)}}
+    query = {k: v[-1] for k, v in parse_qs(u.query).items()}
+    return {
+        "conn_type": "sftp",
+        "host": u.hostname,
+        "port": u.port,
+        "login": u.username,
+        "extra": {"key_file": query["key_file"], "known_hosts": query["known_hosts"], "path": u.path.lstrip("/")},
+    }
+
+
+def test_every_feed_dag_runs_green_on_the_real_servers(airflow_env, sftp_server, gateway_pg, tmp_path):
+    """All 26 DAGs, each with dag.test(), reading the sample sources from MariaDB over ODBC, PostgreSQL,
+    SQLite and the OpenSSH drop folders through Airflow connections; every batch keeps its invariant."""
+    from lidm.integrations.airflow import dag_id
+    from lidm.samples.sources import Servers, write_sources
+    from lidm.samples.world import build_world
+
+    prefix = f"lidm_dag_{secrets.token_hex(3)}_"
+    servers = Servers(
+        tmp_path / "sources",
+        mariadb_odbc="DRIVER={MariaDB Unicode};SERVER=127.0.0.1;PORT=3306;UID=root;PWD=;CHARSET=utf8mb4",
+        postgres_url="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+        sftp_url=sftp_server.url(f"dags_{secrets.token_hex(3)}"),
+        database_prefix=prefix,
+    )
+    sources = write_sources(build_world(800, 29), servers, bad=3)
+    try:
+        env = _gateway_env(airflow_env, gateway_pg, "unused", {}) | {
+            "AIRFLOW_CONN_" + name.upper(): json.dumps(_airflow_connection(url))
+            for name, url in sources.connections.items()
+        }
+        ids = [dag_id(w.dataset) for w in sources.written]
+        out = subprocess.run(
+            [sys.executable, str(RUNNER), *ids],
+            env=env,
+            cwd=env["AIRFLOW_HOME"],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        printed = out.stdout + out.stderr
+        assert out.returncode == 0, printed[-6000:]
+        reports = [
+            json.loads(x.removeprefix("LIDM_DAGRUN ")) for x in out.stdout.splitlines() if x.startswith("LIDM_DAGRUN ")
+        ]
+        assert [r["dag"]["dag_id"] for r in reports] == ids
+        for written, report in zip(sources.written, reports, strict=True):
+            assert report["state"] == "success", (written.dataset, printed[-4000:])
+            counts = _assert_counts_match(report, _batches(gateway_pg.central_url, written.dataset))
+            assert (counts["extracted"], counts["quarantined"]) == (written.rows, written.expected_quarantine)
+    finally:
+        _drop_source_databases(prefix)
+
+
+def _drop_source_databases(prefix: str) -> None:
+    import contextlib
+
+    import psycopg
+    import pyodbc
+    from conftest import MARIADB_BASE, PG_ADMIN_DSN
+
+    with contextlib.closing(pyodbc.connect(MARIADB_BASE, autocommit=True, timeout=5)) as admin:
+        for (name,) in admin.execute("SHOW DATABASES").fetchall():
+            if name.startswith(prefix):
+                admin.execute(f"DROP DATABASE `{name}`")
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
+        for (name,) in admin.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s", (prefix + "%",)
+        ).fetchall():
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+            admin.execute(f'DROP DATABASE "{name}"')
+
+
 # --------------------------------------------------------------------------- the glue without a DAG run
 
 
