@@ -358,6 +358,26 @@ def test_every_feed_dag_runs_green_on_the_real_servers(airflow_env, sftp_server,
             assert report["state"] == "success", (written.dataset, printed[-4000:])
             counts = _assert_counts_match(report, _batches(gateway_pg.central_url, written.dataset))
             assert (counts["extracted"], counts["quarantined"]) == (written.rows, written.expected_quarantine)
+
+        # Run the database feeds' DAGs again: nothing is loaded twice. (A drop feed's second run would wait
+        # for its next drop, and the same drop delivered again is refused as a replay: shown elsewhere.)
+        sql = [i for w, i in zip(sources.written, ids, strict=True) if w.kind.startswith("sql")]
+        again = subprocess.run(
+            [sys.executable, str(RUNNER), *sql],
+            env=env,
+            cwd=env["AIRFLOW_HOME"],
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        assert again.returncode == 0, (again.stdout + again.stderr)[-6000:]
+        for line in [x for x in again.stdout.splitlines() if x.startswith("LIDM_DAGRUN ")]:
+            report = json.loads(line.removeprefix("LIDM_DAGRUN "))
+            [counts] = report["xcom"]["load.return_value"]
+            assert report["state"] == "success" and counts["status"] == "unchanged", report["dag"]["dag_id"]
+            assert report["asset_events"] == [report["task"]["outlets"][0]]
+        for written in sources.written:
+            assert len(_batches(gateway_pg.central_url, written.dataset)) == 1, written.dataset
     finally:
         _drop_source_databases(prefix)
 
