@@ -236,3 +236,15 @@ def test_the_feeds_page_in_the_airflow_ui(api_server, browser, artifacts_dir):
     shot = artifacts_dir / "feeds-page.png"
     browser.save_screenshot(str(shot))
     assert shot.stat().st_size > 10_000
+
+
+def test_an_unreachable_central_database_is_said_plainly_without_the_url():
+    from fastapi.testclient import TestClient
+
+    from lidm.config import Settings
+    from lidm.integrations.feeds_page import create_app
+
+    down = Settings(central_url="postgresql+psycopg://lidm:s3cret@127.0.0.1:1/central")
+    response = TestClient(create_app(lambda: down)).get("/feeds")
+    assert response.status_code == 503
+    assert "central database could not be read" in response.text and "s3cret" not in response.text

@@ -286,3 +286,11 @@ class TestWithoutAnyConnectionIsSkipped(AdapterConformance):
 
     adapter = "housing.public_rental_housing"
     connections = MappingProxyType({})
+
+
+def test_sample_to_a_server_that_is_down_says_which_and_why(tmp_path):
+    from lidm.errors import SourceError
+
+    down = Servers(tmp_path, mariadb_odbc="DRIVER={MariaDB Unicode};SERVER=127.0.0.1;PORT=1;UID=root;PWD=")
+    with pytest.raises(SourceError, match=r"health\.population: the mariadb server refused the write"):
+        write_sources(build_world(300, 1), down, datasets=["health.population"])

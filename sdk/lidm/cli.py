@@ -303,7 +303,6 @@ def adapter_verify(
     sample_rows: Annotated[int, typer.Option(help="Rows sampled for the validation check.")] = 1000,
 ) -> None:
     """Run the conformance checks in a sandbox (the source is only read; drops are copied)."""
-    import json
 
     from lidm.testkit import FAIL, PASS, SKIP, WARN, verify
 
@@ -322,10 +321,7 @@ def adapter_verify(
     verdict = "[green]CONFORMS[/]" if result.passed else "[red]DOES NOT CONFORM[/]"
     console.print(f"{name}: {verdict}")
     if report:
-        report.mkdir(parents=True, exist_ok=True)
-        (report / f"{name}.md").write_text(result.markdown(), "utf-8")
-        (report / f"{name}.json").write_text(json.dumps(result.as_dict(), indent=2, ensure_ascii=False), "utf-8")
-        console.print(f"report: {report / (name + '.md')}")
+        console.print(f"report: {result.write(report)}")
     if not result.passed:
         raise typer.Exit(code=1)
 

@@ -19,6 +19,7 @@ from lidm.central.schema import dataset_table
 from lidm.central.schema import quarantine as quarantine_table
 from lidm.config import Settings
 from lidm.contracts import Contract, load_catalog
+from lidm.errors import LidmError
 from lidm.registry import adapters
 
 WARNING_CONTRACT = "platform.warning"
@@ -68,6 +69,14 @@ def duration(text: str | None) -> timedelta | None:
         return None
 
 
+def _unreachable(exc: sa.exc.DBAPIError) -> LidmError:
+    """Say which database and what kind of fault, never the URL (it may carry a password)."""
+    return LidmError(
+        f"the central database could not be read ({type(exc.orig).__name__}); check LIDM_CENTRAL_URL and that "
+        "the database is up"
+    )
+
+
 def freshness_limit(contract: Contract) -> timedelta | None:
     """The contract's freshness as a duration (None when it has none or it does not parse)."""
     return duration(contract.freshness)
@@ -114,6 +123,8 @@ def feed_status(
                 if status.last_status == "rejected":
                     status.state = "failing"
                 out.append(status)
+    except sa.exc.DBAPIError as exc:
+        raise _unreachable(exc) from None
     finally:
         engine.dispose()
     return out
@@ -178,6 +189,8 @@ def warning_status(settings: Settings, today: date | None = None) -> list[Warnin
                 .group_by(table.c.target_department)
                 .order_by(table.c.target_department)
             ).all()
+    except sa.exc.DBAPIError as exc:
+        raise _unreachable(exc) from None
     finally:
         engine.dispose()
     return [WarningStatus(dept, int(o or 0), int(d or 0)) for dept, o, d in rows if o]

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from lidm.config import Settings, get_settings
+from lidm.errors import LidmError
 from lidm.status import FeedStatus, WarningStatus, duration, feed_status, warning_status
 
 if TYPE_CHECKING:
@@ -124,9 +125,13 @@ def create_app(settings: Callable[[], Settings] = get_settings) -> FastAPI:
     app = FastAPI(title="lidm feeds", docs_url=None, redoc_url=None)
 
     @app.get("/feeds", response_class=HTMLResponse)
-    def feeds_page() -> str:
+    def feeds_page() -> HTMLResponse:
         current = settings()
-        return render(feed_status(current), warning_status(current))
+        try:
+            return HTMLResponse(render(feed_status(current), warning_status(current)))
+        except LidmError as exc:  # the operator sees why, not a bare 500
+            body = f"<!doctype html><title>lidm · Feeds</title><h1>Feeds</h1><p>{html.escape(str(exc))}</p>"
+            return HTMLResponse(body, status_code=503)
 
     @app.get("/api/feeds")
     def feeds_json() -> dict[str, Any]:

@@ -25,7 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import mysql
 
-from lidm.errors import ConfigError
+from lidm.errors import ConfigError, SourceError
 from lidm.samples.people import REFERENCE_DATE, REFERENCE_TIME, id_check_char
 from lidm.samples.world import World
 
@@ -377,14 +377,14 @@ def append_rows(url: str, name: str, rows: Sequence[Mapping[str, Any]]) -> None:
         engine.dispose()
 
 
-def write_drop(url: str, name: str, data: bytes, settings_known_hosts: Path | None = None) -> None:
+def write_drop(url: str, name: str, data: bytes) -> None:
     """Put the file, then its ``.ok`` marker carrying the file's sha256: a complete drop, never half of one."""
     import hashlib
 
     from lidm.config import Settings
     from lidm.sources.drops import open_store
 
-    store = open_store(url, Settings(known_hosts=settings_known_hosts))
+    store = open_store(url, Settings())  # an sftp:// URL carries its own known_hosts
     try:
         if url.startswith("sftp://"):
             _sftp_makedirs(store)
@@ -426,8 +426,16 @@ def write_sources(
     for source in chosen.values():
         table = source.build(world, bad)
         if source.table:
-            write_url, conn_value = servers.sql_url(source)
-            write_table(write_url, source.table, table)
+            try:
+                write_url, conn_value = servers.sql_url(source)
+                write_table(write_url, source.table, table)
+            except Exception as exc:  # pyodbc is imported lazily: it needs unixODBC, which the demo does not
+                if not isinstance(exc, sa.exc.DBAPIError) and type(exc).__module__ != "pyodbc":
+                    raise
+                raise SourceError(
+                    f"sample source {source.dataset}: the {source.server} server refused the write "
+                    f"({type(exc).__name__}); is it running, and may this login create databases?"
+                ) from None
             where = f"{source.server if conn_value.startswith(('odbc:', 'postgresql')) else 'sqlite'}:{source.table}"
         else:
             assert source.file is not None

@@ -8,6 +8,17 @@ from typing import Any
 
 import pyarrow as pa
 
+from lidm.errors import RejectedBatch
+
+
+def column_names(header: list[str], file: str) -> list[str]:
+    """Header cells as column names (trimmed, lower-case); a repeated column refuses the file."""
+    names = [h.strip().lower() for h in header]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise RejectedBatch("duplicate_column", "header repeats a column", file=file, row=1, field=dupes[0])
+    return names
+
 
 def _noop(*_: Any) -> None:
     return None

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from lidm.errors import RejectedBatch
+from lidm.sources.base import column_names
 
 # GB18030 is a superset of GBK and GB2312: reading with it accepts rare characters in names that a
 # strict GBK decoder refuses, and decodes every valid GBK file identically.
@@ -134,11 +135,7 @@ def read_header(reader: TranscodingReader, delimiter: str) -> list[str]:
     if not line.strip():
         raise RejectedBatch("empty_file", "the file is empty (no header row)", file=reader.file, row=1)
     header = next(csv.reader([line.decode("utf-8").rstrip("\r")], delimiter=delimiter))
-    names = [h.strip().lower() for h in header]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise RejectedBatch("duplicate_column", "header repeats a column", file=reader.file, row=1, field=dupes[0])
-    return names
+    return column_names(header, reader.file)
 
 
 def read_csv_chunks(

@@ -43,8 +43,12 @@ class SqlSource:
             f", watermark {self.watermark}" if self.watermark else ""
         )
 
+    def select_all(self) -> str:
+        """Every row of the table or query, unfiltered."""
+        return f"SELECT * FROM {self.table}" if self.table else f"SELECT * FROM ({self.query}) src"
+
     def sql(self, has_watermark: bool) -> str:
-        base = f"SELECT * FROM {self.table}" if self.table else f"SELECT * FROM ({self.query}) src"
+        base = self.select_all()
         if self.watermark and has_watermark:
             return f"{base} WHERE {self.watermark} >= ? ORDER BY {self.watermark}"
         return base + (f" ORDER BY {self.watermark}" if self.watermark else "")

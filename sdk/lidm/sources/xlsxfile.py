@@ -17,6 +17,7 @@ from typing import Any
 import pyarrow as pa
 
 from lidm.errors import RejectedBatch
+from lidm.sources.base import column_names
 
 ROW = "__row"
 
@@ -81,10 +82,7 @@ def read_xlsx_chunks(
         raise RejectedBatch(
             "malformed_file", f"header cell {header.index(None) + 1} is empty", file=file, row=1, field=None
         )
-    names = [h.strip().lower() for h in header]  # type: ignore[union-attr]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise RejectedBatch("duplicate_column", "header repeats a column", file=file, row=1, field=dupes[0])
+    names = column_names(header, file)  # type: ignore[arg-type]
     width = len(names)
 
     def chunks() -> Iterator[pa.Table]:

@@ -79,7 +79,7 @@ def _as_datetime(value: Any) -> datetime | None:
 
 def _source_boundary(source: SqlSource, url: str, stored: str | None) -> tuple[Any, int]:
     """(newest watermark value in the source, rows at or after the stored watermark), read-only."""
-    base = f"SELECT * FROM {source.table}" if source.table else f"SELECT * FROM ({source.query}) src"
+    base = source.select_all()
     newest_sql = f"SELECT MAX({source.watermark}) FROM ({base}) b"
     count_sql = f"SELECT COUNT(*) FROM ({base}) b WHERE {source.watermark} >= ?"
     if url.startswith("odbc:"):

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from lidm.testkit.checks import verify
-from lidm.testkit.report import CHECKS, FAIL, SKIP, Report
+from lidm.testkit.report import CHECKS, Report
+from lidm.testkit.suite import assert_check
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -40,30 +41,11 @@ class CheckItem(pytest.Item):
             report = verify(self.adapter, connections=self.options["connections"])
             self.reports[self.adapter] = report
             if self.options["report_dir"]:
-                out = Path(self.options["report_dir"])
-                out.mkdir(parents=True, exist_ok=True)
-                (out / f"{self.adapter}.md").write_text(report.markdown(), "utf-8")
-                (out / f"{self.adapter}.json").write_text(json.dumps(report.as_dict(), indent=2), "utf-8")
-        report = self.reports[self.adapter]
-        found = [c for c in report.checks if c.name == self.check]
-        if not found:
-            raise CheckFailed(f"{self.check} did not run (an earlier check failed)")
-        if found[0].status == SKIP:
-            pytest.skip(found[0].detail)
-        if found[0].status == FAIL:
-            raise CheckFailed(found[0].detail)
-
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException]) -> str:  # type: ignore[override]
-        if isinstance(excinfo.value, CheckFailed):
-            return f"{self.adapter} {self.check}: {excinfo.value}"
-        return str(super().repr_failure(excinfo))
+                report.write(Path(self.options["report_dir"]))
+        assert_check(self.reports[self.adapter], self.check)
 
     def reportinfo(self) -> tuple[str, int, str]:
         return f"lidm-adapter:{self.adapter}", 0, f"{self.adapter}::{self.check}"
-
-
-class CheckFailed(Exception):
-    pass
 
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 PASS, WARN, FAIL, SKIP = "pass", "warn", "fail", "skip"
@@ -63,6 +65,14 @@ class Report:
             "lidm_version": self.lidm_version,
             "checks": [c.__dict__ for c in self.checks],
         }
+
+    def write(self, folder: Path) -> Path:
+        """<adapter>.md (to attach to the request) and <adapter>.json beside it; returns the .md path."""
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{self.adapter}.json").write_text(json.dumps(self.as_dict(), indent=2, ensure_ascii=False), "utf-8")
+        path = folder / f"{self.adapter}.md"
+        path.write_text(self.markdown(), "utf-8")
+        return path
 
     def markdown(self) -> str:
         mark = {PASS: "✅ pass", WARN: "⚠️ warn", FAIL: "❌ fail", SKIP: "— skip"}

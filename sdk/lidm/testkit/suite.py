@@ -38,7 +38,8 @@ def assert_check(report: Report, name: str) -> None:
     check = found[0]
     if check.status == SKIP:
         pytest.skip(check.detail)
-    assert check.status != FAIL, f"{name}: {check.detail}"
+    if check.status == FAIL:
+        pytest.fail(f"{report.adapter} {name}: {check.detail}", pytrace=False)
 
 
 class AdapterConformance:
