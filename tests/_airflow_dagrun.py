@@ -1,6 +1,6 @@
 """Run one lidm feed DAG with dag.test() and print a JSON report; tests/test_airflow_dags.py runs it in a subprocess.
 
-Usage: python tests/_airflow_dagrun.py DAG_ID [DAG_ID ...]
+Usage: python tests/_airflow_dagrun.py [--dag-file=PATH] DAG_ID [DAG_ID ...]
 
 The DAG is taken from the DAG file exactly as Airflow parses it. Its task retries are switched off for
 this run only (a red run must fail at once instead of waiting out the retry delays); the report carries the
@@ -18,8 +18,10 @@ from pathlib import Path
 DAG_FILE = Path(__file__).resolve().parents[1] / "dags" / "lidm_feeds.py"
 
 
-def main(*dag_ids: str) -> int:
-    dags = runpy.run_path(str(DAG_FILE))
+def main(*args: str) -> int:
+    files = [a.removeprefix("--dag-file=") for a in args if a.startswith("--dag-file=")]
+    dag_ids = [a for a in args if not a.startswith("--dag-file=")]
+    dags = runpy.run_path(files[0] if files else str(DAG_FILE))
     for dag_id in dag_ids:
         run_one(dags[dag_id])
     return 0
@@ -32,7 +34,7 @@ def run_one(dag) -> None:  # type: ignore[no-untyped-def]
     from sqlalchemy import select
 
     dag_id = dag.dag_id
-    task = dag.get_task("load")
+    task = dag.get_task("load") if "load" in dag.task_dict else dag.tasks[0]
     report: dict = {
         "dag": {
             "dag_id": dag.dag_id,

@@ -105,7 +105,7 @@ def _dag_test(env: dict[str, str], dag_id: str) -> tuple[dict, str]:
     assert report["state"] == "success", printed[-6000:]
     assert set(report["task_states"].values()) == {"success"} and "load" in report["task_states"]
     # dag.test() runs the task in this process: its log is in the output (checked for leaks below).
-    assert "[DAG TEST] end task task_id=load" in printed and "Done. Returned value was" in printed
+    assert "[DAG TEST] end task task_id=load" in printed
     return report, printed
 
 
@@ -147,10 +147,11 @@ def _assert_no_id_numbers(ids: list[str], *texts: str) -> None:
         assert not leaked, f"{len(leaked)} raw ID numbers in the run's output or logs"
 
 
-def test_health_population_dag_loads_from_mariadb_over_odbc(airflow_env, mariadb_odbc, gateway_pg):
+def _population_in_mariadb(mariadb_odbc, size: int, seed: int, bad: int) -> tuple[list[dict], dict]:
+    """Health's population table written to MariaDB, and the Airflow ODBC connection that reads it."""
     from lidm.samples import generate_people, population_rows, write_population_table
 
-    rows = population_rows(generate_people(300, 7), bad=3).rows
+    rows = population_rows(generate_people(size, seed), bad=bad).rows
     engine = sa.create_engine(mariadb_odbc.sqlalchemy_url)
     try:
         write_population_table(engine, rows)
@@ -164,9 +165,29 @@ def test_health_population_dag_loads_from_mariadb_over_odbc(airflow_env, mariadb
         "login": "root",
         "extra": {"driver": "MariaDB Unicode", "CHARSET": "utf8mb4"},
     }
-    env = _gateway_env(airflow_env, gateway_pg, "health_db", conn)
+    return rows, conn
+
+
+def test_health_population_dag_loads_from_mariadb_over_odbc(airflow_env, mariadb_odbc, gateway_pg):
+    rows, conn = _population_in_mariadb(mariadb_odbc, 300, 7, bad=3)
+    lineage = gateway_pg.home / "openlineage.jsonl"
+    env = _gateway_env(airflow_env, gateway_pg, "health_db", conn) | {
+        "AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps({"type": "file", "log_file_path": str(lineage), "append": True}),
+    }
 
     report, printed = _dag_test(env, HEALTH_DAG)
+
+    # OpenLineage: the operator names its input (the department table) and output (the central table).
+    events = [json.loads(line) for line in lineage.read_text().splitlines()]
+    [complete] = [e for e in events if e["eventType"] == "COMPLETE" and e["job"]["name"].endswith(".load")]
+    central_db = sa.engine.make_url(gateway_pg.central_url).database
+    assert [(d["namespace"], d["name"]) for d in complete["inputs"]] == [
+        ("odbc://127.0.0.1:3306", f"{mariadb_odbc.database}.t_population")
+    ]
+    assert [(d["namespace"], d["name"]) for d in complete["outputs"]] == [
+        ("postgres://127.0.0.1:5432", f"{central_db}.public.health_population")
+    ]
+    assert "password" not in lineage.read_text().lower()
 
     assert report["dag"] | {"doc_md": None} == {
         "dag_id": HEALTH_DAG,
@@ -563,3 +584,55 @@ def test_connections_translate_and_failures_are_classified(airflow_env, sftp_ser
     assert "1 of 1 batch(es) rejected" in rejected and "missing_column" in rejected
     assert (local / "rejected" / "roster_20261127.csv").exists()
     _assert_no_id_numbers([r["身份证号"] for r in rows], out.stdout, out.stderr)
+
+
+def test_a_central_database_connection_killed_mid_load_is_retried_cleanly(airflow_env, mariadb_odbc, gateway_pg):
+    """Fault injection: the central database drops the load's connection inside its transaction (a trigger
+    terminates the session as the batch row is written). The task fails as retryable, leaves nothing behind,
+    and the retry loads the batch exactly once."""
+    from lidm.central import db
+
+    rows, conn = _population_in_mariadb(mariadb_odbc, 400, 11, bad=2)
+    env = _gateway_env(airflow_env, gateway_pg, "health_db", conn)
+    central = db.connect(gateway_pg.settings)
+    try:
+        db.migrate(central)
+        with central.begin() as c:
+            c.execute(
+                sa.text(
+                    "CREATE FUNCTION lidm_test_kill() RETURNS trigger LANGUAGE plpgsql AS "
+                    "$$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NEW; END $$"
+                )
+            )
+            c.execute(
+                sa.text(
+                    "CREATE TRIGGER lidm_test_kill BEFORE INSERT ON lidm_batch "
+                    "FOR EACH ROW EXECUTE FUNCTION lidm_test_kill()"
+                )
+            )
+        out = subprocess.run(
+            [sys.executable, str(RUNNER), HEALTH_DAG],
+            env=env,
+            cwd=env["AIRFLOW_HOME"],
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+        printed = out.stdout + out.stderr
+        (line,) = [x for x in out.stdout.splitlines() if x.startswith("LIDM_DAGRUN ")]
+        failed = json.loads(line.removeprefix("LIDM_DAGRUN "))
+        assert failed["state"] == "failed" and failed["task_states"]["load"] == "failed", printed[-4000:]
+        assert "AirflowFailException" not in printed  # a lost connection is worth a retry
+        assert "CentralUnavailable" in printed and "the run can be retried" in printed, printed[-4000:]
+        with central.connect() as c:
+            assert c.execute(sa.text("SELECT count(*) FROM lidm_batch")).scalar_one() == 0
+            assert c.execute(sa.text("SELECT count(*) FROM health_population")).scalar_one() == 0
+        with central.begin() as c:
+            c.execute(sa.text("DROP TRIGGER lidm_test_kill ON lidm_batch"))
+    finally:
+        central.dispose()
+
+    report, _ = _dag_test(env, HEALTH_DAG)
+    batches = _batches(gateway_pg.central_url, "health.population")
+    counts = _assert_counts_match(report, batches)
+    assert len(batches) == 1 and counts["extracted"] == len(rows) == counts["loaded"] + counts["quarantined"]

@@ -120,15 +120,22 @@ def test_identical_contracts_have_no_changes(roster):
 
 
 @pytest.mark.parametrize(
-    ("kind", "version", "ok"),
+    ("kind", "bump", "ok"),
     [
-        ("field_removed", "1.1.0", False),
-        ("field_removed", "2.0.0", True),
-        ("enum_value_added", "1.0.0", False),
-        ("enum_value_added", "1.1.0", True),
-        ("description_changed", "1.0.1", True),
+        ("field_removed", "minor", False),
+        ("field_removed", "major", True),
+        ("enum_value_added", "none", False),
+        ("enum_value_added", "minor", True),
+        ("description_changed", "patch", True),
     ],
 )
-def test_version_gate(roster, kind, version, ok):
+def test_version_gate(roster, kind, bump, ok):
+    major, minor, patch = (int(p) for p in roster.version.split("."))
+    version = {
+        "major": f"{major + 1}.0.0",
+        "minor": f"{major}.{minor + 1}.0",
+        "patch": f"{major}.{minor}.{patch + 1}",
+        "none": roster.version,
+    }[bump]
     new = CASES[kind](roster).model_copy(update={"version": version})
     assert (diff(roster, new).version_problem() is None) is ok

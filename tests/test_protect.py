@@ -65,6 +65,7 @@ def test_protect_emits_only_policy_columns(roster):
         "termination_date": None,
         "monthly_amount": "650.00",
         "status": "active",
+        "housing_difficulty": None,
         "phone": "13812345678",
         "updated_at": "2026-11-27 08:00:00",
     }

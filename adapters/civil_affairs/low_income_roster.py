@@ -1,6 +1,6 @@
 """低收入人口名单: civil affairs' roster, a daily GBK CSV with Chinese headers dropped on SFTP."""
 
-from lidm import LOW_INCOME_CATEGORY_SHORT, Adapter, DropSource, date, labels
+from lidm import LOW_INCOME_CATEGORY_SHORT, Adapter, DropSource, codes, date, labels
 
 adapter = Adapter(
     contract="civil_affairs.low_income_roster",
@@ -16,6 +16,8 @@ adapter = Adapter(
         "approval_date": date("认定日期", "%Y-%m-%d", "%Y/%m/%d"),
         "termination_date": date("终止日期", "%Y-%m-%d", "%Y/%m/%d"),
         "monthly_amount": "月保障金额",
+        # 城镇住房困难: 是/否, empty when the household was not assessed (rural households)
+        "housing_difficulty": codes("城镇住房困难", {"是": "true", "否": "false"}),
         "status": labels("保障状态"),
         "phone": "联系电话",
         "updated_at": "更新时间",

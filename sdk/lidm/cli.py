@@ -21,10 +21,20 @@ contracts_app = typer.Typer(
 keys_app = typer.Typer(help="Keyring management.", no_args_is_help=True)
 db_app = typer.Typer(help="Central database.", no_args_is_help=True)
 adapter_app = typer.Typer(help="Adapters: list, scaffold a new one, verify one (the test kit).", no_args_is_help=True)
+monitor_app = typer.Typer(
+    help="The monitoring loop: rules, runs, warnings pushed to departments, dispositions taken in.",
+    no_args_is_help=True,
+)
 app.add_typer(contracts_app, name="contracts")
 app.add_typer(adapter_app, name="adapter")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
+app.add_typer(monitor_app, name="monitor")
+grants_app = typer.Typer(
+    help="Grants enforced by PostgreSQL: per consumer a role and a schema of views of what it may read.",
+    no_args_is_help=True,
+)
+app.add_typer(grants_app, name="grants")
 console = Console()
 
 
@@ -120,6 +130,28 @@ def demo(
     )
     _print_results(results)
     console.print(f"Central database: {settings.central_url or (home / 'central.db')}")
+    _demo_loop(home, settings.central_url, seed)
+
+
+def _demo_loop(home: Path, central_url: str | None, seed: int) -> None:
+    """The monitoring loop on the demo city, for the day the city was generated for."""
+    from lidm.demo import demo_settings, run_loop
+    from lidm.samples.people import REFERENCE_DATE
+
+    try:
+        loop = run_loop(demo_settings(home, central_url), as_of=REFERENCE_DATE, seed=seed)
+    except LidmError as exc:
+        _fail(exc)
+    _print_monitor(loop.monitor)
+    pushed = [p for p in loop.pushes if p.status == "pushed"]
+    console.print(
+        f"Pushed {sum(p.warnings for p in pushed):,} warnings to {len(pushed)} departments; they answered "
+        f"{sum(r.acknowledged for r in loop.responses):,} acknowledgements and "
+        f"{sum(sum(r.outcomes.values()) for r in loop.responses):,} dispositions"
+    )
+    totals = loop.collected.totals()
+    console.print("Dispositions taken in: " + ", ".join(f"{k} {v:,}" for k, v in sorted(totals.items()) if v))
+    console.print(f"Report (happiness list, needs, statistics): {loop.report}")
 
 
 @app.command()
@@ -248,6 +280,24 @@ def sample(
         f'LIDM_CONNECTIONS="$(cat {out / "connections.json"})" or `lidm adapter verify NAME --connections '
         f"{out / 'connections.json'}`."
     )
+
+
+@app.command("report")
+def report_command(
+    out: Annotated[
+        Path | None,
+        typer.Option(help="HTML file to write; <home>/reports/lidm-report-<date>.html by default."),
+    ] = None,
+    rebuild: Annotated[bool, typer.Option(help="Bring the happiness list up to date first.")] = True,
+) -> None:
+    """One self-contained HTML report for analysts: warnings, dispositions, the happiness and needs lists."""
+    from lidm.monitor.report import report
+
+    try:
+        path = report(get_settings(), out, rebuild=rebuild)
+    except LidmError as exc:
+        _fail(exc)
+    console.print(f"report written to {path}")
 
 
 @adapter_app.command("list")
@@ -554,3 +604,170 @@ def db_revision(message: Annotated[str, typer.Option("-m", "--message", help="Wh
         path = revision(engine, message, full_metadata(_catalog()))
         engine.dispose()
     console.print(f"wrote {path}: review it, then commit" if path else "nothing to migrate")
+
+
+@monitor_app.command("rules")
+def monitor_rules() -> None:
+    """Every monitoring rule: what it looks for, who must act, how fast, which feeds it reads."""
+    from lidm.contracts.load import load_catalog
+    from lidm.monitor import load_rules
+
+    settings = get_settings()
+    try:
+        rules = load_rules(
+            settings.rules_dir, catalog=load_catalog(settings.contracts_dir), params=settings.rule_params
+        )
+    except LidmError as exc:
+        _fail(exc)
+    table = Table(title="Monitoring rules")
+    for col in ("rule", "hardship", "department", "urgency", "days", "feeds", "params"):
+        table.add_column(col)
+    for r in rules:
+        params = ", ".join(f"{k}={v}" for k, v in r.params.items())
+        table.add_row(r.id, r.hardship_type, r.department, r.urgency.value, str(r.due_days), "\n".join(r.feeds), params)
+    _wide().print(table)
+
+
+@monitor_app.command("run")
+def monitor_run(
+    as_of: Annotated[
+        str | None, typer.Option(help="Day the rules are evaluated for (YYYY-MM-DD); today by default.")
+    ] = None,
+    rule: Annotated[list[str] | None, typer.Option(help="Only this rule (repeatable).")] = None,
+) -> None:
+    """Evaluate the rules: raise new warnings, close those whose condition went away, mark overdue ones."""
+    from datetime import date as _date
+
+    from lidm.monitor import monitor
+
+    try:
+        day = _date.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        _fail(LidmError(f"--as-of {as_of!r} is not a date like 2026-11-27"))
+    try:
+        result = monitor(get_settings(), as_of=day, rule_ids=rule)
+    except LidmError as exc:
+        _fail(exc)
+    _print_monitor(result)
+
+
+def _print_monitor(result) -> None:  # type: ignore[no-untyped-def]
+    table = Table(title=f"Monitoring run {result.run_id[:8]} for {result.as_of}")
+    for col in ("rule", "matched", "raised", "closed", "open"):
+        table.add_column(col, justify="left" if col == "rule" else "right")
+    for rule_id, c in result.counts.items():
+        table.add_row(rule_id, f"{c.matched:,}", f"{c.raised:,}", f"{c.closed:,}", f"{c.open:,}")
+    _wide().print(table)
+    if result.overdue:
+        console.print(f"{result.overdue:,} warnings became overdue")
+
+
+@monitor_app.command("push")
+def monitor_push(
+    department: Annotated[list[str] | None, typer.Option(help="Only this department (repeatable).")] = None,
+) -> None:
+    """Push each department its new warnings through its channel, only the fields its grant allows."""
+    from lidm.monitor.push import PushFailed, push_warnings
+
+    failed = None
+    try:
+        results = push_warnings(get_settings(), departments=department)
+    except PushFailed as exc:
+        results, failed = exc.results, exc
+    except LidmError as exc:
+        _fail(exc)
+    table = Table(title="Warnings pushed")
+    for col in ("department", "status", "channel", "warnings", "push"):
+        table.add_column(col, justify="right" if col == "warnings" else "left")
+    for r in results:
+        style = {"pushed": "green", "failed": "red", "no_grant": "red"}.get(r.status, "dim")
+        table.add_row(
+            r.department, f"[{style}]{r.status}[/]", r.channel or "", f"{r.warnings:,}", (r.push_id or "")[:8]
+        )
+    _wide().print(table)
+    for r in results:
+        if r.reason:
+            console.print(f"[red]{r.department}[/]: {r.reason}")
+    if failed is not None:
+        raise typer.Exit(code=2)
+
+
+@monitor_app.command("collect")
+def monitor_collect(
+    department: Annotated[list[str] | None, typer.Option(help="Only this department (repeatable).")] = None,
+) -> None:
+    """Take in the departments' acknowledgements and dispositions; refused rows are kept with their reason."""
+    from lidm.monitor.feedback import CollectFailed, collect_dispositions
+
+    failed = None
+    try:
+        result = collect_dispositions(get_settings(), departments=department)
+    except CollectFailed as exc:
+        result, failed = exc.result, exc
+    except LidmError as exc:
+        _fail(exc)
+    cols = ("files", "rejected_files", "acknowledged", "applied", "refused", "unchanged")
+    table = Table(title="Acknowledgements and dispositions taken in")
+    table.add_column("department")
+    for col in cols:
+        table.add_column(col.replace("_", " "), justify="right")
+    for dept in result.departments():
+        counts = result.totals(dept)
+        table.add_row(dept, *(f"{counts[c]:,}" for c in cols))
+    _wide().print(table)
+    if result.refusals:
+        console.print("refused: " + ", ".join(f"{code} {n:,}" for code, n in result.refusals.most_common()))
+    for dept, why in result.failed.items():
+        console.print(f"[red]{dept}[/]: {why}")
+    if failed is not None:
+        raise typer.Exit(code=2)
+
+
+def _grants(run, sql: bool, withheld: bool) -> None:  # type: ignore[no-untyped-def]
+    """Run a grants step against the central database and render its statements, counts and notes."""
+    from lidm.central import connect
+
+    catalog = _catalog()
+    engine = connect(get_settings())
+    try:
+        title, result = run(catalog, engine)
+    except LidmError as exc:
+        _fail(exc)
+    finally:
+        engine.dispose()
+    if result.statements:
+        table = Table(title=f"{title} on {engine.url.render_as_string(hide_password=True)}")
+        for col in ("action", "object", "consumer", "SQL" if sql else "why"):
+            table.add_column(col, overflow="fold")
+        for st in result.statements:
+            table.add_row(st.action, st.target, st.consumer or "", st.sql if sql else st.why or "")
+        _wide().print(table)
+    counts = ", ".join(f"{action} {n:,}" for action, n in sorted(result.counts().items()))
+    console.print(f"{title}: {counts or 'nothing to change, the database matches the grants'}", highlight=False)
+    if withheld and result.withheld:
+        table = Table(title="Granted clear but stored only encrypted: in no view, clear only by re-identification")
+        for col in ("dataset", "fields", "consumers"):
+            table.add_column(col, overflow="fold")
+        for w in result.withheld:
+            table.add_row(w.contract, ", ".join(w.fields), ", ".join(w.consumers))
+        _wide().print(table)
+    elif result.withheld:
+        console.print(f"{len(result.withheld)} grants give clear fields stored only encrypted: in no view (see plan)")
+    for note in result.notes:
+        console.print(f"[dim]note:[/] {note}", highlight=False)
+
+
+@grants_app.command("plan")
+def grants_plan(sql: Annotated[bool, typer.Option(help="Show each statement's SQL.")] = False) -> None:
+    """What `grants apply` would change: roles, schemas and views per consumer, and what it would revoke."""
+    from lidm.central.grants import review
+
+    _grants(lambda catalog, engine: ("grants plan", review(catalog, engine)), sql, withheld=True)
+
+
+@grants_app.command("apply")
+def grants_apply(sql: Annotated[bool, typer.Option(help="Show each statement's SQL.")] = False) -> None:
+    """Make the database's roles, schemas and views match the contracts' grants, in one transaction."""
+    from lidm.central.grants import apply
+
+    _grants(lambda catalog, engine: ("grants applied", apply(engine, catalog)), sql, withheld=False)

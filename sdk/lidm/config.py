@@ -42,6 +42,19 @@ class Settings(BaseSettings):
         "sftp://user@host:port/dir?key=PATH, file:///dir); in Airflow they come from Airflow connections.",
     )
 
+    channels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Each department's warning channel by department code, as a URL: file:///dir or "
+        "sftp://user@host:port/dir?key=PATH (an outbox/ and an inbox/ folder), or a database URL with "
+        "#schema.table naming the department's warning table; unset departments use home/channels/<dept>.",
+    )
+    rules_dir: Path | None = Field(default=None, description="Folder of monitoring rule YAML files.")
+    rule_params: dict[str, float | int | str] = Field(
+        default_factory=dict,
+        description="Overrides of rule params as {rule_id.param: value}, "
+        'e.g. {"high_medical_cost_assistance.threshold": 30000}.',
+    )
+
     @property
     def effective_central_url(self) -> str:
         if self.central_url:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
+from typing import Any
 
 from lidm.config import Settings
 from lidm.keys import generate_keyring, write_keyring
+from lidm.monitor.lifecycle import MonitorResult
 from lidm.pipeline import BatchResult, Progress, run_feed
 from lidm.registry import adapters
 from lidm.samples.sources import SampleReport, Servers, sample_sources, save_connections, write_sources
@@ -58,3 +62,33 @@ def run_demo(
     for written in sources.written:
         results += run_feed(written.dataset, settings, connections=sources.connections, progress=progress)
     return sources, results
+
+
+@dataclass
+class LoopReport:
+    """What one turn of the monitoring loop did in the demo: counts only."""
+
+    monitor: MonitorResult
+    pushes: list[Any] = field(default_factory=list)
+    responses: list[Any] = field(default_factory=list)
+    collected: Any = None
+    report: Path | None = None
+
+
+def run_loop(settings: Settings, *, as_of: date, seed: int = 20261127) -> LoopReport:
+    """One turn of the loop on the demo city: rules -> warnings -> push -> departments answer -> dispositions
+    -> happiness list -> HTML report. The departments are simulated (`lidm.samples.responses`)."""
+    from lidm.monitor.feedback import collect_dispositions
+    from lidm.monitor.lifecycle import monitor
+    from lidm.monitor.push import push_warnings
+    from lidm.monitor.report import report
+    from lidm.samples.responses import respond
+
+    loop = LoopReport(monitor(settings, as_of=as_of))
+    loop.pushes = push_warnings(settings)
+    loop.responses = [
+        respond(settings, p.department, seed=seed, today=as_of) for p in loop.pushes if p.status == "pushed"
+    ]
+    loop.collected = collect_dispositions(settings)
+    loop.report = report(settings, settings.home / "reports" / "lidm-report.html")
+    return loop

@@ -23,6 +23,10 @@ class SourceError(LidmError):
     """A department source cannot be reached or read (transient: worth a retry)."""
 
 
+class CentralUnavailable(LidmError):
+    """The central database could not be reached or dropped the connection mid-transaction (transient: retry)."""
+
+
 class HostKeyError(SourceError):
     """An SFTP server presented an unknown or changed host key (never worth a retry)."""
 

@@ -34,7 +34,7 @@ from lidm.central.schema import watermark as watermark_table
 from lidm.config import Settings, get_settings
 from lidm.conform import check_columns, check_mapping, conform
 from lidm.contracts import Contract, UpdateMode, load_catalog
-from lidm.errors import ConfigError, LidmError, RejectedBatch
+from lidm.errors import CentralUnavailable, ConfigError, LidmError, RejectedBatch
 from lidm.keys import Keyring, load_keyring
 from lidm.protect import Protector
 from lidm.registry import adapters, get_adapter
@@ -205,6 +205,11 @@ def run_batch(feed: Feed, src: SourceBatch, progress: Progress | None = None) ->
     except sa.exc.DBAPIError as exc:
         # Driver messages can quote the offending row; say what failed, never the values.
         code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "-"
+        if exc.connection_invalidated or isinstance(exc, sa.exc.OperationalError):
+            raise CentralUnavailable(
+                f"feed {feed.name}: the central database connection was lost during batch {batch_id} "
+                f"({type(exc.orig).__name__}, SQLSTATE {code}); nothing was written, the run can be retried."
+            ) from None
         raise LidmError(
             f"feed {feed.name}: central database refused batch {batch_id} ({type(exc.orig).__name__}, "
             f"SQLSTATE {code}); nothing was written. Check the migration state with `lidm db upgrade`."

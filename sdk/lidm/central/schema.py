@@ -63,6 +63,80 @@ watermark = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# The monitoring loop. A warning's contract fields live in platform_warning (the platform.warning dataset, so
+# grants apply to it like to any dataset); its life (who, when, why) lives here.
+monitor_run = sa.Table(
+    "lidm_monitor_run",
+    core_metadata,
+    sa.Column("run_id", sa.String(36), primary_key=True),
+    sa.Column("as_of", sa.Date, nullable=False),
+    sa.Column("rules", sa.Text, nullable=False),  # JSON {rule_id: version}
+    sa.Column("counts", sa.Text),  # JSON {rule_id: {matched, raised, closed, still_open}}
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True)),
+)
+
+warning_state = sa.Table(
+    "lidm_warning_state",
+    core_metadata,
+    sa.Column("warning_id", sa.String(40), primary_key=True),
+    sa.Column("rule_id", sa.String(40), nullable=False),
+    sa.Column("rule_version", sa.String(20), nullable=False),
+    sa.Column("subject_token", sa.String(64), nullable=False),  # the person's id-number token
+    sa.Column("department", sa.String(40), nullable=False),
+    sa.Column("raised_run", sa.String(36), nullable=False),
+    sa.Column("last_matched_run", sa.String(36)),
+    sa.Column("pushed_at", sa.DateTime(timezone=True)),
+    sa.Column("push_id", sa.String(36)),
+    sa.Column("acknowledged_at", sa.DateTime(timezone=True)),
+    sa.Column("disposed_at", sa.DateTime(timezone=True)),
+    sa.Column("disposition_id", sa.String(80)),
+    sa.Column("overdue_at", sa.DateTime(timezone=True)),
+    sa.Column("closed_at", sa.DateTime(timezone=True)),
+    sa.Column("close_reason", sa.Text),
+    sa.Column("condition_cleared_at", sa.DateTime(timezone=True)),  # a disposed warning's condition went away
+)
+sa.Index("ix_lidm_warning_state_rule_subject", warning_state.c.rule_id, warning_state.c.subject_token)
+
+warning_event = sa.Table(
+    "lidm_warning_event",
+    core_metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("warning_id", sa.String(40), nullable=False, index=True),
+    sa.Column("status", sa.String(20), nullable=False),  # the status entered
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("actor", sa.String(100), nullable=False),  # monitor run, push, department, operator
+    sa.Column("detail", sa.Text),  # why; never a personal value
+)
+
+push = sa.Table(
+    "lidm_push",
+    core_metadata,
+    sa.Column("push_id", sa.String(36), primary_key=True),
+    sa.Column("department", sa.String(40), nullable=False, index=True),
+    sa.Column("channel", sa.String(20), nullable=False),  # folder | sftp | table
+    sa.Column("target", sa.String(300), nullable=False),  # file or table name, never a credential
+    sa.Column("warnings", sa.BigInteger, nullable=False),
+    sa.Column("content_digest", sa.String(64)),
+    sa.Column("fields", sa.Text),  # JSON list of the fields sent (what the grant allowed)
+    sa.Column("pushed_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+disposition_result = sa.Table(
+    "lidm_disposition_result",
+    core_metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("disposition_id", sa.String(80), nullable=False, index=True),
+    sa.Column("warning_id", sa.String(40)),
+    sa.Column("department", sa.String(40), nullable=False),
+    sa.Column("source_name", sa.String(300), nullable=False),  # file or table it came from
+    sa.Column("row_number", sa.BigInteger),
+    sa.Column("row_digest", sa.String(64)),
+    sa.Column("status", sa.String(20), nullable=False),  # applied | refused | unchanged
+    sa.Column("reason", sa.Text),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 _SQL_TYPES = {
     LogicalType.STRING: sa.Text,
     LogicalType.DATE: sa.Date,

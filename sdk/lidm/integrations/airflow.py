@@ -225,21 +225,21 @@ def _known_hosts_line(where: str, host: str, port: int, host_key: str) -> str:
 
 
 def _postgres_url(conn_id: str, conn: Connection, extra: dict[str, Any]) -> str:
-    import sqlalchemy as sa
-
+    """The URL PostgresHook builds for the connection (IAM tokens, sqlalchemy_query and all), driven by psycopg 3
+    and carrying the libpq parameters of the connection's extra."""
+    try:
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+    except ImportError:
+        raise ConfigError(
+            f"connection {conn_id} (conn_type postgres) needs apache-airflow-providers-postgres on the worker"
+        ) from None
     if not conn.host:
         raise ConfigError(f"connection {conn_id} (conn_type {conn.conn_type}): host is required")
-    url = sa.engine.URL.create(
-        "postgresql+psycopg",
-        username=conn.login or None,
-        password=conn.password or None,
-        host=conn.host,
-        port=int(conn.port) if conn.port else None,
-        database=conn.schema or None,
-        query={k: str(extra[k]) for k in _PG_PARAMS if extra.get(k) is not None},
-    )
-    if conn.password:
-        _mask(conn.password, quote(conn.password, safe=""), quote(conn.password, safe="+"))
+    url = PostgresHook(postgres_conn_id=conn_id).sqlalchemy_url
+    query = dict(url.query) | {k: str(extra[k]) for k in _PG_PARAMS if extra.get(k) is not None}
+    url = url.set(drivername="postgresql+psycopg", query=query)
+    if url.password:
+        _mask(url.password, quote(url.password, safe=""), quote(url.password, safe="+"))
     return url.render_as_string(hide_password=False)
 
 
@@ -329,7 +329,7 @@ def _doc_md(feed: str, adapter: Adapter, contract: Contract) -> str:
 
 
 def _feed_dag(feed: str, adapter: Adapter, contract: Contract) -> DAG:
-    from airflow.sdk import DAG, task
+    from airflow.sdk import DAG
 
     from lidm.sources import DropSource
 
@@ -344,15 +344,12 @@ def _feed_dag(feed: str, adapter: Adapter, contract: Contract) -> DAG:
         default_args=dict(DEFAULT_ARGS),
         doc_md=_doc_md(feed, adapter, contract),
     ) as dag:
+        from lidm.integrations.airflow_operators import LidmFeedOperator
+
         options: dict[str, Any] = {"task_id": "load", "outlets": [contract_asset(contract.id)]}
         if adapter.pool:
             options["pool"] = adapter.pool
-
-        @task(**options)
-        def load(feed: str) -> list[dict[str, Any]]:
-            return run_feed_task(feed)
-
-        loaded = load(feed)
+        loaded = LidmFeedOperator(feed=feed, **options)
         if isinstance(adapter.source, DropSource):
             from lidm.config import get_settings
             from lidm.integrations.airflow_drops import DropSensor

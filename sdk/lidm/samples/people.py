@@ -91,6 +91,8 @@ class RosterMember:
     monthly_amount: Decimal
     status: str
     updated_at: datetime
+    # 城镇住房困难: certified at the household's last review (urban households only); None when not assessed.
+    housing_difficulty: bool | None = None
 
 
 def _street_code(district: str, index: int, street: str) -> str:
@@ -208,6 +210,15 @@ def relation_of(head: Person, member: Person) -> str:
     return "grandchild" if years >= 40 else "child"
 
 
+def monthly_amount(rng: random.Random, category: str) -> Decimal:
+    """A member's monthly cash assistance: 低保 and 特困 are paid in cash, the other categories are not."""
+    if category == "dibao":
+        return Decimal(rng.randrange(30000, 90001, 50)).scaleb(-2)
+    if category == "tekun":
+        return Decimal(rng.randrange(100000, 150001, 50)).scaleb(-2)
+    return Decimal("0.00")
+
+
 def _roster_household(
     rng: random.Random, members: Sequence[Person], head: Person, mz_id: str, active: bool
 ) -> list[RosterMember]:
@@ -222,12 +233,6 @@ def _roster_household(
         termination = approval + timedelta(days=rng.randint(1, (REFERENCE_DATE - approval).days))
     out = []
     for person in members:
-        if category == "dibao":
-            amount = Decimal(rng.randrange(30000, 90001, 50)).scaleb(-2)
-        elif category == "tekun":
-            amount = Decimal(rng.randrange(100000, 150001, 50)).scaleb(-2)
-        else:
-            amount = Decimal("0.00")
         out.append(
             RosterMember(
                 person=person,
@@ -236,7 +241,7 @@ def _roster_household(
                 category=category,
                 approval_date=approval,
                 termination_date=termination,
-                monthly_amount=amount,
+                monthly_amount=monthly_amount(rng, category),
                 status=status,
                 updated_at=REFERENCE_TIME - timedelta(seconds=rng.randrange(1, 30 * 86400)),
             )

@@ -38,9 +38,10 @@ CATEGORY_LABELS = {
     "other_hardship": "其他困难",
 }
 STATUS_LABELS = {"active": "在保", "suspended": "暂停", "terminated": "终止"}
+YES_NO = {True: "是", False: "否"}
 ROSTER_HEADER_LINE = (
     "身份证号,姓名,家庭编号,与户主关系,保障类别,区县代码,街道代码,"
-    "认定日期,终止日期,月保障金额,保障状态,联系电话,更新时间"
+    "认定日期,终止日期,月保障金额,城镇住房困难,保障状态,联系电话,更新时间"
 )
 ROSTER_HEADER = tuple(ROSTER_HEADER_LINE.split(","))
 
@@ -121,6 +122,7 @@ def roster_rows(members: Sequence[RosterMember], bad: int = 0, seed: int = 0) ->
             "认定日期": m.approval_date.isoformat(),
             "终止日期": m.termination_date.isoformat() if m.termination_date else "",
             "月保障金额": f"{m.monthly_amount:.2f}",
+            "城镇住房困难": "" if m.housing_difficulty is None else YES_NO[m.housing_difficulty],
             "保障状态": STATUS_LABELS[m.status],
             "联系电话": m.person.phone or "",
             "更新时间": f"{m.updated_at:%Y-%m-%d %H:%M:%S}",

@@ -68,19 +68,21 @@ RELOCATED_COLUMNS = _header(
 )
 
 
-def relocated_households(world: World, bad: int) -> SampleTable:
-    """One row per relocated household; roster households relocated into another district keep their origin."""
+def relocated_rows(world: World) -> list[dict[str, Any]]:
+    """One row per relocated household, before any fault; roster households relocated into another district keep
+    their origin: with the hukou left behind (relocated_two_districts) or moved along (relocated_hukou_moved)."""
     rng = world.rng("agriculture_rural.relocated_households")
     two_districts = {p.id_number for p in world.cohort("relocated_two_districts")}
+    moved_along = {p.id_number for p in world.cohort("relocated_hukou_moved")}
     rows = []
     for head in world.cohort("relocated_households"):
         on_roster = world.roster_of(head) is not None
-        if head.id_number in two_districts:
-            # Moved into another district, registration left behind: on the rolls of both districts.
+        if head.id_number in two_districts or head.id_number in moved_along:
+            # Moved into another district; with the registration left behind, on the rolls of both districts.
             origin, origin_street = head.district_code, head.street_code
             district = other_district(origin, rng)
             street, _ = rng.choice(streets_of(district))
-            hukou_moved = False
+            hukou_moved = head.id_number in moved_along
         else:
             district, street = head.district_code, head.street_code
             origin = district
@@ -122,6 +124,12 @@ def relocated_households(world: World, bad: int) -> SampleTable:
                 "更新时间": _stamp(rng),
             }
         )
+    return rows
+
+
+def relocated_households(world: World, bad: int) -> SampleTable:
+    """The relocation register's monthly drop: ``relocated_rows`` with the faults asked for."""
+    rows = relocated_rows(world)
     kinds = inject(
         rows,
         bad,
@@ -276,9 +284,12 @@ RISK_LABELS = {
 }
 
 
-def return_risk_monitoring(world: World, bad: int) -> SampleTable:
-    """Every living member of each monitored household, household facts repeated on each row."""
+def monitoring_rows(world: World) -> list[dict[str, Any]]:
+    """Every living member of each monitored household, household facts repeated on each row, before any fault.
+    Return_risk_off_roster households are still monitored; return_risk_eliminated ones had their risk eliminated."""
     rng = world.rng("agriculture_rural.return_risk_monitoring")
+    still = {p.id_number for p in world.cohort("return_risk_off_roster")}
+    cleared = {p.id_number for p in world.cohort("return_risk_eliminated")}
     rows = []
     for head in world.cohort("return_risk"):
         members = _living_members(world, head)
@@ -290,10 +301,14 @@ def return_risk_monitoring(world: World, bad: int) -> SampleTable:
         kind = rng.choices(list(MONITORING_TYPE_LABELS), weights=(40, 40, 20))[0]
         causes = rng.sample(list(RISK_LABELS), 2)
         identified = a_day(rng, date(2021, 3, 1), REFERENCE_DATE - timedelta(days=60))
+        if head.id_number in cleared:
+            identified = a_day(rng, date(2021, 3, 1), REFERENCE_DATE - timedelta(days=240))
         eliminated = None
         settled = identified + timedelta(days=180)  # risk is marked eliminated after half a year at the soonest
-        if not monitored and settled <= REFERENCE_DATE and rng.random() < 0.45:
-            eliminated = a_day(rng, settled)
+        if head.id_number in cleared or (
+            not monitored and head.id_number not in still and settled <= REFERENCE_DATE and rng.random() < 0.45
+        ):
+            eliminated = a_day(rng, settled, REFERENCE_DATE - timedelta(days=1))
         income = rng.randrange(4500, 9000) if eliminated is None else rng.randrange(9000, 16000)
         stamp = _stamp(rng)
         for person in members:
@@ -318,6 +333,12 @@ def return_risk_monitoring(world: World, bad: int) -> SampleTable:
                     "更新时间": stamp,
                 }
             )
+    return rows
+
+
+def return_risk_monitoring(world: World, bad: int) -> SampleTable:
+    """The monitoring system's monthly drop: ``monitoring_rows`` with the faults asked for."""
+    rows = monitoring_rows(world)
     kinds = inject(
         rows,
         bad,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 from lidm.samples.departments.health import death_dates, update_time
 from lidm.samples.people import REFERENCE_DATE, Person
@@ -30,6 +31,8 @@ TYPE_CODES = {
 }
 TYPE_WEIGHTS = (12, 14, 2, 45, 8, 11, 8)
 STATUS_CODES = {"valid": "1", "expired": "2", "cancelled": "3"}
+# Planted cohorts whose members must hold a valid certificate (see lidm.samples.world.PLANTED).
+PLANTED_HOLDERS = ("care_subsidy_missing", "living_subsidy_missing", "tekun_disabled")
 REASON_CODES = {"deceased": "1", "reassessed": "2", "recovered": "3", "moved_out": "4", "voluntary": "5", "other": "9"}
 CERTIFICATE_COLUMNS = {
     "cjzh": code(20),
@@ -57,9 +60,12 @@ def _valid_until(person: Person, issued: date) -> date:
     return date(issued.year + years, issued.month, 28 if (issued.month, issued.day) == (2, 29) else issued.day)
 
 
-def disability_certificates(world: World, bad: int) -> SampleTable:
+def certificate_rows(world: World) -> list[dict[str, Any]]:
+    """The certificate register's rows, before any fault is put in."""
     rng = world.rng("disability_federation.disability_certificates")
     severe = {p.id_number for p in world.cohort("severe_disabled")}
+    # Planted subsidy cases hold a certificate issued in the last four years: valid whatever else happens.
+    recent = {p.id_number for c in PLANTED_HOLDERS for p in world.cohort(c)}
     died = death_dates(world)
     # Some of the dead held a certificate: most were cancelled after the death was reported, and one or
     # two are still 'valid' because nobody told the federation (what monitoring must catch).
@@ -95,7 +101,7 @@ def disability_certificates(world: World, bad: int) -> SampleTable:
         kind = rng.choices(list(TYPE_CODES), weights=TYPE_WEIGHTS)[0]
         grade = rng.choice((1, 2)) if person.id_number in severe else rng.choice((3, 4))
         first = max(date(2015, 1, 1), person.birth_date + timedelta(days=180))
-        if person.id_number in forgotten:
+        if person.id_number in forgotten or person.id_number in recent:
             first = max(first, REFERENCE_DATE - timedelta(days=4 * 365))  # still within its validity
         last = died[person.id_number][0] - timedelta(days=1) if person.id_number in died else REFERENCE_DATE
         issued = a_day(rng, min(first, last), last - timedelta(days=7))
@@ -108,7 +114,8 @@ def disability_certificates(world: World, bad: int) -> SampleTable:
             ended = min(reported + timedelta(days=rng.randint(5, 60)), REFERENCE_DATE - timedelta(days=1))
             status, why = "cancelled", "deceased"
         elif (
-            person.residence_status == "moved_out"
+            person.id_number not in recent
+            and person.residence_status == "moved_out"
             and issued < REFERENCE_DATE - timedelta(days=60)
             and rng.random() < 0.5
         ):
@@ -120,7 +127,11 @@ def disability_certificates(world: World, bad: int) -> SampleTable:
             if before > person.birth_date + timedelta(days=180):
                 add(person, kind, 3, before, "cancelled", issued, "reassessed")
         add(person, kind, grade, issued, status, ended, why)
+    return rows
 
+
+def disability_certificates(world: World, bad: int) -> SampleTable:
+    rows = certificate_rows(world)
     kinds = inject(
         rows,
         bad,

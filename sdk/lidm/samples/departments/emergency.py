@@ -88,33 +88,54 @@ class _Grant:
     kit: tuple[str, int] = ("", 0)
 
 
-def _grants(rng: random.Random, struck: date, damage: str, persons: int) -> list[_Grant]:
-    """Emergency aid for every household; transitional aid and rebuilding for damaged houses; winter-spring aid."""
+def _grants(rng: random.Random, struck: date, damage: str, persons: int, transitional: bool = True) -> list[_Grant]:
+    """Emergency aid for every household; transitional aid and rebuilding for damaged houses; winter-spring aid.
+
+    Transitional relief is approved within about two weeks of the disaster (its three months may run past the
+    reference date); ``transitional=False`` leaves it out: the household the relief system overlooked.
+    """
     day = min(struck + timedelta(days=rng.randint(1, 7)), _LAST_DAY)
     out = [_Grant("应急救助", day, rng.randrange(300, 801, 100) * persons, day, day, EMERGENCY_KIT)]
-    if damage in ("严重损坏", "倒塌") and struck + timedelta(days=110) < REFERENCE_DATE:
+    if damage in ("严重损坏", "倒塌"):
         # Transitional relief: 20 yuan a person a day for three months while the house is unusable.
         start = struck + timedelta(days=rng.randint(10, 15))
         approved = start - timedelta(days=rng.randint(1, 5))
-        out.append(_Grant("过渡期生活救助", approved, 20 * 90 * persons, start, start + timedelta(days=89)))
-        rebuilt = a_day(rng, struck + timedelta(days=30), min(struck + timedelta(days=90), _LAST_DAY))
-        aid = rng.randrange(30000, 50001, 1000) if damage == "倒塌" else rng.randrange(5000, 12001, 500)
-        out.append(_Grant("倒损住房恢复重建", rebuilt, aid, rebuilt, rebuilt))
+        if transitional and start <= _LAST_DAY:
+            out.append(_Grant("过渡期生活救助", approved, 20 * 90 * persons, start, start + timedelta(days=89)))
+        if struck + timedelta(days=30) <= _LAST_DAY:
+            rebuilt = a_day(rng, struck + timedelta(days=30), min(struck + timedelta(days=90), _LAST_DAY))
+            aid = rng.randrange(30000, 50001, 1000) if damage == "倒塌" else rng.randrange(5000, 12001, 500)
+            out.append(_Grant("倒损住房恢复重建", rebuilt, aid, rebuilt, rebuilt))
     if struck < WINTER_SPRING[0] and rng.random() < 0.5:
         approved = WINTER_SPRING[0] - timedelta(days=rng.randint(3, 10))
         out.append(_Grant("冬春生活救助", approved, rng.randrange(500, 1501, 100), *WINTER_SPRING, WINTER_KIT))
     return out
 
 
-def disaster_relief(world: World, bad: int) -> SampleTable:
-    """One row per relief granted to a disaster_households head, in the relief system's own labels."""
+# Disasters recent enough for the monitoring window (the last 180 days) and old enough for relief to be due.
+RECENT_DISASTERS = tuple(d for d in DISASTERS if 20 <= (REFERENCE_DATE - d[1]).days <= 170 and d[0] != "干旱")
+
+
+def relief_rows(world: World) -> list[dict[str, Any]]:
+    """One row per relief granted to a disaster_households head, in the relief system's own labels, before
+    any fault. Planted heads were hit by a recent disaster that left the house badly damaged or collapsed:
+    the disaster_no_transitional ones got no transitional relief, the disaster_transitional ones did."""
     rng = world.rng("emergency.disaster_relief")
+    overlooked = {p.id_number for p in world.cohort("disaster_no_transitional")}
+    relieved = {p.id_number for p in world.cohort("disaster_transitional")}
     rows: list[dict[str, Any]] = []
     for head in world.cohort("disaster_households"):
         label, struck = rng.choice(DISASTERS)
         damage = rng.choices(DAMAGE_LABELS, weights=_DAMAGE_WEIGHTS)[0]
+        planted = head.id_number in overlooked or head.id_number in relieved
+        if planted:
+            label, struck = rng.choice(RECENT_DISASTERS)
+            damage = rng.choice(("严重损坏", "倒塌"))
         household_id, persons = _household(world, head)
-        for g in _grants(rng, struck, damage, persons):
+        for g in _grants(rng, struck, damage, persons, transitional=head.id_number not in overlooked):
+            status = _status(rng, g.approved)
+            if planted and status == "已撤销":
+                status = "已发放"
             rows.append(
                 {
                     "救助记录编号": f"ZHJZ{struck:%Y}{len(rows) + 1:06d}",
@@ -132,13 +153,19 @@ def disaster_relief(world: World, bad: int) -> SampleTable:
                     "审批日期": f"{g.approved:%Y/%m/%d}",
                     "救助起始日期": f"{g.start:%Y/%m/%d}",
                     "救助终止日期": f"{g.end:%Y/%m/%d}",
-                    "发放状态": _status(rng, g.approved),
+                    "发放状态": status,
                     "区县代码": head.district_code,
                     "街道代码": head.street_code,
                     # Touched by the nightly sync some time after approval.
                     "更新时间": moment(rng, days=(REFERENCE_DATE - g.approved).days),
                 }
             )
+    return rows
+
+
+def disaster_relief(world: World, bad: int) -> SampleTable:
+    """The relief system's daily drop: ``relief_rows`` with the faults asked for."""
+    rows = relief_rows(world)
     kinds = inject(
         rows,
         bad,

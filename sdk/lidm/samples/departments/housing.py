@@ -188,17 +188,24 @@ def _public_rental_row(
     }
 
 
-def public_rental_housing(world: World, bad: int) -> SampleTable:
-    """Support records of roster households and relocated households; some switched between the two kinds."""
+def public_rental_rows(world: World) -> list[dict[str, Any]]:
+    """Support records, before any fault: roster households certified in urban housing difficulty (but those still
+    waiting, the housing_waiting cohort) and relocated households; some switched between the two kinds."""
     rng = world.rng("housing.public_rental_housing")
+    waiting = {p.id_number for p in world.cohort("housing_waiting")}
+    housed = {p.id_number for p in world.cohort("housing_supported")}
     applicants: dict[str, _Applicant] = {}
     roster_sizes = {hid: len(world.living([m.person for m in ms])) for hid, ms in _roster_households(world).items()}
-    for head in _sample(rng, _roster_heads(world), 0.35):
+    for head in _roster_heads(world):
+        if not head.housing_difficulty or head.person.id_number in waiting:
+            continue  # public rental support is for households certified in housing difficulty
         low_income = head.category in ("dibao", "tekun") and head.status != "terminated"
         applicants[head.person.id_number] = _Applicant(
             head.person, head.household_id, roster_sizes[head.household_id], low_income
         )
     for person in _sample(rng, world.cohort("relocated_households"), 0.4):
+        if person.id_number in waiting:
+            continue
         member = world.roster_of(person)
         household = member.household_id if member else person.household_id
         applicants.setdefault(person.id_number, _Applicant(person, household, _size(world, person), False))
@@ -206,7 +213,8 @@ def public_rental_housing(world: World, bad: int) -> SampleTable:
     for who in sorted(applicants.values(), key=lambda a: a.person.id_number):
         kind = rng.choices(list(SUPPORT_KIND_CODES), weights=(55, 45))[0]
         approval = a_day(rng, date(2015, 1, 1), REFERENCE_DATE - timedelta(days=120))
-        current = _public_rental_row(rng, who, kind, approval, rng.choices(list(STATUS_CODES), weights=(80, 6, 14))[0])
+        status = rng.choices(list(STATUS_CODES), weights=(80, 6, 14))[0]
+        current = _public_rental_row(rng, who, kind, approval, "active" if who.person.id_number in housed else status)
         if rng.random() < 0.15:  # switched kind: the earlier record ended the day before this one began
             other = "rent_subsidy" if kind == "physical_allocation" else "physical_allocation"
             earlier = a_day(rng, date(2010, 1, 1), approval - timedelta(days=365))
@@ -221,6 +229,12 @@ def public_rental_housing(world: World, bad: int) -> SampleTable:
     for number, row in enumerate(rows, start=1):
         row["bzjlbh"] = f"GZF{row['qxdm']}{row['shtgrq'][:4]}{number:05d}"
     tie_at_boundary(rows, "gxsj")
+    return rows
+
+
+def public_rental_housing(world: World, bad: int) -> SampleTable:
+    """The housing system's support records (``public_rental_rows``); faults only below the newest watermark."""
+    rows = public_rental_rows(world)
     # Faults go into rows below the newest watermark, so a re-read of the boundary changes nothing.
     top = max(r["gxsj"] for r in rows)
     older = [r for r in rows if r["gxsj"] != top]
@@ -281,11 +295,32 @@ def _house_place(rng: random.Random, person: Person) -> tuple[str, str]:
     return town_code, f"长沙市{district_name}{town}{village}"
 
 
-def _renovation_progress(rng: random.Random, grade: str) -> dict[str, Any]:
+def _renovation_progress(rng: random.Random, grade: str, planted: str | None = None) -> dict[str, Any]:
+    """Appraisal, approval, works and acceptance of one project; ``planted`` forces where it stands now:
+    failed, not_started or cancelled (stalled), in_progress, or cancelled_long_ago (an earlier project)."""
     appraisal = a_day(rng, date(2019, 3, 1), REFERENCE_DATE - timedelta(days=20))
-    approval: date | None = appraisal + timedelta(days=rng.randint(10, 45))
+    if planted in ("failed", "cancelled_long_ago"):
+        appraisal = a_day(rng, date(2019, 3, 1), REFERENCE_DATE - timedelta(days=3 * 365))
+    elif planted == "not_started":
+        appraisal = a_day(rng, REFERENCE_DATE - timedelta(days=80), REFERENCE_DATE - timedelta(days=40))
+    elif planted == "cancelled":
+        appraisal = a_day(rng, REFERENCE_DATE - timedelta(days=2 * 365), REFERENCE_DATE - timedelta(days=150))
+    elif planted == "in_progress":
+        appraisal = a_day(rng, REFERENCE_DATE - timedelta(days=300), REFERENCE_DATE - timedelta(days=150))
+    approval: date | None = appraisal + timedelta(days=rng.randint(10, 20 if planted == "not_started" else 45))
     completion = acceptance = None
-    if approval > REFERENCE_DATE:
+    assert approval is not None
+    if planted == "not_started":
+        status = "not_started"  # approved, the builder has not come yet
+    elif planted in ("cancelled", "cancelled_long_ago"):
+        status = "cancelled"
+    elif planted == "in_progress":
+        status = "in_progress"
+    elif planted == "failed":
+        completion = approval + timedelta(days=rng.randint(60, 180))
+        acceptance = completion + timedelta(days=rng.randint(7, 40))
+        status = "failed"
+    elif approval > REFERENCE_DATE:
         approval, status = None, "not_started"
     elif rng.random() < 0.05:
         status = "cancelled"  # e.g. the household moved in with relatives, or declined
@@ -326,13 +361,23 @@ def _renovation_updated(rng: random.Random, progress: dict[str, Any]) -> datetim
     return min(stamp, REFERENCE_TIME - timedelta(seconds=rng.randrange(1, 3600)))
 
 
-def rural_house_renovation(world: World, bad: int) -> SampleTable:
-    """Projects of roster households and disaster-hit households in districts with towns; the houses stand in towns."""
+STALLED = ("failed", "not_started", "cancelled")
+
+
+def renovation_rows(world: World) -> list[dict[str, Any]]:
+    """Projects of roster households and disaster-hit households in districts with towns, before any fault; the
+    houses stand in towns. A renovation_stalled household's project failed acceptance, has not started or was
+    dropped; a renovation_resumed household dropped one years ago and a new one is under way."""
     rng = world.rng("housing.rural_house_renovation")
     rural = set(_town_districts())
+    stalled = {p.id_number: STALLED[i % len(STALLED)] for i, p in enumerate(world.cohort("renovation_stalled"))}
+    resumed = {p.id_number for p in world.cohort("renovation_resumed")}
     owners: dict[str, tuple[Person, str, int, str]] = {}
     roster_sizes = {hid: len(world.living([m.person for m in ms])) for hid, ms in _roster_households(world).items()}
-    for head in _sample(rng, [h for h in _roster_heads(world) if h.person.district_code in rural], 0.5):
+    chosen = stalled.keys() | resumed
+    planted = [h for h in _roster_heads(world) if h.person.id_number in chosen]
+    others = [h for h in _roster_heads(world) if h.person.district_code in rural and h.person.id_number not in chosen]
+    for head in planted + _sample(rng, others, 0.5):
         owners[head.person.id_number] = (head.person, head.household_id, roster_sizes[head.household_id], head.category)
     hit = world.living([p for p in world.cohort("disaster_households") if p.district_code in rural])
     for person in _sample(rng, hit, 0.7, at_least=0):
@@ -341,28 +386,36 @@ def rural_house_renovation(world: World, bad: int) -> SampleTable:
             household, category = (member.household_id, member.category) if member else (person.household_id, None)
             owners[person.id_number] = (person, household, _size(world, person), category or "other_hardship")
     rows = []
-    for number, (person, household_id, size, category) in enumerate(
-        sorted(owners.values(), key=lambda o: o[0].id_number), start=1
-    ):
+    for person, household_id, size, category in sorted(owners.values(), key=lambda o: o[0].id_number):
         grade = rng.choices(("C", "D"), weights=(45, 55))[0]
-        progress = _renovation_progress(rng, grade)
-        town, address = _house_place(rng, person)
-        rows.append(
-            {
-                "项目编号": f"WG{person.district_code}{progress['鉴定日期'].year}{number:04d}",
-                "户编号": household_id,
-                "户主姓名": person.name,
-                "户主身份证号": person.id_number,
-                "家庭人口": size,
-                "对象类别": CATEGORY_LABELS[category],
-                "危房等级": f"{grade}级",
-                **progress,
-                "房屋地址": address,
-                "区县代码": person.district_code,
-                "乡镇代码": town,
-                "更新时间": _renovation_updated(rng, progress),
-            }
+        steps = (
+            ["cancelled_long_ago", "in_progress"] if person.id_number in resumed else [stalled.get(person.id_number)]
         )
+        town, address = _house_place(rng, person)
+        for step in steps:
+            progress = _renovation_progress(rng, grade, step)
+            rows.append(
+                {
+                    "项目编号": f"WG{person.district_code}{progress['鉴定日期'].year}{len(rows) + 1:04d}",
+                    "户编号": household_id,
+                    "户主姓名": person.name,
+                    "户主身份证号": person.id_number,
+                    "家庭人口": size,
+                    "对象类别": CATEGORY_LABELS[category],
+                    "危房等级": f"{grade}级",
+                    **progress,
+                    "房屋地址": address,
+                    "区县代码": person.district_code,
+                    "乡镇代码": town,
+                    "更新时间": _renovation_updated(rng, progress),
+                }
+            )
+    return rows
+
+
+def rural_house_renovation(world: World, bad: int) -> SampleTable:
+    """The renovation system's weekly workbook: ``renovation_rows`` with the faults asked for."""
+    rows = renovation_rows(world)
     kinds = inject(
         rows,
         bad,

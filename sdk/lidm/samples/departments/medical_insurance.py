@@ -143,7 +143,21 @@ ASSISTANCE_COLUMNS = {
 }
 
 
-def medical_assistance(world: World, bad: int) -> SampleTable:
+def premium_subsidy_faults(world: World) -> dict[str, str]:
+    """What went wrong with this year's premium subsidy of each premium_subsidy_missing member: missing, at a
+    lower ratio (50% for a member of a 100% category), or revoked."""
+    out = {}
+    planted = world.cohort("premium_subsidy_missing")
+    full = [p for p in planted if PREMIUM_RATIO[world.roster_by_id[p.id_number].category] == 100]
+    half = [p for p in planted if PREMIUM_RATIO[world.roster_by_id[p.id_number].category] < 100]
+    for group, kinds in ((full, ("missing", "wrong_ratio", "revoked")), (half, ("missing", "revoked"))):
+        for i, person in enumerate(group):
+            out[person.id_number] = kinds[i % len(kinds)]
+    return out
+
+
+def medical_assistance_rows(world: World) -> list[dict[str, object]]:
+    """The medical assistance platform's rows, before any fault is put in."""
     rng = world.rng("medical_insurance.medical_assistance")
     schemes = insurance_types(world)
     rows: list[dict[str, object]] = []
@@ -181,15 +195,28 @@ def medical_assistance(world: World, bad: int) -> SampleTable:
             }
         )
 
-    # premium subsidies: paid in the autumn collection period before the insurance year
+    # premium subsidies: paid in the autumn collection period before the insurance year, or on approval
+    faults = premium_subsidy_faults(world)
     for member in world.roster:
         if member.category not in PREMIUM_RATIO or schemes[member.person.id_number] != "resident":
             continue
         for year, premium in PREMIUM.items():
             on = a_day(rng, date(year - 1, 9, 1), date(year - 1, 12, 31))
-            if assisted_on(member, on):
-                amount = (premium * PREMIUM_RATIO[member.category] / 100).quantize(Decimal("0.01"))
-                add(member, "premium_subsidy", year, PREMIUM_RATIO[member.category], premium, amount, on, "paid")
+            if on < member.approval_date <= min(date(year, 12, 31), REFERENCE_DATE - timedelta(days=1)):
+                # approved after the collection period: subsidised within weeks of the approval
+                on = min(member.approval_date + timedelta(days=rng.randint(0, 20)), REFERENCE_DATE - timedelta(days=1))
+            if not assisted_on(member, on):
+                continue
+            ratio, status = PREMIUM_RATIO[member.category], "paid"
+            fault = faults.get(member.person.id_number) if year == REFERENCE_DATE.year else None
+            if fault == "missing":
+                continue  # left out of this year's subsidy list
+            if fault == "wrong_ratio":
+                ratio = 50  # subsidised as a dibao_edge member
+            elif fault == "revoked":
+                status = "revoked"  # reversed after the collection: recorded, never paid
+            amount = (premium * ratio / 100).quantize(Decimal("0.01"))
+            add(member, "premium_subsidy", year, ratio, premium, amount, on, status)
 
     # one-stop assistance in the settlements, and re-assistance of what is still too heavy afterwards
     left: dict[tuple[str, int], list[Settlement]] = {}
@@ -233,6 +260,11 @@ def medical_assistance(world: World, bad: int) -> SampleTable:
         )
 
     tie_at_boundary(rows, "gxsj")
+    return rows
+
+
+def medical_assistance(world: World, bad: int) -> SampleTable:
+    rows = medical_assistance_rows(world)
     kinds = inject(
         rows,
         bad,

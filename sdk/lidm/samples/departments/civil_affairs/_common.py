@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta, timezone
 
-from lidm.samples.people import Person
+from lidm.samples.departments.disability_federation import certificate_rows
 from lidm.samples.world import World
 
 GENDER_CODES = {"male": "1", "female": "2"}
@@ -18,18 +18,13 @@ CATEGORY_CODES = {
     "other_hardship": "90",
 }
 STATUS_CODES = {"active": "1", "suspended": "2", "terminated": "3"}
-# Disability category codes of the certificate (GB/T 26341): 1 visual … 7 multiple.
-DISABILITY_TYPES = ("1", "2", "3", "4", "5", "6", "7")
-_DISABILITY_WEIGHTS = (14, 16, 2, 36, 12, 12, 8)
 CHINA_TIME = timezone(timedelta(hours=8))
 
 
-def _certificate(world: World, person: Person) -> tuple[str, str]:
-    """(disability type code, grade) of a person's certificate, the same in every civil-affairs subsidy."""
-    rng = world.rng(f"disability_certificate:{person.id_number}")
-    kind = rng.choices(DISABILITY_TYPES, weights=_DISABILITY_WEIGHTS)[0]
-    severe = person.id_number in {p.id_number for p in world.cohort("severe_disabled")}
-    return kind, rng.choice(("1", "2") if severe else ("3", "4"))
+def certificates(world: World) -> dict[str, tuple[str, str]]:
+    """(disability type code, grade) of each holder's current certificate, as the disability federation issued it:
+    the subsidies name the same type and grade (both systems use the GB/T 26341 type codes)."""
+    return {row["sfzh"]: (row["cjlb"], row["cjdj"]) for row in certificate_rows(world)}  # the current one is last
 
 
 def _month_start(day: date) -> date:

@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
-from lidm.samples.departments.civil_affairs._common import CATEGORY_CODES, STATUS_CODES, _certificate, _month_start
-from lidm.samples.people import REFERENCE_DATE
+from lidm.samples.departments.civil_affairs._common import CATEGORY_CODES, STATUS_CODES, _month_start, certificates
+from lidm.samples.people import REFERENCE_DATE, Person
 from lidm.samples.sources import (
     DUPLICATE,
     SampleTable,
@@ -48,15 +49,23 @@ HARDSHIP_END_CODES = {"improved": "01", "certificate_invalid": "02", "deceased":
 HARDSHIP_AMOUNT = {"1": yuan(120), "2": yuan(120), "3": yuan(100), "4": yuan(100)}
 
 
-def hardship_disability_subsidy(world: World, bad: int) -> SampleTable:
-    """困难残疾人生活补贴: disability certificate holders on the low-income roster; follows the roster status."""
+def not_applied_living_subsidies(world: World) -> list[Person]:
+    """Disabled active roster members (not tekun) left out of the living subsidy: "policy not applied" cases."""
+    return list(world.cohort("living_subsidy_missing"))
+
+
+def hardship_subsidy_rows(world: World) -> list[dict[str, Any]]:
+    """困难残疾人生活补贴 rows before any fault: certificate holders on the low-income roster, following the roster
+    status. 特困 members are not paid it (their support already covers it), and some others were left out."""
     rng = world.rng("civil_affairs.hardship_disability_subsidy")
+    held = certificates(world)
+    left_out = {p.id_number for p in not_applied_living_subsidies(world)}
     rows = []
     for person in world.cohort("disabled"):
         member = world.roster_of(person)
-        if member is None:
+        if member is None or member.category == "tekun" or person.id_number in left_out:
             continue
-        kind, grade = _certificate(world, person)
+        kind, grade = held[person.id_number]
         last_day = (member.termination_date or REFERENCE_DATE) - timedelta(days=1)
         approval = a_day(rng, min(max(member.approval_date, person.birth_date), last_day), last_day)
         start = _month_start(approval)
@@ -87,6 +96,12 @@ def hardship_disability_subsidy(world: World, bad: int) -> SampleTable:
                 "gxsj": moment(rng),
             }
         )
+    return rows
+
+
+def hardship_disability_subsidy(world: World, bad: int) -> SampleTable:
+    """困难残疾人生活补贴: see ``hardship_subsidy_rows``."""
+    rows = hardship_subsidy_rows(world)
     kinds = inject(
         rows,
         bad,

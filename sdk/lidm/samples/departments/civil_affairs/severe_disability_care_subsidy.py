@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
-from lidm.samples.departments.civil_affairs._common import CATEGORY_CODES, STATUS_CODES, _certificate, _month_start
+from lidm.samples.departments.civil_affairs._common import CATEGORY_CODES, STATUS_CODES, _month_start, certificates
 from lidm.samples.people import REFERENCE_DATE, Person
 from lidm.samples.sources import (
     DUPLICATE,
@@ -50,35 +51,35 @@ CARE_AMOUNT = {"1": yuan(150), "2": yuan(100)}
 CARE_SUBSIDY_SINCE = date(2016, 1, 1)  # the two disability subsidies were introduced nationwide in 2016
 
 
+def not_applied_care_subsidies(world: World) -> list[Person]:
+    """Severely disabled active roster members left out of the care subsidy: the "policy not applied" cases
+    (the world's care_subsidy_missing cohort; their certificate is valid)."""
+    return list(world.cohort("care_subsidy_missing"))
+
+
 def not_applied_care_subsidy(world: World) -> Person | None:
-    """The severe_disabled roster member left out of the care subsidy: the "policy not applied" case.
-
-    It is the first severe_disabled cohort member (by id_number) who is an active roster member, kept
-    out only when someone else remains, so the snapshot is never empty.
-    """
-    cohort = world.cohort("severe_disabled")
-    for person in cohort:
-        member = world.roster_of(person)
-        if member is not None and member.status == "active" and len(cohort) > 1:
-            return person
-    return None
+    """The first of ``not_applied_care_subsidies``, or None."""
+    left_out = not_applied_care_subsidies(world)
+    return left_out[0] if left_out else None
 
 
-def severe_disability_care_subsidy(world: World, bad: int) -> SampleTable:
-    """重度残疾人护理补贴: grade 1-2 certificate holders, means-test free; one roster member is left out."""
+def care_subsidy_rows(world: World) -> list[dict[str, Any]]:
+    """重度残疾人护理补贴 rows before any fault: grade 1-2 certificate holders, means-test free, except the
+    roster members left out."""
     rng = world.rng("civil_affairs.severe_disability_care_subsidy")
-    left_out = not_applied_care_subsidy(world)
+    held = certificates(world)
+    left_out = {p.id_number for p in not_applied_care_subsidies(world)}
     rows = []
     for person in world.cohort("severe_disabled"):
-        if left_out is not None and person.id_number == left_out.id_number:
-            continue  # eligible but never approved: the monitoring must find this person
+        if person.id_number in left_out:
+            continue  # eligible but never approved: the monitoring must find these people
         member = world.roster_of(person)
-        kind, grade = _certificate(world, person)
+        kind, grade = held[person.id_number]
         approval = a_day(rng, max(CARE_SUBSIDY_SINCE, person.birth_date), REFERENCE_DATE - timedelta(days=1))
         start = _month_start(approval)
         status, end, reason, paid = "active", None, None, REFERENCE_DATE
         settled = (REFERENCE_DATE - approval).days > 60
-        # Roster members stay active so the only gap monitoring finds among them is the one left out.
+        # Roster members stay active so the only gaps monitoring finds among them are the ones left out.
         if member is None and settled and person.residence_status == "moved_out":
             status, reason = "terminated", "moved_out"
         elif member is None and settled and rng.random() < 0.05:
@@ -111,6 +112,12 @@ def severe_disability_care_subsidy(world: World, bad: int) -> SampleTable:
                 "gxsj": moment(rng),
             }
         )
+    return rows
+
+
+def severe_disability_care_subsidy(world: World, bad: int) -> SampleTable:
+    """重度残疾人护理补贴: grade 1-2 certificate holders, means-test free; some roster members are left out."""
+    rows = care_subsidy_rows(world)
     kinds = inject(
         rows,
         bad,

@@ -70,12 +70,15 @@ def _term_dates(rng: random.Random, year: str, term: str) -> tuple[date, date]:
     return approved, approved + timedelta(days=rng.randint(10, 45))
 
 
-def education_assistance(world: World, bad: int) -> SampleTable:
+def education_assistance_rows(world: World) -> list[dict[str, str | None]]:
+    """The student aid CSV's rows before any fault: awards to enrolled students of roster families and of
+    families the school assessed in hardship; the student_aid_missing cohort was overlooked."""
     rng = world.rng("education.education_assistance")
+    overlooked = {p.id_number for p in world.cohort("student_aid_missing")}
     rows = []
     number = 0
     for s in students(world):
-        if s.status != "enrolled":
+        if s.status != "enrolled" or s.person.id_number in overlooked:
             continue  # no new aid while suspended, and none once the student has left the school
         member = world.roster_of(s.person)
         if member:
@@ -111,6 +114,11 @@ def education_assistance(world: World, bad: int) -> SampleTable:
                     "更新时间": moment(rng, days=max(1, (REFERENCE_DATE - last).days)),
                 }
             )
+    return rows
+
+
+def education_assistance(world: World, bad: int) -> SampleTable:
+    rows = education_assistance_rows(world)
     kinds = inject(
         rows,
         bad,

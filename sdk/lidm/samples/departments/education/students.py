@@ -144,6 +144,8 @@ def students(world: World) -> list[Student]:
     by_key = schools()
     out = []
     school_year = date(REFERENCE_DATE.year if REFERENCE_DATE.month >= 9 else REFERENCE_DATE.year - 1, 9, 1)
+    no_aid = {p.id_number for p in world.cohort("student_aid_missing")}
+    on_leave = {p.id_number for p in world.cohort("student_suspended")}
     for p in world.cohort("students"):
         stage, grade = _stage(rng, age_on(p, school_year))
         streets = DISTRICTS[p.district_code][1]
@@ -167,6 +169,8 @@ def students(world: World) -> list[Student]:
             status = "transferred"
         elif draw < 0.035 and stage in ("junior", "senior", "secondary_vocational"):
             status = "dropped_out"
+        if p.id_number in no_aid or p.id_number in on_leave:
+            status = "suspended" if p.id_number in on_leave else "enrolled"  # planted (lidm.samples.world.PLANTED)
         changed = (
             a_day(rng, enrolled + timedelta(days=20), REFERENCE_DATE - timedelta(days=1))
             if status != "enrolled"

@@ -33,6 +33,8 @@ def death_dates(world: World) -> dict[str, tuple[date, date]]:
             first = max(member.approval_date + timedelta(days=1), last - timedelta(days=60))  # still being paid
         else:
             first = last - timedelta(days=3 * 365)
+        if member is not None:
+            first = max(first, member.approval_date + timedelta(days=1))  # alive when approved
         first = min(max(first, person.birth_date + timedelta(days=1)), last)
         died = a_day(rng, first, last)
         out[person.id_number] = (died, a_day(rng, died, min(died + timedelta(days=10), last)))

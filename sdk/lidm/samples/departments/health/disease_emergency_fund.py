@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import date, timedelta
+from typing import Any
 
 from lidm.samples.departments.health._common import MAJOR_HOSPITALS, _near, update_time
 from lidm.samples.people import REFERENCE_DATE, Person
@@ -54,22 +55,36 @@ def _emergency_type(rng: random.Random, person: Person | None) -> str:
     return rng.choices(kinds, weights=weights)[0]
 
 
-def disease_emergency_fund(world: World, bad: int) -> SampleTable:
+def fund_rows(world: World) -> list[dict[str, Any]]:
+    """The fund office's cases, before any fault: random patients, people of unknown identity, and the planted
+    roster members (emergency_fund_roster: paid this year; emergency_fund_lapsed: revoked, or over a year ago)."""
     rng = world.rng("health.disease_emergency_fund")
     living = world.living()
-    patients: list[Person | None] = list(rng.sample(living, max(3, round(0.004 * len(living)))))
+    helped = {p.id_number for p in world.cohort("emergency_fund_roster")}
+    lapsed = {p.id_number: ("revoked", "old")[i % 2] for i, p in enumerate(world.cohort("emergency_fund_lapsed"))}
+    planted = world.cohort("emergency_fund_roster") + world.cohort("emergency_fund_lapsed")
+    chosen = {p.id_number for p in planted}
+    pool = [p for p in living if p.id_number not in chosen]
+    patients: list[Person | None] = list(rng.sample(pool, max(3, round(0.004 * len(living))))) + planted
     patients += [None] * max(1, len(patients) // 3)  # found unconscious, no papers: identity unknown
     rng.shuffle(patients)
     rows = []
     for seq, person in enumerate(patients, start=1):
         hospital = _near(rng, person, MAJOR_HOSPITALS)
         admission = a_day(rng, date(2024, 1, 1), REFERENCE_DATE - timedelta(days=45))
+        fate = lapsed.get(person.id_number) if person else None
+        if person is not None and person.id_number in helped:
+            admission = a_day(rng, REFERENCE_DATE - timedelta(days=200), REFERENCE_DATE - timedelta(days=80))
+        elif fate == "old":
+            admission = a_day(rng, date(2024, 1, 1), REFERENCE_DATE - timedelta(days=500))
         discharge = admission + timedelta(days=rng.randint(1, 25))
         applied = discharge + timedelta(days=rng.randint(3, 15))
         approved = applied + timedelta(days=rng.randint(5, 20))
         status = "paid" if approved < REFERENCE_DATE - timedelta(days=20) else "approved"
-        if rng.random() < 0.06:
+        if rng.random() < 0.06 and not (person is not None and person.id_number in helped):
             status = "revoked"  # the patient turned out to be insured, or the family paid
+        if fate == "revoked":
+            status = "revoked"
         paid_on = approved + timedelta(days=rng.randint(5, 18)) if status == "paid" else None
         total = rng.randrange(500_000, 12_000_000) / 100
         fund = round(min(total * rng.uniform(0.6, 1.0), 50_000.0), 2)
@@ -95,6 +110,12 @@ def disease_emergency_fund(world: World, bad: int) -> SampleTable:
                 "更新时间": update_time(rng, last).replace(microsecond=0),  # Excel keeps whole seconds
             }
         )
+    return rows
+
+
+def disease_emergency_fund(world: World, bad: int) -> SampleTable:
+    """The fund office's spreadsheet: ``fund_rows`` with the faults asked for."""
+    rows = fund_rows(world)
     kinds = inject(
         rows,
         bad,

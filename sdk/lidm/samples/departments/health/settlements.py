@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from lidm.samples.departments.health._common import CENTRES, HOSPITALS, MAJOR_HOSPITALS, Hospital, _near
+from lidm.samples.departments.hr_social_security.careers import careers
 from lidm.samples.people import REFERENCE_DATE, Person, RosterMember
 from lidm.samples.sources import a_day
 from lidm.samples.world import World, age_on
@@ -104,15 +105,25 @@ def assisted_on(member: RosterMember | None, day: date) -> bool:
     )
 
 
+# Low-income categories whose resident premium medical assistance subsidises (资助参保).
+PREMIUM_SUBSIDY_CATEGORIES = ("tekun", "dibao", "dibao_edge", "return_risk")
+
+
 def insurance_types(world: World) -> dict[str, str]:
-    """Each person's basic medical insurance: employees and some retirees in the employee scheme."""
+    """Each person's basic medical insurance: people in a job as an employee, and some retirees, in the employee
+    scheme; everyone else (flexible workers, the self-employed, public-welfare posts) in the resident scheme.
+
+    Retirees of the categories whose premium is subsidised are insured as residents: what the premium-subsidy
+    monitoring expects of anyone without a current job as an employee.
+    """
     rng = world.rng("medical_insurance.scheme")
-    employed = {p.id_number for p in world.cohort("employed")}
+    employees = {i for i, c in careers(world).items() if c.current is not None and c.current.form == "employee"}
     retired = {p.id_number for p in world.cohort("pensioners")}
+    subsidised = {m.person.id_number for m in world.roster if m.category in PREMIUM_SUBSIDY_CATEGORIES}
     out = {}
     for person in world.people:
-        is_employee = person.id_number in employed or (person.id_number in retired and rng.random() < 0.45)
-        out[person.id_number] = "employee" if is_employee else "resident"
+        retiree = person.id_number in retired and rng.random() < 0.45 and person.id_number not in subsidised
+        out[person.id_number] = "employee" if person.id_number in employees or retiree else "resident"
     return out
 
 
@@ -160,12 +171,16 @@ def hospital_settlements(world: World) -> list[Settlement]:
     def day_in(first: int, last: int) -> date:
         return a_day(rng, REFERENCE_DATE - timedelta(days=first), REFERENCE_DATE - timedelta(days=last))
 
+    catastrophic = {p.id_number for p in world.cohort("catastrophic_costs")}
     for person in world.cohort("high_out_of_pocket"):
         icd = rng.choice(SERIOUS if age_on(person) >= 18 else ("C92.0", "Q21.1"))
         hospital = _specialist(rng, person, icd)
-        for _ in range(rng.randint(1, 3)):
+        for stay in range(rng.randint(1, 3)):
             total = rng.randrange(4_000_000, 30_000_000)
-            add(person, hospital, "inpatient", day_in(330, 50), icd, total, rng.uniform(0.55, 0.8), rng.randint(7, 35))
+            scope = rng.uniform(0.55, 0.8)
+            if stay == 0 and person.id_number in catastrophic:
+                total, scope = max(total, 20_000_000), 0.6  # 80000 yuan and more outside the policy scope alone
+            add(person, hospital, "inpatient", day_in(330, 50), icd, total, scope, rng.randint(7, 35))
         if icd in ("N18.5", "C34.9", "C50.9", "C92.0"):  # dialysis or chemotherapy between the stays
             for _ in range(rng.randint(1, 3)):
                 fen = rng.randrange(80_000, 600_000)

@@ -110,11 +110,13 @@ def careers(world: World) -> dict[str, Career]:
         reasons = ("contract_expired", "resigned", "dismissed", "employer_closed", "other")
         return rng.choices(reasons, weights=(35, 35, 10, 12, 8))[0]
 
+    employees = {p.id_number for p in world.cohort("roster_employees")}
     for p in world.cohort("employed"):
         on_roster = world.roster_of(p) is not None
         adult = add_years(p.birth_date, 18)
         weights = (45, 22, 5, 28) if on_roster else (72, 16, 8, 4)
         form = rng.choices(("employee", "flexible", "self_employed", "public_welfare_post"), weights=weights)[0]
+        form = "employee" if p.id_number in employees else form
         earliest = max(adult, add_years(REFERENCE_DATE, -3 if form == "public_welfare_post" else -20))
         career = Career(p)
         current = job(p, form, a_day(rng, earliest, REFERENCE_DATE - timedelta(days=30)))
@@ -170,6 +172,27 @@ def careers(world: World) -> dict[str, Career]:
             died = p.updated_at.date()
             start = a_day(rng, add_years(died, -10), died - timedelta(days=200))
             out[p.id_number] = Career(p, [job(p, "employee", start, died, "deceased")])
+
+    # Registered unemployed once, the registration closed since: found a job, or stopped answering.
+    for p in world.cohort("unemployment_closed"):
+        career = out.setdefault(p.id_number, Career(p))
+        current = career.current
+        if current is not None and current.start > add_years(p.birth_date, 18) + timedelta(days=120):
+            closed, reason = current.start, "employed"
+            registered = a_day(
+                rng, max(add_years(p.birth_date, 18), closed - timedelta(days=400)), closed - timedelta(days=30)
+            )
+        else:
+            registered = a_day(
+                rng,
+                max(add_years(p.birth_date, 18), add_years(REFERENCE_DATE, -3)),
+                REFERENCE_DATE - timedelta(days=200),
+            )
+            closed, reason = (
+                registered + timedelta(days=rng.randint(120, 180)),
+                rng.choice(("no_contact", "refused_service")),
+            )
+        career.registrations.append(Registration(number("SY", p, registered), registered, closed, reason))
     return out
 
 

@@ -1,0 +1,565 @@
+"""Grants enforced by PostgreSQL itself: per consumer a NOLOGIN role and a schema of views showing only its grant.
+
+For each consumer of contracts/consumers.yaml (groups expanded) the database gets:
+
+- a role ``lidm_c_<consumer>`` (NOLOGIN, no attributes, member of nothing; a dot in the id becomes ``__``).
+  A deployment grants it to the LOGIN users of that department or county bureau;
+- a schema ``lidm_<consumer>`` owned by the gateway, on which the role has USAGE and nothing else;
+- per granted dataset a view named like the dataset's table (``lidm_education.platform_warning``) with
+  ``security_barrier``, showing only the granted fields at the granted level (token -> ``<field>_token``,
+  masked -> ``<field>_masked``, clear -> ``<field>``), only current rows (``_retired_batch IS NULL``) and only
+  the grant's rows (``own_districts``: district field in the county's districts; ``own_department``:
+  department field = the consumer's department). The role has SELECT on its views and on nothing else.
+
+A field granted ``clear`` but stored only encrypted (``_enc``) is NOT in the view: its clear value comes only
+from re-identification, which decrypts in the gateway and audits every decrypt; a view cannot audit who read
+what. The plan says which fields are withheld this way. When several grants reach one consumer for one
+dataset (its own and a group's), its own grant decides, as for pushes; differing group grants are refused.
+
+Row-level security is not used. A consumer has no privilege at all on a base table, so a policy there would
+never be evaluated for it: PostgreSQL refuses the read before rows are considered. The views read the base
+tables with their owner's rights, and the owner bypasses RLS unless FORCE ROW LEVEL SECURITY, which would
+also filter the loader and the monitor (they need every row). Policies keyed on the reader would need
+``security_invoker`` views, which in turn need SELECT on the base tables for the consumer, the very exposure
+the views avoid (``_enc`` columns, other districts). The layers are therefore: no base-table or ``lidm_*``
+privilege; views with only granted columns and rows; ``security_barrier`` so a reader's own functions (a
+temporary function is enough) are never evaluated before the view's row filter; and ``apply`` revoking
+anything else found granted to a consumer role (tables, columns, schemas, role memberships).
+
+``apply`` makes the database match the catalogue in one transaction, idempotently: missing roles, schemas and
+views are created, changed views (recognised by a digest in their comment, their columns, their options) are
+replaced, views no longer granted are dropped, schemas of consumers no longer declared are dropped with their
+views. Only the gateway's owner (or a superuser) can change a view, so the digest records what `apply` made
+rather than guarding against them. Roles are never dropped: a role is cluster-wide, may serve another
+database of the cluster, and may still have members; a removed consumer's role keeps nothing in this
+database, and the plan names it so a DBA can ``DROP ROLE`` it once no database uses it. Database-level
+privileges (CONNECT, TEMP) are left to the deployment. Run ``apply`` after ``lidm db upgrade``; a migration
+that drops or retypes a granted column must drop the views using it first (``DROP SCHEMA lidm_<consumer>
+CASCADE``), and ``apply`` recreates them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+
+from lidm.contracts.consumers import Consumer
+from lidm.contracts.load import ContractCatalog
+from lidm.contracts.model import Contract, Grant, GrantLevel, Protection, RowScope
+from lidm.errors import ConfigError, ContractError, LidmError
+
+ROLE_PREFIX = "lidm_c_"
+SCHEMA_PREFIX = "lidm_"
+MARK = "lidm grants:"  # comments on the roles, schemas and views this module manages start with it
+_SAFE_NAME = re.compile(r"^[a-z0-9_]{1,50}$")
+_SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+_ROLE_ATTRIBUTES = {  # pg_roles column -> what ALTER ROLE must say when it is set
+    "rolcanlogin": "NOLOGIN",
+    "rolsuper": "NOSUPERUSER",
+    "rolcreatedb": "NOCREATEDB",
+    "rolcreaterole": "NOCREATEROLE",
+    "rolreplication": "NOREPLICATION",
+    "rolbypassrls": "NOBYPASSRLS",
+}
+_LEVEL_PROTECTION = {GrantLevel.TOKEN: Protection.TOKEN, GrantLevel.MASKED: Protection.MASK}
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One change to the database: what it does, to which object, for whom, and its SQL (never a secret)."""
+
+    action: str  # create role | alter role | revoke membership | comment | create schema | alter schema |
+    # drop schema | create view | drop view | grant | revoke
+    target: str
+    sql: str
+    consumer: str | None = None
+    why: str | None = None
+
+
+@dataclass(frozen=True)
+class View:
+    """One consumer's view of one dataset: the columns it shows and the rows it lets through."""
+
+    consumer: str
+    contract: str
+    schema: str
+    name: str
+    table: str
+    columns: tuple[str, ...]
+    conditions: tuple[str, ...]  # SQL, ANDed
+    reads: tuple[str, ...]  # every base column the view uses, checked against the table before apply
+    withheld: tuple[str, ...]  # granted clear, stored only encrypted: re-identification only
+
+    def sql(self, base_schema: str) -> str:
+        cols = ", ".join(_ident(c) for c in self.columns)
+        return (
+            f"CREATE VIEW {_ident(self.schema)}.{_ident(self.name)} WITH (security_barrier = true) AS "
+            f"SELECT {cols} FROM {_ident(base_schema)}.{_ident(self.table)} WHERE {' AND '.join(self.conditions)}"
+        )
+
+    def comment(self, base_schema: str) -> str:
+        digest = hashlib.sha256(self.sql(base_schema).encode()).hexdigest()[:16]
+        return f"{MARK} {self.contract} for {self.consumer}; sha256 {digest}"
+
+
+@dataclass(frozen=True)
+class ConsumerGrants:
+    """What the database must hold for one consumer: its role, its schema and its views."""
+
+    consumer: Consumer
+    role: str
+    schema: str
+    views: tuple[View, ...]
+    unexposed: tuple[View, ...] = ()  # grants whose every field is withheld: no view is made
+
+    @property
+    def role_comment(self) -> str:
+        return f"{MARK} consumer {self.consumer.id}"
+
+    @property
+    def schema_comment(self) -> str:
+        return f"{MARK} views of consumer {self.consumer.id}"
+
+
+@dataclass(frozen=True)
+class Withheld:
+    """Fields of a dataset granted clear but stored only encrypted: in no view, clear only by re-identification."""
+
+    contract: str
+    fields: tuple[str, ...]
+    consumers: tuple[str, ...]  # a whole group is named by the group
+
+
+@dataclass
+class GrantsPlan:
+    """What `apply` would run (or ran); the fields no view shows; notes (roles left behind, foreign objects)."""
+
+    statements: list[Statement] = field(default_factory=list)
+    withheld: list[Withheld] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(s.action for s in self.statements))
+
+
+@dataclass
+class ApplyResult(GrantsPlan):
+    """The statements `apply` ran in its one transaction; empty when the database already matched."""
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.statements)
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _text(value: str) -> str:
+    """A string literal (standard_conforming_strings, on since PostgreSQL 9.1)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _grantee(name: str) -> str:
+    return name if name == "PUBLIC" else _ident(name)
+
+
+def _literal(value: str, what: str) -> str:
+    # Values come from consumers.yaml (district codes, department ids); anything unusual is refused, not quoted.
+    if not _SAFE_VALUE.match(value):
+        raise ContractError(f"consumers.yaml: {what} {value!r} has characters a row filter does not accept")
+    return "'" + value + "'"
+
+
+def _slug(consumer_id: str) -> str:
+    slug = consumer_id.replace(".", "__")
+    if not _SAFE_NAME.match(slug):
+        raise ContractError(
+            f"consumers.yaml: consumer id {consumer_id} cannot name a database role; use lower-case letters, "
+            "digits, _ and . (at most 50 characters)"
+        )
+    return slug
+
+
+def role_name(consumer_id: str) -> str:
+    """The PostgreSQL role of a consumer, e.g. lidm_c_civil_affairs__furong."""
+    return ROLE_PREFIX + _slug(consumer_id)
+
+
+def schema_name(consumer_id: str) -> str:
+    """The schema holding a consumer's views, e.g. lidm_civil_affairs__furong."""
+    return SCHEMA_PREFIX + _slug(consumer_id)
+
+
+def _grant_of(consumer: str, contract: Contract, grants: list[Grant]) -> Grant:
+    """The one grant that decides: a consumer's own grant over a group's; differing group grants are refused."""
+    if len(grants) == 1:
+        return grants[0]
+    direct = [g for g in grants if g.consumer == consumer]
+    if len(direct) == 1:
+        return direct[0]
+    if all((g.fields, g.rows) == (grants[0].fields, grants[0].rows) for g in grants):
+        return grants[0]
+    raise ContractError(
+        f"{contract.source_file}: {consumer} is granted {contract.id} by several differing grants "
+        f"({', '.join(g.consumer for g in grants)}); give it one grant of its own"
+    )
+
+
+def _filter_column(contract: Contract, name: str | None, prop: str, grant: Grant) -> str:
+    if name is None:
+        raise ContractError(f"{contract.source_file}: grant to {grant.consumer} limits rows but {prop} is unset")
+    if Protection.CLEAR not in contract.field(name).protection:
+        raise ContractError(f"{contract.source_file}: {prop} {name} must be stored clear to filter rows on it")
+    return name
+
+
+def _view(contract: Contract, grant: Grant, consumer: Consumer, schema: str) -> View:
+    columns, withheld = [], []
+    for f in contract.fields:  # contract order, whatever order the grant lists them in
+        level = grant.fields.get(f.name)
+        if level is None:
+            continue
+        stored = {p: col for col, p in f.output_columns()}
+        want = _LEVEL_PROTECTION.get(level, Protection.CLEAR)
+        if want in stored:
+            columns.append(stored[want])
+        elif level is GrantLevel.CLEAR and Protection.ENCRYPT in stored:
+            # Clear from the encrypted copy is re-identification: decrypted by the gateway, every decrypt
+            # audited. A view cannot do either, so the field is not exposed here at all.
+            withheld.append(f.name)
+        else:
+            raise ContractError(
+                f"{contract.source_file}:{grant.line}: grant to {grant.consumer} gives {f.name} {level.value}, but "
+                f"the field is stored as {', '.join(p.value for p in f.protection)}; run `lidm contracts lint`"
+            )
+    conditions = ['"_retired_batch" IS NULL']
+    reads = [*columns, "_retired_batch"]
+    if grant.rows is RowScope.OWN_DISTRICTS:
+        col = _filter_column(contract, contract.district_field, "lidmDistrictField", grant)
+        if not consumer.districts:
+            raise ContractError(f"consumers.yaml: {consumer.id} has no districts; {contract.id} grants own_districts")
+        codes = ", ".join(_literal(d, f"district of {consumer.id}") for d in consumer.districts)
+        conditions.append(f"{_ident(col)} IN ({codes})")
+        reads.append(col)
+    elif grant.rows is RowScope.OWN_DEPARTMENT:
+        col = _filter_column(contract, contract.department_field, "lidmDepartmentField", grant)
+        department = consumer.department or consumer.id
+        conditions.append(f"{_ident(col)} = {_literal(department, f'department of {consumer.id}')}")
+        reads.append(col)
+    return View(
+        consumer=consumer.id,
+        contract=contract.id,
+        schema=schema,
+        name=contract.table,
+        table=contract.table,
+        columns=tuple(columns),
+        conditions=tuple(conditions),
+        reads=tuple(dict.fromkeys(reads)),
+        withheld=tuple(withheld),
+    )
+
+
+def desired(catalog: ContractCatalog) -> list[ConsumerGrants]:
+    """Per declared consumer, the role, schema and views its grants call for (no database needed)."""
+    if catalog.consumers is None:
+        raise ContractError("no contracts/consumers.yaml: grants name consumers declared there")
+    out, seen = [], {}
+    for consumer in catalog.consumers.members.values():
+        slug = _slug(consumer.id)
+        if slug in seen:
+            raise ContractError(f"consumers.yaml: {seen[slug]} and {consumer.id} would share role {ROLE_PREFIX}{slug}")
+        seen[slug] = consumer.id
+        by_contract: dict[str, list[Grant]] = defaultdict(list)
+        for contract, grant in catalog.grants_for(consumer.id):
+            by_contract[contract.id].append(grant)
+        views, unexposed = [], []
+        for cid, grants in by_contract.items():
+            contract = catalog[cid]
+            view = _view(contract, _grant_of(consumer.id, contract, grants), consumer, SCHEMA_PREFIX + slug)
+            (views if view.columns else unexposed).append(view)
+        out.append(ConsumerGrants(consumer, ROLE_PREFIX + slug, SCHEMA_PREFIX + slug, tuple(views), tuple(unexposed)))
+    return out
+
+
+# --------------------------------------------------------------------------- what the database holds
+
+_ROLES = sa.text(
+    "SELECT r.rolname, r.rolcanlogin, r.rolsuper, r.rolcreatedb, r.rolcreaterole, r.rolreplication, "
+    "r.rolbypassrls, shobj_description(r.oid, 'pg_authid') AS comment, "
+    "ARRAY(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid "
+    "      WHERE m.member = r.oid ORDER BY g.rolname) AS member_of "
+    "FROM pg_roles r WHERE starts_with(r.rolname, :prefix)"
+)
+_SCHEMAS = sa.text(
+    "SELECT n.nspname, pg_get_userbyid(n.nspowner) AS owner, obj_description(n.oid, 'pg_namespace') AS comment "
+    "FROM pg_namespace n WHERE n.nspname = ANY(CAST(:wanted AS text[])) "
+    "OR starts_with(coalesce(obj_description(n.oid, 'pg_namespace'), ''), :mark)"
+)
+_RELATIONS = sa.text(
+    "SELECT n.nspname, c.relname, c.relkind, pg_get_userbyid(c.relowner) AS owner, "
+    "coalesce(c.reloptions, '{}') AS options, obj_description(c.oid, 'pg_class') AS comment, "
+    "ARRAY(SELECT a.attname::text FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attnum > 0 "
+    "      AND NOT a.attisdropped ORDER BY a.attnum) AS columns "
+    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = ANY(CAST(:schemas AS text[])) AND c.relkind IN ('r', 'v', 'm', 'f', 'p', 'S')"
+)
+# Non-owner privileges on the managed schemas and on the relations in them.
+_ACLS = sa.text(
+    "SELECT n.nspname, NULL AS relname, CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END, "
+    "a.privilege_type, a.is_grantable FROM pg_namespace n CROSS JOIN LATERAL aclexplode(n.nspacl) a "
+    "WHERE n.nspname = ANY(CAST(:schemas AS text[])) AND a.grantee <> n.nspowner "
+    "UNION ALL "
+    "SELECT n.nspname, c.relname, CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END, "
+    "a.privilege_type, a.is_grantable FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "CROSS JOIN LATERAL aclexplode(c.relacl) a "
+    "WHERE n.nspname = ANY(CAST(:schemas AS text[])) AND a.grantee <> c.relowner"
+)
+# Anything granted to a consumer role outside the managed schemas: tables, their columns, schemas.
+_STRAY = sa.text(
+    "SELECT n.nspname, c.relname, r.rolname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "CROSS JOIN LATERAL aclexplode(c.relacl) a JOIN pg_roles r ON r.oid = a.grantee "
+    "WHERE r.rolname = ANY(CAST(:roles AS text[])) AND NOT n.nspname = ANY(CAST(:schemas AS text[])) "
+    "UNION "
+    "SELECT n.nspname, c.relname, r.rolname FROM pg_attribute t JOIN pg_class c ON c.oid = t.attrelid "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace CROSS JOIN LATERAL aclexplode(t.attacl) a "
+    "JOIN pg_roles r ON r.oid = a.grantee WHERE t.attnum > 0 AND NOT t.attisdropped "
+    "AND r.rolname = ANY(CAST(:roles AS text[])) AND NOT n.nspname = ANY(CAST(:schemas AS text[])) "
+    "UNION "
+    "SELECT n.nspname, NULL, r.rolname FROM pg_namespace n CROSS JOIN LATERAL aclexplode(n.nspacl) a "
+    "JOIN pg_roles r ON r.oid = a.grantee "
+    "WHERE r.rolname = ANY(CAST(:roles AS text[])) AND NOT n.nspname = ANY(CAST(:schemas AS text[])) "
+    "ORDER BY 1, 2, 3"
+)
+_TABLE_COLUMNS = sa.text(
+    "SELECT c.relname, a.attname::text FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = :base AND c.relkind IN ('r', 'p') "
+    "AND c.relname = ANY(CAST(:tables AS text[])) AND a.attnum > 0 AND NOT a.attisdropped"
+)
+
+
+def _require_postgres(engine: sa.Engine) -> None:
+    if engine.dialect.name == "sqlite":
+        raise ConfigError(
+            "grants: SQLite has no roles, so the embedded database cannot enforce grants; there they are enforced "
+            "only in the export and push paths. Point LIDM_CENTRAL_URL at PostgreSQL to enforce them in the database."
+        )
+    if engine.dialect.name != "postgresql":
+        raise ConfigError(f"grants: database roles and views are made for PostgreSQL only, not {engine.dialect.name}")
+
+
+def _check_tables(conn: sa.Connection, base: str, wanted: list[ConsumerGrants]) -> None:
+    """Every view's base table and columns exist, or the database is behind the contracts: say so, change nothing."""
+    views = [v for w in wanted for v in w.views]
+    have: dict[str, set[str]] = defaultdict(set)
+    for table, column in conn.execute(_TABLE_COLUMNS, {"base": base, "tables": sorted({v.table for v in views})}):
+        have[table].add(column)
+    for v in views:
+        missing = [c for c in v.reads if c not in have[v.table]]
+        if missing:
+            what = f"table {base}.{v.table}" if not have[v.table] else f"column {missing[0]} of {base}.{v.table}"
+            raise LidmError(f"grants: {what} ({v.contract}) is missing; run `lidm db upgrade` first, then apply")
+
+
+def _qualified(schema: str, name: str | None) -> tuple[str, str]:
+    """An object as SQL names it and as people read it."""
+    if name is None:
+        return _ident(schema), schema
+    return f"{_ident(schema)}.{_ident(name)}", f"{schema}.{name}"
+
+
+def _acl_statements(
+    kind: str, schema: str, name: str | None, present: set[tuple[str, str, bool]], role: str, privilege: str, who: str
+) -> list[Statement]:
+    """Revoke what others hold on a managed object; make the consumer's role hold exactly the one privilege."""
+    sql_name, shown = _qualified(schema, name)
+    mine = {(p, grantable) for g, p, grantable in present if g == role}
+    out = [
+        Statement("revoke", shown, f"REVOKE ALL ON {kind} {sql_name} FROM {_grantee(g)}", who, f"not granted to {g}")
+        for g in sorted({g for g, _, _ in present if g != role})
+    ]
+    if mine != {(privilege, False)}:
+        if mine:
+            out.append(Statement("revoke", shown, f"REVOKE ALL ON {kind} {sql_name} FROM {_ident(role)}", who))
+        out.append(Statement("grant", shown, f"GRANT {privilege} ON {kind} {sql_name} TO {_ident(role)}", who))
+    return out
+
+
+def _role_statements(w: ConsumerGrants, row: sa.Row | None) -> list[Statement]:
+    role, cid = w.role, w.consumer.id
+    out = []
+    if row is None:
+        # Roles are cluster-wide: another database's apply may create the same role at the same moment.
+        sql = (
+            f"DO $$ BEGIN CREATE ROLE {_ident(role)} NOLOGIN; "
+            "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+        )
+        out.append(Statement("create role", role, sql, cid, "NOLOGIN; granted to login users by the deployment"))
+    else:
+        attrs = [word for col, word in _ROLE_ATTRIBUTES.items() if getattr(row, col)]
+        if attrs:
+            out.append(Statement("alter role", role, f"ALTER ROLE {_ident(role)} {' '.join(attrs)}", cid))
+        out += [
+            Statement("revoke membership", role, f"REVOKE {_ident(g)} FROM {_ident(role)}", cid, "not granted")
+            for g in row.member_of
+        ]
+    if row is None or row.comment != w.role_comment:
+        sql = f"COMMENT ON ROLE {_ident(role)} IS {_text(w.role_comment)}"
+        out.append(Statement("comment", role, sql, cid))
+    return out
+
+
+def _view_statements(
+    v: View,
+    role: str,
+    base: str,
+    rels: dict[tuple[str, str], sa.Row],
+    acls: dict[tuple[str, str | None], set[tuple[str, str, bool]]],
+    consumer_roles: set[str],
+) -> list[Statement]:
+    target, shown = _qualified(v.schema, v.name)
+    rel = rels.get((v.schema, v.name))
+    if rel is not None and rel.relkind != "v":
+        raise LidmError(f"grants: {v.schema}.{v.name} exists and is not a view; move it away, then apply again")
+    same = (
+        rel is not None
+        and rel.comment == v.comment(base)
+        and tuple(rel.columns) == v.columns
+        and "security_barrier=true" in rel.options
+        and rel.owner not in consumer_roles
+    )
+    if same:
+        present = acls.get((v.schema, v.name), set())
+        return _acl_statements("TABLE", v.schema, v.name, present, role, "SELECT", v.consumer)
+    out = []
+    if rel is not None:
+        out.append(Statement("drop view", shown, f"DROP VIEW {target} CASCADE", v.consumer, "definition changed"))
+    out += [
+        Statement("create view", shown, v.sql(base), v.consumer, f"{v.contract}, {len(v.columns)} columns"),
+        Statement("comment", shown, f"COMMENT ON VIEW {target} IS {_text(v.comment(base))}", v.consumer),
+        Statement("grant", shown, f"GRANT SELECT ON TABLE {target} TO {_ident(role)}", v.consumer),
+    ]
+    return out
+
+
+def _withheld(catalog: ContractCatalog, wanted: list[ConsumerGrants]) -> list[Withheld]:
+    by: dict[tuple[str, tuple[str, ...]], list[str]] = defaultdict(list)
+    for w in wanted:
+        for v in (*w.views, *w.unexposed):
+            if v.withheld:
+                by[(v.contract, v.withheld)].append(v.consumer)
+    groups = catalog.consumers.groups if catalog.consumers else {}
+    out = []
+    for (contract, fields), consumers in sorted(by.items()):
+        for group, members in groups.items():
+            if len(members) > 1 and set(members) <= set(consumers):
+                consumers = [c for c in consumers if c not in members] + [group]
+        out.append(Withheld(contract, fields, tuple(consumers)))
+    return out
+
+
+def _notes(wanted: list[ConsumerGrants], left: list[str]) -> list[str]:
+    notes = [
+        f"{w.consumer.id}: no view of {v.contract}, each granted field is withheld" for w in wanted for v in w.unexposed
+    ]
+    notes += [
+        f"role {r}: its consumer is not declared here; it holds nothing in this database, and is kept because roles "
+        "are cluster-wide (DROP ROLE it once no database uses it)"
+        for r in left
+    ]
+    return notes
+
+
+def _diff(conn: sa.Connection, catalog: ContractCatalog) -> GrantsPlan:
+    wanted = desired(catalog)
+    base = conn.execute(sa.text("SELECT current_schema()")).scalar_one()
+    _check_tables(conn, base, wanted)
+    roles = {r.rolname: r for r in conn.execute(_ROLES, {"prefix": ROLE_PREFIX})}
+    schemas = {s.nspname: s for s in conn.execute(_SCHEMAS, {"wanted": [w.schema for w in wanted], "mark": MARK})}
+    managed = sorted(schemas)
+    rels = {(r.nspname, r.relname): r for r in conn.execute(_RELATIONS, {"schemas": managed})}
+    acls: dict[tuple[str, str | None], set[tuple[str, str, bool]]] = defaultdict(set)
+    for schema, rel, grantee, privilege, grantable in conn.execute(_ACLS, {"schemas": managed}):
+        acls[(schema, rel)].add((grantee, privilege, grantable))
+    wanted_roles = {w.role for w in wanted}
+    consumer_of = {w.role: w.consumer.id for w in wanted}
+    ours = sorted(r for r, row in roles.items() if r in wanted_roles or (row.comment or "").startswith(MARK))
+    out: list[Statement] = []
+    for w in wanted:
+        out += _role_statements(w, roles.get(w.role))
+        s, cid = _ident(w.schema), w.consumer.id
+        have = schemas.get(w.schema)
+        if have is None:
+            out.append(Statement("create schema", w.schema, f"CREATE SCHEMA {s}", cid))
+        elif have.owner in ours:  # a consumer owning its schema could create and grant anything in it
+            out.append(Statement("alter schema", w.schema, f"ALTER SCHEMA {s} OWNER TO CURRENT_USER", cid))
+        if have is None or have.comment != w.schema_comment:
+            out.append(Statement("comment", w.schema, f"COMMENT ON SCHEMA {s} IS {_text(w.schema_comment)}", cid))
+        out += _acl_statements("SCHEMA", w.schema, None, acls.get((w.schema, None), set()), w.role, "USAGE", cid)
+        for v in w.views:
+            out += _view_statements(v, w.role, base, rels, acls, set(ours))
+    wanted_views = {(v.schema, v.name) for w in wanted for v in w.views}
+    wanted_schemas = {w.schema for w in wanted}
+    notes = []
+    for (schema, name), rel in sorted(rels.items()):
+        if schema not in wanted_schemas or (schema, name) in wanted_views:
+            continue
+        target, shown = _qualified(schema, name)
+        if rel.relkind == "v":
+            out.append(Statement("drop view", shown, f"DROP VIEW {target} CASCADE", None, "no longer granted"))
+        else:  # not ours to drop; but no consumer keeps a privilege on it
+            notes.append(f"{schema}.{name} is a table-like object not made by lidm grants; move it out of the schema")
+            for grantee in sorted({g for g, _, _ in acls.get((schema, name), set())}):
+                sql = f"REVOKE ALL ON TABLE {target} FROM {_grantee(grantee)}"
+                out.append(Statement("revoke", shown, sql, consumer_of.get(grantee, grantee), "not granted"))
+    for schema in managed:
+        if schema not in wanted_schemas:
+            sql = f"DROP SCHEMA {_ident(schema)} CASCADE"
+            out.append(Statement("drop schema", schema, sql, None, "consumer no longer declared: its views go too"))
+    for schema, rel, role in conn.execute(_STRAY, {"roles": ours, "schemas": managed}):
+        target, shown = _qualified(schema, rel)
+        sql = f"REVOKE ALL ON {'SCHEMA' if rel is None else 'TABLE'} {target} FROM {_ident(role)}"
+        out.append(Statement("revoke", shown, sql, consumer_of.get(role, role), "not granted by any contract"))
+    left = [r for r in ours if r not in wanted_roles]
+    return GrantsPlan(out, _withheld(catalog, wanted), notes + _notes(wanted, left))
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def review(catalog: ContractCatalog, engine: sa.Engine) -> GrantsPlan:
+    """What `apply` would change, with notes on withheld fields and roles left behind; changes nothing."""
+    _require_postgres(engine)
+    with engine.connect() as conn:
+        return _diff(conn, catalog)
+
+
+def plan(catalog: ContractCatalog, engine: sa.Engine) -> list[Statement]:
+    """The statements that would make the database's roles, schemas and views match the catalogue's grants."""
+    return review(catalog, engine).statements
+
+
+def apply(engine: sa.Engine, catalog: ContractCatalog) -> ApplyResult:
+    """Make the database match the grants, in one transaction; a second run changes nothing."""
+    _require_postgres(engine)
+    with engine.begin() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('lidm grants apply'))"))
+        todo = _diff(conn, catalog)
+        for st in todo.statements:
+            try:
+                conn.exec_driver_sql(st.sql)
+            except sa.exc.DBAPIError as exc:
+                reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
+                hint = (
+                    " The applying user needs CREATEROLE and ownership of the central tables and lidm_* schemas."
+                    if getattr(exc.orig, "sqlstate", None) == "42501"
+                    else ""
+                )
+                raise LidmError(
+                    f"grants: {st.action} {st.target} failed ({reason}); nothing was changed.{hint}"
+                ) from None
+    return ApplyResult(todo.statements, todo.withheld, todo.notes)

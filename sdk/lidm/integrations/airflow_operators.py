@@ -1,0 +1,106 @@
+"""The feed operator: one feed's pending batches into the central database, with OpenLineage lineage.
+
+`LidmFeedOperator` performs one action (run a feed) the way provider operators do; the work itself is the
+SDK's `run_feed`, its connections come from Airflow connections through the providers' hooks
+(`OdbcHook` builds the ODBC connection string, `PostgresHook` the database URL). When the OpenLineage
+provider is installed, the operator reports its input (the department's table or drop folder) and its
+output (the dataset's table in the central database); lineage names never carry a credential.
+
+Like the drop sensor, the class is built on first use (module `__getattr__`), so the SDK imports where
+Airflow is not installed.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+CENTRAL_NAMESPACE_SQLITE = "file"
+
+
+def _namespace_of_url(url: str) -> tuple[str, str]:
+    """(OpenLineage namespace, database prefix) of a SQLAlchemy URL, without user or password."""
+    u = make_url(url)
+    backend = u.get_backend_name()
+    if backend == "sqlite":
+        return CENTRAL_NAMESPACE_SQLITE, str(u.database or "")
+    scheme = {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql", "mssql": "sqlserver"}.get(
+        backend, backend
+    )
+    return f"{scheme}://{u.host}:{u.port or ''}".rstrip(":"), str(u.database or "")
+
+
+def feed_lineage(feed: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(inputs, outputs) of a feed as OpenLineage (namespace, name) pairs."""
+    from lidm.config import get_settings
+    from lidm.contracts import load_catalog
+    from lidm.integrations.airflow import _get_connection
+    from lidm.registry import get_adapter
+    from lidm.sources import DropSource, SqlSource
+
+    settings = get_settings()
+    adapter = get_adapter(feed)
+    contract = load_catalog(settings.contracts_dir)[adapter.contract]
+    namespace, database = _namespace_of_url(settings.effective_central_url)
+    outputs = [(namespace, f"{database}.public.{contract.table}" if namespace != "file" else contract.table)]
+    source = adapter.source
+    conn = _get_connection(source.connection)
+    kind = (conn.conn_type or "").lower()
+    extra = conn.extra_dejson or {}
+    if isinstance(source, SqlSource):
+        scheme = {"postgres": "postgres", "odbc": "odbc", "sqlite": "sqlite"}.get(kind, kind)
+        where = (
+            f"{scheme}://{conn.host or ''}:{conn.port or ''}".rstrip(":") if conn.host else f"{scheme}://{conn.conn_id}"
+        )
+        name = f"{conn.schema}.{source.table}" if conn.schema and source.table else source.table or f"{feed}.query"
+        inputs = [(where, name)]
+    elif isinstance(source, DropSource):
+        folder = str(extra.get("path", "")).strip("/")
+        if kind in ("sftp", "ssh"):
+            inputs = [(f"sftp://{conn.host}:{conn.port or 22}", f"{folder}/{source.pattern}".lstrip("/"))]
+        else:
+            inputs = [("file", f"{folder}/{source.pattern}")]
+    else:
+        inputs = []
+    return inputs, outputs
+
+
+@cache
+def _classes() -> dict[str, type]:
+    from airflow.sdk import BaseOperator
+
+    class LidmFeedOperator(BaseOperator):
+        """Run one feed: every pending batch validated, protected and loaded whole, or rejected whole."""
+
+        template_fields = ("feed",)
+        ui_color = "#e8f4ea"
+
+        def __init__(self, *, feed: str, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.feed = feed
+
+        def execute(self, context: Any) -> list[dict[str, Any]]:
+            from lidm.integrations.airflow import run_feed_task
+
+            return run_feed_task(self.feed)
+
+        def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+            from airflow.providers.openlineage.extractors import OperatorLineage
+            from openlineage.client.event_v2 import Dataset
+
+            inputs, outputs = feed_lineage(self.feed)
+            return OperatorLineage(
+                inputs=[Dataset(namespace=ns, name=name) for ns, name in inputs],
+                outputs=[Dataset(namespace=ns, name=name) for ns, name in outputs],
+            )
+
+    LidmFeedOperator.__module__ = __name__
+    return {"LidmFeedOperator": LidmFeedOperator}
+
+
+def __getattr__(name: str) -> type:
+    if name == "LidmFeedOperator":
+        return _classes()[name]
+    raise AttributeError(name)

@@ -1,0 +1,191 @@
+"""Compile a rule into one set-based SELECT over the central database (SQLAlchemy Core, any dialect)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+
+from lidm.central.schema import dataset_table
+from lidm.contracts.model import Contract, LogicalType
+from lidm.monitor.rules import Clause, Rule, RuleError
+
+# Columns a warning copies from its subject row when the subject's contract has them.
+SUBJECT_COLUMNS = (
+    "id_number_enc",
+    "id_number_masked",
+    "name_enc",
+    "name_masked",
+    "household_id_token",
+    "district_code",
+    "street_code",
+)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One condition of a rule, named so a closed warning can say which one stopped holding."""
+
+    kind: str  # subject | match | match_any | absent
+    feed: str
+    condition: sa.ColumnElement[bool]
+
+    def describe(self, holds: bool) -> str:
+        if self.kind == "subject":
+            return f"no longer selected in {self.feed} (left the roster, status changed or row retired)"
+        if self.kind == "absent":
+            return f"now found in {self.feed}"
+        return f"no longer found in {self.feed}"
+
+
+class Compiled:
+    """A rule compiled against the catalogue for one run day: its subject table and its conditions."""
+
+    def __init__(self, rule: Rule, catalog: Any, as_of: date) -> None:
+        self.rule = rule
+        self.as_of = as_of
+        self._catalog = catalog
+        self._md = sa.MetaData()
+        self._n = 0
+        contract = catalog[rule.subject.feed]
+        self.subject_contract = contract
+        self.subject = self._table(contract).alias("s")
+        s = self.subject
+        self.parts: list[Part] = [
+            Part(
+                "subject",
+                rule.subject.feed,
+                sa.and_(
+                    s.c._retired_batch.is_(None),
+                    s.c.id_number_token.is_not(None),
+                    *self._where(contract, s, rule.subject.where),
+                ),
+            )
+        ]
+        for clause in rule.match:
+            self.parts.append(Part("match", clause.feed, self._exists(clause)))
+        if rule.match_any:
+            self.parts.append(
+                Part(
+                    "match_any", " or ".join(c.feed for c in rule.match_any), sa.or_(*map(self._exists, rule.match_any))
+                )
+            )
+        for clause in rule.absent:
+            self.parts.append(Part("absent", clause.feed, ~self._exists(clause)))
+
+    @property
+    def condition(self) -> sa.ColumnElement[bool]:
+        return sa.and_(*(p.condition for p in self.parts))
+
+    def matches(self) -> sa.Select[Any]:
+        """One row per matching person: token, category and what a warning copies from the subject."""
+        s = self.subject
+        cols: list[sa.ColumnElement[Any]] = [s.c.id_number_token.label("subject_token")]
+        category = s.c[self.rule.subject.category] if self.rule.subject.category else sa.null()
+        cols.append(sa.func.min(category).label("low_income_category"))
+        for name in SUBJECT_COLUMNS:
+            value = s.c[name] if name in s.c else sa.null()
+            cols.append(sa.func.min(value).label(name))
+        return sa.select(*cols).where(self.condition).group_by(s.c.id_number_token)
+
+    def tokens(self) -> sa.Select[Any]:
+        s = self.subject
+        return sa.select(s.c.id_number_token).where(self.condition).distinct()
+
+    def holding(self, part: Part, tokens: sa.Select[Any] | sa.ScalarSelect[Any] | Any) -> sa.Select[Any]:
+        """Tokens among ``tokens`` for which one part (with the subject row still there) holds."""
+        s = self.subject
+        base = self.parts[0].condition if part is not self.parts[0] else sa.true()
+        return sa.select(s.c.id_number_token).where(s.c.id_number_token.in_(tokens), base, part.condition).distinct()
+
+    # -- compiling clauses -------------------------------------------------------------------------
+    def _table(self, contract: Contract) -> sa.Table:
+        table = self._md.tables.get(contract.table)
+        return table if table is not None else dataset_table(contract, self._md)
+
+    def _exists(self, clause: Clause) -> sa.ColumnElement[bool]:
+        self._n += 1
+        contract: Contract = self._catalog[clause.feed]
+        t = self._table(contract).alias(f"c{self._n}")
+        key = "id_number_token" if clause.on == "person" else "household_id_token"
+        conds = [t.c[key] == self.subject.c[key], t.c._retired_batch.is_(None)]
+        conds += self._where(contract, t, clause.where)
+        if clause.total is None:
+            return sa.exists().where(*conds)
+        total = clause.total
+        if total.date_field and total.within_days is not None:
+            days = int(self.rule.value(total.within_days, self.as_of))
+            conds.append(t.c[total.date_field] >= self._since(contract, total.date_field, days))
+        limit = _coerce(contract, total.field, self.rule.value(total.greater_than, self.as_of), self.rule)
+        summed = sa.select(sa.func.coalesce(sa.func.sum(t.c[total.field]), 0)).where(*conds).scalar_subquery()
+        return summed > limit
+
+    def _where(self, contract: Contract, t: sa.FromClause, where: dict[str, Any]) -> list[sa.ColumnElement[bool]]:
+        out: list[sa.ColumnElement[bool]] = []
+        for name, cond in where.items():
+            col = t.c[name]
+            if not isinstance(cond, dict):
+                value = self.rule.value(cond, self.as_of)
+                if isinstance(value, list):
+                    out.append(col.in_([_coerce(contract, name, v, self.rule) for v in value]))
+                else:
+                    out.append(col == _coerce(contract, name, value, self.rule))
+                continue
+            for op, raw in cond.items():
+                if op == "differs_from_subject":
+                    out.append(col != self.subject.c[raw])
+                    continue
+                if op == "same_as_subject":
+                    out.append(col == self.subject.c[raw])
+                    continue
+                value = self.rule.value(raw, self.as_of)
+                if op == "not":
+                    values = value if isinstance(value, list) else [value]
+                    out.append(
+                        sa.or_(col.is_(None), col.not_in([_coerce(contract, name, v, self.rule) for v in values]))
+                    )
+                elif op == "null":
+                    out.append(col.is_(None) if value else col.is_not(None))
+                elif op == "within_days":
+                    out.append(col >= self._since(contract, name, int(value)))
+                else:
+                    v = _coerce(contract, name, value, self.rule)
+                    out.append({"gt": col > v, "ge": col >= v, "lt": col < v, "le": col <= v}[op])
+        return out
+
+    def _since(self, contract: Contract, name: str, days: int) -> date | datetime:
+        day = self.as_of - timedelta(days=days)
+        return datetime.combine(day, time()) if contract.field(name).type is LogicalType.TIMESTAMP else day
+
+
+def _coerce(contract: Contract, name: str, value: Any, rule: Rule) -> Any:
+    """A rule literal in the type of the column it is compared with."""
+    kind = contract.field(name).type
+    try:
+        if kind is LogicalType.BOOLEAN:
+            if isinstance(value, bool):
+                return value
+            raise ValueError("expected true or false")
+        if kind is LogicalType.INTEGER:
+            return int(value)
+        if kind is LogicalType.NUMBER:
+            return Decimal(str(value))
+        if kind is LogicalType.DATE:
+            return value if isinstance(value, date) else date.fromisoformat(str(value))
+        if kind is LogicalType.TIMESTAMP:
+            return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+        return str(value)
+    except (TypeError, ValueError) as exc:
+        raise RuleError(f"rule {rule.id}: {contract.id}.{name}: {value!r} is not a {kind.value}: {exc}") from None
+
+
+def evaluate(conn: sa.Connection, rules: list[Rule], as_of: date, catalog: Any = None) -> dict[str, set[str]]:
+    """Per rule, the tokens of the people it flags today (no warning written): for tests and dry runs."""
+    if catalog is None:
+        from lidm.contracts.load import load_catalog
+
+        catalog = load_catalog()
+    return {rule.id: set(conn.execute(Compiled(rule, catalog, as_of).tokens()).scalars()) for rule in rules}

@@ -1,0 +1,337 @@
+"""The life of a warning: raised by a run, pushed, acknowledged, disposed, overdue, or closed with a reason.
+
+Every change is one set-based statement per rule (or per batch of warnings) inside the caller's transaction,
+and leaves an event: the warning table says where a warning is, the events say how it got there.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from lidm.central.schema import dataset_table, monitor_run, warning_event, warning_state
+from lidm.errors import LidmError
+from lidm.monitor.engine import Compiled
+from lidm.monitor.rules import Rule
+
+WARNING_CONTRACT = "platform.warning"
+OPEN = ("raised", "pushed", "acknowledged", "overdue")
+# Which status a transition may start from; overdue stays overdue until the warning is disposed or closed.
+_FROM = {
+    "pushed": ("raised",),
+    "acknowledged": ("raised", "pushed"),
+    "disposed": OPEN,
+    "overdue": ("raised", "pushed", "acknowledged"),
+    "closed": OPEN,
+}
+_STAMP = {
+    "pushed": "pushed_at",
+    "acknowledged": "acknowledged_at",
+    "disposed": "disposed_at",
+    "overdue": "overdue_at",
+    "closed": "closed_at",
+}
+
+
+class WarningError(LidmError):
+    """A warning cannot make the change asked (unknown warning, wrong status)."""
+
+
+def warning_table(catalog: Any) -> sa.Table:
+    """platform_warning: the warning dataset the grants apply to."""
+    return dataset_table(catalog[WARNING_CONTRACT], sa.MetaData())
+
+
+def city_now(tz: str = "Asia/Shanghai") -> datetime:
+    """Wall-clock time of the city, naive, the way the central database keeps timestamps."""
+    return datetime.now(ZoneInfo(tz)).replace(tzinfo=None, microsecond=0)
+
+
+def transition(
+    conn: sa.Connection,
+    catalog: Any,
+    warning_ids: Sequence[str],
+    status: str,
+    *,
+    actor: str,
+    detail: str | None = None,
+    at: datetime,
+    extra: dict[str, Any] | None = None,
+) -> list[str]:
+    """Move warnings to ``status`` where their current status allows it; returns those that moved.
+
+    Pushing or acknowledging an overdue warning records the time but leaves it overdue. ``extra`` sets more
+    state columns (push_id, disposition_id, close_reason).
+    """
+    if status not in _FROM:
+        raise WarningError(f"no transition to {status!r}; one of {', '.join(_FROM)}")
+    w = warning_table(catalog)
+    stamp_only = status in ("pushed", "acknowledged")
+    moved: list[str] = []
+    for chunk in _chunks(list(dict.fromkeys(warning_ids)), 500):
+        allowed = (*_FROM[status], "overdue") if stamp_only else _FROM[status]
+        stamp = warning_state.c[_STAMP[status]]
+        unstamped = sa.select(warning_state.c.warning_id).where(warning_state.c.warning_id.in_(chunk), stamp.is_(None))
+        rows = conn.execute(
+            sa.select(w.c.warning_id, w.c.status).where(w.c.warning_id.in_(unstamped), w.c.status.in_(allowed))
+        ).all()
+        ids = [r.warning_id for r in rows]
+        if not ids:
+            continue
+        fresh = [r.warning_id for r in rows if r.status != "overdue"] if stamp_only else ids
+        if fresh:
+            conn.execute(sa.update(w).where(w.c.warning_id.in_(fresh)).values(status=status, updated_at=at))
+        if stamp_only and len(fresh) != len(ids):
+            conn.execute(sa.update(w).where(w.c.warning_id.in_(ids)).values(updated_at=at))
+        conn.execute(
+            sa.update(warning_state)
+            .where(warning_state.c.warning_id.in_(ids), stamp.is_(None))
+            .values({stamp.name: at, **(extra or {})})
+        )
+        conn.execute(
+            sa.insert(warning_event),
+            [{"warning_id": i, "status": status, "at": at, "actor": actor, "detail": detail} for i in ids],
+        )
+        moved += ids
+    return moved
+
+
+@dataclass
+class RuleCount:
+    matched: int = 0
+    raised: int = 0
+    closed: int = 0
+    open: int = 0
+
+
+@dataclass
+class MonitorResult:
+    run_id: str
+    as_of: date
+    counts: dict[str, RuleCount] = field(default_factory=dict)
+    overdue: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """Counts only: safe for logs and XCom."""
+        return {
+            "run_id": self.run_id,
+            "as_of": self.as_of.isoformat(),
+            "overdue": self.overdue,
+            "rules": {k: vars(v) for k, v in self.counts.items()},
+        }
+
+
+def run_monitor(
+    engine: sa.Engine, rules: Sequence[Rule], catalog: Any, *, as_of: date, now: datetime | None = None
+) -> MonitorResult:
+    """Evaluate every rule and bring the warnings up to date in one transaction: all of a run or none of it."""
+    now = now or city_now()
+    run_id = str(uuid.uuid4())
+    result = MonitorResult(run_id, as_of)
+    w = warning_table(catalog)
+    with engine.begin() as conn:
+        conn.execute(
+            sa.insert(monitor_run).values(
+                run_id=run_id,
+                as_of=as_of,
+                rules=json.dumps({r.id: r.version for r in rules}),
+                started_at=now,
+            )
+        )
+        for index, rule in enumerate(rules):
+            result.counts[rule.id] = _run_rule(conn, w, Compiled(rule, catalog, as_of), run_id, index, now)
+        overdue = (
+            conn.execute(sa.select(w.c.warning_id).where(w.c.status.in_(_FROM["overdue"]), w.c.due_date < as_of))
+            .scalars()
+            .all()
+        )
+        result.overdue = len(
+            transition(
+                conn, catalog, overdue, "overdue", actor=f"monitor run {run_id}", detail="past its due date", at=now
+            )
+        )
+        conn.execute(
+            sa.update(monitor_run)
+            .where(monitor_run.c.run_id == run_id)
+            .values(counts=json.dumps(result.as_dict()["rules"]), finished_at=city_now())
+        )
+    return result
+
+
+def _open_or_blocking(rule_id: str) -> sa.ColumnElement[bool]:
+    """A warning that keeps the same (person, rule) from being raised again: open, or disposed while the
+    condition still holds."""
+    ws = warning_state
+    return sa.and_(
+        ws.c.rule_id == rule_id,
+        ws.c.closed_at.is_(None),
+        sa.or_(ws.c.disposed_at.is_(None), ws.c.condition_cleared_at.is_(None)),
+    )
+
+
+def _run_rule(
+    conn: sa.Connection, w: sa.Table, compiled: Compiled, run_id: str, index: int, now: datetime
+) -> RuleCount:
+    rule = compiled.rule
+    count = RuleCount()
+    matches = compiled.matches().subquery("m")
+    count.matched = conn.execute(sa.select(sa.func.count()).select_from(matches)).scalar_one()
+    ws = warning_state
+    blocked = sa.exists().where(_open_or_blocking(rule.id), ws.c.subject_token == matches.c.subject_token)
+    prefix = f"W{compiled.as_of:%Y%m%d}{run_id[:6]}{index:02d}-"
+    number = sa.func.row_number().over(order_by=matches.c.subject_token)
+    summary = rule.summary_text()
+    due = compiled.as_of + timedelta(days=rule.due_days)
+    new = sa.select(
+        (sa.literal(prefix, sa.String) + sa.cast(number, sa.String)).label("warning_id"),
+        sa.literal(rule.id, sa.String).label("rule_id"),
+        sa.literal(rule.hardship_type, sa.String).label("hardship_type"),
+        sa.literal(rule.department, sa.String).label("target_department"),
+        sa.literal(rule.urgency.value, sa.String).label("urgency"),
+        matches.c.subject_token.label("id_number_token"),
+        matches.c.id_number_enc,
+        matches.c.id_number_masked,
+        matches.c.name_enc,
+        matches.c.name_masked,
+        matches.c.household_id_token,
+        matches.c.low_income_category,
+        matches.c.district_code,
+        matches.c.street_code,
+        sa.literal(summary, sa.String).label("summary"),
+        sa.literal(now, sa.DateTime).label("raised_at"),
+        sa.literal(due, sa.Date).label("due_date"),
+        sa.literal("raised", sa.String).label("status"),
+        sa.literal(now, sa.DateTime).label("updated_at"),
+        sa.literal(run_id, sa.String).label("_batch_id"),
+        sa.literal(run_id, sa.String).label("_row_digest"),
+    ).where(~blocked)
+    names = [c.name for c in new.selected_columns]
+    conn.execute(sa.insert(w).from_select(names, new))
+    count.raised = conn.execute(
+        sa.select(sa.func.count()).where(w.c._batch_id == run_id, w.c.rule_id == rule.id)
+    ).scalar_one()
+    if count.raised:
+        conn.execute(
+            sa.insert(ws).from_select(
+                [
+                    "warning_id",
+                    "rule_id",
+                    "rule_version",
+                    "subject_token",
+                    "department",
+                    "raised_run",
+                    "last_matched_run",
+                ],
+                sa.select(
+                    w.c.warning_id,
+                    sa.literal(rule.id, sa.String),
+                    sa.literal(rule.version, sa.String),
+                    w.c.id_number_token,
+                    sa.literal(rule.department, sa.String),
+                    sa.literal(run_id, sa.String),
+                    sa.literal(run_id, sa.String),
+                ).where(w.c._batch_id == run_id, w.c.rule_id == rule.id),
+            )
+        )
+        conn.execute(
+            sa.insert(warning_event).from_select(
+                ["warning_id", "status", "at", "actor", "detail"],
+                sa.select(
+                    w.c.warning_id,
+                    sa.literal("raised", sa.String),
+                    sa.literal(now, sa.DateTime),
+                    sa.literal(f"monitor run {run_id}", sa.String),
+                    sa.literal(f"rule {rule.id} {rule.version}", sa.String),
+                ).where(w.c._batch_id == run_id, w.c.rule_id == rule.id),
+            )
+        )
+    matched_tokens = sa.select(matches.c.subject_token)
+    conn.execute(
+        sa.update(ws)
+        .where(_open_or_blocking(rule.id), ws.c.subject_token.in_(matched_tokens))
+        .values(last_matched_run=run_id)
+    )
+    # Warnings whose condition went away: open ones close with the reason; disposed ones stop blocking.
+    gone = conn.execute(
+        sa.select(ws.c.warning_id, ws.c.subject_token, ws.c.disposed_at).where(
+            _open_or_blocking(rule.id), ws.c.last_matched_run != run_id
+        )
+    ).all()
+    if gone:
+        reasons = _why_gone(conn, compiled, [g.subject_token for g in gone])
+        cleared = [g.warning_id for g in gone if g.disposed_at is not None]
+        for chunk in _chunks(cleared, 500):
+            conn.execute(sa.update(ws).where(ws.c.warning_id.in_(chunk)).values(condition_cleared_at=now))
+        by_reason: dict[str, list[str]] = {}
+        for g in gone:
+            if g.disposed_at is None:
+                by_reason.setdefault(reasons[g.subject_token], []).append(g.warning_id)
+        for reason, ids in by_reason.items():
+            count.closed += len(
+                transition(
+                    conn,
+                    compiled._catalog,
+                    ids,
+                    "closed",
+                    actor=f"monitor run {run_id}",
+                    detail=reason,
+                    at=now,
+                    extra={"close_reason": reason},
+                )
+            )
+    count.open = conn.execute(
+        sa.select(sa.func.count()).select_from(w).where(w.c.rule_id == rule.id, w.c.status.in_(OPEN))
+    ).scalar_one()
+    return count
+
+
+def _why_gone(conn: sa.Connection, compiled: Compiled, tokens: list[str]) -> dict[str, str]:
+    """For each person no longer flagged, the first condition of the rule that stopped holding."""
+    reasons: dict[str, str] = {}
+    left = set(tokens)
+    for part in compiled.parts:
+        if not left:
+            break
+        holding: set[str] = set()
+        for chunk in _chunks(sorted(left), 500):
+            holding |= set(conn.execute(compiled.holding(part, chunk)).scalars())
+        for token in left - holding:
+            reasons[token] = f"condition no longer met: {part.describe(False)}"
+        left &= holding
+    for token in left:  # every part holds on its own (e.g. the subject row changed between parts)
+        reasons[token] = "condition no longer met"
+    return reasons
+
+
+def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def monitor(settings: Any, *, as_of: date | None = None, rule_ids: Sequence[str] | None = None) -> MonitorResult:
+    """One monitoring run with the deployment's settings: its rules, params, catalogue and central database."""
+    from lidm.central import db
+    from lidm.contracts.load import load_catalog
+    from lidm.monitor.rules import load_rules
+
+    catalog = load_catalog(settings.contracts_dir)
+    rules = load_rules(settings.rules_dir, catalog=catalog, params=settings.rule_params)
+    if rule_ids:
+        unknown = set(rule_ids) - {r.id for r in rules}
+        if unknown:
+            raise WarningError(f"no rule {', '.join(sorted(unknown))}; see `lidm monitor rules`")
+        rules = [r for r in rules if r.id in rule_ids]
+    now = city_now(settings.timezone)
+    engine = db.connect(settings)
+    try:
+        db.migrate(engine)
+        return run_monitor(engine, rules, catalog, as_of=as_of or now.date(), now=now)
+    finally:
+        engine.dispose()

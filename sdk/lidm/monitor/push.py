@@ -1,0 +1,384 @@
+"""Push new warnings to the departments that must act, each seeing only what its grant allows.
+
+For each department: the warnings targeted at it that were never pushed (pushed_at empty) and are raised or
+overdue. Each row carries only the fields of the department's grant on platform.warning, at the grant's level
+(clear: the clear column or the decrypted ``_enc`` one; masked: ``_masked``; token: ``_token``). A folder or
+SFTP channel gets one CSV per push (UTF-8 with BOM, header = contract field names) and then a
+``<name>.manifest.json`` with the row count and sha256, both written atomically; a table channel gets the rows
+upserted by warning_id in one transaction. Then, in one central transaction, the push is recorded in
+``lidm_push`` and the warnings move to pushed.
+
+Delivery is at-least-once, keyed by warning_id. The file (or the department's commit) comes first and the
+central commit second: a crash in between leaves the warnings unpushed, so the next push sends them again in
+a new file (a table channel upserts them again). A receiver therefore treats warning_id as the key and a
+second copy as a replacement. The other order could lose warnings (marked pushed, never delivered). Two push
+processes running at once for one department can likewise send a warning twice; Airflow runs one at a time.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import sqlalchemy as sa
+from cryptography.exceptions import InvalidTag
+
+from lidm.central import db
+from lidm.central.schema import push as push_table
+from lidm.central.schema import warning_state
+from lidm.config import Settings
+from lidm.contracts.load import ContractCatalog, load_catalog
+from lidm.contracts.model import Contract, Field, Grant, GrantLevel, Protection
+from lidm.errors import ConfigError, KeyringError, LidmError
+from lidm.keys import load_keyring
+from lidm.monitor.channels import OUTBOX, ChannelError, FileChannel, TableChannel, open_channel
+from lidm.monitor.lifecycle import WARNING_CONTRACT, city_now, transition, warning_table
+from lidm.protect import Protector
+
+log = logging.getLogger("lidm.monitor.push")
+PUSHABLE = ("raised", "overdue")
+MANIFEST_SUFFIX = ".manifest.json"
+
+
+class PushFailed(ChannelError):
+    """Some departments could not be pushed to; the others were. ``results`` has every department's result."""
+
+    def __init__(self, results: list[PushResult], failures: list[tuple[str, LidmError]]) -> None:
+        self.results = results
+        super().__init__("; ".join(f"push to {d} failed: {exc}" for d, exc in failures))
+
+
+@dataclass
+class PushResult:
+    """One department's push: counts and names only, safe for logs and XCom."""
+
+    department: str
+    status: str  # pushed | nothing | no_grant | failed
+    channel: str | None = None  # folder | sftp | table
+    target: str | None = None  # file or table, never a credential
+    push_id: str | None = None
+    warnings: int = 0
+    fields: dict[str, str] = field(default_factory=dict)  # field -> level sent
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def departments_of(catalog: ContractCatalog) -> list[str]:
+    """Departments a warning can target: the warning contract's target_department codes."""
+    return list(catalog[WARNING_CONTRACT].field("target_department").enum or ())
+
+
+def warning_grant(catalog: ContractCatalog, department: str) -> Grant | None:
+    """The department's grant on platform.warning: its own grant first, else one through a group."""
+    contract = catalog[WARNING_CONTRACT]
+    direct = [g for g in contract.grants if g.consumer == department]
+    if direct:
+        return direct[0]
+    if catalog.consumers is None or department not in catalog.consumers.members:
+        return None
+    via = [g for c, g in catalog.grants_for(department) if c.id == contract.id]
+    return via[0] if via else None
+
+
+def granted_fields(contract: Contract, grant: Grant) -> list[tuple[Field, GrantLevel]]:
+    """The fields a grant sends, in contract order, each at its level; refuses a level the field cannot give."""
+    out = []
+    for f in contract.fields:
+        if f.name not in grant.fields:
+            continue
+        level = GrantLevel(grant.fields[f.name])
+        need = {
+            GrantLevel.TOKEN: (Protection.TOKEN,),
+            GrantLevel.MASKED: (Protection.MASK,),
+            GrantLevel.CLEAR: (Protection.CLEAR, Protection.ENCRYPT),
+        }[level]
+        if not any(p in f.protection for p in need):
+            raise ConfigError(
+                f"{contract.id}: grant to {grant.consumer} gives {f.name} {level.value}, but the field is stored "
+                f"as {', '.join(p.value for p in f.protection)}; run `lidm contracts lint`"
+            )
+        out.append((f, level))
+    return out
+
+
+def push_warnings(
+    settings: Settings, *, departments: Sequence[str] | None = None, now: datetime | None = None
+) -> list[PushResult]:
+    """Send every department (or those named) its new warnings through its channel; one result per department."""
+    catalog = load_catalog(settings.contracts_dir)
+    known = departments_of(catalog)
+    unknown = sorted(set(departments or ()) - set(known))
+    if unknown:
+        raise ConfigError(f"no department {', '.join(unknown)}; one of {', '.join(known)}")
+    now = now or city_now(settings.timezone)
+    keyring = load_keyring(settings)
+    engine = db.connect(settings)
+    try:
+        if not db.is_current(engine):
+            db.migrate(engine)
+        pusher = _Pusher(settings, catalog, Protector(catalog[WARNING_CONTRACT], keyring), engine, now)
+        targets = list(departments or known)
+        results: list[PushResult] = []
+        failures: list[tuple[str, LidmError]] = []
+        for department in targets:
+            try:
+                results.append(pusher.push(department))
+            except LidmError as exc:
+                if len(targets) == 1:
+                    raise  # one department asked (an Airflow task): its own error, retryable or not
+                log.warning("push to %s failed, nothing recorded for it: %s", department, exc)
+                failures.append((department, exc))
+                results.append(PushResult(department, "failed", reason=str(exc)))
+        if failures:
+            raise PushFailed(results, failures)
+        return results
+    finally:
+        engine.dispose()
+
+
+@dataclass
+class _Pusher:
+    settings: Settings
+    catalog: ContractCatalog
+    protector: Protector
+    engine: sa.Engine
+    now: datetime
+    _sealed_by: dict[tuple[str, str], str] = field(default_factory=dict)
+    _rule_subjects: dict[str, str] | None = None
+
+    def push(self, department: str) -> PushResult:
+        contract = self.catalog[WARNING_CONTRACT]
+        grant = warning_grant(self.catalog, department)
+        if grant is None:
+            pending = self._pending_count(department)
+            reason = f"no grant to {department} on {WARNING_CONTRACT}; {pending} warning(s) wait" if pending else None
+            if pending:
+                log.warning("push to %s: %s", department, reason)
+            return PushResult(department, "no_grant" if pending else "nothing", reason=reason)
+        fields = granted_fields(contract, grant)
+        levels = {f.name: level.value for f, level in fields}
+        rows = self._pending(department)
+        if not rows:
+            return PushResult(department, "nothing", fields=levels)
+        push_id = str(uuid.uuid4())
+        records = [self._record(r, fields) for r in rows]
+        header = [f.name for f, _ in fields]
+        body = warnings_csv(header, records)
+        digest = hashlib.sha256(body).hexdigest()
+        with open_channel(self.settings, department) as channel:
+            if isinstance(channel, TableChannel):
+                target = self._to_table(channel, fields, records, push_id)
+            else:
+                target = self._to_folder(channel, department, header, body, digest, push_id, levels, len(rows))
+        ids = [r["warning_id"] for r in rows]
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.insert(push_table).values(
+                    push_id=push_id,
+                    department=department,
+                    channel=channel.kind,
+                    target=target,
+                    warnings=len(rows),
+                    content_digest=digest,
+                    fields=json.dumps(levels),
+                    pushed_at=self.now,
+                )
+            )
+            transition(
+                conn,
+                self.catalog,
+                ids,
+                "pushed",
+                actor=f"push {push_id}",
+                detail=f"to {department} via {channel.kind}",
+                at=self.now,
+                extra={"push_id": push_id},
+            )
+        log.info("push %s: %d warning(s) to %s via %s (%s)", push_id, len(rows), department, channel.kind, target)
+        return PushResult(department, "pushed", channel.kind, target, push_id, len(rows), levels)
+
+    def _where_pending(self, w: sa.Table, department: str) -> sa.ColumnElement[bool]:
+        return sa.and_(
+            w.c.target_department == department, warning_state.c.pushed_at.is_(None), w.c.status.in_(PUSHABLE)
+        )
+
+    def _pending(self, department: str) -> list[sa.RowMapping]:
+        w = warning_table(self.catalog)
+        query = (
+            sa.select(w)
+            .join(warning_state, warning_state.c.warning_id == w.c.warning_id)
+            .where(self._where_pending(w, department))
+            .order_by(w.c.warning_id)
+        )
+        with self.engine.connect() as conn:
+            return list(conn.execute(query).mappings())
+
+    def _pending_count(self, department: str) -> int:
+        w = warning_table(self.catalog)
+        query = (
+            sa.select(sa.func.count())
+            .select_from(w.join(warning_state, warning_state.c.warning_id == w.c.warning_id))
+            .where(self._where_pending(w, department))
+        )
+        with self.engine.connect() as conn:
+            return conn.execute(query).scalar_one()
+
+    def _record(self, row: sa.RowMapping, fields: list[tuple[Field, GrantLevel]]) -> dict[str, Any]:
+        """One warning as the department receives it: granted fields at their level, status as after the push."""
+        out: dict[str, Any] = {}
+        for f, level in fields:
+            if f.name == "status":
+                value: Any = "pushed" if row["status"] == "raised" else row["status"]
+            elif f.name == "updated_at":
+                value = self.now
+            elif level is GrantLevel.TOKEN:
+                value = row[f"{f.name}_token"]
+            elif level is GrantLevel.MASKED:
+                value = row[f"{f.name}_masked"]
+            elif Protection.CLEAR in f.protection:
+                value = row[f.name]
+            else:
+                value = self._decrypt(row, f)
+            out[f.name] = value
+        return out
+
+    def _decrypt(self, row: sa.RowMapping, f: Field) -> str | None:
+        """Open a sealed value. A warning copies its subject row's ciphertext, which stays bound to the subject
+        feed's contract (see Protector.encrypt), so the rule's subject contract is tried after the warning's."""
+        sealed = row[f"{f.name}_enc"]
+        if sealed is None:
+            return None
+        rule = row["rule_id"]
+        for contract_id in self._sealers(rule, f.name):
+            try:
+                value = Protector(self.catalog[contract_id], self.protector.keyring).decrypt(sealed, f.name)
+            except (InvalidTag, ValueError):
+                continue
+            self._sealed_by[(rule, f.name)] = contract_id
+            return value
+        raise KeyringError(
+            f"warning {row['warning_id']}: {f.name} cannot be decrypted with this keyring (key id "
+            f"{sealed.partition(':')[0]}); the keyring must hold the key the warning was sealed with"
+        )
+
+    def _sealers(self, rule_id: str, field_name: str) -> list[str]:
+        """Contracts whose binding a warning's ciphertext may carry, likeliest first."""
+        first = [self._sealed_by.get((rule_id, field_name)), WARNING_CONTRACT, self._subjects().get(rule_id)]
+        rest = [
+            c.id
+            for c in self.catalog
+            if any(f.name == field_name and Protection.ENCRYPT in f.protection for f in c.fields)
+        ]
+        return [c for c in dict.fromkeys(first + rest) if c is not None and c in self.catalog]
+
+    def _subjects(self) -> dict[str, str]:
+        if self._rule_subjects is None:
+            from lidm.monitor.rules import load_rules
+
+            try:
+                rules = load_rules(self.settings.rules_dir, catalog=self.catalog, params=self.settings.rule_params)
+                self._rule_subjects = {r.id: r.subject.feed for r in rules}
+            except LidmError:
+                self._rule_subjects = {}
+        return self._rule_subjects
+
+    def _to_folder(
+        self,
+        channel: FileChannel,
+        department: str,
+        header: list[str],
+        body: bytes,
+        digest: str,
+        push_id: str,
+        levels: dict[str, str],
+        count: int,
+    ) -> str:
+        channel.prepare()
+        name = f"warnings_{department}_{self.now:%Y%m%dT%H%M%S}_{push_id[:8]}.csv"
+        target = channel.put(OUTBOX, name, body)
+        manifest = {
+            "push_id": push_id,
+            "department": department,
+            "contract": WARNING_CONTRACT,
+            "contract_version": self.catalog[WARNING_CONTRACT].version,
+            "file": name,
+            "rows": count,
+            "sha256": digest,
+            "encoding": "utf-8-sig",
+            "fields": levels,
+            "key": "warning_id",
+            "pushed_at": self.now.isoformat(sep=" "),
+        }
+        # Written after the data: a file without its manifest is still being delivered.
+        channel.put(OUTBOX, name.removesuffix(".csv") + MANIFEST_SUFFIX, json.dumps(manifest, indent=2).encode())
+        return target
+
+    def _to_table(
+        self, channel: TableChannel, fields: list[tuple[Field, GrantLevel]], records: list[dict[str, Any]], push_id: str
+    ) -> str:
+        table = channel.warning_table(fields)
+        rows = [r | {"push_id": push_id, "pushed_at": self.now} for r in records]
+        with channel.begin("upsert the pushed warnings") as conn:
+            channel.ensure(conn, table)
+            upsert(conn, table, rows, key="warning_id")
+            channel.ensure(conn, channel.disposition_table(self.catalog["platform.disposition"]))
+        return channel.where
+
+
+def upsert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], *, key: str) -> None:
+    """Insert new keys, update existing ones (only the columns given): portable to any SQLAlchemy database."""
+    if not rows:
+        return
+    existing: set[Any] = set()
+    keys = [r[key] for r in rows]
+    for start in range(0, len(keys), 500):
+        chunk = keys[start : start + 500]
+        existing |= set(conn.execute(sa.select(table.c[key]).where(table.c[key].in_(chunk))).scalars())
+    new = [r for r in rows if r[key] not in existing]
+    old = [r for r in rows if r[key] in existing]
+    if new:
+        conn.execute(sa.insert(table), new)
+    if old:
+        cols = [c for c in old[0] if c != key]
+        stmt = (
+            sa.update(table)
+            .where(table.c[key] == sa.bindparam("_key"))
+            .values({c: sa.bindparam(f"_v_{c}") for c in cols})
+        )
+        conn.execute(stmt, [{"_key": r[key]} | {f"_v_{c}": r[c] for c in cols} for r in old])
+
+
+def text_value(value: Any) -> str:
+    """A value as written in a channel file: ISO dates and times, plain decimals, empty for none."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f")
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def warnings_csv(header: list[str], records: list[dict[str, Any]]) -> bytes:
+    """A channel CSV: UTF-8 with BOM (office tools open it right), CRLF lines, header = contract field names."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(header)
+    for r in records:
+        writer.writerow([text_value(r.get(h)) for h in header])
+    return ("\ufeff" + buf.getvalue()).encode("utf-8")

@@ -1,0 +1,587 @@
+"""The analyst's report: one self-contained HTML file (plotly.js inside) of the monitoring loop's figures.
+
+What a civil-affairs analyst opens offline: warnings by rule, department, district and category; overdue
+warnings; what departments answered; assistance totals; the needs list and a sample of the happiness list.
+Labels come from the contracts' enum labels (Chinese) with the code in English beside them. Only counts, sums,
+masked id numbers and shortened household tokens reach the file: the statistics never read a personal value.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import plotly.graph_objects as go
+import sqlalchemy as sa
+from plotly.offline import get_plotlyjs
+
+from lidm.monitor import stats
+from lidm.monitor.happiness import ASSISTANCE_CONTRACT, build_assistance_records
+from lidm.monitor.lifecycle import WARNING_CONTRACT
+
+FONT = "PingFang SC, Microsoft YaHei, Noto Sans CJK SC, Source Han Sans SC, sans-serif"
+# Twelve distinct colours, one per kind of assistance in the contract's order.
+PALETTE = (
+    "#4e79a7", "#f28e2b", "#e15759", "#76b7b2", "#59a14f", "#edc948",
+    "#b07aa1", "#ff9da7", "#9c755f", "#bab0ac", "#17becf", "#8c564b",
+)  # fmt: skip
+STATUS_COLOURS = {"open": "#f28e2b", "overdue": "#e15759", "disposed": "#59a14f", "closed": "#bab0ac"}
+# Which contract field's enum labels name each kind of code in the report.
+LABEL_FIELDS = {
+    "department": (WARNING_CONTRACT, "target_department"),
+    "hardship": (WARNING_CONTRACT, "hardship_type"),
+    "category": (WARNING_CONTRACT, "low_income_category"),
+    "urgency": (WARNING_CONTRACT, "urgency"),
+    "warning_status": (WARNING_CONTRACT, "status"),
+    "kind": (ASSISTANCE_CONTRACT, "assistance_kind"),
+    "disbursement": (ASSISTANCE_CONTRACT, "disbursement_status"),
+    "source": (ASSISTANCE_CONTRACT, "source"),
+    "outcome": ("platform.disposition", "outcome"),
+}
+
+
+class Labels:
+    """Chinese label and English code of every code the report shows, from the contracts' enums."""
+
+    def __init__(self, catalog: Any, rule_titles: dict[str, str] | None = None) -> None:
+        self._labels: dict[str, dict[str, str]] = {}
+        for kind, (contract_id, field_name) in LABEL_FIELDS.items():
+            if contract_id not in catalog:
+                continue
+            f = catalog[contract_id].field(field_name)
+            self._labels[kind] = {v: lab for v, lab in zip(f.enum or (), f.enum_labels or (), strict=False) if lab}
+        self.rule_titles = rule_titles or {}
+        kinds = list(self._labels.get("kind", {}))
+        self._colours = {k: PALETTE[i % len(PALETTE)] for i, k in enumerate(kinds)}
+
+    def __call__(self, kind: str, code: str | None) -> str:
+        """'医疗救助 / medical assistance'; an empty code is '（空）/ none'."""
+        if not code:
+            return "未在册 / not on the roster" if kind == "category" else "（空）/ none"
+        zh = self._labels.get(kind, {}).get(code)
+        en = code.replace("_", " ")
+        return f"{zh} / {en}" if zh else code
+
+    def order(self, kind: str) -> Any:
+        """Sort key putting codes in their contract's order (unknown codes last)."""
+        codes = list(self._labels.get(kind, {}))
+        return lambda code: (codes.index(code) if code in codes else len(codes), code)
+
+    def colour(self, kind_code: str) -> str:
+        return self._colours.get(kind_code, "#999999")
+
+    def rule(self, rule_id: str) -> str:
+        return self.rule_titles.get(rule_id, rule_id)
+
+    def rule_short(self, rule_id: str) -> str:
+        """The Chinese half of a rule's title (short enough for a chart axis), else its id."""
+        return self.rule_titles.get(rule_id, rule_id).split(" / ")[0]
+
+
+@dataclass
+class ReportData:
+    """Everything the report shows, gathered in one read-only transaction."""
+
+    overview: stats.Overview
+    warnings: dict[str, dict[str, stats.WarningCounts]]
+    overdue: dict[str, stats.OverdueCount]
+    outcomes: dict[str, dict[str, int]]
+    totals: list[stats.AssistanceTotal]
+    needs_by_hardship: dict[str, stats.NeedCount]
+    needs: list[stats.HouseholdNeeds]
+    chains: list[stats.HouseholdChain]
+    run: stats.RunCounts | None
+
+
+def collect(conn: sa.Connection, catalog: Any, *, top: int = 20, sample: int = 10) -> ReportData:
+    """The report's figures: counts per dimension, the ``top`` households in need, a ``sample`` of chains."""
+    return ReportData(
+        overview=stats.overview(conn, catalog),
+        warnings={by: stats.warning_counts(conn, catalog, by) for by in ("rule", "department", "district", "category")},
+        overdue=stats.overdue_by_department(conn, catalog),
+        outcomes=stats.disposition_outcomes(conn, catalog),
+        totals=stats.assistance_totals(conn, catalog),
+        needs_by_hardship=stats.needs_by_hardship(conn, catalog),
+        needs=stats.needs_list(conn, catalog, limit=top),
+        chains=stats.happiness_list(conn, catalog, limit=sample),
+        run=stats.latest_run(conn),
+    )
+
+
+# --------------------------------------------------------------------------- charts
+
+
+def _layout(fig: go.Figure, title: str, *, height: int = 380, horizontal: bool = False) -> go.Figure:
+    fig.update_layout(
+        title={"text": title, "font": {"size": 15}},
+        font={"family": FONT, "size": 12},
+        barmode="stack",
+        height=height,
+        margin={"l": 10, "r": 10, "t": 50, "b": 10},
+        legend={"orientation": "h", "y": -0.15},
+        plot_bgcolor="#fafafa",
+    )
+    if horizontal:
+        fig.update_yaxes(autorange="reversed", automargin=True)
+    else:
+        fig.update_xaxes(automargin=True)
+    return fig
+
+
+def _chart(fig: go.Figure | None, div_id: str) -> str:
+    if fig is None:
+        return '<p class="empty">暂无数据 / no data yet</p>'
+    return fig.to_html(
+        full_html=False,
+        include_plotlyjs=False,
+        div_id=div_id,
+        config={"displaylogo": False, "responsive": True},
+    )
+
+
+def _warnings_chart(counts: dict[str, stats.WarningCounts], title: str, label: Any) -> go.Figure | None:
+    if not counts:
+        return None
+    names = [label(k) for k in counts]
+    fig = go.Figure()
+    parts = (
+        ("open", "未办结 / open", lambda c: c.open - c.overdue),
+        ("overdue", "已逾期 / overdue", lambda c: c.overdue),
+        ("disposed", "已办结 / disposed", lambda c: c.disposed),
+        ("closed", "条件消失关闭 / closed", lambda c: c.closed),
+    )
+    for key, name, value in parts:
+        fig.add_bar(
+            y=names, x=[value(c) for c in counts.values()], name=name, orientation="h", marker_color=STATUS_COLOURS[key]
+        )
+    return _layout(fig, title, height=max(260, 60 + 28 * len(names)), horizontal=True)
+
+
+def _overdue_chart(overdue: dict[str, stats.OverdueCount], labels: Labels) -> go.Figure | None:
+    if not overdue:
+        return None
+    names = [labels("department", d) for d in overdue]
+    fig = go.Figure()
+    fig.add_bar(x=names, y=[c.now for c in overdue.values()], name="当前逾期 / overdue now", marker_color="#e15759")
+    fig.add_bar(x=names, y=[c.ever for c in overdue.values()], name="曾逾期 / ever overdue", marker_color="#f1a9a0")
+    fig = _layout(fig, "逾期预警（按部门）/ Overdue warnings by department")
+    fig.update_layout(barmode="group")
+    return fig
+
+
+def _outcome_chart(outcomes: dict[str, dict[str, int]], labels: Labels) -> go.Figure | None:
+    if not outcomes:
+        return None
+    names = [labels("department", d) for d in outcomes]
+    codes = sorted({o for per in outcomes.values() for o in per})
+    fig = go.Figure()
+    for code in codes:
+        fig.add_bar(x=names, y=[per.get(code, 0) for per in outcomes.values()], name=labels("outcome", code))
+    return _layout(fig, "处置结果（按部门）/ Disposition outcomes by department")
+
+
+def _totals_chart(totals: list[stats.AssistanceTotal], labels: Labels, *, what: str, title: str) -> go.Figure | None:
+    """Stacked bars per department, one colour per kind of assistance (the same colour in every report)."""
+    if not any(getattr(t, what) for t in totals):
+        return None
+    depts = list(dict.fromkeys(t.department for t in totals))
+    names = [labels("department", d) for d in depts]
+    fig = go.Figure()
+    for kind in sorted({t.kind for t in totals}, key=labels.order("kind")):
+        by_dept = {t.department: getattr(t, what) for t in totals if t.kind == kind}
+        fig.add_bar(
+            y=names,
+            x=[by_dept.get(d, 0) for d in depts],
+            name=labels("kind", kind),
+            orientation="h",
+            marker_color=labels.colour(kind),
+        )
+    fig = _layout(fig, title, height=max(300, 120 + 34 * len(depts)), horizontal=True)
+    fig.update_xaxes(tickformat=",.0f")
+    return fig
+
+
+def _needs_chart(needs: dict[str, stats.NeedCount], labels: Labels) -> go.Figure | None:
+    if not needs:
+        return None
+    names = [labels("hardship", h) for h in needs]
+    fig = go.Figure()
+    fig.add_bar(y=names, x=[n.warnings for n in needs.values()], name="未办结预警 / open warnings", orientation="h")
+    fig.add_bar(y=names, x=[n.households for n in needs.values()], name="涉及户数 / households", orientation="h")
+    fig = _layout(fig, "需求清单：按困难类型 / Needs by hardship type", horizontal=True)
+    fig.update_layout(barmode="group", height=max(260, 60 + 40 * len(names)))
+    return fig
+
+
+# --------------------------------------------------------------------------- tables and page
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _num(value: float | int) -> str:
+    return f"{value:,.2f}" if isinstance(value, float) else f"{value:,}"
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, numeric: Sequence[int] = ()) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = []
+    for row in rows:
+        cells = []
+        for i, v in enumerate(row):
+            text = _num(v) if isinstance(v, int | float) and not isinstance(v, bool) else _e(v)
+            cells.append(f'<td class="num">{text}</td>' if i in numeric else f"<td>{text}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    if not body:
+        return '<p class="empty">暂无数据 / no data yet</p>'
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _household(key: str) -> str:
+    """A household's key shortened for reading: kind (户 H / 人 P) and the first characters of its token."""
+    kind, _, token = key.partition(":")
+    return f"{kind}:{token[:10]}"
+
+
+def _section(anchor: str, title: str, why: str, *content: str) -> str:
+    return f'<section id="{anchor}"><h2>{_e(title)}</h2><p class="why">{_e(why)}</p>{"".join(content)}</section>'
+
+
+SECTIONS = (
+    ("overview", "概览 / Overview"),
+    ("warnings", "预警分布 / Warnings"),
+    ("overdue", "逾期预警 / Overdue warnings"),
+    ("dispositions", "处置结果 / Disposition outcomes"),
+    ("assistance", "救助汇总 / Assistance totals"),
+    ("needs", "需求清单 / Needs list"),
+    ("happiness", "幸福清单样本 / Happiness list sample"),
+    ("rules", "规则计数 / Per-rule counts"),
+)
+
+
+def render(data: ReportData, labels: Labels, *, generated_at: datetime) -> str:
+    """The whole report as one HTML page with plotly.js embedded (opens offline)."""
+    o = data.overview
+    title = dict(SECTIONS)
+    cards = [
+        ("受助户（人）/ households assisted", _num(o.households_assisted)),
+        ("救助记录 / assistance records", _num(o.assistance_records)),
+        ("救助金额（元）/ amount (yuan)", _num(o.assistance_amount)),
+        ("未办结预警 / open warnings", _num(o.open_warnings)),
+        ("已逾期 / overdue", _num(o.overdue_warnings)),
+        ("待帮扶户（人）/ households in need", _num(o.households_in_need)),
+        ("已采纳处置反馈 / dispositions applied", _num(o.dispositions_applied)),
+    ]
+    overview = '<div class="cards">' + "".join(
+        f'<div class="card"><div class="v">{v}</div><div class="k">{_e(k)}</div></div>' for k, v in cards
+    )
+    overview += "</div>"
+    w = data.warnings
+    warnings = '<div class="grid">' + "".join(
+        (
+            _chart(_warnings_chart(w["rule"], "按规则 / by rule", labels.rule_short), "chart-warnings-rule"),
+            _chart(
+                _warnings_chart(w["department"], "按推送部门 / by department", lambda k: labels("department", k)),
+                "chart-warnings-department",
+            ),
+            _chart(
+                _warnings_chart(w["district"], "按区县 / by district", lambda k: k or "（空）/ none"),
+                "chart-warnings-district",
+            ),
+            _chart(
+                _warnings_chart(
+                    w["category"], "按低收入人口类别 / by low-income category", lambda k: labels("category", k)
+                ),
+                "chart-warnings-category",
+            ),
+        )
+    )
+    warnings += "</div>"
+    totals_table = _table(
+        (
+            "部门 / department",
+            "救助项目 / kind",
+            "记录 / records",
+            "户（人）/ households",
+            "金额（元）/ amount",
+            "已撤销 / revoked",
+        ),
+        (
+            (labels("department", t.department), labels("kind", t.kind), t.records, t.households, t.amount, t.revoked)
+            for t in data.totals
+        ),
+        numeric=(2, 3, 4, 5),
+    )
+    needs_table = _table(
+        (
+            "户（人）/ household",
+            "身份证号（脱敏）/ id (masked)",
+            "区县 / district",
+            "类别 / category",
+            "困难类型 / needs",
+            "须办理部门 / departments",
+            "未办结 / open",
+            "已逾期 / overdue",
+            "最早时限 / earliest due",
+        ),
+        (
+            (
+                _household(n.household),
+                "、".join(n.id_numbers_masked),
+                n.district_code,
+                labels("category", n.low_income_category),
+                "；".join(f"{labels('hardship', h)} ×{c}" for h, c in n.needs.items()),
+                "；".join(labels("department", d) for d in n.departments),
+                n.open_warnings,
+                n.overdue,
+                n.earliest_due,
+            )
+            for n in data.needs
+        ),
+        numeric=(6, 7),
+    )
+    chain_rows = []
+    for c in data.chains:
+        for a in c.chain:
+            period = f"{a.period_start or ''} ~ {a.period_end or ''}" if a.period_start or a.period_end else ""
+            chain_rows.append(
+                (
+                    _household(c.household),
+                    a.id_number_masked,
+                    labels("department", a.department),
+                    labels("kind", a.kind),
+                    a.granted_on,
+                    period,
+                    a.amount,
+                    a.in_kind,
+                    labels("disbursement", a.status),
+                    labels("source", a.source),
+                )
+            )
+    chains_table = _table(
+        (
+            "户（人）/ household",
+            "身份证号（脱敏）/ id (masked)",
+            "部门 / department",
+            "救助项目 / kind",
+            "发放日期 / granted",
+            "期间 / period",
+            "金额（元）/ amount",
+            "实物或服务 / in kind",
+            "状态 / status",
+            "来源 / source",
+        ),
+        chain_rows,
+        numeric=(6,),
+    )
+    chain_heads = _table(
+        ("户（人）/ household", "区县 / district", "救助记录 / records", "部门数 / departments", "金额（元）/ amount"),
+        ((_household(c.household), c.district_code, c.records, c.departments, c.amount) for c in data.chains),
+        numeric=(2, 3, 4),
+    )
+    run = data.run
+    rule_table = _table(
+        ("规则 / rule", "说明 / title", "比中 / matched", "新预警 / raised", "关闭 / closed", "未办结 / open"),
+        (
+            (rid, labels.rule(rid), c.get("matched", 0), c.get("raised", 0), c.get("closed", 0), c.get("open", 0))
+            for rid, c in (run.rules.items() if run else ())
+        ),
+        numeric=(2, 3, 4, 5),
+    )
+    run_note = (
+        f"最近一次比对：{run.as_of}（运行 {run.run_id[:8]}）/ latest monitoring run for {run.as_of}"
+        if run
+        else "尚无比对运行 / no monitoring run yet"
+    )
+    body = "".join(
+        (
+            _section(
+                "overview",
+                title["overview"],
+                "全市低收入人口救助与预警的总体情况：多少户得到救助、多少预警待办、多少已逾期。"
+                " / The city at a glance: who was helped, how many warnings wait for a department, how many are late.",
+                overview,
+            ),
+            _section(
+                "warnings",
+                title["warnings"],
+                "大数据比对生成的预警落在哪些规则、部门、区县和人群：看压力集中在哪里。"
+                " / Where the cross-matching warnings fall — by rule, department, district and category — to see where"
+                " the load is.",
+                warnings,
+            ),
+            _section(
+                "overdue",
+                title["overdue"],
+                "超过办理时限仍未反馈的预警，按须办理部门：督办的依据。"
+                " / Warnings past their due date without a disposition, by the department that must act: what to"
+                " follow up.",
+                _chart(_overdue_chart(data.overdue, labels), "chart-overdue"),
+            ),
+            _section(
+                "dispositions",
+                title["dispositions"],
+                "各部门反馈的处置结果（已纳入、已给予救助、不符合条件、已终止、一事一议）：预警是否转化为帮扶。"
+                " / What departments answered (included, granted, not eligible, terminated, referred): whether warnings"
+                " became help.",
+                _chart(_outcome_chart(data.outcomes, labels), "chart-outcomes"),
+            ),
+            _section(
+                "assistance",
+                title["assistance"],
+                "幸福清单汇总：各部门各类救助的记录数、户数与金额（已撤销的不计）：避免遗漏与重复。"
+                " / The happiness list totalled: records, households and money per department and kind (revoked ones"
+                " apart), to spot gaps and double payments.",
+                _chart(
+                    _totals_chart(
+                        data.totals,
+                        labels,
+                        what="amount",
+                        title="救助金额（元）/ Amount (yuan) by department and kind",
+                    ),
+                    "chart-assistance-amount",
+                ),
+                _chart(
+                    _totals_chart(
+                        data.totals,
+                        labels,
+                        what="records",
+                        title="救助记录数（含实物与服务）/ Records, in kind and services included",
+                    ),
+                    "chart-assistance-records",
+                ),
+                totals_table,
+            ),
+            _section(
+                "needs",
+                title["needs"],
+                "仍有未办结预警的家庭及其困难类型、须办理部门：下一步要帮谁、谁来帮。"
+                " / Households with open warnings, their hardship types and the departments that must act: who needs"
+                " help next, and from whom.",
+                _chart(_needs_chart(data.needs_by_hardship, labels), "chart-needs"),
+                needs_table,
+            ),
+            _section(
+                "happiness",
+                title["happiness"],
+                "救助金额最多的若干户的救助链（一户一条救助链），身份证号已脱敏。"
+                " / The assistance chains of the households that received most, one chain per household; id numbers"
+                " masked.",
+                chain_heads,
+                chains_table,
+            ),
+            _section(
+                "rules",
+                title["rules"],
+                "最近一次比对每条规则比中、新生成、关闭和未办结的预警数：规则是否在起作用。"
+                " / Per rule, in the latest run: matched, raised, closed and still open — whether each rule earns its"
+                " keep.",
+                f'<p class="why">{_e(run_note)}</p>',
+                rule_table,
+            ),
+        )
+    )
+    nav = " · ".join(f'<a href="#{a}">{_e(t)}</a>' for a, t in SECTIONS)
+    return f"""<!DOCTYPE html>
+<html lang="zh-CN">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>低收入人口动态监测报告 / Low-income population monitoring report</title>
+<style>{_CSS}</style>
+<script type="text/javascript">{get_plotlyjs()}</script>
+</head>
+<body>
+<header>
+<h1>低收入人口动态监测报告 / Low-income population monitoring report</h1>
+<p class="meta">生成于 / generated {generated_at:%Y-%m-%d %H:%M} · {_e(run_note)}</p>
+<p class="meta">本报告仅含统计数、脱敏身份证号和截短的户令牌，不含姓名或身份证号明文。
+ / Counts, masked id numbers and shortened household tokens only: no name or id number in clear.</p>
+<nav>{nav}</nav>
+</header>
+<main>{body}</main>
+<script>/* charts drawn while the page was still being laid out take their final size now */
+window.addEventListener("load", function () {{ window.dispatchEvent(new Event("resize")); }});</script>
+</body>
+</html>
+"""
+
+
+_CSS = """
+body{font-family:PingFang SC,Microsoft YaHei,Noto Sans CJK SC,sans-serif;margin:0;color:#222;background:#fff}
+header{padding:16px 24px;background:#f4f6f8;border-bottom:1px solid #dde}
+h1{font-size:22px;margin:0 0 6px}
+h2{font-size:18px;margin:28px 0 4px;border-left:4px solid #4e79a7;padding-left:8px}
+main{padding:0 24px 40px}
+nav a{margin-right:4px;color:#2a5d9f;text-decoration:none;font-size:13px}
+.meta,.why{color:#555;font-size:13px;margin:4px 0}
+.cards{display:flex;flex-wrap:wrap;gap:12px;margin-top:10px}
+.card{border:1px solid #dde;border-radius:6px;padding:10px 14px;min-width:150px}
+.card .v{font-size:22px;font-weight:600}
+.card .k{font-size:12px;color:#666}
+.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(460px,1fr));gap:12px}
+.grid>*{min-width:0;overflow:hidden}
+table{border-collapse:collapse;font-size:12px;margin:10px 0;width:100%}
+th,td{border:1px solid #dde;padding:4px 6px;text-align:left;vertical-align:top}
+th{background:#f4f6f8}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+.empty{color:#888;font-style:italic}
+"""
+
+
+def write_report(
+    engine: sa.Engine,
+    catalog: Any,
+    out: Path,
+    *,
+    now: datetime,
+    rule_titles: dict[str, str] | None = None,
+    top: int = 20,
+    sample: int = 10,
+) -> Path:
+    """Gather the figures and write the HTML atomically (a hidden part file renamed into place)."""
+    with engine.connect() as conn:
+        data = collect(conn, catalog, top=top, sample=sample)
+    page = render(data, Labels(catalog, rule_titles), generated_at=now)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    part = out.with_name(f".{out.name}.part")
+    try:
+        with part.open("w", encoding="utf-8") as fh:
+            fh.write(page)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(part, out)
+    finally:
+        part.unlink(missing_ok=True)
+    return out
+
+
+def report(settings: Any, out: Path | None = None, *, rebuild: bool = True, top: int = 20) -> Path:
+    """The report of a deployment: bring the happiness list up to date (unless told not to), then write it.
+
+    Written to ``out``, or ``<home>/reports/lidm-report-<date>.html``.
+    """
+    from lidm.central import db
+    from lidm.contracts.load import load_catalog
+    from lidm.monitor.lifecycle import city_now
+    from lidm.monitor.rules import load_rules
+
+    catalog = load_catalog(settings.contracts_dir)
+    rules = load_rules(settings.rules_dir, catalog=catalog, params=settings.rule_params)
+    now = city_now(settings.timezone)
+    out = out or settings.home / "reports" / f"lidm-report-{now:%Y%m%d}.html"
+    engine = db.connect(settings)
+    try:
+        db.migrate(engine)
+        if rebuild:
+            build_assistance_records(engine, catalog, now=now)
+        return write_report(engine, catalog, out, now=now, rule_titles={r.id: r.title for r in rules}, top=top)
+    finally:
+        engine.dispose()

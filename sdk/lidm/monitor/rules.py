@@ -1,0 +1,258 @@
+"""Monitoring rules as data: loaded from YAML, checked against the contract catalogue before they run."""
+
+from __future__ import annotations
+
+import importlib.resources
+import re
+from datetime import date
+from enum import StrEnum
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from lidm.contracts.model import Contract, LogicalType, Protection
+from lidm.errors import LidmError
+
+OPERATORS = ("not", "gt", "ge", "lt", "le", "within_days", "null", "differs_from_subject", "same_as_subject")
+_PARAM = re.compile(r"^\$([a-z_][a-z0-9_]*)$")
+
+
+class RuleError(LidmError):
+    """A rule file cannot be loaded or names a feed, field or code the catalogue does not have."""
+
+
+class Urgency(StrEnum):
+    HIGH = "high"
+    MEDIUM = "medium"
+    LOW = "low"
+
+
+class Total(BaseModel):
+    """The sum of a field over the person's rows (optionally within a window) must exceed a value."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    field: str
+    greater_than: Any
+    date_field: str | None = None
+    within_days: Any = None
+
+
+class Clause(BaseModel):
+    """Rows of another feed for the same person (or household) that must exist, or must not."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    feed: str
+    on: Literal["person", "household"] = "person"
+    where: dict[str, Any] = Field(default_factory=dict)
+    total: Total | None = None
+
+
+class Subject(BaseModel):
+    """The feed whose rows the rule looks at: one warning per matching person."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    feed: str
+    category: str | None = None
+    where: dict[str, Any] = Field(default_factory=dict)
+
+
+class Rule(BaseModel):
+    """One cross-matching indicator of the monitoring platform (大数据比对规则)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    id: str
+    version: str
+    title: str
+    hardship_type: str
+    department: str
+    urgency: Urgency
+    due_days: int = Field(gt=0, le=365)
+    summary: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    subject: Subject
+    match: tuple[Clause, ...] = ()
+    match_any: tuple[Clause, ...] = ()
+    absent: tuple[Clause, ...] = ()
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z][a-z0-9_]{2,39}", value):
+            raise ValueError("a rule id is 3-40 lowercase letters, digits and underscores")
+        return value
+
+    @cached_property
+    def feeds(self) -> tuple[str, ...]:
+        """Every feed the rule reads, subject first: the Assets a monitoring DAG waits on."""
+        seen = [self.subject.feed]
+        for clause in (*self.match, *self.match_any, *self.absent):
+            if clause.feed not in seen:
+                seen.append(clause.feed)
+        return tuple(seen)
+
+    def with_params(self, overrides: dict[str, Any]) -> Rule:
+        """The rule with some of its params replaced (LIDM_RULE_PARAMS), only params it declares."""
+        unknown = set(overrides) - set(self.params)
+        if unknown:
+            raise RuleError(f"rule {self.id}: no param {', '.join(sorted(unknown))}; it has {', '.join(self.params)}")
+        return self.model_copy(update={"params": {**self.params, **overrides}})
+
+    def value(self, raw: Any, as_of: date) -> Any:
+        """A literal of the rule with $param and $as_of_year resolved."""
+        if isinstance(raw, list):
+            return [self.value(v, as_of) for v in raw]
+        if isinstance(raw, str) and (m := _PARAM.match(raw)):
+            name = m.group(1)
+            if name == "as_of_year":
+                return as_of.year
+            if name not in self.params:
+                raise RuleError(f"rule {self.id}: ${name} is not one of its params")
+            return self.params[name]
+        return raw
+
+    def summary_text(self) -> str:
+        """The warning's reason with params filled in; params are thresholds, never personal values."""
+        text = " ".join(self.summary.split())
+        for name, value in self.params.items():
+            text = text.replace(f"${name}", str(value))
+        return text
+
+
+def default_rules_dir() -> Path:
+    """rules/ of the source checkout, or the copy installed with the package."""
+    here = Path(__file__).resolve()
+    for parent in here.parents:
+        candidate = parent / "rules"
+        if (candidate / "README.md").is_file() and any(candidate.glob("*.yaml")):
+            return candidate
+    return Path(str(importlib.resources.files("lidm_rules")))
+
+
+def load_rule(path: Path) -> Rule:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise RuleError(f"{path}: cannot read the rule: {exc}") from None
+    if not isinstance(data, dict):
+        raise RuleError(f"{path}: a rule file holds one mapping")
+    for kind in ("match", "match_any", "absent"):  # YAML 1.1 reads a bare `on:` key as the boolean true
+        for clause in data.get(kind) or ():
+            if isinstance(clause, dict) and True in clause:
+                clause["on"] = clause.pop(True)
+    try:
+        rule = Rule.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise RuleError(f"{path}: {problems}") from None
+    if rule.id != path.stem:
+        raise RuleError(f"{path}: the rule id {rule.id!r} must equal the file name {path.stem!r}")
+    return rule
+
+
+def load_rules(directory: Path | None = None, catalog: Any = None, params: dict[str, Any] | None = None) -> list[Rule]:
+    """Every rule of a folder, checked against the catalogue; params as {"rule_id.param": value}."""
+    directory = directory or default_rules_dir()
+    rules = [load_rule(p) for p in sorted(directory.glob("*.yaml"))]
+    overrides: dict[str, dict[str, Any]] = {}
+    for key, value in (params or {}).items():
+        rule_id, _, name = key.partition(".")
+        overrides.setdefault(rule_id, {})[name] = value
+    known = {r.id for r in rules}
+    if unknown := set(overrides) - known:
+        raise RuleError(f"LIDM_RULE_PARAMS names no rule {', '.join(sorted(unknown))}")
+    rules = [r.with_params(overrides[r.id]) if r.id in overrides else r for r in rules]
+    if catalog is not None:
+        for rule in rules:
+            check_rule(rule, catalog)
+    return rules
+
+
+def check_rule(rule: Rule, catalog: Any) -> None:
+    """Refuse a rule that names an unknown feed, field, code, department or hardship type."""
+    where = f"rule {rule.id}"
+    warning = catalog["platform.warning"]
+    for field_name, value in (("hardship_type", rule.hardship_type), ("target_department", rule.department)):
+        allowed = warning.field(field_name).enum or ()
+        if value not in allowed:
+            raise RuleError(f"{where}: {field_name} {value!r} is not one of {', '.join(allowed)}")
+    subject = _contract(catalog, rule.subject.feed, where)
+    _need_token(subject, "id_number", f"{where}, subject")
+    if rule.subject.category:
+        _field(subject, rule.subject.category, f"{where}, subject")
+    _check_where(rule, subject, rule.subject.where, None, f"{where}, subject")
+    for kind, clauses in (("match", rule.match), ("match_any", rule.match_any), ("absent", rule.absent)):
+        for i, clause in enumerate(clauses, 1):
+            at = f"{where}, {kind} {i} ({clause.feed})"
+            contract = _contract(catalog, clause.feed, at)
+            join = "id_number" if clause.on == "person" else "household_id"
+            _need_token(contract, join, at)
+            if clause.on == "household":
+                _need_token(subject, "household_id", f"{where}, subject")
+            _check_where(rule, contract, clause.where, subject, at)
+            if clause.total:
+                if kind == "absent":
+                    raise RuleError(f"{at}: a total belongs in match or match_any")
+                total_field = _field(contract, clause.total.field, at)
+                if total_field.type not in (LogicalType.NUMBER, LogicalType.INTEGER):
+                    raise RuleError(f"{at}: total.field {clause.total.field} is not a number")
+                if clause.total.date_field:
+                    _field(contract, clause.total.date_field, at)
+    from lidm.monitor.engine import Compiled  # compiling resolves every $param and literal type
+
+    Compiled(rule, catalog, date.today())
+
+
+def _contract(catalog: Any, feed: str, at: str) -> Contract:
+    if feed not in catalog:
+        raise RuleError(f"{at}: no contract {feed}")
+    return catalog[feed]
+
+
+def _field(contract: Contract, name: str, at: str):  # type: ignore[no-untyped-def]
+    try:
+        f = contract.field(name)
+    except (KeyError, LidmError):
+        f = None
+    if f is None:
+        raise RuleError(f"{at}: {contract.id} has no field {name}")
+    if Protection.CLEAR not in f.protection and Protection.TOKEN not in f.protection:
+        raise RuleError(f"{at}: {contract.id}.{name} is not kept in clear, so a rule cannot compare it")
+    return f
+
+
+def _need_token(contract: Contract, name: str, at: str) -> None:
+    try:
+        f = contract.field(name)
+    except (KeyError, LidmError):
+        f = None
+    if f is None or Protection.TOKEN not in f.protection:
+        raise RuleError(f"{at}: {contract.id} has no {name} token to match on")
+
+
+def _check_where(rule: Rule, contract: Contract, where: dict[str, Any], subject: Contract | None, at: str) -> None:
+    for name, cond in where.items():
+        f = _field(contract, name, at)
+        if isinstance(cond, dict):
+            for op, operand in cond.items():
+                if op not in OPERATORS:
+                    raise RuleError(f"{at}: {name}: unknown operator {op!r}; use one of {', '.join(OPERATORS)}")
+                if op in ("differs_from_subject", "same_as_subject"):
+                    if subject is None:
+                        raise RuleError(f"{at}: {name}: {op} only applies in a clause")
+                    _field(subject, operand, at)
+                elif op == "not":
+                    _check_codes(rule, f, operand, name, at)
+        else:
+            _check_codes(rule, f, cond, name, at)
+
+
+def _check_codes(rule: Rule, f: Any, value: Any, name: str, at: str) -> None:
+    values = value if isinstance(value, list) else [value]
+    resolved = [rule.value(v, date.today()) for v in values]
+    if f.enum:
+        bad = [str(v) for v in resolved if str(v) not in f.enum]
+        if bad:
+            raise RuleError(f"{at}: {name}: {', '.join(bad)} not among its codes {', '.join(f.enum)}")
