@@ -8,6 +8,7 @@ reach Airflow as AIRFLOW_CONN_<ID> JSON, the gateway configuration as LIDM_* var
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -636,3 +637,98 @@ def test_a_central_database_connection_killed_mid_load_is_retried_cleanly(airflo
     batches = _batches(gateway_pg.central_url, "health.population")
     counts = _assert_counts_match(report, batches)
     assert len(batches) == 1 and counts["extracted"] == len(rows) == counts["loaded"] + counts["quarantined"]
+
+
+class _CuttingProxy:
+    """A TCP proxy in front of the SFTP server that drops each connection once the server has sent
+    ``budget`` bytes through it: an SFTP server going away in the middle of a transfer."""
+
+    def __init__(self, target: tuple[str, int], budget: int) -> None:
+        import socket
+        import threading
+
+        self.target, self.budget, self.cuts = target, budget, 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self._stop = threading.Event()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while not self._stop.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target)
+            threading.Thread(target=self._pipe, args=(client, server, None), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(server, client, self.budget), daemon=True).start()
+
+    def _pipe(self, src, dst, budget) -> None:  # type: ignore[no-untyped-def]
+        import socket
+
+        sent = 0
+        try:
+            while data := src.recv(65536):
+                if budget is not None and sent + len(data) > budget:
+                    self.cuts += 1
+                    break
+                dst.sendall(data)
+                sent += len(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            with contextlib.suppress(OSError):
+                s.close()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.listener.close()
+
+
+def test_an_sftp_server_lost_mid_transfer_is_retried_cleanly(airflow_env, sftp_server, drop_folder, gateway_pg):
+    """Fault injection: the SFTP connection dies while the drop is being read. The load fails as retryable,
+    nothing is written and the drop stays where it was; the retry loads it exactly once."""
+    from lidm.samples import generate_people, generate_roster, roster_rows, write_roster_drop
+
+    rows = roster_rows(generate_roster(generate_people(12000, 5), share=0.25, seed=5), bad=2, seed=5).rows
+    write_roster_drop(drop_folder, rows)
+    _chown_like_parent(drop_folder)
+    size = sum(p.stat().st_size for p in drop_folder.iterdir())
+    assert size > 300_000
+    proxy = _CuttingProxy((sftp_server.host, sftp_server.port), budget=size // 2)
+    try:
+        conn = _drop_conn(sftp_server, drop_folder) | {"host": "127.0.0.1", "port": proxy.port}
+        known = sftp_server.known_hosts.read_text().replace(
+            f"[{sftp_server.host}]:{sftp_server.port}", f"[127.0.0.1]:{proxy.port}"
+        )
+        (gateway_pg.home / "proxy_known_hosts").write_text(known)
+        conn["extra"] = conn["extra"] | {"known_hosts": str(gateway_pg.home / "proxy_known_hosts")}
+        env = _gateway_env(airflow_env, gateway_pg, "civil_affairs_drop", conn) | {"LIDM_SFTP_TIMEOUT_SECONDS": "5"}
+        out = subprocess.run(
+            [sys.executable, str(RUNNER), ROSTER_DAG],
+            env=env,
+            cwd=env["AIRFLOW_HOME"],
+            capture_output=True,
+            text=True,
+            timeout=240,
+        )
+    finally:
+        proxy.close()
+    printed = out.stdout + out.stderr
+    (line,) = [x for x in out.stdout.splitlines() if x.startswith("LIDM_DAGRUN ")]
+    failed = json.loads(line.removeprefix("LIDM_DAGRUN "))
+    assert proxy.cuts >= 1
+    assert failed["task_states"] == {"wait_for_drop": "success", "load": "failed"}, printed[-4000:]
+    assert "AirflowFailException" not in printed and "SourceError" in printed, printed[-4000:]
+    assert sorted(p.name for p in drop_folder.iterdir()) == ["roster_20261127.csv", "roster_20261127.csv.ok"]
+    assert _batches(gateway_pg.central_url, "civil_affairs.low_income_roster") == []
+
+    env = _gateway_env(airflow_env, gateway_pg, "civil_affairs_drop", _drop_conn(sftp_server, drop_folder))
+    report, _ = _dag_test(env, ROSTER_DAG)
+    batches = _batches(gateway_pg.central_url, "civil_affairs.low_income_roster")
+    counts = _assert_counts_match(report, batches)
+    assert len(batches) == 1 and counts["extracted"] == len(rows) == counts["loaded"] + counts["quarantined"]
+    assert sorted(p.name for p in drop_folder.iterdir()) == ["archive"]

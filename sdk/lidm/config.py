@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     contracts_dir: Path | None = Field(default=None, description="Folder of contract YAML files.")
     chunk_rows: int = Field(default=100_000, ge=1, description="Rows per columnar chunk.")
     known_hosts: Path | None = Field(default=None, description="OpenSSH known_hosts file for SFTP drops.")
+    sftp_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="An SFTP read that gets nothing for this long ends the run (retried)."
+    )
     drop_poll_seconds: float = Field(
         default=60.0, gt=0, description="How often a waiting drop sensor looks for a complete drop (seconds)."
     )

@@ -46,7 +46,7 @@ class DropStore(Protocol):
 def open_store(url: str, settings: Settings) -> DropStore:
     """sftp://… for an SFTP drop, file:///… or a plain path for a local folder."""
     if url.startswith("sftp://"):
-        return SftpStore(SftpTarget.from_url(url, settings.known_hosts))
+        return SftpStore(SftpTarget.from_url(url, settings.known_hosts), timeout=settings.sftp_timeout_seconds)
     if url.startswith("file://"):
         return LocalStore(Path(unquote(urlsplit(url).path)))
     return LocalStore(Path(url))

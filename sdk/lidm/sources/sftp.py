@@ -3,16 +3,47 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import posixpath
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import paramiko
 
 from lidm.errors import ConfigError, HostKeyError, SourceError
+
+READ_TIMEOUT_SECONDS = 60.0  # default of LIDM_SFTP_TIMEOUT_SECONDS
+
+
+class _GuardedFile(io.RawIOBase):
+    """A remote file whose transport faults (connection dropped, read timed out) surface as SourceError, so
+    the run is retried instead of failing with a paramiko internal."""
+
+    def __init__(self, fh: Any, where: str) -> None:
+        super().__init__()
+        self._fh, self._where = fh, where
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            data = self._fh.read(len(buffer))
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise SourceError(
+                f"SFTP {self._where}: connection lost while reading ({type(exc).__name__}); nothing was loaded, "
+                "the run can be retried"
+            ) from None
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+            self._fh.close()
+        super().close()
 
 
 @dataclass(frozen=True)
@@ -54,8 +85,9 @@ def _drop_path(path: str) -> str:
 class SftpStore:
     """A drop folder on an SFTP server."""
 
-    def __init__(self, target: SftpTarget) -> None:
+    def __init__(self, target: SftpTarget, timeout: float = READ_TIMEOUT_SECONDS) -> None:
         self.target = target
+        self.timeout = timeout
         self.root = target.path
         self._client: paramiko.SSHClient | None = None
         self._sftp: paramiko.SFTPClient | None = None
@@ -104,6 +136,8 @@ class SftpStore:
             raise SourceError(f"SFTP {t.host}:{t.port} unreachable: {exc.strerror or exc}") from None
         self._client = client
         self._sftp = client.open_sftp()
+        # A server that stops answering mid-transfer (no FIN: a dead link) must end the read, not hang it.
+        self._sftp.get_channel().settimeout(self.timeout)
         return self._sftp
 
     def close(self) -> None:
@@ -124,7 +158,7 @@ class SftpStore:
     def open(self, name: str) -> BinaryIO:
         fh = self.connect().open(self._p(name), "rb")
         fh.prefetch()
-        return fh  # type: ignore[return-value]
+        return io.BufferedReader(_GuardedFile(fh, f"{self.where}/{name}"), 1 << 20)  # type: ignore[return-value]
 
     def read_text(self, name: str) -> str:
         with self.connect().open(self._p(name), "rb") as fh:
