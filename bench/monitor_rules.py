@@ -217,7 +217,9 @@ class City:
 
     def _source(self, n_roster: int, n_other: int, rq: str, oq: str, copies: str) -> str:
         """Rows i (and t) with the person q, household hh, on_roster and the tokens, as g."""
-        series = f"generate_series(0, {n_roster + n_other - 1}) AS i" + (f" CROSS JOIN {copies}" if copies else "")
+        series = f"generate_series(0::bigint, {n_roster + n_other - 1}) AS i" + (
+            f" CROSS JOIN {copies}" if copies else ""
+        )
         tcol = ", t" if copies else ""
         return (
             f"(SELECT i{tcol}, q, hh, q < {self.R} AS on_roster, b_tok('p', q) AS tok, b_tok('h', hh) AS htok FROM ("
@@ -239,7 +241,7 @@ class City:
             Fill(
                 POPULATION,
                 f"(SELECT i, i AS q, b_hh(i) AS hh, b_tok('p', i) AS tok, b_tok('h', b_hh(i)) AS htok "
-                f"FROM generate_series(0, {self.P - 1}) AS i OFFSET 0) AS g",
+                f"FROM generate_series(0::bigint, {self.P - 1}) AS i OFFSET 0) AS g",
                 {
                     **self.person(),
                     "gender": "(CASE WHEN g.q % 2 = 0 THEN 'male' ELSE 'female' END)",
@@ -259,7 +261,7 @@ class City:
             Fill(
                 ROSTER,
                 f"(SELECT i, i AS q, b_hh(i) AS hh, b_tok('p', i) AS tok, b_tok('h', b_hh(i)) AS htok "
-                f"FROM generate_series(0, {self.R - 1}) AS i OFFSET 0) AS g",
+                f"FROM generate_series(0::bigint, {self.R - 1}) AS i OFFSET 0) AS g",
                 {
                     **self.person(),
                     "household_id_token": "g.htok",
@@ -540,7 +542,7 @@ class City:
                 "(SELECT i, q, hh, tok, t, b_cat(hh) AS category FROM ("
                 "SELECT i, t, q, b_hh(q) AS hh, b_tok('p', q) AS tok"
                 f" FROM (SELECT i, t, CASE WHEN t < 3 THEN i ELSE b_rnd('mar', i, {self.R}) END AS q"
-                f" FROM generate_series(0, {self.R - 1}) AS i CROSS JOIN generate_series(1, 3) AS t"
+                f" FROM generate_series(0::bigint, {self.R - 1}) AS i CROSS JOIN generate_series(1, 3) AS t"
                 f" WHERE (t = 1 AND b_rnd('prem', i, 100) < 97) OR (t = 2 AND b_rnd('prem0', i, 100) < 85)"
                 f" OR (t = 3 AND b_rnd('ma3', i, 100) < 33)) a OFFSET 0) b OFFSET 0) AS g",
                 {
@@ -703,7 +705,7 @@ class City:
                 "housing.rural_house_renovation",
                 f"(SELECT row_number() OVER () AS i, tok, htok, q, hh, category, t FROM ("
                 f"SELECT b_tok('p', q) AS tok, b_tok('h', hh) AS htok, q, hh, b_cat(hh) AS category, t FROM ("
-                f"SELECT b_head(h) AS q, h AS hh, t FROM generate_series(0, {max(self.HR - 1, -1)}) AS h"
+                f"SELECT b_head(h) AS q, h AS hh, t FROM generate_series(0::bigint, {max(self.HR - 1, -1)}) AS h"
                 f" CROSS JOIN generate_series(1, 2) AS t WHERE NOT b_urban(h) AND b_rnd('rhr', h, 100) < 18"
                 f" AND (t = 1 OR (b_rnd('rha', h, 100) >= 90 AND b_rnd('rh2', h, 100) < 40))"
                 f" UNION ALL SELECT q, hh, 1 FROM {self.heads('rho', 0, self.no(0.001031))}) AS a) AS b) AS g",

@@ -679,7 +679,9 @@ class _CuttingProxy:
                 sent += len(data)
         except OSError:
             pass
-        for s in (src, dst):
+        for s in (src, dst):  # shutdown sends the FIN at once, even with the other direction mid-recv
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
             with contextlib.suppress(OSError):
                 s.close()
 
