@@ -83,6 +83,7 @@ warning_state = sa.Table(
     sa.Column("rule_id", sa.String(40), nullable=False),
     sa.Column("rule_version", sa.String(20), nullable=False),
     sa.Column("subject_token", sa.String(64), nullable=False),  # the person's id-number token
+    sa.Column("sealed_by", sa.String(100)),  # contract whose binding the copied ciphertexts carry (the subject's)
     sa.Column("department", sa.String(40), nullable=False),
     sa.Column("raised_run", sa.String(36), nullable=False),
     sa.Column("last_matched_run", sa.String(36)),

@@ -228,6 +228,7 @@ def _run_rule(
                     "department",
                     "raised_run",
                     "last_matched_run",
+                    "sealed_by",
                 ],
                 sa.select(
                     w.c.warning_id,
@@ -237,6 +238,7 @@ def _run_rule(
                     sa.literal(rule.department, sa.String),
                     sa.literal(run_id, sa.String),
                     sa.literal(run_id, sa.String),
+                    sa.literal(rule.subject.feed, sa.String),
                 ).where(w.c._batch_id == run_id, w.c.rule_id == rule.id),
             )
         )

@@ -154,7 +154,6 @@ class _Pusher:
     protector: Protector
     engine: sa.Engine
     now: datetime
-    _sealed_by: dict[tuple[str, str], str] = field(default_factory=dict)
     _rule_subjects: dict[str, str] | None = None
 
     def push(self, department: str) -> PushResult:
@@ -216,7 +215,7 @@ class _Pusher:
     def _pending(self, department: str) -> list[sa.RowMapping]:
         w = warning_table(self.catalog)
         query = (
-            sa.select(w)
+            sa.select(w, warning_state.c.sealed_by)
             .join(warning_state, warning_state.c.warning_id == w.c.warning_id)
             .where(self._where_pending(w, department))
             .order_by(w.c.warning_id)
@@ -255,34 +254,22 @@ class _Pusher:
 
     def _decrypt(self, row: sa.RowMapping, f: Field) -> str | None:
         """Open a sealed value. A warning copies its subject row's ciphertext, which stays bound to the subject
-        feed's contract (see Protector.encrypt), so the rule's subject contract is tried after the warning's."""
+        feed's contract (see Protector.encrypt); the warning's state names that contract (``sealed_by``)."""
         sealed = row[f"{f.name}_enc"]
         if sealed is None:
             return None
-        rule = row["rule_id"]
-        for contract_id in self._sealers(rule, f.name):
-            try:
-                value = Protector(self.catalog[contract_id], self.protector.keyring).decrypt(sealed, f.name)
-            except (InvalidTag, ValueError):
-                continue
-            self._sealed_by[(rule, f.name)] = contract_id
-            return value
-        raise KeyringError(
-            f"warning {row['warning_id']}: {f.name} cannot be decrypted with this keyring (key id "
-            f"{sealed.partition(':')[0]}); the keyring must hold the key the warning was sealed with"
-        )
-
-    def _sealers(self, rule_id: str, field_name: str) -> list[str]:
-        """Contracts whose binding a warning's ciphertext may carry, likeliest first."""
-        first = [self._sealed_by.get((rule_id, field_name)), WARNING_CONTRACT, self._subjects().get(rule_id)]
-        rest = [
-            c.id
-            for c in self.catalog
-            if any(f.name == field_name and Protection.ENCRYPT in f.protection for f in c.fields)
-        ]
-        return [c for c in dict.fromkeys(first + rest) if c is not None and c in self.catalog]
+        contract_id = row["sealed_by"] or self._subjects().get(row["rule_id"]) or WARNING_CONTRACT
+        try:
+            return Protector(self.catalog[contract_id], self.protector.keyring).decrypt(sealed, f.name)
+        except (InvalidTag, ValueError, KeyError):
+            raise KeyringError(
+                f"warning {row['warning_id']}: {f.name} cannot be decrypted with this keyring (key id "
+                f"{sealed.partition(':')[0]}, sealed by {contract_id}); the keyring must hold the key the warning "
+                "was sealed with"
+            ) from None
 
     def _subjects(self) -> dict[str, str]:
+        """Subject feed per rule: the binding of warnings raised before their state named it."""
         if self._rule_subjects is None:
             from lidm.monitor.rules import load_rules
 
