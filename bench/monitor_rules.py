@@ -1,8 +1,8 @@
 """Rule evaluation at city scale: every monitoring rule over 10M people and a 300k-member roster.
 
-    .venv/bin/python bench/monitor_rules.py [--population 10000000 --roster 300000 | --scale 0.1]
+    .venv/bin/python bench/monitor_rules.py [--population 10000000 --roster 300000 | --scale 0.01]
         [--central-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres] [--with-token-indexes]
-        [--timeout 120] [--as-of 2025-06-30] [--json PATH]
+        [--timeout 120] [--no-jit] [--as-of 2025-06-30] [--json PATH] [--keep]
 
 Makes a throwaway database on the server, migrates it, and fills the central tables of every feed a rule reads
 (plus health_population) directly in PostgreSQL with set-based INSERT ... SELECT over generate_series: not
@@ -11,10 +11,11 @@ tables, so the same person joins across feeds; roster households have 1-5 member
 
 The anchor is PostgreSQL's own COPY of the roster measured in the same run (COPY TO STDOUT into a file, then
 COPY FROM that file into an empty copy of the table). For each rule: the dry evaluation (the rule's
-Compiled(...).tokens() executed, the matched count), then the full run_monitor twice (the first raises the
-warnings, the second finds nothing new), wall time. A rule's rows/s is the sum of the rows of the tables it reads
-over its seconds; the ratio is that over the COPY rows/s. A statement running past --timeout is cancelled and
-reported as such (run_monitor then runs without the rules that timed out).
+Compiled(...).tokens() executed, the matched count); then the full run_monitor twice (the first raises the
+warnings, the second finds nothing new), wall time and each rule's share; and, in the last pass, once more after
+ANALYZE of the warning tables. A rule's rows/s is the sum of the rows of the tables it reads over its seconds; the
+ratio is that over the COPY rows/s. A statement running past --timeout is cancelled and reported as such
+(run_monitor then runs without the rules that timed out).
 
 --with-token-indexes measures a second pass after creating, on each table a rule joins to, an index on the join
 token (id_number_token, or household_id_token for `on: household`) where no index leads with it: the before and
@@ -27,12 +28,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import resource
 import secrets
 import statistics
 import tempfile
 import time
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -49,6 +52,7 @@ from lidm.monitor.engine import Compiled
 from lidm.monitor.lifecycle import run_monitor
 from lidm.monitor.rules import Rule, load_rules
 
+WARNING_TABLES = ("platform_warning", "lidm_warning_state", "lidm_warning_event")
 CITY_POPULATION = 10_000_000
 CITY_ROSTER = 300_000
 POPULATION = "health.population"
@@ -795,35 +799,46 @@ def _indexes(conn: sa.Connection, table: str) -> tuple[list[tuple[str, str]], li
     return [(r[0], r[1]) for r in pk], list(idx)
 
 
+def fill_table(engine: sa.Engine, fill: Fill, table: sa.Table) -> dict[str, Any]:
+    """One INSERT ... SELECT; the table's indexes dropped during it and rebuilt after (same names, same
+    definitions): a sorted build instead of millions of random inserts into the token btrees."""
+    sql = _insert_sql(fill, table)
+    start = time.perf_counter()
+    with engine.begin() as conn:
+        conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '1GB'")
+        pks, idx = _indexes(conn, table.name)
+        for name, _ in pks:
+            conn.exec_driver_sql(f'ALTER TABLE "{table.name}" DROP CONSTRAINT "{name}"')
+        for ddl in idx:
+            conn.exec_driver_sql(f"DROP INDEX {ddl.split(' ON ')[0].split()[-1]}")
+        rows = _raw(conn, sql).rowcount
+        loaded = time.perf_counter() - start
+        for name, definition in pks:
+            conn.exec_driver_sql(f'ALTER TABLE "{table.name}" ADD CONSTRAINT "{name}" {definition}')
+        for ddl in idx:
+            conn.exec_driver_sql(ddl)
+    seconds = time.perf_counter() - start
+    print(f"  {table.name:48} {rows:>11,} rows  {seconds:6.1f} s (indexes {seconds - loaded:5.1f} s)", flush=True)
+    return {"feed": fill.feed, "rows": rows, "insert_s": loaded, "seconds": seconds}
+
+
 def load(engine: sa.Engine, city: City, tables: dict[str, sa.Table]) -> dict[str, dict[str, Any]]:
-    """Fill every table: indexes dropped during the load and rebuilt after (the same names and definitions)."""
+    """Fill every table: health_population on a second connection while the others load in order (no rule
+    reads it; the others may read the roster and the tables before them). Then VACUUM (ANALYZE) what the rules
+    read, and ANALYZE the population."""
+    fills = city.fills({feed: t.name for feed, t in tables.items()})
+    population = next(f for f in fills if f.feed == POPULATION)
     out: dict[str, dict[str, Any]] = {}
-    names = {feed: t.name for feed, t in tables.items()}
-    for fill in city.fills(names):
-        table = tables[fill.feed]
-        sql = _insert_sql(fill, table)
-        start = time.perf_counter()
-        with engine.begin() as conn:
-            conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '1GB'")
-            pks, idx = _indexes(conn, table.name)
-            for name, _ in pks:
-                conn.exec_driver_sql(f'ALTER TABLE "{table.name}" DROP CONSTRAINT "{name}"')
-            for ddl in idx:
-                conn.exec_driver_sql(f"DROP INDEX {ddl.split(' ON ')[0].split()[-1]}")
-            rows = _raw(conn, sql).rowcount
-            loaded = time.perf_counter() - start
-            for name, definition in pks:
-                conn.exec_driver_sql(f'ALTER TABLE "{table.name}" ADD CONSTRAINT "{name}" {definition}')
-            for ddl in idx:
-                conn.exec_driver_sql(ddl)
-        seconds = time.perf_counter() - start
-        out[table.name] = {"feed": fill.feed, "rows": rows, "insert_s": loaded, "seconds": seconds}
-        print(f"  {table.name:48} {rows:>11,} rows  {seconds:6.1f} s (indexes {seconds - loaded:5.1f} s)", flush=True)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        background = pool.submit(fill_table, engine, population, tables[POPULATION])
+        for fill in fills:
+            if fill is not population:
+                out[tables[fill.feed].name] = fill_table(engine, fill, tables[fill.feed])
+        out[tables[POPULATION].name] = background.result()
     start = time.perf_counter()
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        for name in out:
-            conn.exec_driver_sql(f'VACUUM (ANALYZE) "{name}"')
-        conn.exec_driver_sql("ANALYZE")
+        for name, info in out.items():
+            conn.exec_driver_sql(f'{"ANALYZE" if info["feed"] == POPULATION else "VACUUM (ANALYZE)"} "{name}"')
     print(f"  VACUUM (ANALYZE) {time.perf_counter() - start:6.1f} s", flush=True)
     return out
 
@@ -917,9 +932,15 @@ def dry(
     return out
 
 
-def monitor_runs(url: str, rules: list[Rule], catalog: Any, as_of: date, timeout: float) -> dict[str, Any]:
-    """run_monitor twice (raise, then nothing new); per-rule seconds from a timing wrapper around _run_rule."""
-    engine = sa.create_engine(url, connect_args={"options": f"-c statement_timeout={int(timeout * 1000)}"})
+def monitor_runs(
+    url: str, rules: list[Rule], catalog: Any, as_of: date, timeout: float, options: str = "", analyzed: bool = False
+) -> dict[str, Any]:
+    """run_monitor twice (raise, then nothing new) on warning tables never analyzed, as on a new deployment (and
+    on this server, autovacuum off); with ``analyzed``, a third run after ANALYZE of the warning tables: what the
+    second run costs once the planner knows how many warnings there are. Per-rule seconds come from a timing
+    wrapper around lifecycle._run_rule."""
+    options = f"{options} -c statement_timeout={int(timeout * 1000)}".strip()
+    engine = sa.create_engine(url, connect_args={"options": options})
     original = lifecycle._run_rule
     per_rule: dict[str, float] = {}
 
@@ -933,7 +954,10 @@ def monitor_runs(url: str, rules: list[Rule], catalog: Any, as_of: date, timeout
     lifecycle._run_rule = timed
     out: dict[str, Any] = {"rules": [r.id for r in rules]}
     try:
-        for label in ("first", "second"):
+        for label in ("first", "second", "analyzed") if analyzed else ("first", "second"):
+            if label == "analyzed":
+                with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                    conn.exec_driver_sql(f"ANALYZE {', '.join(WARNING_TABLES)}")
             per_rule.clear()
             start = time.perf_counter()
             try:
@@ -968,9 +992,7 @@ def monitor_runs(url: str, rules: list[Rule], catalog: Any, as_of: date, timeout
 
 def reset_warnings(engine: sa.Engine, catalog: Any) -> None:
     with engine.begin() as conn:
-        conn.exec_driver_sql(
-            f'TRUNCATE "{catalog["platform.warning"].table}", lidm_warning_state, lidm_warning_event, lidm_monitor_run'
-        )
+        conn.exec_driver_sql(f"TRUNCATE {', '.join(WARNING_TABLES)}, lidm_monitor_run")
 
 
 # -- indexes and plans ---------------------------------------------------------------------------------------------
@@ -998,10 +1020,7 @@ def joins(rule: Rule, catalog: Any) -> list[dict[str, Any]]:
                     "kind": kind,
                     "table": catalog[clause.feed].table,
                     "column": "id_number_token" if clause.on == "person" else "household_id_token",
-                    # a sum compares per subject row: a correlated SubPlan the planner cannot turn into a join
-                    "correlated_sum": clause.total is not None,
-                    # an EXISTS under OR (match_any) is a SubPlan too (hashed when it can be)
-                    "subplan": clause.total is not None or kind == "match_any",
+                    "total": clause.total is not None,
                 }
             )
     return out
@@ -1026,8 +1045,7 @@ def create_indexes(engine: sa.Engine, wanted: list[tuple[str, str]]) -> dict[str
             size = conn.execute(sa.text("SELECT pg_relation_size(CAST(:n AS regclass))"), {"n": name}).scalar_one()
             out[f"{table}({column})"] = {"seconds": seconds, "bytes": size}
             print(f"  CREATE INDEX ON {table}({column}) {seconds:6.1f} s {size / 2**20:7.1f} MiB", flush=True)
-        conn.exec_driver_sql("ANALYZE")
-    return out
+    return out  # no ANALYZE: the new indexes are on plain columns, and the warning tables keep no statistics
 
 
 def plan(engine: sa.Engine, rule: Rule, catalog: Any, as_of: date) -> dict[str, Any]:
@@ -1040,6 +1058,8 @@ def plan(engine: sa.Engine, rule: Rule, catalog: Any, as_of: date) -> dict[str, 
         (doc,) = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {sql}").scalar_one()
     lines: list[str] = []
     access: list[dict[str, Any]] = []
+    # PostgreSQL names a hashed subplan "SubPlan N" on the node and "hashed SubPlan N" where it is used
+    hashed = set(re.findall(r"hashed (SubPlan \d+)", json.dumps(doc)))
 
     def walk(node: dict[str, Any], depth: int, via: str) -> None:
         text = node["Node Type"]
@@ -1051,8 +1071,8 @@ def plan(engine: sa.Engine, rule: Rule, catalog: Any, as_of: date) -> dict[str, 
             text += f" using {node['Index Name']}"
         name = node.get("Subplan Name")
         if name:
-            text = f"[{name}] {text}"
-            via = "hashed subplan" if name.startswith("hashed") else "per row"
+            via = "hashed subplan" if name in hashed or name.startswith("hashed") else "per row"
+            text = f"[{'hashed ' if via == 'hashed subplan' and name in hashed else ''}{name}] {text}"
         if node.get("Relation Name"):
             access.append({"table": node["Relation Name"], "node": node["Node Type"], "via": via})
         lines.append(f"{'  ' * depth}{text}  (rows~{node.get('Plan Rows')}, cost {node.get('Total Cost'):,.0f})")
@@ -1071,28 +1091,26 @@ def reached(plan_: dict[str, Any], table: str) -> str:
 
 
 # -- the report ----------------------------------------------------------------------------------------------------
-def table(passes: list[Pass], anchor: float) -> None:
-    head = f"  {'rule':36} {'reads':>11}"
-    for p in passes:
-        head += f" | {p.label[:24]:>24} {'matched':>8} {'s':>7} {'rows/s':>11} {'ratio':>6} {'run s':>6}"
-    print(head)
-    for rule_id in passes[0].rules:
-        line = f"  {rule_id:36} {passes[0].rules[rule_id]['rows_read']:>11,}"
-        for p in passes:
-            r = p.rules[rule_id]
-            run = p.monitor.get("first", {}).get("rule_s", {}).get(rule_id)
-            run_s = f"{run:6.2f}" if run is not None else "     -"
-            if r["timed_out"]:
-                line += f" | {'':>24} {'-':>8} {'>' + format(r['seconds'], '.0f'):>7} {'-':>11} {'-':>6} {run_s}"
-            else:
-                line += (
-                    f" | {'':>24} {r['matched']:>8,} {r['seconds']:7.2f} {r['rows_per_s']:>11,.0f}"
-                    f" {r['ratio_to_copy']:6.2f} {run_s}"
-                )
-        print(line)
+def table(p: Pass, anchor: float) -> None:
+    print(f"\nper rule ({p.label}):")
+    heads = ("matched", 8), ("dry s", 7), ("rows/s", 11), ("ratio", 7), ("run1 s", 7), ("run2 s", 7), ("run3 s", 7)
+    print(f"  {'rule':36} {'reads':>11} " + " ".join(f"{h:>{w}}" for h, w in heads))
+    for rule_id, r in p.rules.items():
+        runs = [p.monitor.get(k, {}).get("rule_s", {}).get(rule_id) for k in ("first", "second", "analyzed")]
+        run1, run2, run3 = (f"{x:7.2f}" if x is not None else f"{'-':>7}" for x in runs)
+        if r["timed_out"]:
+            figures = f"{'-':>8} {'>' + format(r['seconds'], '.0f'):>7} {'-':>11} {'-':>7}"
+        else:
+            figures = f"{r['matched']:>8,} {r['seconds']:7.2f} {r['rows_per_s']:>11,.0f} {r['ratio_to_copy']:7.2f}"
+        print(f"  {rule_id:36} {r['rows_read']:>11,} {figures} {run1} {run2} {run3}")
+    for label in ("first", "second", "analyzed"):
+        m = p.monitor.get(label)
+        if m:
+            state = "cancelled" if m["timed_out"] else f"matched {m['matched']:,}, raised {m['raised']:,}"
+            print(f"  run_monitor {label} run ({len(p.monitor['rules'])} rules): {m['seconds']:8.2f} s  {state}")
     print(
-        f"  (ratio: the rule's rows/s over the COPY anchor's {anchor:,.0f} rows/s; run s: the rule's share of the "
-        "first run_monitor)"
+        f"  (rows/s: rows of the tables the rule reads / dry s; ratio: that / the COPY anchor's {anchor:,.0f} rows/s;"
+        " run1/run2/run3 s: the rule's share of each run_monitor; run3: again after ANALYZE of the warning tables)"
     )
 
 
@@ -1113,6 +1131,7 @@ def main() -> None:
         action="store_true",
         help="then index the join tokens the rules need and measure again (before/after)",
     )
+    ap.add_argument("--no-jit", action="store_true", help="measure with jit = off in the benchmark's sessions")
     ap.add_argument("--keep", action="store_true", help="keep the scratch database (its name is printed)")
     ap.add_argument("--json", type=Path, default=None, help="write the results here too")
     args = ap.parse_args()
@@ -1139,8 +1158,10 @@ def main() -> None:
         )
         version = conn.execute(sa.text("SHOW server_version")).scalar_one()
     url = sa.make_url(args.central_url).set(database=scratch).render_as_string(hide_password=False)
-    engine = sa.create_engine(url)
+    options = "-c jit=off" if args.no_jit else ""
+    engine = sa.create_engine(url, connect_args={"options": options} if options else {})
     results: dict[str, Any] = {
+        "jit": "off" if args.no_jit else settings["jit"],
         "population": population,
         "roster": roster,
         "as_of": args.as_of.isoformat(),
@@ -1151,6 +1172,7 @@ def main() -> None:
     print(
         f"city: {population:,} people, {roster:,} roster members; {len(rules)} rules; as of {args.as_of}; "
         f"database {scratch} (PostgreSQL {version}; {', '.join(f'{k}={v}' for k, v in settings.items())})"
+        + ("; jit off in the benchmark's sessions" if args.no_jit else "")
     )
     try:
         started = time.perf_counter()
@@ -1193,21 +1215,13 @@ def main() -> None:
             if len(runnable) < len(rules):
                 skipped = sorted(set(p.rules) - {r.id for r in runnable})
                 print(f"  run_monitor without the rules that timed out: {', '.join(skipped)}")
-            p.monitor = monitor_runs(url, runnable, catalog, args.as_of, args.timeout)
+            last = label == labels[-1]
+            p.monitor = monitor_runs(url, runnable, catalog, args.as_of, args.timeout, options, analyzed=last)
             passes.append(p)
             plans[label] = {r.id: plan(engine, r, catalog, args.as_of) for r in rules}
 
-        print("\nper rule (dry evaluation):")
-        table(passes, anchor["rows_per_s"])
         for p in passes:
-            for label in ("first", "second"):
-                m = p.monitor.get(label)
-                if m:
-                    state = "cancelled" if m["timed_out"] else f"raised {m['raised']:,}"
-                    print(
-                        f"  run_monitor {label:6} ({p.label}, {len(p.monitor['rules'])} rules): "
-                        f"{m['seconds']:8.2f} s  {state}"
-                    )
+            table(p, anchor["rows_per_s"])
         for p in passes:
             slowest = max(p.rules, key=lambda k: p.rules[k]["seconds"])
             print(f"\nEXPLAIN (no ANALYZE) of the slowest rule ({p.label}): {slowest}")

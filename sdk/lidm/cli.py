@@ -30,6 +30,8 @@ app.add_typer(adapter_app, name="adapter")
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(monitor_app, name="monitor")
+drop_app = typer.Typer(help="Department side of a file drop: sign a drop file.", no_args_is_help=True)
+app.add_typer(drop_app, name="drop")
 grants_app = typer.Typer(
     help="Grants enforced by PostgreSQL: per consumer a role and a schema of views of what it may read.",
     no_args_is_help=True,
@@ -566,17 +568,87 @@ def contracts_export(
 def keys_init(
     path: Annotated[Path | None, typer.Option(help="Where to write the keyring (default: LIDM_KEYRING).")] = None,
     force: Annotated[bool, typer.Option(help="Replace an existing keyring (data protected by it is lost).")] = False,
+    profile: Annotated[
+        str | None, typer.Option(help="standard (HMAC-SHA256, AES-256-GCM) or sm (HMAC-SM3, SM4-GCM).")
+    ] = None,
 ) -> None:
     """Make a new keyring (token, encryption and signing keys) readable by its owner only."""
     from lidm.keys import generate_keyring, write_keyring
 
-    target = path or get_settings().effective_keyring
+    settings = get_settings()
+    target = path or settings.effective_keyring
     try:
-        keyring = generate_keyring()
+        keyring = generate_keyring(profile or settings.crypto_profile or "standard")
         write_keyring(keyring, target, overwrite=force)
     except LidmError as exc:
         _fail(exc)
     console.print(f"keyring written to {target} (mode 600): {keyring!r}")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    purpose: Annotated[str, typer.Option(help="encrypt or sign (the token key is never rotated in place).")],
+    path: Annotated[Path | None, typer.Option(help="Keyring file to rotate (default: LIDM_KEYRING).")] = None,
+) -> None:
+    """Add a new active key for new data; older keys stay, so old ciphertexts and signatures still open."""
+    from lidm.keys import Keyring, rotate, write_keyring
+
+    target = path or get_settings().effective_keyring
+    try:
+        if path is None and get_settings().keyring_json:
+            raise LidmError("the keyring comes from LIDM_KEYRING_JSON; rotate a copy with --path, store it back")
+        if not target.exists():
+            raise LidmError(f"no keyring at {target}; run `lidm keys init`")
+        import json
+
+        keyring = rotate(Keyring.from_dict(json.loads(target.read_text("utf-8")), str(target)), purpose)
+        write_keyring(keyring, target, overwrite=True)
+    except LidmError as exc:
+        _fail(exc)
+    console.print(f"{purpose} key rotated in {target}: new data uses {keyring.purpose(purpose).active}; {keyring!r}")
+
+
+@keys_app.command("producer-new")
+def keys_producer_new(
+    producer: Annotated[str, typer.Option(help="Department (or feed) the key signs for, e.g. civil_affairs.")],
+    out: Annotated[Path, typer.Option(help="Folder for the private key file (keep it at the department).")] = Path(),
+) -> None:
+    """A department's drop-signing key pair: the private key file stays there, the public entry goes to the gateway."""
+    import json
+
+    from lidm.producers import write_producer_key
+
+    try:
+        path, public = write_producer_key(producer, out)
+    except (LidmError, OSError) as exc:
+        _fail(LidmError(f"cannot write the producer key: {exc}"))
+    console.print(f"private key written to {path} (mode 600); sign drops with `lidm drop sign FILE --key {path}`")
+    console.print("add this to the gateway's LIDM_PRODUCER_KEYS (trusted producers):")
+    console.print_json(json.dumps({producer: [public]}))
+
+
+@drop_app.command("sign")
+def drop_sign(
+    file: Annotated[Path, typer.Argument(help="The drop file, e.g. roster_20261127.csv.")],
+    key: Annotated[Path, typer.Option(help="Private key file from `lidm keys producer-new`.")],
+    contract: Annotated[str, typer.Option(help="Contract id, e.g. civil_affairs.low_income_roster.")],
+    version: Annotated[str | None, typer.Option(help="Contract version (default: from the catalogue).")] = None,
+) -> None:
+    """Write FILE.manifest.json and its Ed25519 signature FILE.manifest.sig; write the .ok marker after this."""
+    from lidm.producers import sign_drop
+
+    if version is None:
+        try:
+            from lidm.contracts import load_catalog
+
+            version = load_catalog()[contract].version
+        except (LidmError, KeyError):
+            version = None
+    try:
+        manifest_path, sig_path = sign_drop(file, key, contract, version)
+    except LidmError as exc:
+        _fail(exc)
+    console.print(f"signed: {manifest_path.name} and {sig_path.name}; now write the completeness marker")
 
 
 @db_app.command("upgrade")
@@ -770,4 +842,108 @@ def grants_apply(sql: Annotated[bool, typer.Option(help="Show each statement's S
     """Make the database's roles, schemas and views match the contracts' grants, in one transaction."""
     from lidm.central.grants import apply
 
-    _grants(lambda catalog, engine: ("grants applied", apply(engine, catalog)), sql, withheld=False)
+    keyring = _keyring_or_none()
+    _grants(lambda catalog, engine: ("grants applied", apply(engine, catalog, keyring=keyring)), sql, withheld=False)
+
+
+def _keyring_or_none():  # type: ignore[no-untyped-def]
+    """The keyring when configured: it seals audit entries; without one they are chained but unsealed."""
+    from lidm.keys import load_keyring
+
+    try:
+        return load_keyring(get_settings())
+    except LidmError:
+        return None
+
+
+audit_app = typer.Typer(help="The tamper-evident audit log: verify the chain, show entries.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    strict: Annotated[bool, typer.Option(help="Also fail when entries follow the last seal (chain-only).")] = False,
+) -> None:
+    """Recompute the hash chain (and seals, with the keyring); exit 1 naming the first broken entry."""
+    from lidm import audit
+    from lidm.central import connect
+
+    engine = connect(get_settings())
+    keyring = _keyring_or_none()
+    try:
+        report = audit.verify(engine, keyring)
+    except LidmError as exc:
+        _fail(exc)
+    finally:
+        engine.dispose()
+    if not report.ok:
+        console.print(f"[bold red]audit log broken at entry {report.broken_seq}[/] ({report.kind}): {report.problem}")
+        raise typer.Exit(code=1)
+    console.print(
+        f"audit log intact: {report.entries:,} entries, head {report.head_seq} {report.head_hash}", highlight=False
+    )
+    if keyring is None:
+        console.print("[yellow]no keyring: seals not checked[/]")
+    else:
+        console.print(
+            f"seals valid on {report.sealed:,} entries, through entry {report.sealed_through or '-'}; "
+            f"{report.unsealed_tail:,} entries after the last seal are vouched for by the chain only",
+            highlight=False,
+        )
+    console.print("[dim]keep the head elsewhere: cutting entries off the end is visible only against it[/]")
+    if strict and (keyring is None or report.unsealed_tail):
+        console.print("[bold red]--strict:[/] entries after the last seal, or no keyring to check seals")
+        raise typer.Exit(code=1)
+
+
+@audit_app.command("show")
+def audit_show(
+    last: Annotated[int, typer.Option(help="How many of the newest entries.")] = 20,
+    action: Annotated[str | None, typer.Option(help="Only this action, e.g. reidentify.")] = None,
+) -> None:
+    """The newest entries: who did what to which feed, batch, push or consumer (counts and ids only)."""
+    from lidm import audit
+    from lidm.central import connect
+
+    engine = connect(get_settings())
+    try:
+        rows = audit.entries(engine, last=last, action=action)
+    except LidmError as exc:
+        _fail(exc)
+    finally:
+        engine.dispose()
+    table = Table(title="Audit log")
+    for col in ("seq", "at (UTC)", "actor", "action", "subject", "detail", "sealed"):
+        table.add_column(col, overflow="fold", justify="right" if col == "seq" else "left")
+    for e in rows:
+        table.add_row(
+            str(e.seq), f"{e.at:%Y-%m-%d %H:%M:%S}", e.actor, e.action, e.subject, e.detail, "yes" if e.seal else ""
+        )
+    _wide().print(table)
+
+
+@app.command("reidentify")
+def reidentify_command(
+    dataset: Annotated[str, typer.Argument(help="Dataset, e.g. civil_affairs.low_income_roster.")],
+    field: Annotated[str, typer.Argument(help="An encrypted field the consumer is granted clear, e.g. name.")],
+    keys: Annotated[list[str], typer.Argument(help="Key values of the rows: record ids, warning ids or key tokens.")],
+    consumer: Annotated[str, typer.Option(help="The consumer asking, e.g. civil_affairs.")],
+    purpose: Annotated[str, typer.Option(help="Why: the case or payment this is for (recorded in the audit log).")],
+) -> None:
+    """Decrypt a field for named rows: the ONLY command that prints clear personal values; every use is audited.
+
+    Refused unless the consumer's grant gives the field clear and it is stored encrypted; the audit entry
+    (consumer, purpose, keys, count: never the values) is committed before anything is printed.
+    """
+    from lidm.reidentify import reidentify
+
+    try:
+        values = reidentify(get_settings(), consumer=consumer, purpose=purpose, dataset=dataset, field=field, keys=keys)
+    except LidmError as exc:
+        _fail(exc)
+    table = Table(title=f"{dataset}.{field} for {consumer} (audited)")
+    table.add_column("key", overflow="fold")
+    table.add_column(field, overflow="fold")
+    for v in values:
+        table.add_row(v.key, "" if v.value is None else v.value)
+    _wide().print(table)

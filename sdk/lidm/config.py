@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,6 +25,21 @@ class Settings(BaseSettings):
     )
     keyring: Path | None = Field(default=None, description="Keyring file (outside the repo).")
     keyring_json: str | None = Field(default=None, description="Keyring as JSON, e.g. from a secret store.")
+    crypto_profile: Literal["standard", "sm"] | None = Field(
+        default=None,
+        description="Cryptography profile of the deployment: standard (HMAC-SHA256, AES-256-GCM) or sm "
+        "(HMAC-SM3, SM4-GCM); `lidm keys init` uses it and a keyring of another profile is refused.",
+    )
+    producer_keys: str | None = Field(
+        default=None,
+        description="Trusted producer (department) public keys for signed drops: JSON or a file path, "
+        '{"<department or feed>": [{"key_id": ..., "public_key": base64}]}.',
+    )
+    require_signed_drops: bool | list[str] = Field(
+        default=False,
+        description="Refuse drops without a valid producer signature: true for every drop feed, or a JSON "
+        "list of feed names / contract ids / departments.",
+    )
     city_prefix: str = Field(default="4301", description="Division-code prefix of the configured city.")
     timezone: str = Field(
         default="Asia/Shanghai",

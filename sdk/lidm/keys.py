@@ -1,6 +1,11 @@
 """The keyring: versioned keys with key ids, loaded from a file or JSON named in configuration.
 
 Never from the repo, never printed: repr() of a Keyring shows key ids only.
+
+Each key records its algorithm, so data protected under an old key (or an older profile) is read with the
+algorithm it was made with. The keyring's profile decides the algorithm of new keys:
+``standard`` = HMAC-SHA256 tokens, AES-256-GCM; ``sm`` (commercial cryptography) = HMAC-SM3 tokens,
+SM4-GCM. Signing is Ed25519 in both (the installed ``cryptography`` has no SM2).
 """
 
 from __future__ import annotations
@@ -9,7 +14,7 @@ import base64
 import json
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,19 +22,39 @@ from typing import Any
 from lidm.config import Settings
 from lidm.errors import KeyringError
 
+PURPOSES = ("token", "encrypt", "sign")
+PROFILES: dict[str, dict[str, str]] = {
+    "standard": {"token": "hmac-sha256", "encrypt": "aes-256-gcm", "sign": "ed25519"},
+    "sm": {"token": "hmac-sm3", "encrypt": "sm4-gcm", "sign": "ed25519"},
+}
+KEY_BYTES = {"hmac-sha256": 32, "hmac-sm3": 32, "aes-256-gcm": 32, "sm4-gcm": 16, "ed25519": 32}
+_PREFIX = {"token": "tok", "encrypt": "enc", "sign": "sig"}
+RETOKENIZE_HINT = (
+    "the token key is never rotated in place: tokens are the join key across every feed, and token-only fields "
+    "(household_id) cannot be recomputed from the central database; a re-tokenization job (`lidm keys "
+    "retokenize`, issue 7) is planned for that"
+)
+
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
-def _unb64(text: str, what: str) -> bytes:
+def _unb64(text: str, what: str, size: int) -> bytes:
     try:
         raw = base64.b64decode(text, validate=True)
     except (ValueError, TypeError):
         raise KeyringError(f"keyring: {what} is not valid base64") from None
-    if len(raw) != 32:
-        raise KeyringError(f"keyring: {what} must be 32 bytes, found {len(raw)}")
+    if len(raw) != size:
+        raise KeyringError(f"keyring: {what} must be {size} bytes, found {len(raw)}")
     return raw
+
+
+def check_profile(profile: str) -> str:
+    """The profile name if known, else a KeyringError naming the choices."""
+    if profile not in PROFILES:
+        raise KeyringError(f"unknown crypto profile {profile!r}: use one of {', '.join(PROFILES)}")
+    return profile
 
 
 @dataclass(frozen=True, repr=False)
@@ -38,6 +63,7 @@ class KeySet:
 
     active: str
     keys: dict[str, bytes] = field(default_factory=dict)
+    algorithms: dict[str, str] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return f"KeySet(active={self.active!r}, ids={sorted(self.keys)!r})"
@@ -45,6 +71,20 @@ class KeySet:
     @property
     def active_key(self) -> bytes:
         return self.keys[self.active]
+
+    @property
+    def active_algorithm(self) -> str:
+        return self.algorithm(self.active)
+
+    def algorithm(self, kid: str) -> str:
+        """The algorithm key `kid` was made for."""
+        self.get(kid)
+        try:
+            return self.algorithms[kid]
+        except KeyError:
+            raise KeyringError(
+                f"keyring key {kid} has no recorded algorithm; load keyrings with load_keyring"
+            ) from None
 
     def get(self, kid: str) -> bytes:
         try:
@@ -63,28 +103,51 @@ class Keyring:
     def __repr__(self) -> str:
         return f"Keyring(profile={self.profile!r}, token={self.token!r}, encrypt={self.encrypt!r})"
 
+    def purpose(self, name: str) -> KeySet:
+        if name not in PURPOSES:
+            raise KeyringError(f"unknown key purpose {name!r}: use one of {', '.join(PURPOSES)}")
+        return getattr(self, name)
+
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "keyring") -> Keyring:
         try:
+            profile = check_profile(data.get("profile", "standard"))
             sets = {}
-            for purpose in ("token", "encrypt", "sign"):
+            for purpose in PURPOSES:
                 raw = data[purpose]
-                keys = {kid: _unb64(secret, f"{purpose} key {kid}") for kid, secret in raw["keys"].items()}
+                # Version 1 keyrings recorded no algorithms: everything then was the standard profile.
+                algs = {kid: raw.get("algorithms", {}).get(kid, PROFILES["standard"][purpose]) for kid in raw["keys"]}
+                keys = {}
+                for kid, secret in raw["keys"].items():
+                    if ":" in kid or not kid:
+                        raise KeyringError(f"{source}: {purpose} key id {kid!r} must be non-empty without ':'")
+                    if algs[kid] not in KEY_BYTES:
+                        raise KeyringError(f"{source}: {purpose} key {kid} has unknown algorithm {algs[kid]!r}")
+                    keys[kid] = _unb64(secret, f"{purpose} key {kid}", KEY_BYTES[algs[kid]])
                 if raw["active"] not in keys:
                     raise KeyringError(f"{source}: active {purpose} key {raw['active']} is not in its keys")
-                sets[purpose] = KeySet(active=raw["active"], keys=keys)
+                if algs[raw["active"]] != PROFILES[profile][purpose]:
+                    raise KeyringError(
+                        f"{source}: active {purpose} key {raw['active']} is {algs[raw['active']]}, "
+                        f"but the keyring's profile {profile} uses {PROFILES[profile][purpose]}"
+                    )
+                sets[purpose] = KeySet(active=raw["active"], keys=keys, algorithms=algs)
         except (KeyError, TypeError, AttributeError) as exc:
             raise KeyringError(
                 f"{source}: missing or malformed entry {exc}; run `lidm keys init` to make one"
             ) from None
-        return cls(profile=data.get("profile", "standard"), **sets)
+        return cls(profile=profile, **sets)
 
     def to_dict(self) -> dict[str, Any]:
         def dump(ks: KeySet) -> dict[str, Any]:
-            return {"active": ks.active, "keys": {k: _b64(v) for k, v in ks.keys.items()}}
+            return {
+                "active": ks.active,
+                "keys": {k: _b64(v) for k, v in ks.keys.items()},
+                "algorithms": {k: ks.algorithm(k) for k in ks.keys},
+            }
 
         return {
-            "version": 1,
+            "version": 2,
             "profile": self.profile,
             "token": dump(self.token),
             "encrypt": dump(self.encrypt),
@@ -92,34 +155,64 @@ class Keyring:
         }
 
 
+def _new_key(purpose: str, profile: str, taken: set[str]) -> tuple[str, bytes, str]:
+    stamp = datetime.now(UTC).strftime("%Y%m%d")
+    kid, n = f"{_PREFIX[purpose]}-{stamp}", 1
+    while kid in taken:
+        n += 1
+        kid = f"{_PREFIX[purpose]}-{stamp}-{n}"
+    alg = PROFILES[profile][purpose]
+    return kid, secrets.token_bytes(KEY_BYTES[alg]), alg
+
+
 def generate_keyring(profile: str = "standard") -> Keyring:
     """A fresh keyring with one key per purpose, ids stamped with today's date."""
-    stamp = datetime.now(UTC).strftime("%Y%m%d")
-    return Keyring(
-        profile=profile,
-        token=KeySet(active=f"tok-{stamp}", keys={f"tok-{stamp}": secrets.token_bytes(32)}),
-        encrypt=KeySet(active=f"enc-{stamp}", keys={f"enc-{stamp}": secrets.token_bytes(32)}),
-        sign=KeySet(active=f"sig-{stamp}", keys={f"sig-{stamp}": secrets.token_bytes(32)}),
-    )
+    check_profile(profile)
+    sets = {}
+    for purpose in PURPOSES:
+        kid, key, alg = _new_key(purpose, profile, set())
+        sets[purpose] = KeySet(active=kid, keys={kid: key}, algorithms={kid: alg})
+    return Keyring(profile=profile, **sets)
+
+
+def rotate(keyring: Keyring, purpose: str) -> Keyring:
+    """A new active key for encrypt or sign; older keys stay so old ciphertexts and signatures still open."""
+    if purpose == "token":
+        raise KeyringError(f"refusing to rotate the token key: {RETOKENIZE_HINT}")
+    ks = keyring.purpose(purpose)
+    kid, key, alg = _new_key(purpose, keyring.profile, set(ks.keys))
+    new = KeySet(active=kid, keys={**ks.keys, kid: key}, algorithms={**ks.algorithms, kid: alg})
+    return replace(keyring, **{purpose: new})
 
 
 def write_keyring(keyring: Keyring, path: Path, *, overwrite: bool = False) -> None:
-    """Write a keyring readable by its owner only; refuse to replace one unless told to."""
+    """Write a keyring readable by its owner only; refuse to replace one unless told to.
+
+    The new content goes to a private temporary file renamed into place, so a crash never leaves half a keyring.
+    """
     if path.exists() and not overwrite:
         raise KeyringError(f"{path} exists; refusing to overwrite keys that protect loaded data")
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    part = path.with_name(f".{path.name}.part")
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(keyring.to_dict(), fh, indent=2)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(part, path)
 
 
 def load_keyring(settings: Settings) -> Keyring:
-    """The keyring named in configuration: LIDM_KEYRING_JSON, else the LIDM_KEYRING file."""
+    """The keyring named in configuration: LIDM_KEYRING_JSON, else the LIDM_KEYRING file.
+
+    When LIDM_CRYPTO_PROFILE is set, a keyring of another profile is refused rather than silently used.
+    """
     if settings.keyring_json:
         try:
-            return Keyring.from_dict(json.loads(settings.keyring_json), "LIDM_KEYRING_JSON")
+            ring = Keyring.from_dict(json.loads(settings.keyring_json), "LIDM_KEYRING_JSON")
         except json.JSONDecodeError:
             raise KeyringError("LIDM_KEYRING_JSON is not valid JSON") from None
+        return _check_configured_profile(ring, settings, "LIDM_KEYRING_JSON")
     path = settings.effective_keyring
     if not path.exists():
         raise KeyringError(f"no keyring at {path}; run `lidm keys init` or set LIDM_KEYRING")
@@ -127,4 +220,15 @@ def load_keyring(settings: Settings) -> Keyring:
         data = json.loads(path.read_text("utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise KeyringError(f"{path}: cannot read keyring ({type(exc).__name__})") from None
-    return Keyring.from_dict(data, str(path))
+    return _check_configured_profile(Keyring.from_dict(data, str(path)), settings, str(path))
+
+
+def _check_configured_profile(ring: Keyring, settings: Settings, source: str) -> Keyring:
+    wanted = settings.crypto_profile
+    if wanted and wanted != ring.profile:
+        raise KeyringError(
+            f"{source} is a {ring.profile} keyring but LIDM_CRYPTO_PROFILE={wanted}; make a keyring of that "
+            f"profile (`lidm keys init --profile {wanted}`) for a new deployment: switching the profile of "
+            f"loaded data needs re-tokenization ({RETOKENIZE_HINT})"
+        )
+    return ring

@@ -24,20 +24,28 @@ def canonical(data: dict[str, Any]) -> bytes:
 
 
 def sign(data: dict[str, Any], keyring: Keyring) -> tuple[str, str]:
-    """Canonical JSON of the manifest and its Ed25519 signature (base64, prefixed by key id)."""
+    """Canonical JSON of the manifest and its Ed25519 signature ("kid:ed25519:base64")."""
     body = canonical(data)
+    kid, alg = keyring.sign.active, keyring.sign.active_algorithm
     key = Ed25519PrivateKey.from_private_bytes(keyring.sign.active_key)
-    return body.decode("utf-8"), f"{keyring.sign.active}:{base64.b64encode(key.sign(body)).decode('ascii')}"
+    return body.decode("utf-8"), f"{kid}:{alg}:{base64.b64encode(key.sign(body)).decode('ascii')}"
 
 
 def verify(body: str, signature: str, keyring: Keyring) -> bool:
-    """True when the signature was made by a key of this keyring over exactly this body."""
+    """True when the signature was made by a key of this keyring (active or rotated out) over exactly this body."""
     from cryptography.exceptions import InvalidSignature
 
-    kid, _, b64 = signature.partition(":")
+    parts = signature.split(":")
+    if len(parts) == 2:  # signed before the algorithm was recorded: Ed25519
+        parts.insert(1, "ed25519")
+    if len(parts) != 3 or parts[1] != "ed25519" or parts[0] not in keyring.sign.keys:
+        return False
+    kid, alg, b64 = parts
+    if keyring.sign.algorithm(kid) != alg:
+        return False
     public = Ed25519PrivateKey.from_private_bytes(keyring.sign.get(kid)).public_key()
     try:
         public.verify(base64.b64decode(b64), body.encode("utf-8"))
-    except InvalidSignature:
+    except (InvalidSignature, ValueError):
         return False
     return True

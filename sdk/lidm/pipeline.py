@@ -5,11 +5,9 @@ The CLI, the DAGs and the test kit all call run_feed; nothing else runs a feed.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import logging
-import os
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
@@ -21,9 +19,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from lidm import manifest
+from lidm import audit, manifest
 from lidm.adapter import Adapter
 from lidm.central import db
 from lidm.central.loader import SOURCE_ROW, BatchWriter
@@ -36,7 +33,8 @@ from lidm.conform import check_columns, check_mapping, conform
 from lidm.contracts import Contract, UpdateMode, load_catalog
 from lidm.errors import CentralUnavailable, ConfigError, LidmError, RejectedBatch
 from lidm.keys import Keyring, load_keyring
-from lidm.protect import Protector
+from lidm.producers import drop_trust
+from lidm.protect import Protector, seal
 from lidm.registry import adapters, get_adapter
 from lidm.sources import DropSource, SourceBatch, SqlSource
 from lidm.sources.drops import open_store
@@ -136,8 +134,9 @@ def run_feed(
             return [run_batch(feed, source.batch(url, wm, feed.settings.chunk_rows), progress)]
         if isinstance(source, DropSource):
             store = open_store(url, feed.settings)
+            trust = drop_trust(feed.settings, feed.name, feed.contract, source.signed)
             try:
-                return [run_batch(feed, b, progress) for b in source.batches(store)]
+                return [run_batch(feed, b, progress) for b in source.batches(store, trust=trust)]
             finally:
                 store.close()
         raise ConfigError(f"adapter {feed.name}: unknown source type {type(source).__name__}")
@@ -182,10 +181,8 @@ class _Digests:
 
 def _encrypt_payload(keyring: Keyring, feed: str, payload: dict[str, Any]) -> str:
     """A quarantined row is kept whole but encrypted: nothing lost, nothing readable without the key."""
-    nonce = os.urandom(12)
     body = json.dumps(payload, ensure_ascii=False, default=str).encode("utf-8")
-    ct = AESGCM(keyring.encrypt.active_key).encrypt(nonce, body, f"quarantine/{feed}".encode())
-    return f"{keyring.encrypt.active}:{base64.b64encode(nonce + ct).decode('ascii')}"
+    return seal(keyring, body, f"quarantine/{feed}".encode())
 
 
 def run_batch(feed: Feed, src: SourceBatch, progress: Progress | None = None) -> BatchResult:
@@ -314,6 +311,7 @@ def _load(
             "watermark": [wm_from, wm_to],
             "policy_digest": manifest.policy_digest(contract),
             "keys": {"token": keyring.token.active, "encrypt": keyring.encrypt.active},
+            "producer": src.meta.get("state", {}).get("producer"),  # the department's signed manifest, if any
         },
         keyring,
     )
@@ -334,6 +332,17 @@ def _load(
     )
     if wm_to is not None and contract.update_mode is UpdateMode.INCREMENTAL:
         _advance_watermark(conn, feed.name, wm_to, batch_id)
+    # Last statement of the batch's transaction: the audit lock is held only until the commit right after.
+    audit.append(
+        conn,
+        actor="pipeline",
+        action="batch.load",
+        subject=batch_id,
+        detail={"feed": feed.name, "contract": contract.id, "version": contract.version, "source": src.name}
+        | tallies
+        | {"content_digest": content, "signature": signature},
+        keyring=keyring,
+    )
     return json.dumps({"receipt": json.loads(body), "signature": signature}, ensure_ascii=False)
 
 
@@ -470,6 +479,14 @@ def _reject(
                 started_at=started,
                 finished_at=datetime.now(UTC),
             )
+        )
+        audit.append(
+            conn,
+            actor="pipeline",
+            action="batch.reject",
+            subject=batch_id,
+            detail={"feed": feed.name, "contract": feed.contract.id, "source": src.name, "reason": exc.reason},
+            keyring=feed.keyring,
         )
     log.warning("feed %s: batch %s rejected: %s", feed.name, batch_id, exc)
     src.on_rejected(f"batch {batch_id} rejected\n{exc}")

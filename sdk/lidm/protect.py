@@ -1,7 +1,10 @@
 """Protection: the one place where a field's contract policy turns into stored columns.
 
-token   keyed HMAC-SHA256 of the normalized value, hex: the same person joins across every feed
-encrypt AES-256-GCM, "kid:base64(nonce|ciphertext)", bound to contract and field: re-identification only
+token   keyed HMAC of the normalized value, hex (HMAC-SHA256, or HMAC-SM3 in the sm profile): the same person
+        joins across every feed
+encrypt AEAD, "kid:alg:base64(nonce|ciphertext|tag)" (alg aes-256-gcm or sm4-gcm), bound to contract and
+        field: re-identification only. The prefix names key and algorithm, so a reader never guesses;
+        "kid:base64" (written before algorithms were recorded) is AES-256-GCM.
 mask    display form (430102********1234, 王*明, 138****5678)
 """
 
@@ -14,11 +17,78 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hmac as chmac
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from lidm import idnumber
 from lidm.contracts.model import Check, Contract, Field, Protection
+from lidm.errors import KeyringError
 from lidm.keys import Keyring
+
+NONCE, TAG = 12, 16
+
+
+def _sm4_gcm_encrypt(key: bytes, nonce: bytes, data: bytes, aad: bytes) -> bytes:
+    enc = Cipher(algorithms.SM4(key), modes.GCM(nonce)).encryptor()
+    enc.authenticate_additional_data(aad)
+    return enc.update(data) + enc.finalize() + enc.tag
+
+
+def _sm4_gcm_decrypt(key: bytes, nonce: bytes, data: bytes, aad: bytes) -> bytes:
+    dec = Cipher(algorithms.SM4(key), modes.GCM(nonce, data[-TAG:])).decryptor()
+    dec.authenticate_additional_data(aad)
+    return dec.update(data[:-TAG]) + dec.finalize()
+
+
+_SEAL = {
+    "aes-256-gcm": (
+        lambda k, n, d, a: AESGCM(k).encrypt(n, d, a),
+        lambda k, n, d, a: AESGCM(k).decrypt(n, d, a),
+    ),
+    "sm4-gcm": (_sm4_gcm_encrypt, _sm4_gcm_decrypt),
+}
+
+
+def seal(keyring: Keyring, data: bytes, aad: bytes) -> str:
+    """AEAD with the active encryption key: "kid:alg:base64(nonce|ciphertext|tag)"."""
+    kid, alg = keyring.encrypt.active, keyring.encrypt.active_algorithm
+    nonce = os.urandom(NONCE)
+    blob = nonce + _SEAL[alg][0](keyring.encrypt.active_key, nonce, data, aad)
+    return f"{kid}:{alg}:{base64.b64encode(blob).decode('ascii')}"
+
+
+def unseal(keyring: Keyring, value: str, aad: bytes) -> bytes:
+    """Inverse of seal with the key and algorithm the value names; InvalidTag when it was not made for `aad`."""
+    parts = value.split(":")
+    if len(parts) == 2:  # written before the algorithm was recorded: always AES-256-GCM
+        kid, alg, b64 = parts[0], "aes-256-gcm", parts[1]
+    elif len(parts) == 3:
+        kid, alg, b64 = parts
+    else:
+        raise KeyringError("ciphertext is not of the form kid:alg:base64")
+    if alg not in _SEAL or keyring.encrypt.algorithm(kid) != alg:
+        raise KeyringError(f"ciphertext names algorithm {alg!r}, which key {kid} was not made for")
+    blob = base64.b64decode(b64)
+    return _SEAL[alg][1](keyring.encrypt.get(kid), blob[:NONCE], blob[NONCE:], aad)
+
+
+def token_function(keyring: Keyring):  # type: ignore[no-untyped-def]
+    """text -> hex token with the (never rotated) active token key and its algorithm."""
+    key, alg = keyring.token.active_key, keyring.token.active_algorithm
+    if alg == "hmac-sha256":
+        return lambda v: hmac.digest(key, v.encode("utf-8"), "sha256").hex()
+    if alg == "hmac-sm3":
+        base = chmac.HMAC(key, hashes.SM3())
+
+        def sm3(v: str) -> str:
+            h = base.copy()
+            h.update(v.encode("utf-8"))
+            return h.finalize().hex()
+
+        return sm3
+    raise KeyringError(f"token key {keyring.token.active} has unknown algorithm {alg}")
 
 
 @dataclass(frozen=True)
@@ -30,32 +100,17 @@ class Protector:
 
     def token(self, values: pa.Array) -> pa.Array:
         """Keyed token of normalized text; None stays None."""
-        key = self.keyring.token.active_key
-        return pa.array(
-            [None if v is None else hmac.digest(key, v.encode("utf-8"), "sha256").hex() for v in values.to_pylist()],
-            type=pa.string(),
-        )
+        fn = token_function(self.keyring)
+        return pa.array([None if v is None else fn(v) for v in values.to_pylist()], type=pa.string())
 
     def encrypt(self, values: pa.Array, field: str) -> pa.Array:
-        kid = self.keyring.encrypt.active
-        aead = AESGCM(self.keyring.encrypt.active_key)
         aad = f"{self.contract.id}/{field}".encode()
-        out = []
-        for v in values.to_pylist():
-            if v is None:
-                out.append(None)
-                continue
-            nonce = os.urandom(12)
-            blob = nonce + aead.encrypt(nonce, str(v).encode("utf-8"), aad)
-            out.append(f"{kid}:{base64.b64encode(blob).decode('ascii')}")
+        out = [None if v is None else seal(self.keyring, str(v).encode("utf-8"), aad) for v in values.to_pylist()]
         return pa.array(out, type=pa.string())
 
     def decrypt(self, value: str, field: str) -> str:
-        """Inverse of encrypt; the audited re-identification path is the only intended caller."""
-        kid, _, b64 = value.partition(":")
-        blob = base64.b64decode(b64)
-        aead = AESGCM(self.keyring.encrypt.get(kid))
-        return aead.decrypt(blob[:12], blob[12:], f"{self.contract.id}/{field}".encode()).decode("utf-8")
+        """Inverse of encrypt. Callers: `lidm.reidentify` (audited per call) and the warning push (audited per push)."""
+        return unseal(self.keyring, value, f"{self.contract.id}/{field}".encode()).decode("utf-8")
 
     def protect(self, table: pa.Table) -> pa.Table:
         """Typed valid rows in, central columns out (in contract order); DROP fields vanish here."""

@@ -51,6 +51,7 @@ from lidm.contracts.consumers import Consumer
 from lidm.contracts.load import ContractCatalog
 from lidm.contracts.model import Contract, Grant, GrantLevel, Protection, RowScope
 from lidm.errors import ConfigError, ContractError, LidmError
+from lidm.keys import Keyring
 
 ROLE_PREFIX = "lidm_c_"
 SCHEMA_PREFIX = "lidm_"
@@ -543,8 +544,11 @@ def plan(catalog: ContractCatalog, engine: sa.Engine) -> list[Statement]:
     return review(catalog, engine).statements
 
 
-def apply(engine: sa.Engine, catalog: ContractCatalog) -> ApplyResult:
-    """Make the database match the grants, in one transaction; a second run changes nothing."""
+def apply(engine: sa.Engine, catalog: ContractCatalog, *, keyring: Keyring | None = None) -> ApplyResult:
+    """Make the database match the grants, in one transaction; a second run changes nothing.
+
+    A change is audited (lidm.audit) in the same transaction: counts per action, the consumers touched and a
+    digest of the SQL run; sealed when the keyring is given."""
     _require_postgres(engine)
     with engine.begin() as conn:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('lidm grants apply'))"))
@@ -562,4 +566,22 @@ def apply(engine: sa.Engine, catalog: ContractCatalog) -> ApplyResult:
                 raise LidmError(
                     f"grants: {st.action} {st.target} failed ({reason}); nothing was changed.{hint}"
                 ) from None
+        if todo.statements:
+            from lidm import audit
+
+            sql = "\n".join(st.sql for st in todo.statements)
+            audit.append(
+                conn,
+                actor="grants",
+                action="grants.apply",
+                subject=str(conn.execute(sa.text("SELECT current_database()")).scalar_one()),
+                detail={
+                    "statements": len(todo.statements),
+                    "actions": dict(Counter(st.action for st in todo.statements)),
+                    "consumers": sorted({st.consumer for st in todo.statements if st.consumer}),
+                    "sql_sha256": hashlib.sha256(sql.encode("utf-8")).hexdigest(),
+                    "operator": audit.operator(),
+                },
+                keyring=keyring,
+            )
     return ApplyResult(todo.statements, todo.withheld, todo.notes)

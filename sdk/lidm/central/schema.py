@@ -138,6 +138,21 @@ disposition_result = sa.Table(
     sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# The audit log (lidm.audit): append-only, hash-chained; seq is assigned by the appender, so a gap is a deletion.
+audit = sa.Table(
+    "lidm_audit",
+    core_metadata,
+    sa.Column("seq", sa.BigInteger, primary_key=True, autoincrement=False),
+    sa.Column("at", sa.DateTime, nullable=False),  # UTC, naive: hashed exactly as stored
+    sa.Column("actor", sa.String(200), nullable=False),
+    sa.Column("action", sa.String(50), nullable=False),
+    sa.Column("subject", sa.String(300), nullable=False),  # feed, batch, push, consumer: never a personal value
+    sa.Column("detail", sa.Text, nullable=False),  # canonical JSON: counts and ids
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("seal", sa.String(120)),  # key id + HMAC of hash with the sign key, when the writer held the keyring
+)
+
 _SQL_TYPES = {
     LogicalType.STRING: sa.Text,
     LogicalType.DATE: sa.Date,

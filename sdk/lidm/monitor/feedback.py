@@ -40,6 +40,7 @@ from typing import Any
 import pyarrow as pa
 import sqlalchemy as sa
 
+from lidm import audit
 from lidm.central import db
 from lidm.central.schema import dataset_table, warning_state
 from lidm.central.schema import disposition_result as result_table
@@ -418,6 +419,20 @@ class _Collector:
                         at=self.now,
                     )
                 )
+            taken = Counter(r["status"] for r in report)
+            audit.append(
+                conn,
+                actor="collect",
+                action="acks.collect",
+                subject=source,
+                detail={
+                    "department": dept,
+                    "rows": len(rows),
+                    "acknowledged": outcome.acknowledged,
+                    "refused": taken["unknown_warning"] + taken["other_department"],
+                },
+                keyring=self.protector.keyring,
+            )
         statuses = Counter(r["status"] for r in report)
         outcome.refused = statuses["unknown_warning"] + statuses["other_department"]
         outcome.unchanged = outcome.rows - outcome.acknowledged - outcome.refused
@@ -478,6 +493,15 @@ class _Collector:
             if outcome.rows != len(rows) + len(malformed) or outcome.rows != sum(counts.values()):
                 read = len(rows) + len(malformed)
                 raise LidmError(f"{source}: {outcome.rows} decisions for {read} rows; rolled back")
+            audit.append(
+                conn,
+                actor="collect",
+                action="dispositions.collect",
+                subject=source,
+                detail={"department": dept, "batch": batch_id}
+                | {k: getattr(outcome, k) for k in ("rows", "applied", "refused", "unchanged")},
+                keyring=self.protector.keyring,
+            )
         for d in decisions:
             if d.status == "refused" and d.recorded:
                 self.result.refusals[d.code or "refused"] += 1

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from lidm import audit
 from lidm.central.schema import dataset_table, monitor_run, warning_event, warning_state
 from lidm.errors import LidmError
 from lidm.monitor.engine import Compiled
@@ -129,7 +130,13 @@ class MonitorResult:
 
 
 def run_monitor(
-    engine: sa.Engine, rules: Sequence[Rule], catalog: Any, *, as_of: date, now: datetime | None = None
+    engine: sa.Engine,
+    rules: Sequence[Rule],
+    catalog: Any,
+    *,
+    as_of: date,
+    now: datetime | None = None,
+    keyring: Any = None,
 ) -> MonitorResult:
     """Evaluate every rule and bring the warnings up to date in one transaction: all of a run or none of it."""
     now = now or city_now()
@@ -161,6 +168,15 @@ def run_monitor(
             sa.update(monitor_run)
             .where(monitor_run.c.run_id == run_id)
             .values(counts=json.dumps(result.as_dict()["rules"]), finished_at=city_now())
+        )
+        totals = {k: sum(getattr(c, k) for c in result.counts.values()) for k in ("matched", "raised", "closed")}
+        audit.append(
+            conn,
+            actor="monitor",
+            action="monitor.run",
+            subject=run_id,
+            detail={"as_of": as_of.isoformat(), "rules": len(rules), "overdue": result.overdue} | totals,
+            keyring=keyring,
         )
     return result
 
@@ -334,6 +350,13 @@ def monitor(settings: Any, *, as_of: date | None = None, rule_ids: Sequence[str]
     engine = db.connect(settings)
     try:
         db.migrate(engine)
-        return run_monitor(engine, rules, catalog, as_of=as_of or now.date(), now=now)
+        from lidm.errors import KeyringError
+        from lidm.keys import load_keyring
+
+        try:
+            keyring = load_keyring(settings)  # seals the run's audit entry; a keyless run is audited unsealed
+        except KeyringError:
+            keyring = None
+        return run_monitor(engine, rules, catalog, as_of=as_of or now.date(), now=now, keyring=keyring)
     finally:
         engine.dispose()

@@ -32,6 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 
+from lidm import audit
 from lidm.central import db
 from lidm.central.schema import push as push_table
 from lidm.central.schema import warning_state
@@ -203,6 +204,21 @@ class _Pusher:
                 detail=f"to {department} via {channel.kind}",
                 at=self.now,
                 extra={"push_id": push_id},
+            )
+            audit.append(
+                conn,
+                actor="push",
+                action="warnings.push",
+                subject=push_id,
+                detail={
+                    "department": department,
+                    "channel": channel.kind,
+                    "target": target,
+                    "warnings": len(rows),
+                    "content_digest": digest,
+                    "fields": levels,
+                },
+                keyring=self.protector.keyring,
             )
         log.info("push %s: %d warning(s) to %s via %s (%s)", push_id, len(rows), department, channel.kind, target)
         return PushResult(department, "pushed", channel.kind, target, push_id, len(rows), levels)

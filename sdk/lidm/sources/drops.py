@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from lidm.config import Settings
 from lidm.errors import ConfigError, RejectedBatch
+from lidm.producers import MANIFEST_SUFFIX, SIGNATURE_SUFFIX, DropTrust, verify_drop
 from lidm.sources.base import SourceBatch
 from lidm.sources.csvfile import read_csv_chunks
 from lidm.sources.localstore import LocalStore
@@ -63,6 +64,7 @@ class DropSource:
     marker: str = ".ok"
     format: str = "csv"
     sheet: str | int = 0
+    signed: bool = False  # require a producer signature (FILE.manifest.json + .manifest.sig), see lidm.producers
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -78,16 +80,22 @@ class DropSource:
         have = set(names)
         return [n for n in names if fnmatch.fnmatch(n, self.pattern) and n + self.marker in have]
 
-    def batches(self, store: DropStore, chunk_bytes: int = 8 << 20) -> Iterator[SourceBatch]:
+    def batches(
+        self, store: DropStore, chunk_bytes: int = 8 << 20, trust: DropTrust | None = None
+    ) -> Iterator[SourceBatch]:
         for name in self.pending(store):
-            yield self._batch(store, name, chunk_bytes)
+            yield self._batch(store, name, chunk_bytes, trust)
 
-    def _batch(self, store: DropStore, name: str, chunk_bytes: int) -> SourceBatch:
+    def _batch(self, store: DropStore, name: str, chunk_bytes: int, trust: DropTrust | None = None) -> SourceBatch:
         state: dict[str, object] = {}
         expected = _manifest_digest(store.read_text(name + self.marker))
         where = f"{store.where}/{name}"
 
         def chunks() -> Iterator[pa.Table]:
+            # The producer's signature, its key and the file's size and sha256 are checked before a row is read.
+            signed = verify_drop(store, name, trust, where) if trust else None
+            if signed:
+                state["producer"] = {"key_id": signed["producer_key_id"], "sha256": signed["sha256"]}
             if self.format == "xlsx":
                 with store.open(name) as fh:
                     data = fh.read()
@@ -109,14 +117,26 @@ class DropSource:
                     "file does not match the sha256 in its marker (truncated or changed after the marker was written)",
                     file=where,
                 )
+            if signed and signed["sha256"] != digest:
+                raise RejectedBatch(
+                    "digest_mismatch", "file changed while it was read; drop it again, freshly signed", file=where
+                )
+
+        def signature_files() -> list[str]:
+            have = set(store.list())
+            return [n for n in (name + MANIFEST_SUFFIX, name + SIGNATURE_SUFFIX) if n in have]
 
         def on_loaded(batch_id: str, receipt: str) -> None:
             store.move(name, ARCHIVE)
+            for extra in signature_files():
+                store.move(extra, ARCHIVE)
             store.move(name + self.marker, ARCHIVE)
             store.write_text(f"{ARCHIVE}/{name}.receipt.json", receipt)
 
         def on_rejected(reason: str) -> None:
             store.move(name, REJECTED)
+            for extra in signature_files():
+                store.move(extra, REJECTED)
             store.move(name + self.marker, REJECTED)
             store.write_text(f"{REJECTED}/{name}.reason.txt", reason + "\n")
 
