@@ -947,3 +947,84 @@ def reidentify_command(
     for v in values:
         table.add_row(v.key, "" if v.value is None else v.value)
     _wide().print(table)
+
+
+batch_app = typer.Typer(help="Loaded batches: list them, recall one.", no_args_is_help=True)
+app.add_typer(batch_app, name="batch")
+
+
+@batch_app.command("list")
+def batch_list(
+    feed: Annotated[str | None, typer.Option(help="Only this feed, e.g. health.population.")] = None,
+    limit: Annotated[int, typer.Option(help="How many of the newest batches.")] = 50,
+) -> None:
+    """The newest batches: status (loaded, rejected, recalled), counts, watermark, recall reason."""
+    from lidm.central.recall import list_batches
+
+    try:
+        rows = list_batches(get_settings(), feed=feed, limit=limit)
+    except LidmError as exc:
+        _fail(exc)
+    table = Table(title="Batches")
+    for col in ("batch", "feed", "status", "finished", "loaded", "quarantined", "ins/upd/ret", "watermark", "recall"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        when = f"{r['finished_at']:%Y-%m-%d %H:%M}" if r["finished_at"] else ""
+        recall = f"{r['recalled_at']:%Y-%m-%d %H:%M} {r['recall_reason']}" if r["recalled_at"] else ""
+        table.add_row(
+            r["batch_id"],
+            r["feed"],
+            r["status"],
+            when,
+            f"{r['loaded']:,}",
+            f"{r['quarantined']:,}",
+            f"{r['inserted']}/{r['updated']}/{r['retired']}",
+            r["watermark_to"] or "",
+            recall,
+        )
+    _wide().print(table)
+
+
+@batch_app.command("recall")
+def batch_recall(
+    batch_id: Annotated[str, typer.Argument(help="The batch id (see `lidm batch list`).")],
+    reason: Annotated[str, typer.Option(help="Why the batch is withdrawn (kept with it and in the audit log).")],
+    force: Annotated[
+        bool, typer.Option(help="Also when the batch overwrote earlier rows, whose earlier versions are lost.")
+    ] = False,
+) -> None:
+    """Take a loaded batch back out: its rows, its quarantine, its retirements and watermark; audited."""
+    from lidm.central.recall import recall_batch
+
+    try:
+        r = recall_batch(get_settings(), batch_id, reason=reason, force=force)
+    except LidmError as exc:
+        _fail(exc)
+    console.print(
+        f"batch {r.batch_id} ({r.feed}) recalled: {r.removed:,} rows removed ({r.overwritten:,} had replaced an "
+        f"earlier version, now lost), {r.unretired:,} un-retired, {r.quarantine_removed:,} quarantine rows removed; "
+        f"watermark {r.watermark}{f' to {r.watermark_value}' if r.watermark_value else ''}",
+        highlight=False,
+    )
+    readers = ", ".join(f"{c['consumer']} ({c['rows']})" for c in r.consumers) or "none"
+    console.print(f"consumers that could read {r.contract}: {readers}", highlight=False)
+
+
+@app.command("purge")
+def purge_command(
+    dry_run: Annotated[bool, typer.Option(help="Count what would be deleted; change nothing.")] = False,
+) -> None:
+    """Delete rows past their contract's retention (lidmRetention) and quarantine past LIDM_QUARANTINE_RETENTION."""
+    from lidm.central.retention import purge_expired
+
+    try:
+        r = purge_expired(get_settings(), dry_run=dry_run)
+    except LidmError as exc:
+        _fail(exc)
+    table = Table(title="Purge (dry run: nothing deleted)" if dry_run else "Purge")
+    for col in ("dataset", "rows", "cutoff", "aged by"):
+        table.add_column(col, overflow="fold")
+    for cid, d in r.datasets.items():
+        table.add_row(cid, f"{d['rows']:,}", d["cutoff"], d["by"])
+    table.add_row("quarantine", f"{r.quarantine:,}", r.quarantine_cutoff or "", "batch finished_at")
+    _wide().print(table)

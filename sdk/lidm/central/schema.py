@@ -18,7 +18,7 @@ batch = sa.Table(
     sa.Column("source_name", sa.String(300), nullable=False),
     sa.Column("source_digest", sa.String(64)),
     sa.Column("content_digest", sa.String(64)),
-    sa.Column("status", sa.String(20), nullable=False),  # loaded | rejected
+    sa.Column("status", sa.String(20), nullable=False),  # loaded | rejected | recalled
     sa.Column("reason", sa.Text),
     sa.Column("extracted", sa.BigInteger, nullable=False, server_default="0"),
     sa.Column("loaded", sa.BigInteger, nullable=False, server_default="0"),
@@ -33,6 +33,8 @@ batch = sa.Table(
     sa.Column("signature", sa.Text),
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("finished_at", sa.DateTime(timezone=True)),
+    sa.Column("recalled_at", sa.DateTime(timezone=True)),  # lidm.central.recall (migration 0008)
+    sa.Column("recall_reason", sa.Text),
 )
 sa.Index("ix_lidm_batch_feed_digest", batch.c.feed, batch.c.source_digest)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import importlib.resources
 import json
+import re
 from collections.abc import Iterator
 from functools import lru_cache
 from pathlib import Path
@@ -164,7 +165,15 @@ def parse_contract(doc: dict[str, Any], *, source: str = "<contract>", root: yam
         raise ContractError(f"{source}: an incremental contract names its watermark field in lidmWatermark")
     grants = _grants(custom.get("lidmGrants"), source, root, doc)
     district, dept_field = custom.get("lidmDistrictField"), custom.get("lidmDepartmentField")
-    for prop, name in (("lidmDistrictField", district), ("lidmDepartmentField", dept_field)):
+    retention, retention_field = custom.get("lidmRetention"), custom.get("lidmRetentionField")
+    if retention is not None and not re.fullmatch(r"P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?", str(retention)):
+        raise ContractError(f"{source}: lidmRetention {retention} is not an ISO 8601 duration such as P5Y or P90D")
+    fields_named = (
+        ("lidmDistrictField", district),
+        ("lidmDepartmentField", dept_field),
+        ("lidmRetentionField", retention_field),
+    )
+    for prop, name in fields_named:
         if name is not None and name not in seen:
             raise ContractError(f"{source}: {prop} names {name}, which is not a field")
     department = custom.get("lidmOwner") or doc.get("domain")
@@ -187,6 +196,8 @@ def parse_contract(doc: dict[str, Any], *, source: str = "<contract>", root: yam
             watermark=watermark,
             frequency=custom.get("lidmFrequency"),
             freshness=custom.get("lidmFreshness"),
+            retention=None if retention is None else str(retention),
+            retention_field=retention_field,
             district_field=district,
             department_field=dept_field,
             grants=grants,

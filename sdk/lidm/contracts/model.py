@@ -126,6 +126,8 @@ class Contract(BaseModel):
     watermark: str | None = None
     frequency: str | None = None
     freshness: str | None = None
+    retention: str | None = None  # lidmRetention, ISO 8601 duration (P5Y); None: rows are never purged
+    retention_field: str | None = None  # lidmRetentionField: a date field aging rows instead of their batch
     district_field: str | None = None
     department_field: str | None = None
     grants: tuple[Grant, ...] = ()

@@ -44,6 +44,7 @@ log = logging.getLogger("lidm.airflow")
 MONITOR_DAG = "lidm_monitor"
 PUSH_DAG = "lidm_push"
 FEEDBACK_DAG = "lidm_feedback"
+HOUSEKEEPING_DAG = "lidm_housekeeping"
 WARNING = "platform.warning"
 DISPOSITION = "platform.disposition"
 ASSISTANCE = "platform.assistance_record"
@@ -156,6 +157,19 @@ def collect_task(department: str) -> Any:
     return _through_channel(department, "dispositions from", collect_dispositions)
 
 
+def purge_task() -> dict[str, Any]:
+    """Delete rows past their contract's retention and old quarantine rows (lidm.central.retention)."""
+    from lidm.central.retention import purge_expired
+    from lidm.config import get_settings
+
+    try:
+        result = purge_expired(get_settings())
+    except NOT_RETRYABLE as exc:
+        _fail_fast("purge", exc)
+    log.info("purge: %d rows deleted (%s; quarantine %d)", result.total, result.datasets, result.quarantine)
+    return _plain(result.as_dict())
+
+
 def build_monitor_dags() -> dict[str, DAG]:
     """The monitor, push and feedback DAGs, keyed by dag_id, for a DAG file's `globals()`."""
     from airflow.sdk import DAG, AssetAny, task
@@ -239,6 +253,23 @@ def build_monitor_dags() -> dict[str, DAG]:
             return happiness_task()
 
         collected >> rebuild()
+    dags[dag.dag_id] = dag
+
+    with DAG(
+        dag_id=HOUSEKEEPING_DAG,
+        description="Daily: delete rows past their contract's retention and quarantine past its retention",
+        schedule="@daily",
+        tags=["lidm", "housekeeping"],
+        doc_md="Runs `lidm purge`: rows older than the contract's `lidmRetention` and quarantine rows older than "
+        "`LIDM_QUARANTINE_RETENTION` (default P1Y) are deleted in one transaction, recorded in the audit log.",
+        **common,
+    ) as dag:
+
+        @task(task_id="purge_expired")
+        def purge() -> dict[str, Any]:
+            return purge_task()
+
+        purge()
     dags[dag.dag_id] = dag
     return dags
 
