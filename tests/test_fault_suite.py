@@ -1052,12 +1052,6 @@ class Case:
     bug: str | None = None  # a product bug: the case is xfail(strict=True)
 
 
-FORMULA_BUG = (
-    "lidm.monitor.push.warnings_csv writes cell values verbatim (text_value -> str): a value starting with "
-    "= + - @ is exported unescaped, so a spreadsheet opening the department's warning CSV evaluates it "
-    "(CSV/formula injection). Expected: prefix such cells with ' (or otherwise neutralise)."
-)
-
 CASES = [
     Case(
         "gbk-declared-utf8", "GBK file, adapter declares UTF-8", "rejected [encoding], line + hint", c_gbk_declared_utf8
@@ -1130,38 +1124,27 @@ CASES = [
         "source table dropped (SQLAlchemy URL)",
         "SourceError naming the table",
         c_source_table_missing_sqlalchemy,
-        "lidm.sources.sql._sqlalchemy_chunks maps only sa.exc.OperationalError to SourceError; a missing "
-        "source table raises sa.exc.ProgrammingError, which run_batch's DBAPIError handler reports as "
-        "'central database refused batch ... Check the migration state with `lidm db upgrade`': a "
-        "department-side fault blamed on the central database (the ODBC path says SourceError correctly).",
     ),
     Case(
         "source-long-text-odbc",
         "10 000-char address over ODBC",
         "quarantined/rejected, or SourceError naming jzdz",
         c_source_long_text_odbc,
-        "lidm.sources.sql._odbc_chunks reads with arrow_odbc max_text_size=4096; a longer text value is cut "
-        "mid-character and arrow-odbc raises arrow_odbc.error.Error ('Datasource returned invalid UTF-8. Lossy "
-        "representation of value: <the raw value>') while iterating batches, outside the try that maps "
-        "arrow_odbc.Error to SourceError: a raw third-party exception escapes run_feed and its message echoes "
-        "the source value (personal data) into logs/task output.",
+        "lidm.sources.sql._odbc_chunks reads with arrow_odbc max_text_size=4096; a longer text value is cut and "
+        "the read now ends as a SourceError without the value (the leak is fixed), but it names no column, and "
+        "the text buffer is not sized from the contract's maxLength.",
     ),
     Case("source-unreachable", "MariaDB port closed", "SourceError, no password echoed", c_source_unreachable),
     Case("xlsx-formula", "=HYPERLINK(...) cell in an XLSX drop", "read as text", c_xlsx_formula_cell_is_text),
-    Case(
-        "push-formula-eq", "=HYPERLINK in a pushed warning CSV", "cell neutralised", c_push_csv_hyperlink, FORMULA_BUG
-    ),
-    Case("push-formula-at", "@SUM(...) in a pushed warning CSV", "cell neutralised", c_push_csv_at, FORMULA_BUG),
-    Case("push-formula-plus", "+cmd|... in a pushed warning CSV", "cell neutralised", c_push_csv_plus, FORMULA_BUG),
+    Case("push-formula-eq", "=HYPERLINK in a pushed warning CSV", "cell neutralised", c_push_csv_hyperlink),
+    Case("push-formula-at", "@SUM(...) in a pushed warning CSV", "cell neutralised", c_push_csv_at),
+    Case("push-formula-plus", "+cmd|... in a pushed warning CSV", "cell neutralised", c_push_csv_plus),
     Case("push-plain-text", "plain text in a pushed warning CSV", "unchanged", c_push_csv_plain_text_untouched),
     Case(
         "xlsx-zip-bomb",
         "zip-bomb XLSX (1000x inflation)",
         "rejected before inflating",
         c_xlsx_zip_bomb,
-        "lidm.sources.xlsxfile.read_xlsx_chunks hands the workbook to calamine with no limit on the "
-        "uncompressed size or compression ratio of its parts: a ~100 KB drop inflating to 64 MB+ is read "
-        "in full instead of being rejected with a reason naming the file.",
     ),
     Case("sftp-baseline", "valid drop over real OpenSSH", "loaded", c_sftp_baseline),
     Case(
@@ -1196,10 +1179,6 @@ CASES = [
         "central DB unreachable",
         "CentralUnavailable (retryable)",
         c_central_unreachable_classified,
-        "run_feed -> prepare() -> db.is_current() lets a raw sqlalchemy.exc.OperationalError (psycopg "
-        "'connection refused', host and port in the text) escape when the central database is down at the "
-        "start of a run; errors.CentralUnavailable says it covers 'could not be reached', and run_batch "
-        "classifies a lost connection that way.",
     ),
     Case("crash-before-commit", "crash before commit", "rolled back", c_crash_before_commit),
     Case(

@@ -97,8 +97,15 @@ def prepare(adapter: Adapter | str, settings: Settings | None = None) -> Feed:
     _one_feed_per_snapshot(adapter, contract)
     keyring = load_keyring(settings)
     engine = db.connect(settings)
-    if not db.is_current(engine):
-        db.migrate(engine)
+    try:
+        if not db.is_current(engine):
+            db.migrate(engine)
+    except sa.exc.OperationalError as exc:
+        engine.dispose()
+        raise CentralUnavailable(
+            f"feed {adapter.contract}: the central database cannot be reached ({type(exc.orig).__name__}); "
+            "nothing was read or written, the run can be retried"
+        ) from None
     return Feed(adapter, contract, settings, keyring, engine)
 
 

@@ -94,8 +94,23 @@ def _odbc_chunks(url: str, sql: str, params: list[Any], chunk_rows: int) -> Iter
         raise SourceError(f"ODBC source: {_scrub(str(exc))}") from None
     if reader is None:
         return
-    for batch in reader:
+    batches = iter(reader)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except arrow_odbc.Error as exc:
+            # The driver's text can quote the offending value: name the column, never the value.
+            raise SourceError(f"ODBC source: reading failed: {_odbc_cause(exc)}") from None
         yield pa.Table.from_batches([batch])
+
+
+def _odbc_cause(exc: Exception) -> str:
+    text = str(exc)
+    if "invalid UTF-8" in text or "Lossy" in text:
+        return "a text value is longer than the reader's 4096-byte buffer or not valid UTF-8"
+    return type(exc).__name__
 
 
 def _sqlalchemy_chunks(url: str, sql: str, params: list[Any], chunk_rows: int) -> Iterator[pa.Table]:
@@ -117,6 +132,12 @@ def _sqlalchemy_chunks(url: str, sql: str, params: list[Any], chunk_rows: int) -
                 yield pa.table({n: pa.array(list(c)) for n, c in zip(names, cols, strict=True)})
     except sa.exc.OperationalError as exc:
         raise SourceError(f"SQL source unreachable or failed: {type(exc.orig).__name__}") from None
+    except sa.exc.DBAPIError as exc:
+        # A missing table or column is the department's side: say which query, never a value.
+        raise SourceError(
+            f"SQL source query failed ({type(exc.orig).__name__}): {_scrub(sql)[:200]}; check the adapter's "
+            "table and columns against the department database"
+        ) from None
     finally:
         engine.dispose()
 

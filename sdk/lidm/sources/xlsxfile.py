@@ -40,6 +40,31 @@ def cell_text(value: Any) -> str | None:
     return text or None
 
 
+# A workbook is a zip: refuse one that would inflate beyond these before any part is decompressed.
+MAX_UNCOMPRESSED_BYTES = 512 << 20
+MAX_COMPRESSION_RATIO = 200
+
+
+def _refuse_zip_bomb(data: bytes, file: str) -> None:
+    """Read the zip's directory only (sizes as declared) and refuse a decompression bomb."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            infos = z.infolist()
+    except zipfile.BadZipFile:
+        return  # not a zip at all: calamine says so with its own reason
+    total = sum(i.file_size for i in infos)
+    packed = sum(i.compress_size for i in infos) or 1
+    if total > MAX_UNCOMPRESSED_BYTES or (total > (64 << 20) and total / packed > MAX_COMPRESSION_RATIO):
+        raise RejectedBatch(
+            "malformed_file",
+            f"the workbook would expand to {total >> 20} MB uncompressed ({total // packed}x its size): refused "
+            "as a possible zip bomb; export the sheet again or split it",
+            file=file,
+        )
+
+
 def read_xlsx_chunks(
     data: bytes, *, file: str, sheet: str | int = 0, chunk_rows: int = 50_000
 ) -> tuple[list[str], Iterator[pa.Table], str]:
@@ -49,6 +74,7 @@ def read_xlsx_chunks(
     digest = hashlib.sha256(data).hexdigest()
     if not data:
         raise RejectedBatch("empty_file", "the file is empty (no header row)", file=file, row=1)
+    _refuse_zip_bomb(data, file)
     try:
         book = CalamineWorkbook.from_filelike(io.BytesIO(data))
         sheets = book.sheet_names
