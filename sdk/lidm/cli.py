@@ -1028,3 +1028,21 @@ def purge_command(
         table.add_row(cid, f"{d['rows']:,}", d["cutoff"], d["by"])
     table.add_row("quarantine", f"{r.quarantine:,}", r.quarantine_cutoff or "", "batch finished_at")
     _wide().print(table)
+
+
+@app.command("export")
+def export(
+    dataset: Annotated[str, typer.Argument(help="Contract id, e.g. civil_affairs.low_income_roster.")],
+    consumer: Annotated[str, typer.Option(help="The consumer the extract is for (contracts/consumers.yaml).")],
+    out: Annotated[Path, typer.Option(help="CSV file to write.")],
+) -> None:
+    """A consumer's extract of a dataset: only its granted columns and rows (how grants hold on SQLite)."""
+    from lidm.central.export import export_dataset
+
+    try:
+        result = export_dataset(get_settings(), consumer, dataset, out)
+    except LidmError as exc:
+        _fail(exc)
+    console.print(f"{result.rows:,} rows, {len(result.columns)} columns for {consumer} -> {result.path}")
+    if result.withheld:
+        console.print(f"withheld (clear only through `lidm reidentify`): {', '.join(result.withheld)}")
