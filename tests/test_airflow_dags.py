@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from _db import kill_central_on_batch_insert
 
 pytestmark = [pytest.mark.airflow]
 
@@ -599,18 +600,7 @@ def test_a_central_database_connection_killed_mid_load_is_retried_cleanly(airflo
     try:
         db.migrate(central)
         with central.begin() as c:
-            c.execute(
-                sa.text(
-                    "CREATE FUNCTION lidm_test_kill() RETURNS trigger LANGUAGE plpgsql AS "
-                    "$$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NEW; END $$"
-                )
-            )
-            c.execute(
-                sa.text(
-                    "CREATE TRIGGER lidm_test_kill BEFORE INSERT ON lidm_batch "
-                    "FOR EACH ROW EXECUTE FUNCTION lidm_test_kill()"
-                )
-            )
+            kill_central_on_batch_insert(c)
         out = subprocess.run(
             [sys.executable, str(RUNNER), HEALTH_DAG],
             env=env,

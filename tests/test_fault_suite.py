@@ -31,7 +31,7 @@ from typing import Any
 import psycopg
 import pytest
 import sqlalchemy as sa
-from _db import query
+from _db import kill_central_on_batch_insert, query
 from conftest import PG_ADMIN_DSN
 from fault_suite_table import CaseRecord, write_table
 from test_airflow_dags import _CuttingProxy
@@ -771,18 +771,7 @@ def _install_kill_trigger(ctx: Ctx) -> None:
     try:
         db.migrate(engine)
         with engine.begin() as c:
-            c.execute(
-                sa.text(
-                    "CREATE FUNCTION lidm_test_kill() RETURNS trigger LANGUAGE plpgsql AS "
-                    "$$ BEGIN PERFORM pg_terminate_backend(pg_backend_pid()); RETURN NEW; END $$"
-                )
-            )
-            c.execute(
-                sa.text(
-                    "CREATE TRIGGER lidm_test_kill BEFORE INSERT ON lidm_batch FOR EACH ROW "
-                    "EXECUTE FUNCTION lidm_test_kill()"
-                )
-            )
+            kill_central_on_batch_insert(c)
     finally:
         engine.dispose()
 

@@ -34,27 +34,14 @@ from lidm.monitor.feedback import collect_dispositions
 from lidm.monitor.lifecycle import monitor, transition
 from lidm.monitor.push import push_warnings, warning_grant
 from lidm.protect import Protector
-from lidm.samples.responses import NO_SUCH_WARNING, respond
+from lidm.samples.responses import DISPOSITION_COLUMNS, NO_SUCH_WARNING, respond
 
 AS_OF = date(2026, 11, 27)
 PUSHED_AT = datetime(2026, 11, 28, 9, 0, 0)
 TODAY = date(2026, 12, 1)
 COLLECTED_AT = datetime(2026, 12, 1, 18, 0, 0)
 BOM = b"\xef\xbb\xbf"
-DISPOSITION_HEADER = [
-    "warning_id",
-    "department",
-    "outcome",
-    "assistance_kind",
-    "amount",
-    "granted_on",
-    "reason",
-    "handler",
-    "disposed_at",
-    "id_number",
-    "household_id",
-    "district_code",
-]
+DISPOSITION_HEADER = list(DISPOSITION_COLUMNS)
 
 
 def _city(home: Path, central_url: str | None = None) -> Settings:
