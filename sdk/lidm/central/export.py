@@ -20,7 +20,7 @@ from lidm.central.grants import View, _ident, desired
 from lidm.config import Settings
 from lidm.contracts.load import load_catalog
 from lidm.errors import LidmError
-from lidm.monitor.push import _cell
+from lidm.monitor.push import csv_cell
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def export_dataset(settings: Settings, consumer: str, dataset: str, out: Path) -
     try:
         with engine.connect() as conn:
             for row in conn.execute(query):
-                writer.writerow([_cell(v) for v in row])
+                writer.writerow([csv_cell(v) for v in row])
                 rows += 1
     except sa.exc.DBAPIError as exc:
         raise LidmError(f"export of {dataset}: {type(exc.orig).__name__}; run `lidm db upgrade` first") from None

@@ -383,14 +383,14 @@ def warnings_csv(header: list[str], records: list[dict[str, Any]]) -> bytes:
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(header)
     for r in records:
-        writer.writerow([_cell(r.get(h)) for h in header])
+        writer.writerow([csv_cell(r.get(h)) for h in header])
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
 
 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _cell(value: Any) -> str:
+def csv_cell(value: Any) -> str:
     """A text that a spreadsheet would read as a formula gets a leading apostrophe (CSV injection)."""
     text = text_value(value)
     return "'" + text if isinstance(value, str) and text.startswith(_FORMULA_START) else text
