@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -47,7 +48,19 @@ class Settings(BaseSettings):
         "source timestamps are converted to it).",
     )
     contracts_dir: Path | None = Field(default=None, description="Folder of contract YAML files.")
-    chunk_rows: int = Field(default=100_000, ge=1, description="Rows per columnar chunk.")
+    chunk_rows: int = Field(default=20_000, ge=1, description="Rows per columnar chunk read from a database.")
+    central_work_mem: str | None = Field(
+        default="256MB",
+        pattern=r"^([0-9]+(kB|MB|GB))?$",
+        description="PostgreSQL work_mem for a batch's final statements (sorting and hashing the staged rows); "
+        "empty to keep the server's setting.",
+    )
+    workers: int = Field(
+        default_factory=lambda: min(os.cpu_count() or 1, 4),
+        ge=1,
+        description="Processes that validate and protect the chunks of a big batch (1: all in the feed's own "
+        "process). Past one chunk, tokens and encryption run in this many forked workers.",
+    )
     known_hosts: Path | None = Field(default=None, description="OpenSSH known_hosts file for SFTP drops.")
     sftp_timeout_seconds: float = Field(
         default=60.0, gt=0, description="An SFTP read that gets nothing for this long ends the run (retried)."

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 
 class LidmError(Exception):
     """Base of every error the gateway raises on purpose."""
@@ -50,4 +52,9 @@ class RejectedBatch(LidmError):
             )
             if part
         )
+        self.message = message
         super().__init__(f"[{reason}] {where + ': ' if where else ''}{message}")
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        # Crosses a process boundary from a transform worker with its place (file, row, field) intact.
+        return (partial(RejectedBatch, file=self.file, row=self.row, field=self.field), (self.reason, self.message))

@@ -15,30 +15,27 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from lidm import audit, manifest
 from lidm.adapter import Adapter
 from lidm.central import db
-from lidm.central.loader import SOURCE_ROW, BatchWriter
+from lidm.central.loader import BatchWriter
 from lidm.central.schema import batch as batch_table
 from lidm.central.schema import dataset_table
 from lidm.central.schema import quarantine as quarantine_table
 from lidm.central.schema import watermark as watermark_table
 from lidm.config import Settings, get_settings
-from lidm.conform import check_columns, check_mapping, conform
-from lidm.contracts import Contract, UpdateMode, load_catalog
+from lidm.conform import check_columns, check_mapping
+from lidm.contracts import Contract, UpdateMode, load_one
 from lidm.errors import CentralUnavailable, ConfigError, LidmError, RejectedBatch
 from lidm.keys import Keyring, load_keyring
 from lidm.producers import drop_trust
-from lidm.protect import Protector, seal
 from lidm.registry import adapters, get_adapter
 from lidm.sources import DropSource, SourceBatch, SqlSource
 from lidm.sources.drops import open_store
-from lidm.validate import ROW, Validator
+from lidm.transform import ChunkTransform, encrypt_payload, transform_chunks
 
 log = logging.getLogger("lidm.pipeline")
 Progress = Callable[[str, int], None]
@@ -92,7 +89,7 @@ def prepare(adapter: Adapter | str, settings: Settings | None = None) -> Feed:
     """Resolve adapter, contract, keys and the migrated central database for a feed."""
     settings = settings or get_settings()
     adapter = get_adapter(adapter) if isinstance(adapter, str) else adapter
-    contract = load_catalog(settings.contracts_dir)[adapter.contract]
+    contract = load_one(adapter.contract, settings.contracts_dir)
     check_mapping(adapter, contract)
     _one_feed_per_snapshot(adapter, contract)
     keyring = load_keyring(settings)
@@ -169,29 +166,6 @@ def _watermark(feed: Feed) -> str | None:
         ).scalar_one_or_none()
 
 
-class _Digests:
-    """Keyed digests: per row (change detection) and per batch (content identity), never plain hashes of PII."""
-
-    def __init__(self, keyring: Keyring) -> None:
-        self.key = hashlib.blake2b(keyring.token.active_key, digest_size=32, person=b"lidm-row").digest()
-        self.batch = hashlib.sha256()
-
-    def rows(self, table: pa.Table, fields: list[str]) -> pa.Array:
-        text = [pc.cast(table[f], pa.string()) for f in fields]
-        joined = pc.binary_join_element_wise(*text, "\x1f", null_handling="replace", null_replacement="\x00")
-        key = self.key
-        out = [hashlib.blake2b(v.encode("utf-8"), key=key, digest_size=32).hexdigest() for v in joined.to_pylist()]
-        for d in out:
-            self.batch.update(bytes.fromhex(d))
-        return pa.array(out, type=pa.string())
-
-
-def _encrypt_payload(keyring: Keyring, feed: str, payload: dict[str, Any]) -> str:
-    """A quarantined row is kept whole but encrypted: nothing lost, nothing readable without the key."""
-    body = json.dumps(payload, ensure_ascii=False, default=str).encode("utf-8")
-    return seal(keyring, body, f"quarantine/{feed}".encode())
-
-
 def run_batch(feed: Feed, src: SourceBatch, progress: Progress | None = None) -> BatchResult:
     """Load one batch atomically; a data fault rejects it whole and says why."""
     batch_id = str(uuid.uuid4())
@@ -240,9 +214,19 @@ def _load(
 ) -> str:
     """Everything inside the batch's transaction; fills `result` and returns the signed receipt."""
     contract, keyring, batch_id = feed.contract, feed.keyring, result.batch_id
-    validator = Validator(contract, feed.settings.city_prefix, feed.settings.timezone)
-    protector = Protector(contract, keyring)
-    digests = _Digests(keyring)
+    table = dataset_table(contract, sa.MetaData())
+    writer = BatchWriter(conn, contract, table, batch_id, feed.name, work_mem=feed.settings.central_work_mem)
+    transform = ChunkTransform(
+        feed.adapter,
+        contract,
+        keyring,
+        feed=feed.name,
+        batch_id=batch_id,
+        city_prefix=feed.settings.city_prefix,
+        timezone=feed.settings.timezone,
+        csv_columns=writer.copy_columns,
+    )
+    content = hashlib.sha256()
     file = src.meta.get("file", src.name)
     reasons: Counter[str] = Counter()
     conn.execute(
@@ -256,33 +240,23 @@ def _load(
             started_at=started,
         )
     )
-    writer = BatchWriter(conn, contract, dataset_table(contract, sa.MetaData()), batch_id, feed.name)
-    for chunk in _chunks(src, feed.adapter, file):
-        result.extracted += chunk.num_rows
-        rows = validator.normalize(conform(chunk, feed.adapter, contract))
-        row_digest = digests.rows(rows, contract.field_names)
-        checked = validator.validate(rows)
-        if len(checked.bad_rows):
-            writer.quarantine(_bad_rows(feed, protector, chunk, rows, checked, reasons, row_digest))
-        good = pa.array(np.isin(np.arange(rows.num_rows), checked.bad_rows, invert=True))
-        n = checked.valid.num_rows
-        protected = protector.protect(checked.valid)
-        for name, col in (
-            ("_batch_id", pa.array([batch_id] * n, pa.string())),
-            ("_row_digest", pc.filter(row_digest, good)),
-            ("_retired_batch", pa.nulls(n, pa.string())),
-            (SOURCE_ROW, checked.valid[ROW]),
-        ):
-            protected = protected.append_column(name, col)
-        writer.write(protected)
+    for part in transform_chunks(transform, _chunks(src, feed.adapter, file), feed.settings.workers):
+        result.extracted += part.rows
+        content.update(part.digests)
+        reasons.update(part.reasons)
+        writer.quarantine(part.quarantine)
+        if part.csv is not None:
+            writer.write_csv(part.csv)
+        elif part.protected is not None:
+            writer.write(part.protected)
         if progress:
-            progress(feed.name, chunk.num_rows)
+            progress(feed.name, part.rows)
     malformed = src.meta.get("state", {}).get("malformed") or []
     if malformed:
         result.extracted += len(malformed)
         writer.quarantine([_malformed_row(feed, m, reasons) for m in malformed])
     _refuse_replay(conn, feed, src, file, contract, result.extracted)
-    content = digests.batch.hexdigest()
+    content = content.hexdigest()
     if contract.update_mode is UpdateMode.FULL and _last_content(conn, feed) == content:
         raise _Unchanged
     counts = writer.finish(retire_missing=contract.update_mode is UpdateMode.FULL)
@@ -383,35 +357,6 @@ def _wm(value: Any) -> str | None:
     return value.isoformat(sep=" ") if hasattr(value, "isoformat") else str(value)
 
 
-def _bad_rows(feed, protector, chunk, rows, checked, reasons, row_digest) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
-    key = feed.contract.key[0]
-    digests = pc.take(row_digest, pa.array(checked.bad_rows)).to_pylist()
-    key_field = feed.contract.field(key)
-    bad = pa.array(checked.bad_rows)
-    raw = pc.take(chunk, bad).to_pylist()
-    keys = pc.cast(pc.take(rows[key], bad), pa.string())
-    tokens = protector.token(keys).to_pylist() if "token" in key_field.protection else [None] * len(raw)
-    out = []
-    for i, idx in enumerate(checked.bad_rows):
-        problems = checked.problems[int(idx)]
-        first = problems[0]
-        reasons[first.code] += 1
-        out.append(
-            {
-                "row_number": raw[i].pop(ROW),
-                "field": first.field,
-                "reason": first.code,
-                "message": "; ".join(p.message for p in problems),
-                "problems": json.dumps([{"field": p.field, "code": p.code} for p in problems]),
-                "key_token": tokens[i],
-                "row_digest": digests[i],
-                "payload_kind": "raw_enc",
-                "payload": _encrypt_payload(feed.keyring, feed.name, raw[i]),
-            }
-        )
-    return out
-
-
 def _malformed_row(feed: Feed, m: dict[str, Any], reasons: Counter[str]) -> dict[str, Any]:
     reasons["malformed_row"] += 1
     return {
@@ -420,7 +365,7 @@ def _malformed_row(feed: Feed, m: dict[str, Any], reasons: Counter[str]) -> dict
         "reason": "malformed_row",
         "message": f"row has {m['actual']} fields, the header has {m['expected']}",
         "payload_kind": "raw_enc",
-        "payload": _encrypt_payload(feed.keyring, feed.name, {"text": m["text"]}),
+        "payload": encrypt_payload(feed.keyring, feed.name, {"text": m["text"]}),
     }
 
 

@@ -11,7 +11,7 @@ mask    display form (430102********1234, 王*明, 138****5678)
 from __future__ import annotations
 
 import base64
-import hmac
+import hashlib
 import os
 from dataclasses import dataclass
 
@@ -59,6 +59,31 @@ def seal(keyring: Keyring, data: bytes, aad: bytes) -> str:
     return f"{kid}:{alg}:{base64.b64encode(blob).decode('ascii')}"
 
 
+def seal_many(keyring: Keyring, values: list[str | None], aad: bytes) -> list[str | None]:
+    """seal() for a column: one cipher object and one nonce draw for the lot (the per-value cost is the loop)."""
+    kid, alg = keyring.encrypt.active, keyring.encrypt.active_algorithm
+    prefix = f"{kid}:{alg}:"
+    nonces = os.urandom(NONCE * len(values))
+    b64 = base64.b64encode
+    if alg == "aes-256-gcm":
+        encrypt = AESGCM(keyring.encrypt.active_key).encrypt
+    else:
+        key, fn = keyring.encrypt.active_key, _SEAL[alg][0]
+
+        def encrypt(nonce: bytes, data: bytes, aad: bytes) -> bytes:
+            return fn(key, nonce, data, aad)
+
+    out: list[str | None] = []
+    append = out.append
+    for i, v in enumerate(values):
+        if v is None:
+            append(None)
+            continue
+        nonce = nonces[i * NONCE : (i + 1) * NONCE]
+        append(prefix + b64(nonce + encrypt(nonce, v.encode("utf-8"), aad)).decode("ascii"))
+    return out
+
+
 def unseal(keyring: Keyring, value: str, aad: bytes) -> bytes:
     """Inverse of seal with the key and algorithm the value names; InvalidTag when it was not made for `aad`."""
     parts = value.split(":")
@@ -78,7 +103,19 @@ def token_function(keyring: Keyring):  # type: ignore[no-untyped-def]
     """text -> hex token with the (never rotated) active token key and its algorithm."""
     key, alg = keyring.token.active_key, keyring.token.active_algorithm
     if alg == "hmac-sha256":
-        return lambda v: hmac.digest(key, v.encode("utf-8"), "sha256").hex()
+        # RFC 2104 with the padded key's hash states computed once: half the cost of hmac.digest per value.
+        block = key if len(key) <= 64 else hashlib.sha256(key).digest()
+        inner = hashlib.sha256(bytes(b ^ 0x36 for b in block.ljust(64, b"\0")))
+        outer = hashlib.sha256(bytes(b ^ 0x5C for b in block.ljust(64, b"\0")))
+
+        def sha256(v: str) -> str:
+            i = inner.copy()
+            i.update(v.encode("utf-8"))
+            o = outer.copy()
+            o.update(i.digest())
+            return o.hexdigest()
+
+        return sha256
     if alg == "hmac-sm3":
         base = chmac.HMAC(key, hashes.SM3())
 
@@ -105,8 +142,7 @@ class Protector:
 
     def encrypt(self, values: pa.Array, field: str) -> pa.Array:
         aad = f"{self.contract.id}/{field}".encode()
-        out = [None if v is None else seal(self.keyring, str(v).encode("utf-8"), aad) for v in values.to_pylist()]
-        return pa.array(out, type=pa.string())
+        return pa.array(seal_many(self.keyring, pc.cast(values, pa.string()).to_pylist(), aad), type=pa.string())
 
     def decrypt(self, value: str, field: str) -> str:
         """Inverse of encrypt. Callers: `lidm.reidentify` (audited per call) and the warning push (audited per push)."""

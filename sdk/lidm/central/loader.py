@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 
 from lidm.central.schema import quarantine
 from lidm.contracts.model import Contract
@@ -34,10 +34,20 @@ class LoadCounts:
 
 
 class BatchWriter:
-    """Stages protected chunks and applies them to the dataset table in one go."""
+    """Stages protected chunks and applies them to the dataset table in one go, inside the batch's transaction."""
 
-    def __init__(self, conn: sa.Connection, contract: Contract, table: sa.Table, batch_id: str, feed: str) -> None:
+    def __init__(
+        self,
+        conn: sa.Connection,
+        contract: Contract,
+        table: sa.Table,
+        batch_id: str,
+        feed: str,
+        *,
+        work_mem: str | None = None,
+    ) -> None:
         self.conn = conn
+        self.work_mem = work_mem  # PostgreSQL: memory for the final sort and hashes of the staged rows
         self.contract = contract
         self.table = table
         self.batch_id = batch_id
@@ -51,6 +61,11 @@ class BatchWriter:
         self.stage.create(conn)
         self.quarantined = 0
 
+    @property
+    def copy_columns(self) -> list[str] | None:
+        """The column order of write_csv's input, where the database takes COPY; None elsewhere."""
+        return [c.name for c in self.stage.columns] if self.dialect == "postgresql" else None
+
     def write(self, chunk: pa.Table) -> None:
         """Stage a protected chunk whose columns are the table's columns plus the source row number."""
         if chunk.num_rows == 0:
@@ -59,12 +74,18 @@ class BatchWriter:
         if self.dialect == "postgresql":
             buf = io.BytesIO()
             pacsv.write_csv(chunk, buf, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
-            cols = ", ".join(f'"{c}"' for c in chunk.column_names)
-            raw = self.conn.connection.driver_connection
-            with raw.cursor() as cur, cur.copy(f"COPY {self.stage.name} ({cols}) FROM STDIN (FORMAT csv)") as copy:
-                copy.write(buf.getbuffer())
+            self.write_csv(buf.getbuffer())
         else:
             self.conn.execute(self.stage.insert(), chunk.to_pylist())
+
+    def write_csv(self, data: bytes | memoryview) -> None:
+        """Stage rows already rendered as CSV in `copy_columns` order (PostgreSQL only)."""
+        if not data:
+            return
+        cols = ", ".join(f'"{c}"' for c in self.copy_columns or [])
+        raw = self.conn.connection.driver_connection
+        with raw.cursor() as cur, cur.copy(f"COPY {self.stage.name} ({cols}) FROM STDIN (FORMAT csv)") as copy:
+            copy.write(data)
 
     def quarantine(self, rows: list[dict[str, Any]]) -> None:
         """Record bad rows: one quarantine row per source row, whatever number of problems it has."""
@@ -109,8 +130,12 @@ class BatchWriter:
 
     def finish(self, *, retire_missing: bool) -> LoadCounts:
         """Apply the staged rows; counts say what changed."""
-        # The key index turns the joins below (and the retirement's anti-join) from quadratic into linear.
-        sa.Index(f"ix_{self.stage.name}_key", *(self.stage.c[k] for k in self.key)).create(self.conn)
+        if self.dialect != "postgresql":
+            # SQLite has no hash joins: the key index turns the joins below (and the retirement's anti-join)
+            # from quadratic into linear. PostgreSQL hashes the stage instead, cheaper than indexing it.
+            sa.Index(f"ix_{self.stage.name}_key", *(self.stage.c[k] for k in self.key)).create(self.conn)
+        if self.dialect == "postgresql" and self.work_mem:
+            self.conn.execute(sa.text(f"SET LOCAL work_mem = '{self.work_mem}'"))  # until the batch commits
         counts = LoadCounts(duplicates=self._quarantine_duplicates())
         s, t = self.stage, self.table
         count = lambda q: self.conn.execute(q).scalar_one()  # noqa: E731
@@ -125,28 +150,56 @@ class BatchWriter:
         counts.inserted = counts.loaded - existing
         counts.updated = existing - counts.unchanged
 
-        cols = [c.name for c in t.columns]
-        ins = (postgresql.insert if self.dialect == "postgresql" else sqlite.insert)(t)
-        select = sa.select(*(s.c[c] for c in cols)).where(sa.true())
-        upsert = ins.from_select(cols, select).on_conflict_do_update(
-            index_elements=self.key,
-            set_={c: ins.excluded[c] for c in cols if c not in self.key} | {"_retired_batch": None},
-            where=sa.or_(t.c._row_digest != ins.excluded._row_digest, t.c._retired_batch.is_not(None)),
-        )
-        self.conn.execute(upsert)
+        self._apply()
         if retire_missing:
-            held = sa.select(quarantine.c.key_token).where(
-                quarantine.c.batch_id == self.batch_id, quarantine.c.key_token.is_not(None)
-            )
-            result = self.conn.execute(
-                t.update()
-                .where(
-                    t.c._retired_batch.is_(None),
-                    ~sa.exists().where(self._key_match(s, t)),
-                    t.c[self.key[0]].not_in(held),
-                )
-                .values(_retired_batch=self.batch_id)
-            )
-            counts.retired = result.rowcount
+            counts.retired = self._retire(s)
         self.stage.drop(self.conn)
         return counts
+
+    def _retire(self, seen: sa.Table) -> int:
+        """A full snapshot retires the rows it no longer contains (rows held in quarantine stay live)."""
+        t = self.table
+        held = sa.select(quarantine.c.key_token).where(
+            quarantine.c.batch_id == self.batch_id, quarantine.c.key_token.is_not(None)
+        )
+        result = self.conn.execute(
+            t.update()
+            .where(
+                t.c._retired_batch.is_(None),
+                t.c._batch_id != self.batch_id,  # written by this batch, so in it: no anti-join needed
+                ~sa.exists().where(self._key_match(seen, t)),
+                t.c[self.key[0]].not_in(held),
+            )
+            .values(_retired_batch=self.batch_id)
+        )
+        return result.rowcount
+
+    def _apply(self) -> None:
+        """Changed rows are updated, new ones inserted; unchanged rows are not written at all."""
+        s, t = self.stage, self.table
+        cols = [c.name for c in t.columns]
+        changed = sa.or_(t.c._row_digest != s.c._row_digest, t.c._retired_batch.is_not(None))
+        if self.dialect == "postgresql":
+            # Two plain statements instead of INSERT … ON CONFLICT: no speculative insertion per row.
+            self.conn.execute(
+                t.update()
+                .where(self._key_match(s, t), changed)
+                .values({c: s.c[c] for c in cols if c not in self.key} | {"_retired_batch": None})
+            )
+            # New rows go in key order: the key index then grows page by page instead of at random places.
+            new = (
+                sa.select(*(s.c[c] for c in cols))
+                .where(~sa.exists().where(self._key_match(s, t)))
+                .order_by(*(s.c[k] for k in self.key))
+            )
+            self.conn.execute(t.insert().from_select(cols, new))
+            return
+        ins = sqlite.insert(t)
+        select = sa.select(*(s.c[c] for c in cols)).where(sa.true())
+        self.conn.execute(
+            ins.from_select(cols, select).on_conflict_do_update(
+                index_elements=self.key,
+                set_={c: ins.excluded[c] for c in cols if c not in self.key} | {"_retired_batch": None},
+                where=sa.or_(t.c._row_digest != ins.excluded._row_digest, t.c._retired_batch.is_not(None)),
+            )
+        )

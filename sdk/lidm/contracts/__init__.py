@@ -1,6 +1,6 @@
 """Contracts: ODCS v3 documents with the gateway's keys, loaded into typed objects."""
 
-from lidm.contracts.load import ContractCatalog, load_catalog, load_contract
+from lidm.contracts.load import ContractCatalog, load_catalog, load_contract, load_one
 from lidm.contracts.model import Classification, Contract, Field, Protection, UpdateMode
 
 __all__ = [
@@ -12,4 +12,5 @@ __all__ = [
     "UpdateMode",
     "load_catalog",
     "load_contract",
+    "load_one",
 ]

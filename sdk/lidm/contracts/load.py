@@ -306,17 +306,30 @@ def load_catalog(directory: Path | None = None) -> ContractCatalog:
     """Load contracts/<department>/<dataset>.yaml; the file path must match the contract id."""
     directory = directory or default_contracts_dir()
     consumers = load_consumers(directory) if (directory / CONSUMERS_FILE).exists() else None
-    contracts: dict[str, Contract] = {}
-    for path in sorted(directory.glob("*/*.yaml")):
-        contract = load_contract(path)
-        expected = f"{path.parent.name}.{path.stem}"
-        if contract.id != expected:
-            raise ContractError(f"{path}: id {contract.id} does not match its path (expected {expected})")
-        for grant in contract.grants:
-            if consumers is not None and not consumers.known(grant.consumer):
-                raise ContractError(
-                    f"{path}:{grant.line}: grant names unknown consumer {grant.consumer}; "
-                    f"declare it in {directory / CONSUMERS_FILE}"
-                )
-        contracts[contract.id] = contract
+    contracts = {c.id: c for c in (_checked(p, directory, consumers) for p in sorted(directory.glob("*/*.yaml")))}
     return ContractCatalog(contracts, consumers)
+
+
+def load_one(contract_id: str, directory: Path | None = None) -> Contract:
+    """One contract by id, with the catalogue's checks: a feed run need not validate every other contract."""
+    directory = directory or default_contracts_dir()
+    department, _, dataset = contract_id.partition(".")
+    path = directory / department / f"{dataset}.yaml"
+    if not dataset or "/" in contract_id or not path.is_file():
+        return load_catalog(directory)[contract_id]  # the catalogue's error lists the contracts it knows
+    consumers = load_consumers(directory) if (directory / CONSUMERS_FILE).exists() else None
+    return _checked(path, directory, consumers)
+
+
+def _checked(path: Path, directory: Path, consumers: Consumers | None) -> Contract:
+    contract = load_contract(path)
+    expected = f"{path.parent.name}.{path.stem}"
+    if contract.id != expected:
+        raise ContractError(f"{path}: id {contract.id} does not match its path (expected {expected})")
+    for grant in contract.grants:
+        if consumers is not None and not consumers.known(grant.consumer):
+            raise ContractError(
+                f"{path}:{grant.line}: grant names unknown consumer {grant.consumer}; "
+                f"declare it in {directory / CONSUMERS_FILE}"
+            )
+    return contract

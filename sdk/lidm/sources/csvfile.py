@@ -83,7 +83,9 @@ class TranscodingReader(io.RawIOBase):
         return chunk
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        while not self.pending and self._fill():
+        # Fill the whole request: Arrow sizes its chunks by what one read returns, and small chunks cost
+        # a round of per-chunk work each.
+        while len(self.pending) < len(buffer) and self._fill():
             pass
         n = min(len(buffer), len(self.pending))
         buffer[:n] = self.pending[:n]
@@ -139,7 +141,7 @@ def read_header(reader: TranscodingReader, delimiter: str) -> list[str]:
 
 
 def read_csv_chunks(
-    raw: BinaryIO, *, file: str, encoding: str, delimiter: str = ",", chunk_bytes: int = 8 << 20
+    raw: BinaryIO, *, file: str, encoding: str, delimiter: str = ",", chunk_bytes: int = 1 << 20
 ) -> tuple[list[str], Iterator[pa.Table], TranscodingReader, list[dict]]:
     """Column names, a chunk iterator (all text, plus row numbers), the reader, and malformed rows.
 

@@ -81,7 +81,7 @@ class DropSource:
         return [n for n in names if fnmatch.fnmatch(n, self.pattern) and n + self.marker in have]
 
     def batches(
-        self, store: DropStore, chunk_bytes: int = 8 << 20, trust: DropTrust | None = None
+        self, store: DropStore, chunk_bytes: int = 1 << 20, trust: DropTrust | None = None
     ) -> Iterator[SourceBatch]:
         for name in self.pending(store):
             yield self._batch(store, name, chunk_bytes, trust)

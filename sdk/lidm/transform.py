@@ -1,0 +1,202 @@
+"""One chunk from source shape to central shape: conform, validate, digest, protect, and quarantine rows.
+
+Per-value protection (keyed tokens, AEAD) is a Python loop per field, so a big batch spreads its chunks over
+forked worker processes while the parent reads the source and streams results into the database, in order.
+Small batches (one chunk) never start a process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+from collections import Counter, deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from lidm.adapter import Adapter
+from lidm.central.loader import SOURCE_ROW
+from lidm.conform import conform
+from lidm.contracts import Contract
+from lidm.keys import Keyring
+from lidm.protect import Protector, seal
+from lidm.validate import ROW, Validated, Validator
+
+DIGEST = 32  # bytes of one row digest
+IN_FLIGHT = 2  # chunks queued per worker
+
+
+@dataclass
+class Transformed:
+    """A chunk ready to load; nothing in it is readable personal data."""
+
+    rows: int
+    protected: pa.Table | None  # central columns + _batch_id, _row_digest, _retired_batch, SOURCE_ROW
+    quarantine: list[dict[str, Any]]
+    reasons: Counter[str] = field(default_factory=Counter)
+    digests: bytes = b""  # the row digests in source order: the batch's content digest is their hash
+    csv: bytes | None = None  # `protected` already as COPY input, when the writer takes CSV
+
+
+def to_csv(table: pa.Table) -> bytes:
+    """COPY … FROM STDIN (FORMAT csv) input, without a header."""
+    buf = pa.BufferOutputStream()
+    pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+    return buf.getvalue().to_pybytes()
+
+
+def encrypt_payload(keyring: Keyring, feed: str, payload: dict[str, Any]) -> str:
+    """A quarantined row is kept whole but encrypted: nothing lost, nothing readable without the key."""
+    body = json.dumps(payload, ensure_ascii=False, default=str).encode("utf-8")
+    return seal(keyring, body, f"quarantine/{feed}".encode())
+
+
+class ChunkTransform:
+    """Everything one chunk needs; built once per batch and inherited (not pickled) by forked workers."""
+
+    def __init__(
+        self,
+        adapter: Adapter,
+        contract: Contract,
+        keyring: Keyring,
+        *,
+        feed: str,
+        batch_id: str,
+        city_prefix: str,
+        timezone: str,
+        csv_columns: list[str] | None = None,
+    ) -> None:
+        self.adapter, self.contract, self.keyring = adapter, contract, keyring
+        self.feed, self.batch_id = feed, batch_id
+        self.validator = Validator(contract, city_prefix, timezone)
+        self.protector = Protector(contract, keyring)
+        self.csv_columns = csv_columns  # render CSV here, in the worker, rather than in the loading process
+        # Keyed row digests (change detection), never plain hashes of personal data.
+        self.digest_key = hashlib.blake2b(keyring.token.active_key, digest_size=32, person=b"lidm-row").digest()
+
+    def __call__(self, chunk: pa.Table) -> Transformed:
+        rows = self.validator.normalize(conform(chunk, self.adapter, self.contract))
+        row_digest, raw_digests = self._digests(rows)
+        checked = self.validator.validate(rows)
+        out = Transformed(chunk.num_rows, pa.table({}), [], digests=raw_digests)
+        if len(checked.bad_rows):
+            out.quarantine = self._bad_rows(chunk, rows, checked, out.reasons, row_digest)
+        good = pa.array(np.isin(np.arange(rows.num_rows), checked.bad_rows, invert=True))
+        n = checked.valid.num_rows
+        protected = self.protector.protect(checked.valid)
+        for name, col in (
+            ("_batch_id", pa.array([self.batch_id] * n, pa.string())),
+            ("_row_digest", pc.filter(row_digest, good)),
+            ("_retired_batch", pa.nulls(n, pa.string())),
+            (SOURCE_ROW, checked.valid[ROW]),
+        ):
+            protected = protected.append_column(name, col)
+        if self.csv_columns is None:
+            out.protected = protected
+        else:
+            out.csv = to_csv(protected.select(self.csv_columns))
+        return out
+
+    def _digests(self, table: pa.Table) -> tuple[pa.Array, bytes]:
+        text = [pc.cast(table[f], pa.string()) for f in self.contract.field_names]
+        joined = pc.binary_join_element_wise(*text, "\x1f", null_handling="replace", null_replacement="\x00")
+        key, blake = self.digest_key, hashlib.blake2b
+        raw = [blake(v.encode("utf-8"), key=key, digest_size=DIGEST).digest() for v in joined.to_pylist()]
+        return pa.array([d.hex() for d in raw], type=pa.string()), b"".join(raw)
+
+    def _bad_rows(
+        self,
+        chunk: pa.Table,
+        rows: pa.Table,
+        checked: Validated,
+        reasons: Counter[str],
+        row_digest: pa.Array,
+    ) -> list[dict[str, Any]]:
+        key = self.contract.key[0]
+        bad = pa.array(checked.bad_rows)
+        digests = pc.take(row_digest, bad).to_pylist()
+        raw = pc.take(chunk, bad).to_pylist()
+        keys = pc.cast(pc.take(rows[key], bad), pa.string())
+        tokens = (
+            self.protector.token(keys).to_pylist()
+            if "token" in self.contract.field(key).protection
+            else [None] * len(raw)
+        )
+        out = []
+        for i, idx in enumerate(checked.bad_rows):
+            problems = checked.problems[int(idx)]
+            reasons[problems[0].code] += 1
+            out.append(
+                {
+                    "row_number": raw[i].pop(ROW),
+                    "field": problems[0].field,
+                    "reason": problems[0].code,
+                    "message": "; ".join(p.message for p in problems),
+                    "problems": json.dumps([{"field": p.field, "code": p.code} for p in problems]),
+                    "key_token": tokens[i],
+                    "row_digest": digests[i],
+                    "payload_kind": "raw_enc",
+                    "payload": encrypt_payload(self.keyring, self.feed, raw[i]),
+                }
+            )
+        return out
+
+
+_WORKER: ChunkTransform | None = None
+
+
+def _init_worker(fn: ChunkTransform) -> None:
+    global _WORKER
+    _WORKER = fn
+
+
+def _run_in_worker(chunk: pa.Table) -> Transformed:
+    assert _WORKER is not None
+    return _WORKER(chunk)
+
+
+def can_fork() -> bool:
+    """Forked workers inherit the keys in memory; where fork does not exist (Windows) chunks run in-process."""
+    return "fork" in multiprocessing.get_all_start_methods()
+
+
+def transform_chunks(fn: ChunkTransform, chunks: Iterator[pa.Table], workers: int) -> Iterator[Transformed]:
+    """Transformed chunks in source order; a batch of more than one chunk is shared by `workers` processes.
+
+    At most IN_FLIGHT chunks per worker are in flight, so memory stays bounded whatever the batch size, and
+    the workers keep protecting while the loading process waits on the database.
+    """
+    it = iter(chunks)
+    first = next(it, None)
+    if first is None:
+        return
+    second = next(it, None)  # read ahead: a one-chunk batch never starts a process
+    if second is None:
+        yield fn(first)
+        return
+    if workers <= 1 or not can_fork():
+        yield fn(first)
+        yield fn(second)
+        yield from (fn(c) for c in it)
+        return
+    pool = ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("fork"), initializer=_init_worker, initargs=(fn,)
+    )
+    pending: deque[Future[Transformed]] = deque()
+    try:
+        pending.extend(pool.submit(_run_in_worker, c) for c in (first, second))
+        for chunk in it:
+            pending.append(pool.submit(_run_in_worker, chunk))
+            if len(pending) >= IN_FLIGHT * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
