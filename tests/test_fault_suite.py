@@ -1119,9 +1119,6 @@ CASES = [
         "10 000-char address over ODBC",
         "quarantined/rejected, or SourceError naming jzdz",
         c_source_long_text_odbc,
-        "lidm.sources.sql._odbc_chunks reads with arrow_odbc max_text_size=4096; a longer text value is cut and "
-        "the read now ends as a SourceError without the value (the leak is fixed), but it names no column, and "
-        "the text buffer is not sized from the contract's maxLength.",
     ),
     Case("source-unreachable", "MariaDB port closed", "SourceError, no password echoed", c_source_unreachable),
     Case("xlsx-formula", "=HYPERLINK(...) cell in an XLSX drop", "read as text", c_xlsx_formula_cell_is_text),
@@ -1184,8 +1181,6 @@ CASES = [
         "key file mode 644",
         "KeyringError (refused)",
         c_keyring_world_readable,
-        "lidm.keys.load_keyring never checks the keyring file's mode: a keyring made group/world-readable "
-        "(0644) is used silently, although write_keyring creates it 0600 and DESIGN says keys never leak.",
     ),
     Case(
         "sig-unknown-key", "drop signed by an unknown key", "rejected [unknown_producer_key]", c_signature_unknown_key

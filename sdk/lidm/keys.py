@@ -14,6 +14,7 @@ import base64
 import json
 import os
 import secrets
+import stat
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -216,11 +217,25 @@ def load_keyring(settings: Settings) -> Keyring:
     path = settings.effective_keyring
     if not path.exists():
         raise KeyringError(f"no keyring at {path}; run `lidm keys init` or set LIDM_KEYRING")
+    _refuse_shared(path)
     try:
         data = json.loads(path.read_text("utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise KeyringError(f"{path}: cannot read keyring ({type(exc).__name__})") from None
     return _check_configured_profile(Keyring.from_dict(data, str(path)), settings, str(path))
+
+
+def _refuse_shared(path: Path) -> None:
+    """Like ssh with a private key: a keyring other users can read or write is refused, not used."""
+    if os.name != "posix":
+        return
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise KeyringError(
+            f"{path}: mode {mode:04o} lets other users read or change the keys; refused. Make it readable by the "
+            f"user that runs lidm only: chown that user and `chmod 600 {path}` (in the compose stack, the host's "
+            "KEYRING_FILE is what the worker reads, as uid 50000)"
+        )
 
 
 def _check_configured_profile(ring: Keyring, settings: Settings, source: str) -> Keyring:

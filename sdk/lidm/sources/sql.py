@@ -18,6 +18,8 @@ from lidm.errors import ConfigError, SourceError
 from lidm.sources.base import SourceBatch
 
 ROW = "__row"
+MAX_TEXT = 4096  # bytes of one text value in transit; a longer value fails the read, naming its column
+MAX_BATCH_BYTES = 16 << 20  # transit buffers per ODBC batch: bounds memory whatever the column widths
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 
 
@@ -88,7 +90,8 @@ def _odbc_chunks(url: str, sql: str, params: list[Any], chunk_rows: int) -> Iter
             connection_string=conn_str,
             batch_size=chunk_rows,
             parameters=[None if p is None else str(p) for p in params] or None,
-            max_text_size=4096,
+            max_text_size=MAX_TEXT,
+            max_bytes_per_batch=MAX_BATCH_BYTES,
         )
     except arrow_odbc.Error as exc:
         raise SourceError(f"ODBC source: {_scrub(str(exc))}") from None
@@ -102,15 +105,37 @@ def _odbc_chunks(url: str, sql: str, params: list[Any], chunk_rows: int) -> Iter
             return
         except arrow_odbc.Error as exc:
             # The driver's text can quote the offending value: name the column, never the value.
-            raise SourceError(f"ODBC source: reading failed: {_odbc_cause(exc)}") from None
+            raise SourceError(f"ODBC source: reading failed: {_odbc_cause(exc, conn_str, sql, params)}") from None
         yield pa.Table.from_batches([batch])
 
 
-def _odbc_cause(exc: Exception) -> str:
+def _odbc_cause(exc: Exception, conn_str: str, sql: str, params: list[Any]) -> str:
     text = str(exc)
     if "invalid UTF-8" in text or "Lossy" in text:
-        return "a text value is longer than the reader's 4096-byte buffer or not valid UTF-8"
+        wide = _wide_text_columns(conn_str, sql, params)
+        where = f" in column {', '.join(wide)} (declared wider than that)" if wide else ""
+        return (
+            f"a text value{where} is longer than the reader's {MAX_TEXT}-byte buffer, or not valid UTF-8; "
+            "nothing was loaded. Have the department trim the column to the contract's maxLength, or cast it "
+            "to a bounded VARCHAR in the adapter's query"
+        )
     return type(exc).__name__
+
+
+def _wide_text_columns(conn_str: str, sql: str, params: list[Any]) -> list[str]:
+    """Text columns whose declared size exceeds the reader's buffer: the ones a cut value can come from."""
+    import pyodbc
+
+    try:
+        with pyodbc.connect(conn_str, timeout=10) as conn:
+            cur = conn.execute(f"SELECT * FROM ({sql}) lidm_probe WHERE 1 = 0", *[str(p) for p in params])
+            return [
+                name
+                for name, kind, _display, size, *_ in cur.description
+                if kind is str and (not size or size > MAX_TEXT // 4)  # up to 4 bytes a character in UTF-8
+            ]
+    except pyodbc.Error:
+        return []
 
 
 def _sqlalchemy_chunks(url: str, sql: str, params: list[Any], chunk_rows: int) -> Iterator[pa.Table]:
