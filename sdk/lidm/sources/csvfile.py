@@ -161,17 +161,20 @@ def read_csv_chunks(
         if reader.at_end():
             reader.drain()
             return  # a header-only file: no rows, which the pipeline judges by the feed's update mode
-        stream = pacsv.open_csv(
-            reader,
-            # Sequential parsing keeps physical row numbers exact for quarantine and error messages.
-            read_options=pacsv.ReadOptions(column_names=names, block_size=chunk_bytes, use_threads=False),
-            parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid),
-            convert_options=pacsv.ConvertOptions(
-                column_types={n: pa.string() for n in names}, strings_can_be_null=True, quoted_strings_can_be_null=False
-            ),
-        )
         next_row, skipped_seen = 1, 0
+        stream = None
         try:
+            stream = pacsv.open_csv(
+                reader,
+                # Sequential parsing keeps physical row numbers exact for quarantine and error messages.
+                read_options=pacsv.ReadOptions(column_names=names, block_size=chunk_bytes, use_threads=False),
+                parse_options=pacsv.ParseOptions(delimiter=delimiter, invalid_row_handler=on_invalid),
+                convert_options=pacsv.ConvertOptions(
+                    column_types={n: pa.string() for n in names},
+                    strings_can_be_null=True,
+                    quoted_strings_can_be_null=False,
+                ),
+            )
             for batch in stream:
                 if batch.num_rows == 0:
                     continue
@@ -184,6 +187,11 @@ def read_csv_chunks(
         except pa.ArrowInvalid as exc:
             if reader.error:
                 raise reader.error from None
+            if "straddl" in str(exc):  # one row is larger than the read block
+                reader.eof = True  # Arrow's read-ahead must not read on while the file is read again
+                if stream is not None:
+                    stream.close()
+                raise _oversized(raw, encoding, file, delimiter, chunk_bytes) from None
             raise RejectedBatch(
                 "malformed_file", f"cannot parse as delimited text: {type(exc).__name__}", file=file
             ) from None
@@ -192,3 +200,34 @@ def read_csv_chunks(
         reader.drain()
 
     return names, chunks(), reader, malformed
+
+
+def _oversized(raw: BinaryIO, encoding: str, file: str, delimiter: str, chunk_bytes: int) -> RejectedBatch:
+    """Name the row and field that outgrew the read block: read the file again, row by row (an error path)."""
+    limit = f"{chunk_bytes / (1 << 20):g} MiB"
+    if not raw.seekable():
+        return RejectedBatch("field_too_large", f"a row is larger than the {limit} the reader takes at once", file=file)
+    raw.seek(0)
+    again = TranscodingReader(raw, encoding, file)
+    names = read_header(again, delimiter)
+    text = io.TextIOWrapper(io.BufferedReader(again, 1 << 20), encoding="utf-8", newline="")
+    previous = csv.field_size_limit()
+    csv.field_size_limit(2**31 - 1)
+    try:
+        for number, row in enumerate(csv.reader(text, delimiter=delimiter), start=1):
+            sizes = [len(v.encode("utf-8")) for v in row]
+            if sum(sizes) >= chunk_bytes:
+                widest = max(range(len(sizes)), key=sizes.__getitem__)
+                field = names[widest] if widest < len(names) else f"column {widest + 1}"
+                return RejectedBatch(
+                    "field_too_large",
+                    f"the row is {sum(sizes) / (1 << 20):.1f} MB, {sizes[widest] / (1 << 20):.1f} MB of it in this "
+                    f"field, more than the {limit} the reader takes at once; no contract field is that long, so "
+                    "the delivery is refused whole (the department should check its export)",
+                    file=file,
+                    row=number,
+                    field=field,
+                )
+    finally:
+        csv.field_size_limit(previous)
+    return RejectedBatch("field_too_large", f"a row is larger than the {limit} the reader takes at once", file=file)
