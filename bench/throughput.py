@@ -14,7 +14,7 @@ own process (so its peak RSS is its own) against a fresh PostgreSQL database:
             load with batch record and quarantine, signed manifest
   db        the same from MariaDB over ODBC (the columnar arrow-odbc reader)
   naive     the floor: csv module + a pydantic model per row + HMAC + AES-GCM + masks + COPY
-  dlt       dlt loading the same rows with the same protection in a row add_map (pip install dlt[postgres])
+  dlt       dlt loading the same rows with the same protection in a row add_map (the `bench` extra)
 
 naive and dlt run on the first --slow-rows rows (their rows/s are what matters; a million rows through dlt takes
 over a minute). Results: a table, --out/throughput.json and --out/throughput.html (a bar chart).
@@ -536,7 +536,7 @@ def run_dlt(args: argparse.Namespace) -> dict[str, Any]:
     try:
         import dlt
     except ImportError:
-        return {"skipped": "dlt is not installed (pip install 'dlt[postgres]')"}
+        return {"skipped": "dlt is not installed (the bench extra: uv pip install -e '.[bench]')"}
     from lidm.config import Settings
     from lidm.keys import load_keyring
 
