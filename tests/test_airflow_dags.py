@@ -15,6 +15,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -288,19 +289,29 @@ def test_a_drop_that_arrives_while_the_sensor_is_deferred_is_loaded(airflow_env,
         stderr=subprocess.STDOUT,
         text=True,
     )
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(run.stdout), daemon=True)  # type: ignore[arg-type]
+    reader.start()
     try:
         rows = roster_rows(generate_roster(generate_people(300, 5), share=0.2, seed=5)).rows
-        time.sleep(12)  # the DAG parses, the sensor looks, finds nothing and defers
+        # Wait for the sensor to look, find nothing and defer (however long the DAG takes to parse on a busy
+        # machine), then deliver: a fixed sleep raced the parse and sometimes delivered before the first look.
+        deadline = time.monotonic() + 120
+        while not any("deferred" in x.lower() for x in lines) and run.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert any("deferred" in x.lower() for x in lines), "".join(lines)[-4000:]
         write_roster_drop(drop_folder, rows, marker=False)  # the data file alone: not yet a drop
         _chown_like_parent(drop_folder)
         time.sleep(4)
         assert run.poll() is None, "the sensor must not fire on a file without its marker"
         (drop_folder / "roster_20261127.csv.ok").touch()
         _chown_like_parent(drop_folder)
-        printed, _ = run.communicate(timeout=180)
+        run.wait(timeout=180)
+        reader.join(timeout=30)
     finally:
         if run.poll() is None:
             run.kill()
+    printed = "".join(lines)
     assert run.returncode == 0, printed[-6000:]
     (line,) = [x for x in printed.splitlines() if x.startswith("LIDM_DAGRUN ")]
     report = json.loads(line.removeprefix("LIDM_DAGRUN "))

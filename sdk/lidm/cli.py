@@ -608,6 +608,28 @@ def keys_rotate(
     console.print(f"{purpose} key rotated in {target}: new data uses {keyring.purpose(purpose).active}; {keyring!r}")
 
 
+@keys_app.command("retokenize")
+def keys_retokenize(
+    out: Annotated[
+        Path | None, typer.Option(help="Where the new keyring goes (default: over LIDM_KEYRING, after the commit).")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Do it: every stored token is rewritten.")] = False,
+) -> None:
+    """Move every stored token to a new token key, in one transaction; loads wait, then use the new keyring."""
+    from lidm.retokenize import retokenize
+
+    if not yes:
+        _fail(LidmError("re-tokenization rewrites every token in the central database; run again with --yes"))
+    try:
+        done = retokenize(get_settings(), out=out)
+    except LidmError as exc:
+        _fail(exc)
+    console.print(
+        f"token epoch {done.epoch} (chain {', '.join(done.chain)}): {sum(done.rows.values()):,} tokens rewritten "
+        f"in {len(done.rows)} columns; keyring written to {done.keyring}"
+    )
+
+
 @keys_app.command("producer-new")
 def keys_producer_new(
     producer: Annotated[str, typer.Option(help="Department (or feed) the key signs for, e.g. civil_affairs.")],

@@ -31,9 +31,8 @@ PROFILES: dict[str, dict[str, str]] = {
 KEY_BYTES = {"hmac-sha256": 32, "hmac-sm3": 32, "aes-256-gcm": 32, "sm4-gcm": 16, "ed25519": 32}
 _PREFIX = {"token": "tok", "encrypt": "enc", "sign": "sig"}
 RETOKENIZE_HINT = (
-    "the token key is never rotated in place: tokens are the join key across every feed, and token-only fields "
-    "(household_id) cannot be recomputed from the central database; a re-tokenization job (`lidm keys "
-    "retokenize`, issue 7) is planned for that"
+    "the token key is never rotated in place: tokens are the join key across every feed; `lidm keys retokenize` "
+    "adds a key to the token chain and rewrites every stored token in one transaction"
 )
 
 
@@ -65,6 +64,9 @@ class KeySet:
     active: str
     keys: dict[str, bytes] = field(default_factory=dict)
     algorithms: dict[str, str] = field(default_factory=dict)
+    # Tokens only: the keys applied in turn, token = HMAC(k_n, … HMAC(k_1, value)). A re-tokenization appends
+    # one, so every stored token can be rewritten from the token alone (token-only fields keep no raw value).
+    chain: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"KeySet(active={self.active!r}, ids={sorted(self.keys)!r})"
@@ -72,6 +74,20 @@ class KeySet:
     @property
     def active_key(self) -> bytes:
         return self.keys[self.active]
+
+    @property
+    def token_chain(self) -> tuple[str, ...]:
+        return self.chain or (self.active,)
+
+    @property
+    def epoch(self) -> int:
+        """How many re-tokenizations this key set has seen, plus one; the central database records its own."""
+        return len(self.token_chain)
+
+    @property
+    def root_key(self) -> bytes:
+        """The first token key: keyed row digests use it, so they survive re-tokenization unchanged."""
+        return self.keys[self.token_chain[0]]
 
     @property
     def active_algorithm(self) -> str:
@@ -132,7 +148,10 @@ class Keyring:
                         f"{source}: active {purpose} key {raw['active']} is {algs[raw['active']]}, "
                         f"but the keyring's profile {profile} uses {PROFILES[profile][purpose]}"
                     )
-                sets[purpose] = KeySet(active=raw["active"], keys=keys, algorithms=algs)
+                chain = tuple(raw.get("chain") or ())
+                if chain and (chain[-1] != raw["active"] or any(k not in keys for k in chain)):
+                    raise KeyringError(f"{source}: {purpose} chain must list known keys and end with the active one")
+                sets[purpose] = KeySet(active=raw["active"], keys=keys, algorithms=algs, chain=chain)
         except (KeyError, TypeError, AttributeError) as exc:
             raise KeyringError(
                 f"{source}: missing or malformed entry {exc}; run `lidm keys init` to make one"
@@ -141,11 +160,12 @@ class Keyring:
 
     def to_dict(self) -> dict[str, Any]:
         def dump(ks: KeySet) -> dict[str, Any]:
-            return {
+            out = {
                 "active": ks.active,
                 "keys": {k: _b64(v) for k, v in ks.keys.items()},
                 "algorithms": {k: ks.algorithm(k) for k in ks.keys},
             }
+            return out | ({"chain": list(ks.chain)} if len(ks.chain) > 1 else {})
 
         return {
             "version": 2,
@@ -184,6 +204,16 @@ def rotate(keyring: Keyring, purpose: str) -> Keyring:
     kid, key, alg = _new_key(purpose, keyring.profile, set(ks.keys))
     new = KeySet(active=kid, keys={**ks.keys, kid: key}, algorithms={**ks.algorithms, kid: alg})
     return replace(keyring, **{purpose: new})
+
+
+def extend_token_chain(keyring: Keyring) -> Keyring:
+    """A new token key appended to the chain (lidm.retokenize rewrites the stored tokens to match)."""
+    ks = keyring.token
+    kid, key, alg = _new_key("token", keyring.profile, set(ks.keys))
+    new = KeySet(
+        active=kid, keys={**ks.keys, kid: key}, algorithms={**ks.algorithms, kid: alg}, chain=(*ks.token_chain, kid)
+    )
+    return replace(keyring, token=new)
 
 
 def write_keyring(keyring: Keyring, path: Path, *, overwrite: bool = False) -> None:

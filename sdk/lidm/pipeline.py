@@ -33,6 +33,7 @@ from lidm.errors import CentralUnavailable, ConfigError, LidmError, RejectedBatc
 from lidm.keys import Keyring, load_keyring
 from lidm.producers import drop_trust
 from lidm.registry import adapters, get_adapter
+from lidm.retokenize import check_epoch
 from lidm.sources import DropSource, SourceBatch, SqlSource
 from lidm.sources.drops import open_store
 from lidm.transform import ChunkTransform, encrypt_payload, transform_chunks
@@ -240,6 +241,7 @@ def _load(
             started_at=started,
         )
     )
+    check_epoch(conn, keyring)  # after the batch row: a running re-tokenization has committed by now
     for part in transform_chunks(transform, _chunks(src, feed.adapter, file), feed.settings.workers):
         result.extracted += part.rows
         content.update(part.digests)

@@ -99,9 +99,7 @@ def unseal(keyring: Keyring, value: str, aad: bytes) -> bytes:
     return _SEAL[alg][1](keyring.encrypt.get(kid), blob[:NONCE], blob[NONCE:], aad)
 
 
-def token_function(keyring: Keyring):  # type: ignore[no-untyped-def]
-    """text -> hex token with the (never rotated) active token key and its algorithm."""
-    key, alg = keyring.token.active_key, keyring.token.active_algorithm
+def _hmac_function(key: bytes, alg: str, kid: str):  # type: ignore[no-untyped-def]
     if alg == "hmac-sha256":
         # RFC 2104 with the padded key's hash states computed once: half the cost of hmac.digest per value.
         block = key if len(key) <= 64 else hashlib.sha256(key).digest()
@@ -125,7 +123,28 @@ def token_function(keyring: Keyring):  # type: ignore[no-untyped-def]
             return h.finalize().hex()
 
         return sm3
-    raise KeyringError(f"token key {keyring.token.active} has unknown algorithm {alg}")
+    raise KeyringError(f"token key {kid} has unknown algorithm {alg}")
+
+
+def token_function(keyring: Keyring):  # type: ignore[no-untyped-def]
+    """text -> hex token: the token chain's keys applied in turn (one key until a re-tokenization adds one)."""
+    ks = keyring.token
+    steps = [_hmac_function(ks.get(kid), ks.algorithm(kid), kid) for kid in ks.token_chain]
+    if len(steps) == 1:
+        return steps[0]
+
+    def chained(v: str) -> str:
+        for step in steps:
+            v = step(v)
+        return v
+
+    return chained
+
+
+def next_token_function(keyring: Keyring):  # type: ignore[no-untyped-def]
+    """old token -> token under the chain's last key: what a re-tokenization applies to stored tokens."""
+    ks = keyring.token
+    return _hmac_function(ks.active_key, ks.active_algorithm, ks.active)
 
 
 @dataclass(frozen=True)

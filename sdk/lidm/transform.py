@@ -79,7 +79,7 @@ class ChunkTransform:
         self.protector = Protector(contract, keyring)
         self.csv_columns = csv_columns  # render CSV here, in the worker, rather than in the loading process
         # Keyed row digests (change detection), never plain hashes of personal data.
-        self.digest_key = hashlib.blake2b(keyring.token.active_key, digest_size=32, person=b"lidm-row").digest()
+        self.digest_key = hashlib.blake2b(keyring.token.root_key, digest_size=32, person=b"lidm-row").digest()
 
     def __call__(self, chunk: pa.Table) -> Transformed:
         rows = self.validator.normalize(conform(chunk, self.adapter, self.contract))

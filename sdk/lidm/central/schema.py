@@ -65,6 +65,16 @@ watermark = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 
+# Which token chain the stored tokens were made with (lidm.retokenize; migration 0010). No row: epoch 1.
+token_epoch = sa.Table(
+    "lidm_token_epoch",
+    core_metadata,
+    sa.Column("id", sa.Integer, primary_key=True),  # always 1
+    sa.Column("epoch", sa.Integer, nullable=False),
+    sa.Column("chain", sa.Text, nullable=False),  # JSON list of token key ids (ids only, never keys)
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
 # The monitoring loop. A warning's contract fields live in platform_warning (the platform.warning dataset, so
 # grants apply to it like to any dataset); its life (who, when, why) lives here.
 monitor_run = sa.Table(

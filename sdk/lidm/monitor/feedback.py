@@ -190,7 +190,7 @@ class _Collector:
         self.d = dataset_table(self.contract, sa.MetaData())
         self.protector = Protector(self.contract, keyring)
         self.validator = Validator(self.contract, settings.city_prefix, settings.timezone)
-        self.row_key = hashlib.blake2b(keyring.token.active_key, digest_size=32, person=b"lidm-dispo").digest()
+        self.row_key = hashlib.blake2b(keyring.token.root_key, digest_size=32, person=b"lidm-dispo").digest()
         self.result = CollectResult()
 
     # ------------------------------------------------------------------------------------------ channels
