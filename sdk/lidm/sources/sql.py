@@ -33,6 +33,7 @@ class SqlSource:
     watermark: str | None = None
     # Read a full snapshot in pages ordered by this unique column (keyset paging): for drivers that hold a whole
     # result set in client memory (MariaDB Connector/ODBC 3.1 does), memory then follows the page, not the table.
+    # Needs SQL:2008 OFFSET … FETCH (PostgreSQL, MariaDB 10.6+, SQL Server 2012+, Oracle 12c+, DM); not SQLite.
     page_by: str | None = None
     page_rows: int = 200_000
 
