@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
+import os
 import pickle
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 import sqlalchemy as sa
+from _db import query
 
 from lidm import dates, transform
 from lidm.config import Settings
 from lidm.contracts import load_catalog, load_one
-from lidm.errors import ContractError, RejectedBatch
+from lidm.errors import ContractError, LidmError, RejectedBatch
 from lidm.keys import generate_keyring, write_keyring
 from lidm.pipeline import run_feed
 from lidm.samples import generate_people, population_rows, write_population_table
-
-
-def _rows(url: str, sql: str) -> list[tuple]:
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        out = [tuple(r) for r in conn.execute(sa.text(sql))]
-    engine.dispose()
-    return out
 
 
 @pytest.mark.postgres
@@ -60,11 +54,11 @@ def test_workers_load_exactly_what_one_process_loads(tmp_path, pg_clean_url, mon
     assert (pg.loaded, pg.quarantined, pg.top_reasons) == (lite.loaded, lite.quarantined, lite.top_reasons)
     assert dict(pg.top_reasons)["duplicate_key"] >= 2  # the repeat and its first row, chunks apart, held back
     table = "SELECT id_number_token, household_id_token, district_code, _row_digest FROM health_population"
-    assert sorted(_rows(results["pg_url"], table)) == sorted(_rows(results["sqlite_url"], table))
+    assert sorted(query(results["pg_url"], table)) == sorted(query(results["sqlite_url"], table))
     quarantine = "SELECT row_number, reason, key_token, row_digest FROM lidm_quarantine"
-    assert sorted(_rows(results["pg_url"], quarantine)) == sorted(_rows(results["sqlite_url"], quarantine))
+    assert sorted(query(results["pg_url"], quarantine)) == sorted(query(results["sqlite_url"], quarantine))
     digest = "SELECT content_digest FROM lidm_batch WHERE status = 'loaded'"
-    assert _rows(results["pg_url"], digest) == _rows(results["sqlite_url"], digest)
+    assert query(results["pg_url"], digest) == query(results["sqlite_url"], digest)
 
 
 def test_a_batch_error_from_a_worker_keeps_its_place():
@@ -96,3 +90,25 @@ def test_one_contract_loads_as_the_catalogue_loads_it(tmp_path):
     assert load_one("health.population") == load_catalog()["health.population"]
     with pytest.raises(ContractError, match=r"no contract health\.nothing"):
         load_one("health.nothing")
+
+
+def _die(chunk):
+    os._exit(9)  # a worker killed mid-batch (the OOM killer, an operator's kill -9)
+
+
+@pytest.mark.postgres
+def test_a_worker_killed_mid_batch_leaves_nothing_and_says_what_to_do(tmp_path, pg_clean_url, monkeypatch):
+    src = f"sqlite:///{tmp_path / 'health.db'}"
+    engine = sa.create_engine(src)
+    write_population_table(engine, population_rows(generate_people(1500, 4)).rows)
+    engine.dispose()
+    write_keyring(generate_keyring(), tmp_path / "keyring.json")
+    settings = Settings(
+        home=tmp_path, central_url=pg_clean_url, keyring=tmp_path / "keyring.json", chunk_rows=500, workers=2
+    )
+    monkeypatch.setattr(transform, "_run_in_worker", _die)
+    with pytest.raises(LidmError, match=r"stopped abruptly.*nothing was written.*LIDM_WORKERS=1"):
+        run_feed("health.population", settings, connections={"health_db": src})
+    assert query(
+        pg_clean_url, "SELECT (SELECT COUNT(*) FROM health_population), (SELECT COUNT(*) FROM lidm_batch)"
+    ) == [(0, 0)]

@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 import sqlalchemy as sa
+from _db import query
 
 from lidm import audit
 from lidm.errors import KeyringError
@@ -17,14 +18,6 @@ from lidm.retokenize import retokenize
 from lidm.samples import generate_people, population_rows, write_population_table
 
 FEED = "health.population"
-
-
-def _rows(url: str, sql: str) -> list[tuple]:
-    engine = sa.create_engine(url)
-    with engine.connect() as conn:
-        out = [tuple(r) for r in conn.execute(sa.text(sql))]
-    engine.dispose()
-    return out
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -49,20 +42,20 @@ def test_every_token_moves_to_the_new_key_and_loads_follow(loaded):
     settings, url = gateway.settings, gateway.settings.effective_central_url
     old_keyring_file = gateway.home / "keyring.before.json"
     shutil.copy(settings.effective_keyring, old_keyring_file)
-    before, held_before = _rows(url, TOKENS), _rows(url, QUARANTINE)
+    before, held_before = query(url, TOKENS), query(url, QUARANTINE)
 
     done = retokenize(settings)
 
     new = load_keyring(settings)
     assert done.epoch == new.token.epoch == 2 and len(new.token.token_chain) == 2
     step = next_token_function(new)
-    after, held_after = _rows(url, TOKENS), _rows(url, QUARANTINE)
+    after, held_after = query(url, TOKENS), query(url, QUARANTINE)
     assert after == [tuple(None if t is None else step(t) for t in row) for row in before]
     assert held_after == [(step(t),) for (t,) in held_before] and held_after
     assert not {t for row in before for t in row} & {t for row in after for t in row}
     assert done.rows["health_population.id_number_token"] == len(before)
     assert not (gateway.home / "keyring.json.next").exists()
-    assert _rows(url, "SELECT action, subject FROM lidm_audit WHERE action = 'keys.retokenize'") == [
+    assert query(url, "SELECT action, subject FROM lidm_audit WHERE action = 'keys.retokenize'") == [
         ("keys.retokenize", "epoch 2")
     ]
 
@@ -82,7 +75,7 @@ def test_every_token_moves_to_the_new_key_and_loads_follow(loaded):
 def test_a_failed_retokenization_changes_nothing(loaded, monkeypatch):
     gateway, _engine, _conns = loaded
     settings, url = gateway.settings, gateway.settings.effective_central_url
-    before, keyring_before = _rows(url, TOKENS), settings.effective_keyring.read_text()
+    before, keyring_before = query(url, TOKENS), settings.effective_keyring.read_text()
 
     def power_cut(*args, **kwargs):
         raise RuntimeError("power cut")
@@ -90,10 +83,10 @@ def test_a_failed_retokenization_changes_nothing(loaded, monkeypatch):
     monkeypatch.setattr(audit, "append", power_cut)  # the last statement of the job's transaction
     with pytest.raises(RuntimeError, match="power cut"):
         retokenize(settings)
-    assert _rows(url, TOKENS) == before
+    assert query(url, TOKENS) == before
     assert settings.effective_keyring.read_text() == keyring_before
     assert not (gateway.home / "keyring.json.next").exists()
-    assert _rows(url, "SELECT COUNT(*) FROM lidm_token_epoch") == [(0,)]
+    assert query(url, "SELECT COUNT(*) FROM lidm_token_epoch") == [(0,)]
     assert json.loads(keyring_before)["token"].get("chain") is None
 
 

@@ -13,18 +13,19 @@ import multiprocessing
 from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
 from lidm.adapter import Adapter
-from lidm.central.loader import SOURCE_ROW
+from lidm.central.loader import SOURCE_ROW, to_csv
 from lidm.conform import conform
 from lidm.contracts import Contract
+from lidm.errors import LidmError
 from lidm.keys import Keyring
 from lidm.protect import Protector, seal
 from lidm.validate import ROW, Validated, Validator
@@ -43,13 +44,6 @@ class Transformed:
     reasons: Counter[str] = field(default_factory=Counter)
     digests: bytes = b""  # the row digests in source order: the batch's content digest is their hash
     csv: bytes | None = None  # `protected` already as COPY input, when the writer takes CSV
-
-
-def to_csv(table: pa.Table) -> bytes:
-    """COPY … FROM STDIN (FORMAT csv) input, without a header."""
-    buf = pa.BufferOutputStream()
-    pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
-    return buf.getvalue().to_pybytes()
 
 
 def encrypt_payload(keyring: Keyring, feed: str, payload: dict[str, Any]) -> str:
@@ -198,5 +192,11 @@ def transform_chunks(fn: ChunkTransform, chunks: Iterator[pa.Table], workers: in
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+    except BrokenProcessPool:
+        raise LidmError(
+            f"feed {fn.feed}: a worker process protecting batch {fn.batch_id} stopped abruptly (killed, or out of "
+            "memory); nothing was written and the run can be retried. LIDM_WORKERS=1 keeps the work in the feed's "
+            "own process"
+        ) from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

@@ -7,7 +7,6 @@ so a re-run changes nothing), and a full snapshot retires the rows it no longer 
 
 from __future__ import annotations
 
-import io
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,13 @@ from lidm.central.schema import quarantine
 from lidm.contracts.model import Contract
 
 SOURCE_ROW = "_source_row"
+
+
+def to_csv(table: pa.Table) -> bytes:
+    """COPY … FROM STDIN (FORMAT csv) input, without a header: what the stage takes on PostgreSQL."""
+    buf = pa.BufferOutputStream()
+    pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+    return buf.getvalue().to_pybytes()
 
 
 @dataclass
@@ -72,9 +78,7 @@ class BatchWriter:
             return
         chunk = chunk.select([c.name for c in self.stage.columns])
         if self.dialect == "postgresql":
-            buf = io.BytesIO()
-            pacsv.write_csv(chunk, buf, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
-            self.write_csv(buf.getbuffer())
+            self.write_csv(to_csv(chunk))
         else:
             self.conn.execute(self.stage.insert(), chunk.to_pylist())
 
@@ -152,13 +156,13 @@ class BatchWriter:
 
         self._apply()
         if retire_missing:
-            counts.retired = self._retire(s)
+            counts.retired = self._retire()
         self.stage.drop(self.conn)
         return counts
 
-    def _retire(self, seen: sa.Table) -> int:
+    def _retire(self) -> int:
         """A full snapshot retires the rows it no longer contains (rows held in quarantine stay live)."""
-        t = self.table
+        s, t = self.stage, self.table
         held = sa.select(quarantine.c.key_token).where(
             quarantine.c.batch_id == self.batch_id, quarantine.c.key_token.is_not(None)
         )
@@ -167,7 +171,7 @@ class BatchWriter:
             .where(
                 t.c._retired_batch.is_(None),
                 t.c._batch_id != self.batch_id,  # written by this batch, so in it: no anti-join needed
-                ~sa.exists().where(self._key_match(seen, t)),
+                ~sa.exists().where(self._key_match(s, t)),
                 t.c[self.key[0]].not_in(held),
             )
             .values(_retired_batch=self.batch_id)
