@@ -1,11 +1,13 @@
-"""Run one lidm feed DAG with dag.test() and print a JSON report; tests/test_airflow_dags.py runs it in a subprocess.
+"""Run lidm DAGs with dag.test() and write a JSON report of each; tests/test_airflow_dags.py runs it in a subprocess.
 
-Usage: python tests/_airflow_dagrun.py [--dag-file=PATH] DAG_ID [DAG_ID ...]
+Usage: python tests/_airflow_dagrun.py --report=PATH [--dag-file=PATH] DAG_ID [DAG_ID ...]
 
 The DAG is taken from the DAG file exactly as Airflow parses it. Its task retries are switched off for
 this run only (a red run must fail at once instead of waiting out the retry delays); the report carries the
-DAG's real settings, read before that override. Each DAG's report is one stdout line `LIDM_DAGRUN <json>`;
-the DAG file is parsed once for all of them.
+DAG's real settings, read before that override. Each DAG's report is one JSON line appended to the report
+file, as soon as its run ends; the DAG file is parsed once for all of them. The reports never go to stdout:
+Airflow, its task and its OpenLineage listener (threads and processes of their own) write there too, and
+a log line of theirs could land in the middle of a report.
 """
 
 from __future__ import annotations
@@ -19,15 +21,18 @@ DAG_FILE = Path(__file__).resolve().parents[1] / "dags" / "lidm_feeds.py"
 
 
 def main(*args: str) -> int:
-    files = [a.removeprefix("--dag-file=") for a in args if a.startswith("--dag-file=")]
-    dag_ids = [a for a in args if not a.startswith("--dag-file=")]
-    dags = runpy.run_path(files[0] if files else str(DAG_FILE))
+    options = {k: v for k, _, v in (a.removeprefix("--").partition("=") for a in args if a.startswith("--"))}
+    dag_ids = [a for a in args if not a.startswith("--")]
+    report = Path(options["report"])
+    dags = runpy.run_path(options.get("dag-file", str(DAG_FILE)))
     for dag_id in dag_ids:
-        run_one(dags[dag_id])
+        line = json.dumps(run_one(dags[dag_id]), ensure_ascii=False, default=str)
+        with report.open("a", encoding="utf-8") as out:
+            out.write(line + "\n")
     return 0
 
 
-def run_one(dag) -> None:  # type: ignore[no-untyped-def]
+def run_one(dag) -> dict:  # type: ignore[no-untyped-def]
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
@@ -72,7 +77,7 @@ def run_one(dag) -> None:  # type: ignore[no-untyped-def]
         report["task_states"] = {ti.task_id: str(ti.state) for ti in run.get_task_instances(session=session)}
     report["run_id"] = run.run_id
     report["state"] = str(run.state)
-    print("LIDM_DAGRUN " + json.dumps(report, ensure_ascii=False, default=str), flush=True)
+    return report
 
 
 if __name__ == "__main__":

@@ -91,20 +91,47 @@ def _gateway_env(airflow_env: dict[str, str], gateway, conn_id: str, conn: dict)
     }
 
 
-def _dag_test(env: dict[str, str], dag_id: str) -> tuple[dict, str]:
-    """Run the DAG with dag.test() in a subprocess; return its report and everything it printed."""
+def _runner(report: Path, dag_ids: tuple[str, ...], dag_file: Path | None = None) -> list[str]:
+    """The command that runs DAGs with dag.test() and appends their reports to `report`."""
+    return [
+        sys.executable,
+        str(RUNNER),
+        f"--report={report}",
+        *([f"--dag-file={dag_file}"] if dag_file else []),
+        *dag_ids,
+    ]
+
+
+def _reports(path: Path) -> list[dict]:
+    """The runner's reports, one per DAG run that ended (none when it failed before the first).
+
+    They come through a file, never the runner's stdout: Airflow's and OpenLineage's threads and processes log
+    there too, and on a busy machine one of their lines landed in the middle of a report.
+    """
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines()] if path.exists() else []
+
+
+def _dagrun(
+    env: dict[str, str], *dag_ids: str, dag_file: Path | None = None, timeout: float = 240
+) -> tuple[list[dict], str, int]:
+    """Run DAGs with dag.test() in a subprocess: their reports, everything it printed, and its exit status."""
+    report = Path(env["AIRFLOW_HOME"]) / f"dagrun-{secrets.token_hex(4)}.jsonl"
     out = subprocess.run(
-        [sys.executable, str(RUNNER), dag_id],
+        _runner(report, dag_ids, dag_file),
         env=env,
         cwd=env["AIRFLOW_HOME"],  # not the repo: lidm's Settings would read a ./.env there
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=timeout,
     )
-    printed = out.stdout + out.stderr
-    assert out.returncode == 0, printed[-6000:]
-    (line,) = [x for x in out.stdout.splitlines() if x.startswith("LIDM_DAGRUN ")]
-    report = json.loads(line.removeprefix("LIDM_DAGRUN "))
+    return _reports(report), out.stdout + out.stderr, out.returncode
+
+
+def _dag_test(env: dict[str, str], dag_id: str) -> tuple[dict, str]:
+    """Run the DAG with dag.test() in a subprocess; return its report and everything it printed."""
+    reports, printed, code = _dagrun(env, dag_id)
+    assert code == 0, printed[-6000:]
+    (report,) = reports
     assert report["state"] == "success", printed[-6000:]
     assert set(report["task_states"].values()) == {"success"} and "load" in report["task_states"]
     # dag.test() runs the task in this process: its log is in the output (checked for leaks below).
@@ -281,8 +308,9 @@ def test_a_drop_that_arrives_while_the_sensor_is_deferred_is_loaded(airflow_env,
     _chown_like_parent(drop_folder)
     conn = _drop_conn(sftp_server, drop_folder)
     env = _gateway_env(airflow_env, gateway_pg, "civil_affairs_drop", conn) | {"LIDM_DROP_POLL_SECONDS": "1"}
+    report_file = Path(env["AIRFLOW_HOME"]) / f"dagrun-{secrets.token_hex(4)}.jsonl"
     run = subprocess.Popen(
-        [sys.executable, str(RUNNER), ROSTER_DAG],
+        _runner(report_file, (ROSTER_DAG,)),
         env=env,
         cwd=env["AIRFLOW_HOME"],
         stdout=subprocess.PIPE,
@@ -313,8 +341,7 @@ def test_a_drop_that_arrives_while_the_sensor_is_deferred_is_loaded(airflow_env,
             run.kill()
     printed = "".join(lines)
     assert run.returncode == 0, printed[-6000:]
-    (line,) = [x for x in printed.splitlines() if x.startswith("LIDM_DAGRUN ")]
-    report = json.loads(line.removeprefix("LIDM_DAGRUN "))
+    (report,) = _reports(report_file)
     assert report["task_states"] == {"wait_for_drop": "success", "load": "success"}, printed[-4000:]
     assert "DEFERRED" in printed.upper()
     counts = _assert_counts_match(report, _batches(gateway_pg.central_url, "civil_affairs.low_income_roster"))
@@ -374,19 +401,8 @@ def test_every_feed_dag_runs_green_on_the_real_servers(airflow_env, sftp_server,
             for name, url in sources.connections.items()
         }
         ids = [dag_id(w.dataset) for w in sources.written]
-        out = subprocess.run(
-            [sys.executable, str(RUNNER), *ids],
-            env=env,
-            cwd=env["AIRFLOW_HOME"],
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        printed = out.stdout + out.stderr
-        assert out.returncode == 0, printed[-6000:]
-        reports = [
-            json.loads(x.removeprefix("LIDM_DAGRUN ")) for x in out.stdout.splitlines() if x.startswith("LIDM_DAGRUN ")
-        ]
+        reports, printed, code = _dagrun(env, *ids, timeout=900)
+        assert code == 0, printed[-6000:]
         assert [r["dag"]["dag_id"] for r in reports] == ids
         for written, report in zip(sources.written, reports, strict=True):
             assert report["state"] == "success", (written.dataset, printed[-4000:])
@@ -396,17 +412,10 @@ def test_every_feed_dag_runs_green_on_the_real_servers(airflow_env, sftp_server,
         # Run the database feeds' DAGs again: nothing is loaded twice. (A drop feed's second run would wait
         # for its next drop, and the same drop delivered again is refused as a replay: shown elsewhere.)
         sql = [i for w, i in zip(sources.written, ids, strict=True) if w.kind.startswith("sql")]
-        again = subprocess.run(
-            [sys.executable, str(RUNNER), *sql],
-            env=env,
-            cwd=env["AIRFLOW_HOME"],
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
-        assert again.returncode == 0, (again.stdout + again.stderr)[-6000:]
-        for line in [x for x in again.stdout.splitlines() if x.startswith("LIDM_DAGRUN ")]:
-            report = json.loads(line.removeprefix("LIDM_DAGRUN "))
+        reports, printed, code = _dagrun(env, *sql, timeout=900)
+        assert code == 0, printed[-6000:]
+        assert [r["dag"]["dag_id"] for r in reports] == sql
+        for report in reports:
             [counts] = report["xcom"]["load.return_value"]
             assert report["state"] == "success" and counts["status"] == "unchanged", report["dag"]["dag_id"]
             assert report["asset_events"] == [report["task"]["outlets"][0]]
@@ -438,17 +447,18 @@ def _drop_source_databases(prefix: str) -> None:
 # --------------------------------------------------------------------------- the glue without a DAG run
 
 
-def test_sdk_and_the_glue_import_without_airflow():
+def test_sdk_and_the_glue_import_without_airflow(tmp_path):
     code = (
-        "import sys, lidm, lidm.pipeline, lidm.integrations.airflow as glue; "
-        "print('airflow' in sys.modules, callable(glue.build_feed_dags))"
+        "import pathlib, sys, lidm, lidm.pipeline, lidm.integrations.airflow as glue; "
+        "pathlib.Path(sys.argv[1]).write_text(f\"{'airflow' in sys.modules} {callable(glue.build_feed_dags)}\")"
     )
-    out = subprocess.run([sys.executable, "-c", code], env=_clean_env(), capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False True", "Airflow must only be imported inside the glue's functions"
+    found = tmp_path / "found.txt"
+    subprocess.run([sys.executable, "-c", code, str(found)], env=_clean_env(), capture_output=True, check=True)
+    assert found.read_text() == "False True", "Airflow must only be imported inside the glue's functions"
 
 
 # Runs inside Airflow's environment: connection_url for each argument, then run_feed_task for the roster feed
-# under each scenario's Airflow connection. Prints `LIDM_GLUE <json>`.
+# under each scenario's Airflow connection. Writes its JSON report to the file named by its second argument.
 GLUE_SCRIPT = """
 import json, os, shutil, sys
 from pathlib import Path
@@ -476,7 +486,7 @@ for name, conn in spec["feeds"].items():
         report["feeds"][name] = {"fail": str(exc)}
     except SourceError as exc:
         report["feeds"][name] = {"retry": type(exc).__name__ + ": " + str(exc)}
-print("LIDM_GLUE " + json.dumps(report, ensure_ascii=False))
+Path(sys.argv[2]).write_text(json.dumps(report, ensure_ascii=False), "utf-8")
 """
 
 
@@ -555,8 +565,9 @@ def test_connections_translate_and_failures_are_classified(airflow_env, sftp_ser
         "LIDM_KEYRING": str(gateway_sqlite.home / "keyring.json"),
     }
     spec = {"urls": [*urls, "missing"], "feeds": feeds}
+    report_file = Path(env["AIRFLOW_HOME"]) / f"glue-{secrets.token_hex(4)}.json"
     out = subprocess.run(
-        [sys.executable, "-c", GLUE_SCRIPT, json.dumps(spec)],
+        [sys.executable, "-c", GLUE_SCRIPT, json.dumps(spec), str(report_file)],
         env=env,
         cwd=env["AIRFLOW_HOME"],
         capture_output=True,
@@ -564,8 +575,7 @@ def test_connections_translate_and_failures_are_classified(airflow_env, sftp_ser
         timeout=180,
     )
     assert out.returncode == 0, (out.stdout + out.stderr)[-6000:]
-    (line,) = [x for x in out.stdout.splitlines() if x.startswith("LIDM_GLUE ")]
-    report = json.loads(line.removeprefix("LIDM_GLUE "))
+    report = json.loads(report_file.read_text("utf-8"))
     got = report["urls"]
 
     assert got["pg"]["url"] == "postgresql+psycopg://lidm:p%40ss%3Aw%2Frd@db.example:5433/central?sslmode=require"
@@ -581,7 +591,7 @@ def test_connections_translate_and_failures_are_classified(airflow_env, sftp_ser
     assert "web" in got["web"]["error"] and "'http'" in got["web"]["error"]
     assert "missing" in got["missing"]["error"] and "AIRFLOW_CONN_MISSING" in got["missing"]["error"]
     # The password never shows in what Airflow printed (its secret masker knows the URL-quoted form too).
-    assert "p@ss:w/rd" not in out.stdout.replace(line, "") + out.stderr
+    assert "p@ss:w/rd" not in out.stdout + out.stderr
 
     feeds_out = report["feeds"]
     assert feeds_out["host_key_and_private_key"] == {"ok": []}
@@ -612,17 +622,7 @@ def test_a_central_database_connection_killed_mid_load_is_retried_cleanly(airflo
         db.migrate(central)
         with central.begin() as c:
             kill_central_on_batch_insert(c)
-        out = subprocess.run(
-            [sys.executable, str(RUNNER), HEALTH_DAG],
-            env=env,
-            cwd=env["AIRFLOW_HOME"],
-            capture_output=True,
-            text=True,
-            timeout=240,
-        )
-        printed = out.stdout + out.stderr
-        (line,) = [x for x in out.stdout.splitlines() if x.startswith("LIDM_DAGRUN ")]
-        failed = json.loads(line.removeprefix("LIDM_DAGRUN "))
+        (failed,), printed, _ = _dagrun(env, HEALTH_DAG)
         assert failed["state"] == "failed" and failed["task_states"]["load"] == "failed", printed[-4000:]
         assert "AirflowFailException" not in printed  # a lost connection is worth a retry
         assert "CentralUnavailable" in printed and "the run can be retried" in printed, printed[-4000:]
@@ -710,19 +710,9 @@ def test_an_sftp_server_lost_mid_transfer_is_retried_cleanly(airflow_env, sftp_s
         (gateway_pg.home / "proxy_known_hosts").write_text(known)
         conn["extra"] = conn["extra"] | {"known_hosts": str(gateway_pg.home / "proxy_known_hosts")}
         env = _gateway_env(airflow_env, gateway_pg, "civil_affairs_drop", conn) | {"LIDM_SFTP_TIMEOUT_SECONDS": "5"}
-        out = subprocess.run(
-            [sys.executable, str(RUNNER), ROSTER_DAG],
-            env=env,
-            cwd=env["AIRFLOW_HOME"],
-            capture_output=True,
-            text=True,
-            timeout=240,
-        )
+        (failed,), printed, _ = _dagrun(env, ROSTER_DAG)
     finally:
         proxy.close()
-    printed = out.stdout + out.stderr
-    (line,) = [x for x in out.stdout.splitlines() if x.startswith("LIDM_DAGRUN ")]
-    failed = json.loads(line.removeprefix("LIDM_DAGRUN "))
     assert proxy.cuts >= 1
     assert failed["task_states"] == {"wait_for_drop": "success", "load": "failed"}, printed[-4000:]
     assert "AirflowFailException" not in printed and "SourceError" in printed, printed[-4000:]

@@ -4,12 +4,10 @@ feeds' Assets, push to each department's channel, feedback from the departments;
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import sqlalchemy as sa
-from test_airflow_dags import RUNNER, _gateway_env, airflow_env  # noqa: F401  (session fixture)
+from test_airflow_dags import _dagrun, _gateway_env, airflow_env  # noqa: F401  (session fixture)
 
 from lidm.demo import run_demo
 from lidm.integrations.airflow_monitor import FEEDBACK_DAG, MONITOR_DAG, PUSH_DAG
@@ -21,21 +19,9 @@ DAG_FILE = Path(__file__).resolve().parents[1] / "dags" / "lidm_monitoring.py"
 
 
 def _run(env: dict[str, str], *dag_ids: str) -> tuple[dict[str, dict], str]:
-    out = subprocess.run(
-        [sys.executable, str(RUNNER), f"--dag-file={DAG_FILE}", *dag_ids],
-        env=env,
-        cwd=env["AIRFLOW_HOME"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    printed = out.stdout + out.stderr
-    assert out.returncode == 0, printed[-6000:]
-    reports = {}
-    for line in out.stdout.splitlines():
-        if line.startswith("LIDM_DAGRUN "):
-            report = json.loads(line.removeprefix("LIDM_DAGRUN "))
-            reports[report["dag"]["dag_id"]] = report
+    runs, printed, code = _dagrun(env, *dag_ids, dag_file=DAG_FILE, timeout=300)
+    assert code == 0, printed[-6000:]
+    reports = {report["dag"]["dag_id"]: report for report in runs}
     for dag_id in dag_ids:
         assert reports[dag_id]["state"] == "success", printed[-6000:]
         assert set(reports[dag_id]["task_states"].values()) == {"success"}, reports[dag_id]["task_states"]

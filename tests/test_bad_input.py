@@ -218,21 +218,24 @@ def test_excel_dates_typed_as_serial_numbers_are_read_as_dates(gateway_sqlite, t
     for row, person in zip(rows, people, strict=True):
         row["csrq"] = person.birth_date  # a date cell...
     columns = list(rows[0])
-    serial = xlsx_bytes(columns, rows[:half], serial_dates=("csrq",))  # ...or a plain serial number
     folder = tmp_path / "x"
     store = LocalStore(folder)
-    store.put("population_1.xlsx", xlsx_bytes(columns, rows[half:]))
+    store.put("population_1.xlsx", xlsx_bytes(columns, rows))
     store.put("population_1.xlsx.ok", b"")
+    # The next snapshot: the first half only (half the rows retired: within lidmMaxRetireFraction), with its
+    # birth dates typed as plain serial numbers.
+    serial = xlsx_bytes(columns, rows[:half], serial_dates=("csrq",))
     store.put("population_2.xlsx", serial)
     store.put("population_2.xlsx.ok", b"")
-    results = run_feed(_xlsx_population_adapter(), gateway_sqlite.settings, connections={"xlsx_drop": folder.as_uri()})
-    assert [r.status for r in results] == ["loaded", "loaded"]
-    assert sum(r.quarantined for r in results) == 0
+    first = run_feed(_xlsx_population_adapter(), gateway_sqlite.settings, connections={"xlsx_drop": folder.as_uri()})
+    assert [r.status for r in first] == ["loaded", "loaded"]
+    assert sum(r.quarantined for r in first) == 0
+    # Read as the same dates: the serial half changed nothing, only the retired second half differs.
+    assert first[1].unchanged == half, first[1]
     url = gateway_sqlite.settings.effective_central_url
     births = sorted(
         str(b) for (b,) in query(url, "SELECT birth_date FROM health_population WHERE _retired_batch IS NULL")
     )
-    # The second (full) snapshot is the serial half: exactly those birth dates, read as dates.
     assert births == sorted(p.birth_date.isoformat() for p in people[:half])
 
 

@@ -672,11 +672,16 @@ def c_crash_before_commit(ctx: Ctx) -> str:
         raise RuntimeError("power cut")
 
     ctx.drop("roster_1.csv", gbk(roster()))
+    ctx.drop("roster_2.csv", gbk(roster()[:-1]))
     ctx.monkeypatch.setattr(BatchWriter, "finish", crash)
-    ctx.raises(RuntimeError, ctx.run)
-    assert ctx.count("SELECT COUNT(*) FROM lidm_batch") == 0
-    assert (ctx.folder / "roster_1.csv").exists()
-    return "rolled back: no batch, no rows; drop untouched"
+    first, second = ctx.run()
+    # Whatever fails inside a delivery's transaction rolls it back whole and sets that delivery aside with the
+    # error's class (never its text); the feed is not blocked.
+    assert (first.status, second.status) == ("rejected", "rejected"), (first, second)
+    assert "[load_error]" in first.reason and "RuntimeError" in first.reason and "power cut" not in first.reason
+    assert ctx.count("SELECT COUNT(*) FROM lidm_batch WHERE status = 'loaded'") == 0
+    assert (ctx.folder / "rejected" / "roster_1.csv").exists() and (ctx.folder / "rejected" / "roster_2.csv").exists()
+    return "rolled back whole: no rows; each delivery set aside [load_error] naming RuntimeError, not its text"
 
 
 def c_disk_full_while_staging(ctx: Ctx) -> str:
@@ -1004,7 +1009,7 @@ CASES = [
         "CentralUnavailable (retryable)",
         c_central_unreachable_classified,
     ),
-    Case("crash-before-commit", "crash before commit", "rolled back", c_crash_before_commit),
+    Case("crash-before-commit", "an exception before commit", "rolled back, set aside", c_crash_before_commit),
     Case(
         "disk-full-settle",
         "ENOSPC writing the receipt after commit",

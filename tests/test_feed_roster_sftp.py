@@ -75,9 +75,12 @@ def test_roster_drop_loads_archives_and_answers_with_a_receipt(drop, gateway_pg)
     assert sorted(p.name for p in (folder / "archive").iterdir()) == [
         "roster_20261127.csv",
         "roster_20261127.csv.ok",
+        "roster_20261127.csv.quarantine.csv",  # what was held back, for the department (no values)
         "roster_20261127.csv.receipt.json",
     ]
     assert not (folder / "roster_20261127.csv").exists()
+    reasons = (folder / "archive" / "roster_20261127.csv.quarantine.csv").read_text("utf-8-sig").splitlines()
+    assert reasons[0] == "row,line,field,reason,message" and len(reasons) == 1 + r.quarantined
     receipt = (folder / "archive" / "roster_20261127.csv.receipt.json").read_text()
     assert '"signature"' in receipt and r.batch_id in receipt
 

@@ -104,7 +104,7 @@ def test_page_marks_late_and_rejected_feeds_and_shows_no_personal_data(central):
     page = TestClient(create_app(lambda: settings)).get("/feeds").text
     assert '<tr class="late" data-feed="health.deaths">' in page
     assert '<tr class="failing" data-feed="civil_affairs.low_income_roster">' in page and "empty_file" in page
-    assert "26</b> feeds" in page and "2</b> late or rejected" in page
+    assert "26</b> feeds" in page and "2</b>\nlate, rejected or not reconciled" in page
     assert "expected within 2 days" in page
     assert kinds_in(page) == []
 

@@ -123,3 +123,31 @@ def test_labels_map_the_contracts_own_labels_and_refuse_a_field_without_any():
     ]
     with pytest.raises(ConfigError, match="lists no labels"):
         labels("姓名").bind(roster.field("name"))
+
+
+def test_born_today_is_judged_by_the_city_clock_not_utc():
+    """A person born today in the city is valid, whatever the UTC date; born 'tomorrow' there is not."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    contract = load_catalog()["civil_affairs.low_income_roster"]
+    ahead, behind = "Pacific/Kiritimati", "Etc/GMT+12"  # UTC+14 and UTC-12: always a day or more apart
+    born = datetime.now(ZoneInfo(ahead)).date()
+    body = f"430102{born:%Y%m%d}123"
+    value = pa.array([body + idnumber.check_char(body)])
+    assert not idnumber.problems(value, born)["birth_date"].any()
+    assert idnumber.problems(value, datetime.now(ZoneInfo(behind)).date())["birth_date"].all()
+    field = next(f for f in contract.fields if f.name == "id_number")
+    for zone, bad in ((ahead, False), (behind, True)):
+        _typed, found = Validator(contract, "4301", zone)._field_checks(field, value)
+        flagged = any(code == "id_number.birth_date" and mask.any() for code, _m, mask in found)
+        assert flagged is bad, zone
+
+
+def test_a_nul_character_is_quarantined_in_any_text_field():
+    contract = load_catalog()["civil_affairs.low_income_roster"]
+    field = next(f for f in contract.fields if f.name == "name")
+    _typed, found = Validator(contract, "4301")._field_checks(field, pa.array(["张\x00三", "李四", None]))
+    [mask] = [m for code, message, m in found if code == "nul_character"]
+    assert mask.tolist() == [True, False, False]
+    assert all("\x00" not in message for _c, message, _m in found)

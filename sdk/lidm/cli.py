@@ -12,7 +12,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from lidm.config import Settings, get_settings
-from lidm.errors import LidmError
+from lidm.errors import FeedBusy, LidmError
 
 app = typer.Typer(help="lidm: the low-income population data-sharing gateway.", no_args_is_help=True)
 contracts_app = typer.Typer(
@@ -157,19 +157,71 @@ def _demo_loop(home: Path, central_url: str | None, seed: int) -> None:
 
 
 @app.command()
-def run(feed: Annotated[str, typer.Argument(help="Feed name, e.g. health.population.")]) -> None:
+def run(
+    feed: Annotated[str, typer.Argument(help="Feed name, e.g. health.population.")],
+    since: Annotated[
+        str | None,
+        typer.Option(help="Incremental database feed: read again from this day or time (e.g. what reconcile found)."),
+    ] = None,
+) -> None:
     """Run one feed: every pending batch, each loaded whole or rejected whole."""
     from lidm.pipeline import run_feed
 
     try:
-        results = _run_with_progress(lambda tick: run_feed(feed, get_settings(), progress=tick))
+        results = _run_with_progress(lambda tick: run_feed(feed, get_settings(), progress=tick, since=since))
+    except FeedBusy as exc:
+        console.print(f"[yellow]already running:[/] {exc}", highlight=False)
+        return
     except LidmError as exc:
         _fail(exc)
     if not results:
         console.print(f"{feed}: nothing pending")
         return
     _print_results(results)
+    for r in results:
+        if r.deferred:
+            console.print(
+                f"[yellow]{r.feed}[/]: {r.deferred:,} source row(s) are dated after the source's clock; held back, "
+                "read once their time comes (a clock ahead, or a typing error in the update time?)",
+                highlight=False,
+            )
     if any(r.status == "rejected" for r in results):
+        raise typer.Exit(code=1)
+
+
+@app.command("reconcile")
+def reconcile_command(
+    feed: Annotated[str, typer.Argument(help="Feed name of a database source, e.g. health.medical_expenses.")],
+) -> None:
+    """Compare the feed's source with the central table (counts and keyed digests per day or key range, no values);
+    name every day or key range with missing, extra or changed rows (exit 1 when any)."""
+    from lidm.reconcile import reconcile
+
+    try:
+        r = reconcile(feed, get_settings())
+    except LidmError as exc:
+        _fail(exc)
+    what = "day" if r.bucket_kind == "day" else "key range"
+    console.print(
+        f"{r.feed}: source {r.source_rows:,} rows, central {r.central_rows:,} live rows, {r.quarantined:,} held in "
+        f"quarantine, {r.not_yet_read:,} after the watermark (not read yet): "
+        + ("[green]everything accounted for[/]" if r.status == "ok" else f"[bold red]{r.status}[/]"),
+        highlight=False,
+    )
+    if r.buckets:
+        table = Table(title=f"Where they differ (by {what})")
+        counts = ("source", "central", "quarantined", "missing", "extra", "changed")
+        table.add_column("bucket")
+        for col in counts:
+            table.add_column(col, justify="right")
+        for b in r.buckets:
+            table.add_row(b.bucket, *(f"{getattr(b, c):,}" for c in counts))
+        _wide().print(table)
+        console.print(
+            "missing: in the source, neither loaded nor quarantined; extra: loaded, gone from the source; changed: "
+            "different content. Read the days again with `lidm run FEED --since DAY` (rows already loaded change "
+            "nothing); a full snapshot is read whole by its next run."
+        )
         raise typer.Exit(code=1)
 
 
@@ -185,8 +237,11 @@ def status() -> None:
         _fail(exc)
     style = {"fresh": "green", "late": "bold red", "failing": "bold red", "never": "dim"}
     table = Table(title="Feeds")
-    for col in ("feed", "state", "last data", "extracted", "loaded", "quarantined", "top reasons", "contract"):
-        table.add_column(col, justify="right" if col in ("extracted", "loaded", "quarantined") else "left")
+    numeric = ("extracted", "loaded", "quarantined", "open q.")
+    cols = ("feed", "state", "last data", *numeric, "top reasons", "reconciled", "contract")
+    for col in cols:
+        table.add_column(col, justify="right" if col in numeric else "left")
+    recon_style = {"ok": "green", "mismatch": "bold red"}
     for f in feeds_now:
         table.add_row(
             f.feed,
@@ -195,13 +250,18 @@ def status() -> None:
             f"{f.extracted:,}",
             f"{f.loaded:,}",
             f"{f.quarantined:,}",
+            f"{f.open_quarantine:,}",
             (f.reason or "")[:80] if f.state == "failing" else ", ".join(f"{r} {n}" for r, n in f.top_reasons),
+            f"[{recon_style[f.reconciled]}]{f.reconciled}[/] {f.reconciled_at:%m-%d %H:%M}" if f.reconciled else "-",
             f.contract_version,
         )
     _wide().print(table)
+    for f in feeds_now:
+        for note in f.notes:
+            console.print(f"[yellow]{f.feed}[/]: {note}", highlight=False)
     for w in warnings:
         console.print(f"warnings for {w.department}: {w.open} open, {w.overdue} overdue")
-    if any(f.state in ("late", "failing") for f in feeds_now):
+    if any(f.state in ("late", "failing") or f.reconciled == "mismatch" for f in feeds_now):
         raise typer.Exit(code=1)
 
 
@@ -1007,6 +1067,27 @@ def batch_list(
     _wide().print(table)
 
 
+@batch_app.command("accept")
+def batch_accept(
+    batch_id: Annotated[str, typer.Argument(help="The held batch (see `lidm batch list`).")],
+    reason: Annotated[str, typer.Option(help="Why this content is right after all (kept in the audit log).")],
+) -> None:
+    """Accept a held batch (a full snapshot that shrank past lidmMaxRetireFraction): the feed's next run loads
+    that exact content; a drop is put back from rejected/ into the drop folder. Audited."""
+    from lidm.pipeline import accept_held
+
+    try:
+        a, moved = accept_held(batch_id, reason, get_settings())
+    except LidmError as exc:
+        _fail(exc)
+    back = f"; {a.source} is back in the drop folder" if moved else ""
+    console.print(
+        f"accepted batch {a.batch_id} of {a.feed} ({a.reason_code}){back}: the feed's next run loads that content. "
+        "Audited as batch.accept.",
+        highlight=False,
+    )
+
+
 @batch_app.command("recall")
 def batch_recall(
     batch_id: Annotated[str, typer.Argument(help="The batch id (see `lidm batch list`).")],
@@ -1030,6 +1111,57 @@ def batch_recall(
     )
     readers = ", ".join(f"{c['consumer']} ({c['rows']})" for c in r.consumers) or "none"
     console.print(f"consumers that could read {r.contract}: {readers}", highlight=False)
+
+
+quarantine_app = typer.Typer(help="Rows held back by validation: list them, export them for the department.")
+app.add_typer(quarantine_app, name="quarantine")
+
+
+@quarantine_app.command("list")
+def quarantine_list(
+    feed: Annotated[str | None, typer.Argument(help="Only this feed.")] = None,
+    resolved: Annotated[bool, typer.Option("--resolved", help="Also rows a corrected re-delivery resolved.")] = False,
+    limit: Annotated[int, typer.Option(help="How many rows at most.")] = 200,
+) -> None:
+    """Quarantined rows: source, row and line, field and reason (never a value); open ones unless --resolved."""
+    from lidm.central.holds import list_quarantine
+
+    try:
+        rows = list_quarantine(get_settings(), feed, include_resolved=resolved, limit=limit)
+    except LidmError as exc:
+        _fail(exc)
+    table = Table(title="Quarantine" + (f" of {feed}" if feed else ""))
+    for col in ("feed", "source", "row", "line", "field", "reason", "message", "resolved by"):
+        table.add_column(col, overflow="fold")
+    for r in rows:
+        table.add_row(
+            r["feed"],
+            r["source"],
+            str(r["row_number"] or ""),
+            str(r["line_number"] or ""),
+            r["field"] or "",
+            r["reason"],
+            r["message"],
+            r["resolved_batch"] or "",
+        )
+    _wide().print(table)
+
+
+@quarantine_app.command("export")
+def quarantine_export(
+    feed: Annotated[str, typer.Argument(help="The feed, e.g. civil_affairs.low_income_roster.")],
+    out: Annotated[Path, typer.Option(help="CSV file to write (UTF-8 with BOM).")],
+    resolved: Annotated[bool, typer.Option("--resolved", help="Also resolved rows.")] = False,
+) -> None:
+    """Write a feed's quarantined rows (row, line, field, reason; no values) as CSV to send to the department."""
+    from lidm.central.holds import list_quarantine, quarantine_csv
+
+    try:
+        rows = list_quarantine(get_settings(), feed, include_resolved=resolved, limit=None)
+    except LidmError as exc:
+        _fail(exc)
+    out.write_text(quarantine_csv(rows), "utf-8")
+    console.print(f"{len(rows):,} quarantined row(s) of {feed} written to {out}", highlight=False)
 
 
 @app.command("purge")

@@ -55,11 +55,24 @@ class Settings(BaseSettings):
         description="PostgreSQL work_mem for a batch's final statements (sorting and hashing the staged rows); "
         "empty to keep the server's setting.",
     )
+    central_idle_timeout_seconds: float = Field(
+        default=600.0,
+        ge=0,
+        description="PostgreSQL ends a gateway session that stays this long inside a transaction without a "
+        "statement (a hung loader's batch: rolled back, its locks freed); a live batch is idle only while it waits "
+        "on its source or workers, so keep it above the slowest first row of a source query. 0: never.",
+    )
     workers: int = Field(
         default_factory=lambda: min(os.cpu_count() or 1, 4),
         ge=1,
         description="Processes that validate and protect the chunks of a big batch (1: all in the feed's own "
         "process). Past one chunk, tokens and encryption run in this many forked workers.",
+    )
+    feed_lock_wait_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="How long a run waits for another run of the same feed to finish before it stops, having "
+        "done nothing (one run of a feed at a time).",
     )
     known_hosts: Path | None = Field(default=None, description="OpenSSH known_hosts file for SFTP drops.")
     sftp_timeout_seconds: float = Field(

@@ -7,7 +7,7 @@ import pyarrow as pa
 from lidm.adapter import Adapter
 from lidm.contracts.model import Contract
 from lidm.errors import ConfigError, RejectedBatch
-from lidm.validate import ROW
+from lidm.validate import LINE, ROW
 
 
 def check_mapping(adapter: Adapter, contract: Contract) -> None:
@@ -31,7 +31,7 @@ def check_mapping(adapter: Adapter, contract: Contract) -> None:
 
 def check_columns(columns: list[str], adapter: Adapter, file: str) -> None:
     """Refuse a delivery whose columns differ from what the adapter declares (named, with the fix)."""
-    present = {c.lower() for c in columns if c != ROW}
+    present = {c.lower() for c in columns if c not in (ROW, LINE)}
     wanted = adapter.source_columns()
     for missing in sorted(wanted - present):
         field = next(f for f, c in adapter.converters().items() if c.column.lower() == missing)
@@ -64,4 +64,6 @@ def conform(chunk: pa.Table, adapter: Adapter, contract: Contract) -> pa.Table:
         else:
             cols[f.name] = conv.bind(f).apply(lower[conv.column.lower()].combine_chunks())
     cols[ROW] = lower[ROW].combine_chunks()
+    if LINE in lower.column_names:
+        cols[LINE] = lower[LINE].combine_chunks()
     return pa.table(cols)

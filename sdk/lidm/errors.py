@@ -29,6 +29,17 @@ class CentralUnavailable(LidmError):
     """The central database could not be reached or dropped the connection mid-transaction (transient: retry)."""
 
 
+class FeedBusy(LidmError):
+    """Another run of the same feed holds its lock: this run read, wrote and settled nothing."""
+
+    def __init__(self, feed: str, message: str) -> None:
+        self.feed = feed
+        super().__init__(message)
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (FeedBusy, (self.feed, str(self)))
+
+
 class HostKeyError(SourceError):
     """An SFTP server presented an unknown or changed host key (never worth a retry)."""
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -46,11 +48,12 @@ def upgrade_15(values: pa.Array) -> pa.Array:
     return pc.replace_with_mask(values.cast(pa.string()), legacy, upgraded)
 
 
-def problems(values: pa.Array) -> dict[str, np.ndarray]:
+def problems(values: pa.Array, today: dt.date | None = None) -> dict[str, np.ndarray]:
     """Boolean masks (True = bad) per problem kind for normalized, non-null ID numbers.
 
     Kinds: format (not 17 digits + digit/X), checksum, birth_date (impossible or in the future).
-    Nulls are not flagged here: 'required' is checked elsewhere.
+    Nulls are not flagged here: 'required' is checked elsewhere. `today` is the city's date (a person born
+    today in Beijing time is born on a day that UTC may not have reached yet); the machine's when omitted.
     """
     n = len(values)
     nulls = values.is_null().to_numpy(zero_copy_only=False)
@@ -67,7 +70,7 @@ def problems(values: pa.Array) -> dict[str, np.ndarray]:
         expected = CHECK_CHARS[(digits @ WEIGHTS) % 11]
         checksum_bad[idx] = expected != raw[:, 17]
         births = dates.parse(pc.utf8_slice_codeunits(good, 6, 14), ("%Y%m%d",))
-        today = np.datetime64("today", "s")
+        today = np.datetime64(today.isoformat(), "s") if today else np.datetime64("today", "s")
         b = births.to_numpy(zero_copy_only=False)
         birth_bad[idx] = np.isnat(b) | (b > today) | (b < np.datetime64("1890-01-01", "s"))
     return {"format": ~fmt_ok_np & ~nulls, "checksum": checksum_bad, "birth_date": birth_bad}

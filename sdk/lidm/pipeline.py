@@ -5,14 +5,18 @@ The CLI, the DAGs and the test kit all call run_feed; nothing else runs a feed.
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import logging
+import traceback
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -21,7 +25,10 @@ import sqlalchemy as sa
 from lidm import audit, manifest
 from lidm.adapter import Adapter
 from lidm.central import db
-from lidm.central.loader import BatchWriter
+from lidm.central.holds import Acceptance, accept_batch
+from lidm.central.loader import BatchWriter, LoadCounts
+from lidm.central.lock import feed_lock
+from lidm.central.schema import acceptance as acceptance_table
 from lidm.central.schema import batch as batch_table
 from lidm.central.schema import dataset_table
 from lidm.central.schema import quarantine as quarantine_table
@@ -29,9 +36,10 @@ from lidm.central.schema import watermark as watermark_table
 from lidm.config import Settings, get_settings
 from lidm.conform import check_columns, check_mapping
 from lidm.contracts import Contract, UpdateMode, load_one
-from lidm.errors import CentralUnavailable, ConfigError, LidmError, RejectedBatch
+from lidm.errors import CentralUnavailable, ConfigError, LidmError, RejectedBatch, SourceError
 from lidm.keys import Keyring, load_keyring
 from lidm.producers import drop_trust
+from lidm.protect import unseal
 from lidm.registry import adapters, get_adapter
 from lidm.retokenize import check_epoch
 from lidm.sources import DropSource, SourceBatch, SqlSource
@@ -40,6 +48,7 @@ from lidm.transform import ChunkTransform, encrypt_payload, transform_chunks
 
 log = logging.getLogger("lidm.pipeline")
 Progress = Callable[[str, int], None]
+MIGRATION_WAIT_SECONDS = 300.0
 
 
 @dataclass
@@ -57,6 +66,7 @@ class BatchResult:
     updated: int = 0
     unchanged: int = 0
     retired: int = 0
+    deferred: int = 0  # rows dated after the source's clock: held back, read once their time comes
     reason: str | None = None
     top_reasons: list[tuple[str, int]] = field(default_factory=list)
 
@@ -97,7 +107,10 @@ def prepare(adapter: Adapter | str, settings: Settings | None = None) -> Feed:
     engine = db.connect(settings)
     try:
         if not db.is_current(engine):
-            db.migrate(engine)
+            # Two first runs at once on a new database would both create the tables: one migrates, one waits.
+            with feed_lock(engine, "(migrations)", MIGRATION_WAIT_SECONDS):
+                if not db.is_current(engine):
+                    db.migrate(engine)
     except sa.exc.OperationalError as exc:
         engine.dispose()
         raise CentralUnavailable(
@@ -128,43 +141,159 @@ def run_feed(
     *,
     connections: Mapping[str, str] | None = None,
     progress: Progress | None = None,
+    since: str | None = None,
 ) -> list[BatchResult]:
-    """Run every pending batch of a feed; returns one result per batch (none when nothing is pending)."""
+    """Run every pending batch of a feed; returns one result per batch (none when nothing is pending).
+
+    since: an incremental database feed reads from this time instead of its watermark (what `lidm reconcile`
+    found missing is read again; rows already loaded change nothing; the watermark never moves back).
+    """
     feed = prepare(adapter, settings)
     try:
-        url = _connection(feed, connections)
-        source = feed.adapter.source
-        if isinstance(source, SqlSource):
-            wm = _watermark(feed) if feed.contract.update_mode is UpdateMode.INCREMENTAL else None
-            return [run_batch(feed, source.batch(url, wm, feed.settings.chunk_rows), progress)]
-        if isinstance(source, DropSource):
-            store = open_store(url, feed.settings)
-            trust = drop_trust(feed.settings, feed.name, feed.contract, source.signed)
-            try:
-                return [run_batch(feed, b, progress) for b in source.batches(store, trust=trust)]
-            finally:
-                store.close()
-        raise ConfigError(f"adapter {feed.name}: unknown source type {type(source).__name__}")
+        url = connection_url(feed.adapter, feed.settings, connections)
+        # One run of a feed at a time: a second run waits, then stops having read and settled nothing.
+        with feed_lock(feed.engine, feed.name, feed.settings.feed_lock_wait_seconds):
+            return _run_locked(feed, url, progress, since)
     finally:
         feed.engine.dispose()
 
 
-def _connection(feed: Feed, connections: Mapping[str, str] | None) -> str:
-    name = feed.adapter.source.connection
-    for table in (connections or {}, feed.settings.connections):
+def _run_locked(feed: Feed, url: str, progress: Progress | None, since: str | None = None) -> list[BatchResult]:
+    source = feed.adapter.source
+    if since is not None and not (isinstance(source, SqlSource) and source.watermark):
+        raise ConfigError(f"feed {feed.name}: --since re-reads an incremental database source; this feed has none")
+    if isinstance(source, SqlSource):
+        incremental = feed.contract.update_mode is UpdateMode.INCREMENTAL
+        wm = _watermark(feed) if incremental else None
+        if since is not None:
+            wm = _earlier(since, wm)
+        src = source.batch(url, wm, feed.settings.chunk_rows, incremental=incremental)
+        result = run_batch(feed, src, progress)
+        if "clock" in src.meta:
+            result.deferred = src.meta["deferred"]
+            _record_clock(feed, src)
+        if source.feedback_table and result.status == "loaded" and result.quarantined:
+            _feed_back(feed, url, source.feedback_table, result.batch_id)
+        return [result]
+    if isinstance(source, DropSource):
+        store = open_store(url, feed.settings)
+        trust = drop_trust(feed.settings, feed.name, feed.contract, source.signed)
+        try:
+            return [run_batch(feed, b, progress) for b in source.batches(store, trust=trust)]
+        finally:
+            store.close()
+    raise ConfigError(f"adapter {feed.name}: unknown source type {type(source).__name__}")
+
+
+def _feed_back(feed: Feed, url: str, table: str, batch_id: str | None) -> None:
+    """Write the batch's quarantined rows to the department's feedback table: its own key value, field, reason."""
+    from lidm.sources.feedback import FeedbackRow, write_feedback
+
+    key_conv = feed.adapter.converters().get(feed.contract.key[0])
+    key_column = key_conv.column.lower() if key_conv else None
+    q = quarantine_table
+    with feed.engine.connect() as conn:
+        held = conn.execute(sa.select(q).where(q.c.batch_id == batch_id).order_by(q.c.row_number)).mappings().all()
+    now = datetime.now(UTC)
+    rows = []
+    for h in held:
+        key = None
+        if h["payload_kind"] == "raw_enc" and h["payload"] and key_column:
+            # The department's own key value of the row it sent, back to its own database: nothing else of it.
+            raw = json.loads(unseal(feed.keyring, h["payload"], f"quarantine/{feed.name}".encode()))
+            value = {k.lower(): v for k, v in raw.items()}.get(key_column)
+            key = None if value is None else str(value)[:64]
+        rows.append(
+            FeedbackRow(feed.name, h["batch_id"], now, key, h["row_number"], h["field"], h["reason"], h["message"])
+        )
+    try:
+        write_feedback(url, table, rows)
+    except Exception as exc:
+        log.warning(
+            "feed %s: could not write %d quarantine reasons to the department's table %s (%s); export them with "
+            "`lidm quarantine export %s`",
+            feed.name,
+            len(rows),
+            table,
+            type(exc).__name__,
+            feed.name,
+        )
+
+
+def accept_held(
+    batch_id: str, note: str, settings: Settings | None = None, *, connections: Mapping[str, str] | None = None
+) -> tuple[Acceptance, list[str]]:
+    """Accept a held batch (audited) and, for a drop, put the delivery back so the feed's next run loads it."""
+    settings = settings or get_settings()
+    accepted = accept_batch(settings, batch_id, note=note)
+    adapter = get_adapter(accepted.feed)
+    if not isinstance(adapter.source, DropSource):
+        return accepted, []  # a database source is read again by the next run anyway
+    url = connection_url(adapter, settings, connections)
+    store = open_store(url, settings)
+    try:
+        return accepted, adapter.source.return_delivery(store, accepted.source)
+    finally:
+        store.close()
+
+
+def _earlier(since: str, stored: str | None) -> str:
+    """Where a --since run starts: the earlier of the two (a later --since would skip rows)."""
+    try:
+        start = datetime.fromisoformat(since)
+    except ValueError:
+        raise ConfigError(f"--since {since!r} is not a date or time such as 2026-11-30 or 2026-11-30 08:00") from None
+    if stored:
+        try:
+            if datetime.fromisoformat(stored) < start:
+                return stored
+        except ValueError:
+            pass
+    return start.isoformat(sep=" ")
+
+
+def _record_clock(feed: Feed, src: SourceBatch) -> None:
+    """Keep the source's clock and the rows it held back beside the watermark, for `lidm status`."""
+    deferred, clock, latest = src.meta["deferred"], src.meta["clock"], src.meta.get("deferred_latest")
+    if deferred:
+        ahead = f", up to {latest - clock} ahead" if latest is not None and latest.tzinfo == clock.tzinfo else ""
+        log.warning(
+            "feed %s: %d source row(s) are dated after the source's clock (%s%s); they are held back and read "
+            "once their time comes. A clock ahead or a typing error in the update time?",
+            feed.name,
+            deferred,
+            _wm(clock),
+            ahead,
+        )
+    now = datetime.now(UTC)
+    values = {"source_clock": _wm(clock), "deferred": deferred, "checked_at": now}
+    with feed.engine.begin() as conn:
+        updated = conn.execute(watermark_table.update().where(watermark_table.c.feed == feed.name).values(**values))
+        if updated.rowcount == 0 and deferred:
+            # Nothing loaded yet, but something held back: say so (the read position stays empty).
+            conn.execute(
+                watermark_table.insert().values(feed=feed.name, value="", batch_id="-", updated_at=now, **values)
+            )
+
+
+def connection_url(adapter: Adapter, settings: Settings, connections: Mapping[str, str] | None = None) -> str:
+    """The source connection of a feed: given here, else from LIDM_CONNECTIONS."""
+    name = adapter.source.connection
+    for table in (connections or {}, settings.connections):
         if name in table:
             return table[name]
     raise ConfigError(
-        f"feed {feed.name}: no connection '{name}'; set LIDM_CONNECTIONS='{{\"{name}\": \"URL\"}}' "
+        f"feed {adapter.name}: no connection '{name}'; set LIDM_CONNECTIONS='{{\"{name}\": \"URL\"}}' "
         "or an Airflow connection of that id"
     )
 
 
 def _watermark(feed: Feed) -> str | None:
     with feed.engine.connect() as conn:
-        return conn.execute(
+        value = conn.execute(
             sa.select(watermark_table.c.value).where(watermark_table.c.feed == feed.name)
         ).scalar_one_or_none()
+    return value or None  # "": rows were held back before anything was loaded
 
 
 def run_batch(feed: Feed, src: SourceBatch, progress: Progress | None = None) -> BatchResult:
@@ -181,18 +310,17 @@ def run_batch(feed: Feed, src: SourceBatch, progress: Progress | None = None) ->
         return BatchResult(feed.name, None, src.name, "unchanged", extracted=result.extracted)
     except RejectedBatch as exc:
         return _reject(feed, src, batch_id, started, exc, result.extracted)
-    except sa.exc.DBAPIError as exc:
-        # Driver messages can quote the offending row; say what failed, never the values.
-        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "-"
-        if exc.connection_invalidated or isinstance(exc, sa.exc.OperationalError):
-            raise CentralUnavailable(
-                f"feed {feed.name}: the central database connection was lost during batch {batch_id} "
-                f"({type(exc.orig).__name__}, SQLSTATE {code}); nothing was written, the run can be retried."
-            ) from None
-        raise LidmError(
-            f"feed {feed.name}: central database refused batch {batch_id} ({type(exc.orig).__name__}, "
-            f"SQLSTATE {code}); nothing was written. Check the migration state with `lidm db upgrade`."
+    except LidmError:
+        raise  # the gateway's own errors say whether to retry (source, central database) or fix; the delivery stays
+    except (OSError, MemoryError) as exc:  # the machine, not the delivery: a full disk, a vanished mount
+        raise SourceError(
+            f"feed {feed.name}: batch {batch_id} stopped on the machine's side ({type(exc).__name__}"
+            f"{': ' + exc.strerror if isinstance(exc, OSError) and exc.strerror else ''}); nothing was written, "
+            "the delivery stays where it is and the run can be retried"
         ) from None
+    except Exception as exc:
+        refused = _refusal(feed, batch_id, exc, src.meta.get("file", src.name))
+        return _reject(feed, src, batch_id, started, refused, result.extracted)
     log.info(
         "feed %s batch %s: extracted %d loaded %d quarantined %d",
         feed.name,
@@ -202,7 +330,96 @@ def run_batch(feed: Feed, src: SourceBatch, progress: Progress | None = None) ->
         result.quarantined,
     )
     src.on_loaded(batch_id, receipt)
+    if result.quarantined:
+        _reasons_back(feed, src, batch_id)
     return result
+
+
+def _reasons_back(feed: Feed, src: SourceBatch, batch_id: str) -> None:
+    """The department's copy of what this delivery had held back: where and why, never a value."""
+    q = quarantine_table
+    with feed.engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(q.c.row_number, q.c.line_number, q.c.field, q.c.reason, q.c.message)
+            .where(q.c.batch_id == batch_id)
+            .order_by(q.c.row_number)
+        ).all()
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["row", "line", "field", "reason", "message"])
+    writer.writerows(["" if v is None else v for v in r] for r in rows)
+    try:
+        src.on_feedback("\ufeff" + out.getvalue())  # with a BOM: a department's spreadsheet opens it right
+    except (OSError, LidmError) as exc:
+        log.warning(
+            "feed %s: the reasons of batch %s could not be put next to the delivery (%s); export them with "
+            "`lidm quarantine export %s`",
+            feed.name,
+            batch_id,
+            type(exc).__name__,
+            feed.name,
+        )
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a database error, raised by the driver itself (COPY) or wrapped by SQLAlchemy."""
+    for err in (getattr(exc, "orig", None), exc):
+        code = getattr(err, "sqlstate", None) or getattr(err, "pgcode", None)
+        if code:
+            return str(code)
+    return None
+
+
+def _refusal(feed: Feed, batch_id: str, exc: Exception, file: str) -> RejectedBatch:
+    """Classify a failure while loading one delivery: the central database gone (retry), the schema behind the
+    contracts (fix), or this delivery's data (set it aside with the reason, so the next delivery loads).
+
+    Driver messages can quote the offending row: the reason names the error class and SQLSTATE, never a value.
+    """
+    code = _sqlstate(exc)
+    orig = getattr(exc, "orig", None) or exc
+    name = type(orig).__name__
+    if code is None and "no such table" in str(orig):  # SQLite says it in words, without a SQLSTATE
+        code = "42P01"
+    if code == "42P01":
+        raise LidmError(
+            f"feed {feed.name}: the contract's table {feed.contract.table} does not exist in the central database; "
+            "nothing was written. Create it with `lidm db upgrade` (after `lidm db revision` for a new contract)."
+        ) from None
+    lost = isinstance(exc, sa.exc.DBAPIError) and (
+        exc.connection_invalidated or isinstance(exc, sa.exc.OperationalError)
+    )
+    lost = lost or name in ("OperationalError", "InterfaceError") or (code or "").startswith(("08", "57P"))
+    if lost or code in ("40001", "40P01", "55P03"):
+        raise CentralUnavailable(
+            f"feed {feed.name}: the central database connection was lost during batch {batch_id} "
+            f"({name}, SQLSTATE {code or '-'}); nothing was written, the run can be retried."
+        ) from None
+    if code and code[:2] in ("42", "3F", "0A"):
+        raise LidmError(
+            f"feed {feed.name}: central database refused batch {batch_id} ({name}, SQLSTATE {code}); nothing was "
+            "written. The schema does not match the contract: check the migration state with `lidm db upgrade`."
+        ) from None
+    if code:
+        return RejectedBatch(
+            "central_refused",
+            f"the central database refused this delivery's data ({name}, SQLSTATE {code}); nothing was loaded, "
+            "the delivery was set aside and the feed's next delivery is loaded",
+            file=file,
+        )
+    # The message may quote data: log where it failed (innermost frame), never what it said.
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    log.error("feed %s: batch %s failed with %s at %s", feed.name, batch_id, name, _frame(frame))
+    return RejectedBatch(
+        "load_error",
+        f"loading this delivery failed ({name}); nothing was loaded, the delivery was set aside and the feed's "
+        "next delivery is loaded. Report it with the batch id",
+        file=file,
+    )
+
+
+def _frame(frame: traceback.FrameSummary | None) -> str:
+    return f"{Path(frame.filename).name}:{frame.lineno} ({frame.name})" if frame else "-"
 
 
 def _load(
@@ -262,6 +479,7 @@ def _load(
     if contract.update_mode is UpdateMode.FULL and _last_content(conn, feed) == content:
         raise _Unchanged
     counts = writer.finish(retire_missing=contract.update_mode is UpdateMode.FULL)
+    accepted = _guard_shrink(conn, feed, src, counts, content, batch_id) if counts.retired else None
     if counts.duplicates:
         reasons["duplicate_key"] += counts.duplicates
     for name in ("loaded", "inserted", "updated", "unchanged", "retired"):
@@ -323,10 +541,46 @@ def _load(
         subject=batch_id,
         detail={"feed": feed.name, "contract": contract.id, "version": contract.version, "source": src.name}
         | tallies
-        | {"content_digest": content, "signature": signature},
+        | {"content_digest": content, "signature": signature}
+        | ({"accepted_shrink": accepted} if accepted else {}),
         keyring=keyring,
     )
     return json.dumps({"receipt": json.loads(body), "signature": signature}, ensure_ascii=False)
+
+
+def _guard_shrink(
+    conn: sa.Connection, feed: Feed, src: SourceBatch, counts: LoadCounts, content: str, batch_id: str
+) -> int | None:
+    """A full snapshot that retires more than lidmMaxRetireFraction of the live rows is held (rejected with the
+    figures) unless an operator accepted this very content with `lidm batch accept`; returns that acceptance."""
+    limit = feed.contract.max_retire_fraction
+    if counts.live_before == 0 or counts.retired <= limit * counts.live_before:
+        return None
+    a = acceptance_table
+    digest = src.source_digest()
+    match = a.c.content_digest == content
+    if digest:
+        match = sa.or_(match, a.c.source_digest == digest)
+    accepted = conn.execute(
+        sa.select(a.c.id).where(a.c.feed == feed.name, a.c.used_by_batch.is_(None), match).limit(1)
+    ).scalar_one_or_none()
+    if accepted is not None:
+        conn.execute(a.update().where(a.c.id == accepted).values(used_by_batch=batch_id))
+        log.warning(
+            "feed %s: batch %s retires %d rows, as accepted by an operator", feed.name, batch_id, counts.retired
+        )
+        return accepted
+    share = counts.retired / counts.live_before
+    exc = RejectedBatch(
+        "suspicious_shrink",
+        f"this full snapshot would retire {counts.retired:,} of the {counts.live_before:,} live rows ({share:.0%}), "
+        f"more than the contract allows at once (lidmMaxRetireFraction {limit:g}); it is held and nothing was "
+        f"loaded. A truncated export? If the department really removed them, accept it with `lidm batch accept "
+        f"{batch_id} --reason TEXT`, then run the feed again",
+        file=src.meta.get("file", src.name),
+    )
+    exc.content_digest = content  # type: ignore[attr-defined]  # what `lidm batch accept` lets through
+    raise exc
 
 
 def _new_quarantine(conn: sa.Connection, feed: str, batch_id: str) -> int:
@@ -363,6 +617,7 @@ def _malformed_row(feed: Feed, m: dict[str, Any], reasons: Counter[str]) -> dict
     reasons["malformed_row"] += 1
     return {
         "row_number": m["row"],
+        "line_number": m.get("line"),
         "field": None,
         "reason": "malformed_row",
         "message": f"row has {m['actual']} fields, the header has {m['expected']}",
@@ -427,6 +682,7 @@ def _reject(
                 contract_version=feed.contract.version,
                 source_name=src.name,
                 source_digest=src.source_digest(),
+                content_digest=getattr(exc, "content_digest", None),
                 status="rejected",
                 reason=str(exc),
                 extracted=0,

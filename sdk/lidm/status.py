@@ -6,6 +6,7 @@ The Feeds page of the Airflow plugin and `lidm status` both render what this mod
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -17,6 +18,8 @@ from lidm.central import db
 from lidm.central.schema import batch as batch_table
 from lidm.central.schema import dataset_table
 from lidm.central.schema import quarantine as quarantine_table
+from lidm.central.schema import reconcile as reconcile_table
+from lidm.central.schema import watermark as watermark_table
 from lidm.config import Settings
 from lidm.contracts import Contract, load_catalog
 from lidm.errors import LidmError
@@ -46,6 +49,21 @@ class FeedStatus:
     quarantined: int = 0
     reason: str | None = None  # why the last batch was rejected
     top_reasons: list[tuple[str, int]] = field(default_factory=list)
+    open_quarantine: int = 0  # quarantined rows of the feed no corrected re-delivery has resolved yet
+    deferred: int = 0  # source rows dated after the source's clock at the last read (held back)
+    reconciled: str | None = None  # ok | mismatch: the last `lidm reconcile`
+    reconciled_at: datetime | None = None
+    reconcile_summary: str | None = None  # e.g. "12 missing on 2026-11-30"; counts and buckets only
+
+    @property
+    def notes(self) -> list[str]:
+        """What an operator should look at besides the state: held rows and reconciliation."""
+        out = []
+        if self.deferred:
+            out.append(f"{self.deferred:,} row(s) dated after the source's clock held back")
+        if self.reconciled == "mismatch":
+            out.append(f"reconcile: {self.reconcile_summary}")
+        return out
 
     @property
     def age(self) -> timedelta | None:
@@ -99,7 +117,9 @@ def feed_status(
     engine = db.connect(settings)
     out: list[FeedStatus] = []
     try:
-        ready = sa.inspect(engine).has_table(batch_table.name)  # a central database nothing has run against yet
+        insp = sa.inspect(engine)
+        ready = insp.has_table(batch_table.name)  # a central database nothing has run against yet
+        checked = insp.has_table(reconcile_table.name)  # migrated to 0011: held rows and reconciliation kept
         with engine.connect() as conn:
             for name in names:
                 adapter = registered[name]
@@ -116,6 +136,8 @@ def feed_status(
                 )
                 if ready:
                     _fill(conn, status)
+                if checked:
+                    _fill_checks(conn, status)
                 limit = freshness_limit(contract)
                 if status.last_loaded is not None:
                     late = limit is not None and now - status.last_loaded > limit
@@ -165,6 +187,29 @@ def _fill(conn: sa.Connection, status: FeedStatus) -> None:
             .limit(3)
         )
     ]
+
+
+def _fill_checks(conn: sa.Connection, status: FeedStatus) -> None:
+    w, r, q = watermark_table, reconcile_table, quarantine_table
+    status.deferred = conn.execute(sa.select(w.c.deferred).where(w.c.feed == status.feed)).scalar_one_or_none() or 0
+    status.open_quarantine = conn.execute(
+        sa.select(sa.func.count()).where(q.c.feed == status.feed, q.c.resolved_batch.is_(None))
+    ).scalar_one()
+    last = (
+        conn.execute(sa.select(r).where(r.c.feed == status.feed).order_by(r.c.checked_at.desc()).limit(1))
+        .mappings()
+        .first()
+    )
+    if last is None:
+        return
+    status.reconciled, status.reconciled_at = last["status"], _aware(last["checked_at"])
+    if last["status"] != "ok":
+        buckets = json.loads(last["detail"] or "[]")
+        where = ", ".join(b["bucket"] for b in buckets[:3]) + (
+            f" and {len(buckets) - 3} more" if len(buckets) > 3 else ""
+        )
+        counts = [f"{last[k]:,} {k}" for k in ("missing", "extra", "changed") if last[k]]
+        status.reconcile_summary = f"{', '.join(counts)} in {where}"
 
 
 def warning_status(settings: Settings, today: date | None = None) -> list[WarningStatus]:

@@ -2,14 +2,22 @@
 
 Per-value protection (keyed tokens, AEAD) is a Python loop per field, so a big batch spreads its chunks over
 forked worker processes while the parent reads the source and streams results into the database, in order.
-Small batches (one chunk) never start a process.
+Small batches (one chunk) never start a process. A worker dies with the loading process and never holds its
+sockets, so a kill -9 of the loader leaves no orphan process and no open database session behind.
 """
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import multiprocessing
+import os
+import signal
+import stat
+import sys
+import threading
+import time
 from collections import Counter, deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -22,16 +30,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lidm.adapter import Adapter
-from lidm.central.loader import SOURCE_ROW, to_csv
+from lidm.central.loader import SOURCE_LINE, SOURCE_ROW, to_csv
 from lidm.conform import conform
 from lidm.contracts import Contract
 from lidm.errors import LidmError
 from lidm.keys import Keyring
 from lidm.protect import Protector, seal
-from lidm.validate import ROW, Validated, Validator
+from lidm.validate import LINE, ROW, Validated, Validator
 
 DIGEST = 32  # bytes of one row digest
 IN_FLIGHT = 2  # chunks queued per worker
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+PARENT_POLL_SECONDS = 1.0  # where the kernel cannot signal a parent's death, a worker looks this often
 
 
 @dataclass
@@ -90,6 +100,7 @@ class ChunkTransform:
             ("_row_digest", pc.filter(row_digest, good)),
             ("_retired_batch", pa.nulls(n, pa.string())),
             (SOURCE_ROW, checked.valid[ROW]),
+            (SOURCE_LINE, checked.valid[LINE] if LINE in checked.valid.column_names else pa.nulls(n, pa.int64())),
         ):
             protected = protected.append_column(name, col)
         if self.csv_columns is None:
@@ -97,6 +108,23 @@ class ChunkTransform:
         else:
             out.csv = to_csv(protected.select(self.csv_columns))
         return out
+
+    def fingerprint(self, chunk: pa.Table) -> tuple[pa.Table, pa.Array]:
+        """What the central database would hold of a chunk, without protecting anything but the key.
+
+        Returns the conformed rows (for bucketing) and a table of `key` (the central key column's value: the token
+        where the key is tokenized), `digest` (the keyed row digest) and `valid` (would load rather than be
+        quarantined). `lidm reconcile` compares these with the central table; no raw value leaves this process.
+        """
+        rows = self.validator.normalize(conform(chunk, self.adapter, self.contract))
+        row_digest, _raw = self._digests(rows)
+        checked = self.validator.validate(rows)
+        valid = np.isin(np.arange(rows.num_rows), checked.bad_rows, invert=True)
+        key = self.contract.key[0]
+        keys = pc.cast(rows[key], pa.string())
+        if "token" in self.contract.field(key).protection:
+            keys = self.protector.token(keys)
+        return rows, pa.table({"key": keys, "digest": row_digest, "valid": pa.array(valid)})
 
     def _digests(self, table: pa.Table) -> tuple[pa.Array, bytes]:
         text = [pc.cast(table[f], pa.string()) for f in self.contract.field_names]
@@ -130,6 +158,7 @@ class ChunkTransform:
             out.append(
                 {
                     "row_number": raw[i].pop(ROW),
+                    "line_number": raw[i].pop(LINE, None),
                     "field": problems[0].field,
                     "reason": problems[0].code,
                     "message": "; ".join(p.message for p in problems),
@@ -146,9 +175,73 @@ class ChunkTransform:
 _WORKER: ChunkTransform | None = None
 
 
-def _init_worker(fn: ChunkTransform) -> None:
+def _init_worker(fn: ChunkTransform, parent: int) -> None:
     global _WORKER
+    _die_with(parent)
+    _release_sockets()
     _WORKER = fn
+
+
+def _pdeathsig() -> bool:
+    """Linux: the kernel SIGKILLs this process when the thread that forked it ends (kill -9, OOM kill included).
+
+    That thread is the one running transform_chunks, which shuts the pool down before it returns.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _die_with(parent: int) -> None:
+    """A worker ends when the loading process ends, however it ends: an orphan would hold keys and memory forever.
+
+    The pool's pipes cannot tell a worker its parent is gone: every worker inherits their write ends as well, so
+    a read never sees end-of-file. Linux signals the death (prctl); elsewhere a daemon thread polls getppid(), which
+    needs nothing inherited (a pipe watched for end-of-file would fail the same way the pool's own pipes do).
+    """
+    if not _pdeathsig():
+        threading.Thread(target=_watch_parent, args=(parent,), name="lidm-parent-watch", daemon=True).start()
+    if os.getppid() != parent:  # the parent died before the kernel was told to signal its death
+        os._exit(1)
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_SECONDS)
+    os._exit(1)
+
+
+def _release_sockets() -> None:
+    """Let go of every socket inherited from the loading process: its database session, an SFTP or ODBC link.
+
+    A forked worker holds a copy of each descriptor, and the kernel closes a connection only when its last copy
+    closes; so while a worker lived, the loader's session outlived it (idle in transaction, locks held). Each socket
+    descriptor is pointed at /dev/null instead of closed: the number stays taken, so nothing the worker opens
+    later can land on it, and a stray write by an inherited driver object fails instead of reaching the wire.
+    The pool itself talks over pipes, which stay.
+    """
+    for folder in ("/proc/self/fd", "/dev/fd"):
+        try:
+            fds = [int(name) for name in os.listdir(folder)]
+            break
+        except (OSError, ValueError):
+            continue
+    else:
+        return
+    null = os.open(os.devnull, os.O_RDWR)
+    try:
+        for fd in fds:
+            try:
+                if fd != null and stat.S_ISSOCK(os.fstat(fd).st_mode):
+                    os.dup2(null, fd, inheritable=False)
+            except OSError:
+                continue  # closed meanwhile (the listing's own descriptor)
+    finally:
+        os.close(null)
 
 
 def _run_in_worker(chunk: pa.Table) -> Transformed:
@@ -181,7 +274,7 @@ def transform_chunks(fn: ChunkTransform, chunks: Iterator[pa.Table], workers: in
         yield from (fn(c) for c in it)
         return
     pool = ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("fork"), initializer=_init_worker, initargs=(fn,)
+        workers, mp_context=multiprocessing.get_context("fork"), initializer=_init_worker, initargs=(fn, os.getpid())
     )
     pending: deque[Future[Transformed]] = deque()
     try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
@@ -16,6 +17,7 @@ from lidm import dates, idnumber
 from lidm.contracts.model import Check, Contract, Field, LogicalType
 
 ROW = "__row"  # source row number carried beside the data through the pipeline
+LINE = "__line"  # a text file's line where the row starts (drops only); quarantine reasons name both
 
 ARROW_TYPES: dict[LogicalType, pa.DataType] = {
     LogicalType.STRING: pa.string(),
@@ -132,6 +134,10 @@ class Validator:
         missing = ~_np(raw.is_valid()) | text_missing
         if f.required:
             found.append(("required", f"{f.name} is required but empty", missing))
+        if pa.types.is_string(raw.type) or pa.types.is_large_string(raw.type):
+            # PostgreSQL text cannot hold U+0000 and SQLite would keep it silently: the same rule on both.
+            nul = _np(pc.fill_null(pc.match_substring(raw, "\x00"), False))
+            found.append(("nul_character", f"{f.name} contains a NUL character (byte 0)", nul))
         if pa.types.is_timestamp(raw.type) and raw.type.tz is not None:
             # A zone-aware source (timestamptz) is read as the city's wall-clock time, like every other source.
             raw = pc.local_timestamp(pc.cast(raw, pa.timestamp(raw.type.unit, tz=self.timezone)))
@@ -176,7 +182,8 @@ class Validator:
             found.append(("range", f"{f.name} is {word} {bound}", check_on & _np(op(typed, pa.scalar(scalar)))))
         for check in f.checks:
             if check is Check.ID_NUMBER:
-                for kind, mask in idnumber.problems(typed).items():
+                today = dt.datetime.now(ZoneInfo(self.timezone)).date()
+                for kind, mask in idnumber.problems(typed, today).items():
                     msg = {
                         "format": "is not 17 digits and a check character",
                         "checksum": "check character does not match (GB 11643-1999)",
@@ -225,5 +232,6 @@ class Validator:
         valid = pa.table(
             {name: pc.filter(col, keep) for name, col in typed_cols.items()}
             | {ROW: pc.filter(table[ROW].combine_chunks(), keep)}
+            | ({LINE: pc.filter(table[LINE].combine_chunks(), keep)} if LINE in table.column_names else {})
         )
         return Validated(valid=valid, bad_rows=bad_idx, problems=problems)

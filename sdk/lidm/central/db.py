@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
@@ -13,6 +14,10 @@ from alembic.script import ScriptDirectory
 from lidm.config import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+# A link that carries nothing for 30 s is probed every 10 s; 3 unanswered probes (about a minute) end it. Set on
+# both ends: libpq's side notices a vanished server, the server's side (tcp_keepalives_*) a vanished client host.
+KEEPALIVE = {"idle": 30, "interval": 10, "count": 3}
+LIBPQ_DRIVERS = ("psycopg", "psycopg2")  # the drivers that take libpq connection parameters
 
 
 def connect(settings: Settings) -> sa.Engine:
@@ -31,7 +36,27 @@ def connect(settings: Settings) -> sa.Engine:
             cur.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    return sa.create_engine(url, pool_pre_ping=True, connect_args=_session_args(sa.make_url(url), settings))
+
+
+def _session_args(url: sa.URL, settings: Settings) -> dict[str, Any]:
+    """PostgreSQL sessions that end with the process that opened them, even when it vanishes without a word.
+
+    A process killed on this machine has its sockets closed by the kernel, so the server sees the end at once.
+    The keepalives cover a host that is gone (power, network); the idle-in-transaction timeout covers a client
+    that hangs with a batch's transaction open (stopped, deadlocked), which keepalives cannot see. Parameters
+    the URL sets itself win; its `options` are kept, after ours.
+    """
+    if url.get_backend_name() != "postgresql" or url.get_driver_name() not in LIBPQ_DRIVERS:
+        return {}
+    args: dict[str, Any] = {"keepalives": 1} | {f"keepalives_{k}": v for k, v in KEEPALIVE.items()}
+    options = [f"-c tcp_keepalives_{k}={v}" for k, v in KEEPALIVE.items()]
+    timeout_ms = round(settings.central_idle_timeout_seconds * 1000)
+    options.append(f"-c idle_in_transaction_session_timeout={timeout_ms}")
+    own = url.query.get("options")
+    if isinstance(own, str) and own:
+        options.append(own)
+    return {k: v for k, v in args.items() if k not in url.query} | {"options": " ".join(options)}
 
 
 def _config(engine: sa.Engine) -> Config:

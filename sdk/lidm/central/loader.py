@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -20,6 +21,7 @@ from lidm.central.schema import quarantine
 from lidm.contracts.model import Contract
 
 SOURCE_ROW = "_source_row"
+SOURCE_LINE = "_source_line"  # a text file's line where the row starts: duplicates are reported by line too
 
 
 def to_csv(table: pa.Table) -> bytes:
@@ -37,6 +39,8 @@ class LoadCounts:
     unchanged: int = 0
     retired: int = 0
     duplicates: int = 0
+    live_before: int = 0  # live rows of the dataset before a full snapshot applied (the shrink guard's base)
+    resolved: int = 0  # earlier quarantined rows of the feed whose key this batch loaded
 
 
 class BatchWriter:
@@ -61,7 +65,8 @@ class BatchWriter:
         self.dialect = conn.dialect.name
         self.key = contract.key_columns()
         md = sa.MetaData()
-        cols = [sa.Column(c.name, c.type) for c in table.columns] + [sa.Column(SOURCE_ROW, sa.BigInteger)]
+        cols = [sa.Column(c.name, c.type) for c in table.columns]
+        cols += [sa.Column(SOURCE_ROW, sa.BigInteger), sa.Column(SOURCE_LINE, sa.BigInteger)]
         self.stage = sa.Table(f"lidm_stage_{table.name}", md, *cols, prefixes=["TEMPORARY"])
         self.stage.drop(conn, checkfirst=True)
         self.stage.create(conn)
@@ -115,6 +120,7 @@ class BatchWriter:
             [
                 {
                     "row_number": r[SOURCE_ROW],
+                    "line_number": r[SOURCE_LINE],
                     "field": self.contract.key[0],
                     "reason": "duplicate_key",
                     "message": f"key {', '.join(self.contract.key)} appears more than once in this batch; "
@@ -123,7 +129,9 @@ class BatchWriter:
                     "row_digest": r["_row_digest"],
                     "payload_kind": "protected",
                     "payload": json.dumps(
-                        {k: v for k, v in r.items() if k != SOURCE_ROW}, default=str, ensure_ascii=False
+                        {k: v for k, v in r.items() if k not in (SOURCE_ROW, SOURCE_LINE)},
+                        default=str,
+                        ensure_ascii=False,
                     ),
                 }
                 for r in rows
@@ -154,11 +162,32 @@ class BatchWriter:
         counts.inserted = counts.loaded - existing
         counts.updated = existing - counts.unchanged
 
+        if retire_missing:
+            counts.live_before = count(sa.select(sa.func.count()).select_from(t).where(t.c._retired_batch.is_(None)))
         self._apply()
         if retire_missing:
             counts.retired = self._retire()
+        counts.resolved = self._resolve_quarantine()
         self.stage.drop(self.conn)
         return counts
+
+    def _resolve_quarantine(self) -> int:
+        """A corrected row re-sent later settles its quarantined predecessors (same feed, same key token)."""
+        key = self.key[0]
+        if not key.endswith("_token"):
+            return 0  # only a tokenized key is kept with a quarantined row
+        q = quarantine
+        result = self.conn.execute(
+            q.update()
+            .where(
+                q.c.feed == self.feed,
+                q.c.resolved_batch.is_(None),
+                q.c.batch_id != self.batch_id,
+                q.c.key_token.in_(sa.select(self.stage.c[key])),
+            )
+            .values(resolved_batch=self.batch_id, resolved_at=datetime.now(UTC))
+        )
+        return result.rowcount
 
     def _retire(self) -> int:
         """A full snapshot retires the rows it no longer contains (rows held in quarantine stay live)."""

@@ -53,8 +53,12 @@ quarantine = sa.Table(
     sa.Column("payload_kind", sa.String(20), nullable=False),  # raw_enc | protected
     sa.Column("payload", sa.Text),
     sa.Column("row_digest", sa.String(64)),  # keyed digest of the row: recognises a bad row read again
+    sa.Column("line_number", sa.BigInteger),  # a text file's line where the row starts (migration 0011)
+    sa.Column("resolved_batch", sa.String(36)),  # the batch that loaded a corrected row with the same key
+    sa.Column("resolved_at", sa.DateTime(timezone=True)),
 )
 sa.Index("ix_lidm_quarantine_feed_digest", quarantine.c.feed, quarantine.c.row_digest)
+sa.Index("ix_lidm_quarantine_feed_key", quarantine.c.feed, quarantine.c.key_token)
 
 watermark = sa.Table(
     "lidm_watermark",
@@ -63,6 +67,44 @@ watermark = sa.Table(
     sa.Column("value", sa.String(64), nullable=False),
     sa.Column("batch_id", sa.String(36), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # The source's own clock at the last read, and how many rows were dated after it (held back, read later).
+    sa.Column("source_clock", sa.String(64)),
+    sa.Column("deferred", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("checked_at", sa.DateTime(timezone=True)),
+)
+
+# An operator's explicit acceptance of a held batch (a full snapshot that shrank too much), audited.
+acceptance = sa.Table(
+    "lidm_acceptance",
+    core_metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("feed", sa.String(100), nullable=False, index=True),
+    sa.Column("batch_id", sa.String(36), nullable=False),  # the rejected batch being accepted
+    sa.Column("reason_code", sa.String(50), nullable=False),
+    sa.Column("content_digest", sa.String(64)),
+    sa.Column("source_digest", sa.String(64)),
+    sa.Column("actor", sa.String(100), nullable=False),
+    sa.Column("note", sa.Text, nullable=False),
+    sa.Column("accepted_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("used_by_batch", sa.String(36)),
+)
+
+# What `lidm reconcile FEED` found: counts per run, and the mismatched days or key ranges (no values).
+reconcile = sa.Table(
+    "lidm_reconcile",
+    core_metadata,
+    sa.Column("run_id", sa.String(36), primary_key=True),
+    sa.Column("feed", sa.String(100), nullable=False, index=True),
+    sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),  # ok | mismatch
+    sa.Column("bucket_kind", sa.String(20), nullable=False),  # day | key_range
+    sa.Column("source_rows", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("central_rows", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("quarantined", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("missing", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("extra", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("changed", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("detail", sa.Text),  # JSON list of {bucket, source, central, missing, extra, changed}
 )
 
 # Which token chain the stored tokens were made with (lidm.retokenize; migration 0010). No row: epoch 1.

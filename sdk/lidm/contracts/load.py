@@ -168,6 +168,9 @@ def parse_contract(doc: dict[str, Any], *, source: str = "<contract>", root: yam
     retention, retention_field = custom.get("lidmRetention"), custom.get("lidmRetentionField")
     if retention is not None and not re.fullmatch(r"P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?", str(retention)):
         raise ContractError(f"{source}: lidmRetention {retention} is not an ISO 8601 duration such as P5Y or P90D")
+    shrink = custom.get("lidmMaxRetireFraction", 0.5)
+    if isinstance(shrink, bool) or not isinstance(shrink, int | float) or not 0 <= shrink <= 1:
+        raise ContractError(f"{source}: lidmMaxRetireFraction must be a number from 0 to 1 (0.5: half the live rows)")
     fields_named = (
         ("lidmDistrictField", district),
         ("lidmDepartmentField", dept_field),
@@ -198,6 +201,7 @@ def parse_contract(doc: dict[str, Any], *, source: str = "<contract>", root: yam
             freshness=custom.get("lidmFreshness"),
             retention=None if retention is None else str(retention),
             retention_field=retention_field,
+            max_retire_fraction=float(shrink),
             district_field=district,
             department_field=dept_field,
             grants=grants,

@@ -128,6 +128,9 @@ class Contract(BaseModel):
     freshness: str | None = None
     retention: str | None = None  # lidmRetention, ISO 8601 duration (P5Y); None: rows are never purged
     retention_field: str | None = None  # lidmRetentionField: a date field aging rows instead of their batch
+    # lidmMaxRetireFraction: a full snapshot that would retire more than this share of the live rows is held
+    # (rejected as suspicious_shrink) until an operator accepts it; 1 turns the guard off.
+    max_retire_fraction: float = 0.5
     district_field: str | None = None
     department_field: str | None = None
     grants: tuple[Grant, ...] = ()

@@ -246,6 +246,24 @@ def _postgres_url(conn_id: str, conn: Connection, extra: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- the feed task
 
 
+def _with_source(feed: str, action: Any) -> Any:
+    """Call `action(adapter, settings, connections=...)` with the feed's source from its Airflow connection; a
+    fault another attempt cannot fix fails the task at once."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from lidm.config import get_settings
+    from lidm.registry import get_adapter
+
+    try:
+        adapter = get_adapter(feed)
+        name = adapter.source.connection
+        with tempfile.TemporaryDirectory(prefix="lidm-conn-") as folder:
+            url = _connection_url(name, _Scratch(Path(folder)))
+            return action(adapter, get_settings(), connections={name: url})
+    except NOT_RETRYABLE as exc:
+        raise AirflowFailException(f"feed {feed}: {type(exc).__name__}: {exc}") from None
+
+
 def run_feed_task(feed: str) -> list[dict[str, Any]]:
     """Run every pending batch of `feed` with its source from the Airflow connection of the same id.
 
@@ -254,18 +272,9 @@ def run_feed_task(feed: str) -> list[dict[str, Any]]:
     """
     from airflow.sdk.exceptions import AirflowFailException
 
-    from lidm.config import get_settings
     from lidm.pipeline import run_feed
-    from lidm.registry import get_adapter
 
-    try:
-        adapter = get_adapter(feed)
-        name = adapter.source.connection
-        with tempfile.TemporaryDirectory(prefix="lidm-conn-") as folder:
-            url = _connection_url(name, _Scratch(Path(folder)))
-            results = run_feed(adapter, get_settings(), connections={name: url})
-    except NOT_RETRYABLE as exc:
-        raise AirflowFailException(f"feed {feed}: {type(exc).__name__}: {exc}") from None
+    results = _with_source(feed, run_feed)
     # Plain JSON for XCom: tuples (top_reasons) would otherwise be stored as serde-wrapped objects.
     counts = [json.loads(json.dumps(r.as_dict())) for r in results]
     for c in counts:
@@ -285,6 +294,27 @@ def run_feed_task(feed: str) -> list[dict[str, Any]]:
         reasons = "; ".join(f"{r.source}: {r.reason}" for r in rejected)
         raise AirflowFailException(f"feed {feed}: {len(rejected)} of {len(results)} batch(es) rejected: {reasons}")
     return counts
+
+
+def run_reconcile_task(feed: str) -> dict[str, Any]:
+    """Reconcile a database feed after its load; a mismatch fails the task without retry, naming the days or key
+    ranges (the result is kept for the Feeds page and `lidm status` either way)."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from lidm.reconcile import reconcile
+
+    result = _with_source(feed, reconcile)
+    summary = json.loads(json.dumps(result.as_dict(), default=str))
+    if result.status != "ok":
+        where = ", ".join(
+            f"{b.bucket} ({b.missing} missing, {b.extra} extra, {b.changed} changed)" for b in result.buckets[:5]
+        )
+        raise AirflowFailException(
+            f"feed {feed}: the central table does not match the source: {result.missing} missing, {result.extra} "
+            f"extra, {result.changed} changed rows; where: {where}. Re-run the feed, or recall and reload"
+        )
+    log.info("feed %s: reconciled, %d source rows accounted for", feed, result.source_rows)
+    return summary
 
 
 # --------------------------------------------------------------------------- DAGs
@@ -331,7 +361,7 @@ def _doc_md(feed: str, adapter: Adapter, contract: Contract) -> str:
 def _feed_dag(feed: str, adapter: Adapter, contract: Contract) -> DAG:
     from airflow.sdk import DAG
 
-    from lidm.sources import DropSource
+    from lidm.sources import DropSource, SqlSource
 
     with DAG(
         dag_id=dag_id(feed),
@@ -350,6 +380,12 @@ def _feed_dag(feed: str, adapter: Adapter, contract: Contract) -> DAG:
         if adapter.pool:
             options["pool"] = adapter.pool
         loaded = LidmFeedOperator(feed=feed, **options)
+        if isinstance(adapter.source, SqlSource):
+            from lidm.integrations.airflow_operators import LidmReconcileOperator
+
+            # After every load, even a failed one: "nothing lost" is checked, not assumed.
+            check = {"pool": adapter.pool} if adapter.pool else {}
+            loaded >> LidmReconcileOperator(task_id="reconcile", feed=feed, trigger_rule="all_done", retries=0, **check)
         if isinstance(adapter.source, DropSource):
             from lidm.config import get_settings
             from lidm.integrations.airflow_drops import DropSensor

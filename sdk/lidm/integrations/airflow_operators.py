@@ -96,11 +96,27 @@ def _classes() -> dict[str, type]:
                 outputs=[Dataset(namespace=ns, name=name) for ns, name in outputs],
             )
 
-    LidmFeedOperator.__module__ = __name__
-    return {"LidmFeedOperator": LidmFeedOperator}
+    class LidmReconcileOperator(BaseOperator):
+        """Compare a database feed's source with the central table (counts and keyed digests, no values)."""
+
+        template_fields = ("feed",)
+        ui_color = "#eef0fa"
+
+        def __init__(self, *, feed: str, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.feed = feed
+
+        def execute(self, context: Any) -> dict[str, Any]:
+            from lidm.integrations.airflow import run_reconcile_task
+
+            return run_reconcile_task(self.feed)
+
+    for cls in (LidmFeedOperator, LidmReconcileOperator):
+        cls.__module__ = __name__
+    return {"LidmFeedOperator": LidmFeedOperator, "LidmReconcileOperator": LidmReconcileOperator}
 
 
 def __getattr__(name: str) -> type:
-    if name == "LidmFeedOperator":
+    if name in ("LidmFeedOperator", "LidmReconcileOperator"):
         return _classes()[name]
     raise AttributeError(name)

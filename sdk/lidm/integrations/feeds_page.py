@@ -73,6 +73,19 @@ def _row(s: FeedStatus) -> str:
         if s.last_loaded
         else '<td class="n">—</td><td class="n">—</td><td class="n">—</td>'
     )
+    if s.open_quarantine:
+        reasons += f'<br><span class="dim">{s.open_quarantine:,} held, unresolved</span>'
+    if s.deferred:
+        reasons += f"<br><b>{s.deferred:,} dated after the source's clock, held back</b>"
+    if s.reconciled == "ok":
+        recon = f'<span class="badge fresh">ok</span><br><span class="dim">{s.reconciled_at:%m-%d %H:%M}</span>'
+    elif s.reconciled:
+        recon = (
+            f'<span class="badge failing">mismatch</span><br>{e(s.reconcile_summary or "")}'
+            f'<br><span class="dim">{s.reconciled_at:%m-%d %H:%M}</span>'
+        )
+    else:
+        recon = '<span class="dim">—</span>'
     return (
         f'<tr class="{s.state}" data-feed="{e(s.feed)}">'
         f'<td><b>{e(s.feed)}</b><br><span class="dim">{e(s.title)}</span></td>'
@@ -80,7 +93,7 @@ def _row(s: FeedStatus) -> str:
         f'<td><span class="badge {s.state}">{STATE_LABEL[s.state]}</span><br>'
         f'<span class="dim">{"data " + _ago(s.age) if s.age else "no batch yet"}; expected within '
         f"{_span(s.freshness)}</span></td>"
-        f"{counts}<td>{reasons}</td><td>{version}</td>"
+        f'{counts}<td>{reasons}</td><td class="reconciled">{recon}</td><td>{version}</td>'
         f'<td class="dim">{e(s.source)}</td></tr>'
     )
 
@@ -88,7 +101,7 @@ def _row(s: FeedStatus) -> str:
 def render(feeds: list[FeedStatus], warnings: list[WarningStatus], now: datetime | None = None) -> str:
     """The whole page."""
     now = now or datetime.now(UTC)
-    late = sum(1 for f in feeds if f.state in ("late", "failing"))
+    late = sum(1 for f in feeds if f.state in ("late", "failing") or f.reconciled == "mismatch")
     never = sum(1 for f in feeds if f.state == "never")
     warn_rows = "".join(
         f"<tr><td>{html.escape(w.department)}</td><td class='n'>{w.open:,}</td>"
@@ -105,11 +118,11 @@ def render(feeds: list[FeedStatus], warnings: list[WarningStatus], now: datetime
 <title>lidm · Feeds</title><style>{_STYLE}</style></head>
 <body>
 <h1>Feeds</h1>
-<p class="summary"><b>{len(feeds)}</b> feeds · <b class="{"overdue" if late else ""}">{late}</b> late or rejected ·
-<b>{never}</b> without data · as of {now:%Y-%m-%d %H:%M} UTC</p>
+<p class="summary"><b>{len(feeds)}</b> feeds · <b class="{"overdue" if late else ""}">{late}</b>
+late, rejected or not reconciled · <b>{never}</b> without data · as of {now:%Y-%m-%d %H:%M} UTC</p>
 <table id="feeds">
 <tr><th>feed</th><th>department</th><th>freshness</th><th>extracted</th><th>loaded</th><th>quarantined</th>
-<th>top quarantine reasons</th><th>contract</th><th>source</th></tr>
+<th>top quarantine reasons</th><th>reconciled</th><th>contract</th><th>source</th></tr>
 {"".join(_row(f) for f in sorted(feeds, key=lambda f: (ORDER[f.state], f.feed)))}
 </table>
 <h2>Warnings by department</h2>

@@ -12,8 +12,27 @@ from lidm.errors import RejectedBatch
 
 
 def column_names(header: list[str], file: str) -> list[str]:
-    """Header cells as column names (trimmed, lower-case); a repeated column refuses the file."""
+    """Header cells as column names (trimmed, lower-case); an unnamed or repeated column refuses the file."""
     names = [h.strip().lower() for h in header]
+    empty = [i + 1 for i, n in enumerate(names) if not n]
+    if empty and len(names) > 1:
+        filled = len(names) - len(empty)
+        if filled <= 1:
+            raise RejectedBatch(
+                "header",
+                f"the header was not found in the first line: line 1 has {filled} filled and {len(empty)} empty cells "
+                "and looks like a title; the header must be the first line (remove the lines above it)",
+                file=file,
+                row=1,
+            )
+        where = ", ".join(str(i) for i in empty[:5]) + (", ..." if len(empty) > 5 else "")
+        raise RejectedBatch(
+            "header",
+            f"line 1 (the header) has {len(empty)} empty cells (column {where}): every column needs a name, and "
+            "the header must be the first line",
+            file=file,
+            row=1,
+        )
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise RejectedBatch("duplicate_column", "header repeats a column", file=file, row=1, field=dupes[0])
@@ -40,4 +59,7 @@ class SourceBatch:
     watermark_to: Callable[[], Any] = lambda: None
     on_loaded: Callable[[str, str], None] = _noop
     on_rejected: Callable[[str], None] = _noop
+    # After a load that quarantined rows: the reasons (CSV: row, line, field, reason, message; no values) for the
+    # department, next to its archived delivery.
+    on_feedback: Callable[[str], None] = _noop
     meta: dict[str, Any] = field(default_factory=dict)

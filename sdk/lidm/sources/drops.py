@@ -4,12 +4,17 @@ Layout of a drop folder: data files with a marker next to them (`roster_20261127
 `roster_20261127.csv.ok`, written after the data). The marker may carry a manifest line
 `sha256=<hex>` that the file must match. Loaded drops move to archive/ with a receipt; rejected
 ones to rejected/ with a reason file.
+
+The stores never follow a link out of the folder and carry file names as their raw bytes (see
+localstore); what reaches a message, the batch record or a receipt is the name's printable display form.
+Settling is idempotent: a drop another run already moved is logged, never an error.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import json
+import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,16 +24,20 @@ from urllib.parse import unquote, urlsplit
 import pyarrow as pa
 
 from lidm.config import Settings
-from lidm.errors import ConfigError, RejectedBatch
+from lidm.errors import ConfigError, RejectedBatch, SourceError
 from lidm.producers import MANIFEST_SUFFIX, SIGNATURE_SUFFIX, DropTrust, verify_drop
 from lidm.sources.base import SourceBatch
 from lidm.sources.csvfile import read_csv_chunks
 from lidm.sources.localstore import LocalStore
+from lidm.sources.names import display_name
 from lidm.sources.sftp import SftpStore, SftpTarget
-from lidm.sources.xlsxfile import read_xlsx_chunks
+from lidm.sources.xlsxfile import MERGED_CELLS, read_xlsx_chunks
+
+log = logging.getLogger("lidm.sources")
 
 ARCHIVE, REJECTED = "archive", "rejected"
 FORMATS = ("csv", "xlsx")
+DEFAULT_MAX_BYTES = 4 << 30  # 4 GiB: far above any department's roster, far below a runaway export
 
 
 class DropStore(Protocol):
@@ -38,10 +47,13 @@ class DropStore(Protocol):
     def close(self) -> None: ...
     def list(self, folder: str = "") -> list[str]: ...
     def open(self, name: str): ...
+    def size(self, name: str) -> int: ...
     def read_text(self, name: str) -> str: ...
     def write_text(self, name: str, text: str) -> None: ...
     def move(self, name: str, folder: str) -> None: ...
+    def restore(self, name: str, folder: str) -> None: ...
     def put(self, name: str, data: bytes) -> None: ...
+    def check_folder(self, folder: str) -> None: ...
 
 
 def open_store(url: str, settings: Settings) -> DropStore:
@@ -63,43 +75,98 @@ class DropSource:
     delimiter: str = ","
     marker: str = ".ok"
     format: str = "csv"
-    sheet: str | int = 0
+    # XLSX: a sheet name, an index among the visible sheets, or None for the sheet the workbook opens on.
+    sheet: str | int | None = None
+    merged_cells: str = "refuse"  # XLSX: refuse a merged range in the data, or "fill" it with its top-left value
+    max_bytes: int = DEFAULT_MAX_BYTES  # a larger drop is rejected whole before a byte is read
     signed: bool = False  # require a producer signature (FILE.manifest.json + .manifest.sig), see lidm.producers
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
             raise ConfigError(f"DropSource format {self.format!r}: use one of {', '.join(FORMATS)}")
+        if self.merged_cells not in MERGED_CELLS:
+            raise ConfigError(f"DropSource merged_cells {self.merged_cells!r}: use one of {', '.join(MERGED_CELLS)}")
+        if self.max_bytes <= 0:
+            raise ConfigError(f"DropSource max_bytes {self.max_bytes}: give the largest drop to accept, in bytes")
 
     def describe(self) -> str:
-        what = self.encoding if self.format == "csv" else f"sheet {self.sheet}"
+        sheet = "the active sheet" if self.sheet is None else f"sheet {self.sheet}"
+        what = self.encoding if self.format == "csv" else sheet
         return f"drop {self.pattern} ({self.format}, {what}) on connection {self.connection}"
 
+    def return_delivery(self, store: DropStore, shown: str, folder: str = REJECTED) -> list[str]:
+        """Put a set-aside delivery back into the drop folder (found by the name its batch shows), so the feed's
+        next run reads it again: data file and signature files first, the marker last. Returns what moved."""
+        have = store.list(folder)
+        match = [n for n in have if display_name(n) == shown and not n.endswith(self.marker)]
+        if len(match) != 1:
+            raise SourceError(f"{store.where}/{folder}: no single file {shown} to return (moved or deleted meanwhile?)")
+        name = match[0]
+        moved = []
+        for part in (name, name + MANIFEST_SUFFIX, name + SIGNATURE_SUFFIX, name + self.marker):
+            if part in have:
+                store.restore(part, folder)
+                moved.append(part)
+        return moved
+
     def pending(self, store: DropStore) -> list[str]:
-        """Complete drops waiting, oldest name first; a file without its marker is still being written."""
+        """Complete drops waiting, oldest name first; a file without its marker is still being written.
+
+        Names are the files' raw names; the pattern may match either those or the readable form."""
         names = store.list()
         have = set(names)
-        return [n for n in names if fnmatch.fnmatch(n, self.pattern) and n + self.marker in have]
+        return [
+            n
+            for n in names
+            if (fnmatch.fnmatch(n, self.pattern) or fnmatch.fnmatch(display_name(n), self.pattern))
+            and n + self.marker in have
+        ]
 
     def batches(
         self, store: DropStore, chunk_bytes: int = 1 << 20, trust: DropTrust | None = None
     ) -> Iterator[SourceBatch]:
-        for name in self.pending(store):
-            yield self._batch(store, name, chunk_bytes, trust)
+        names = self.pending(store)
+        if names:
+            # Before anything loads: a drop is settled into these, and they must not lead out of the folder.
+            store.check_folder(ARCHIVE)
+            store.check_folder(REJECTED)
+        for name in names:
+            try:
+                batch = self._batch(store, name, chunk_bytes, trust)
+            except FileNotFoundError:
+                log.info("%s/%s: taken by another run meanwhile; skipped", store.where, display_name(name))
+                continue
+            yield batch
 
     def _batch(self, store: DropStore, name: str, chunk_bytes: int, trust: DropTrust | None = None) -> SourceBatch:
         state: dict[str, object] = {}
         expected = _manifest_digest(store.read_text(name + self.marker))
-        where = f"{store.where}/{name}"
+        shown = display_name(name)
+        where = f"{store.where}/{shown}"
 
         def chunks() -> Iterator[pa.Table]:
+            size = store.size(name)
+            if size > self.max_bytes:
+                raise RejectedBatch(
+                    "file_too_large",
+                    f"the file is {_size(size)} ({size} bytes), over this feed's limit of {_size(self.max_bytes)}; "
+                    "split the delivery, or ask the gateway team to raise the feed's max_bytes",
+                    file=where,
+                )
             # The producer's signature, its key and the file's size and sha256 are checked before a row is read.
             signed = verify_drop(store, name, trust, where) if trust else None
             if signed:
                 state["producer"] = {"key_id": signed["producer_key_id"], "sha256": signed["sha256"]}
             if self.format == "xlsx":
                 with store.open(name) as fh:
-                    data = fh.read()
-                _names, it, digest = read_xlsx_chunks(data, file=where, sheet=self.sheet)
+                    data = fh.read(self.max_bytes + 1)
+                if len(data) > self.max_bytes:
+                    raise RejectedBatch(
+                        "file_too_large", f"the file grew past this feed's limit of {_size(self.max_bytes)}", file=where
+                    )
+                _names, it, digest = read_xlsx_chunks(
+                    data, file=where, sheet=self.sheet, merged_cells=self.merged_cells
+                )
                 state["malformed"] = []
                 yield from it
             else:
@@ -126,28 +193,55 @@ class DropSource:
             have = set(store.list())
             return [n for n in (name + MANIFEST_SUFFIX, name + SIGNATURE_SUFFIX) if n in have]
 
-        def on_loaded(batch_id: str, receipt: str) -> None:
-            store.move(name, ARCHIVE)
+        def settle(folder: str, note: str, text: str) -> None:
+            # Idempotent: a file another run already moved is logged and skipped, never an error.
+            moved = _move(store, name, folder, where)
             for extra in signature_files():
-                store.move(extra, ARCHIVE)
-            store.move(name + self.marker, ARCHIVE)
-            store.write_text(f"{ARCHIVE}/{name}.receipt.json", receipt)
+                _move(store, extra, folder, where)
+            _move(store, name + self.marker, folder, where)
+            if not moved and note in store.list(folder):
+                log.info(
+                    "%s: already settled into %s/ by another run; its %s is kept", where, folder, display_name(note)
+                )
+                return
+            store.write_text(f"{folder}/{note}", text)
+
+        def on_loaded(batch_id: str, receipt: str) -> None:
+            settle(ARCHIVE, f"{name}.receipt.json", receipt)
 
         def on_rejected(reason: str) -> None:
-            store.move(name, REJECTED)
-            for extra in signature_files():
-                store.move(extra, REJECTED)
-            store.move(name + self.marker, REJECTED)
-            store.write_text(f"{REJECTED}/{name}.reason.txt", reason + "\n")
+            settle(REJECTED, f"{name}.reason.txt", reason + "\n")
+
+        def on_feedback(reasons: str) -> None:
+            store.write_text(f"{ARCHIVE}/{name}.quarantine.csv", reasons)
 
         return SourceBatch(
-            name=name,
+            name=shown,
             chunks=chunks,
             source_digest=lambda: state.get("digest"),  # type: ignore[arg-type, return-value]
             on_loaded=on_loaded,
             on_rejected=on_rejected,
+            on_feedback=on_feedback,
             meta={"file": where, "state": state},
         )
+
+
+def _move(store: DropStore, name: str, folder: str, where: str) -> bool:
+    """Move one file of a drop; False when it is already gone (another run settled the drop)."""
+    try:
+        store.move(name, folder)
+    except FileNotFoundError:
+        log.info("%s: %s was already moved (another run settled this drop)", where, display_name(name))
+        return False
+    return True
+
+
+def _size(n: int) -> str:
+    """Bytes as a person reads them (binary units, one decimal)."""
+    for unit, shift in (("GiB", 30), ("MiB", 20), ("KiB", 10)):
+        if n >= 1 << shift:
+            return f"{n / (1 << shift):.1f} {unit}"
+    return f"{n} bytes"
 
 
 def _manifest_digest(text: str) -> str | None:

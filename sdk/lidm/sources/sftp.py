@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import posixpath
 import stat
 from dataclasses import dataclass
@@ -12,8 +13,12 @@ from typing import Any, BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import paramiko
+from paramiko.sftp import CMD_CLOSE, CMD_HANDLE, CMD_NAME, CMD_OPENDIR, CMD_READDIR
 
 from lidm.errors import ConfigError, HostKeyError, SourceError
+from lidm.sources.names import TEXT_LIMIT, Listing, check_name, display_name, raw_name
+
+log = logging.getLogger("lidm.sources")
 
 READ_TIMEOUT_SECONDS = 60.0  # default of LIDM_SFTP_TIMEOUT_SECONDS
 
@@ -91,6 +96,7 @@ class SftpStore:
         self.root = target.path
         self._client: paramiko.SSHClient | None = None
         self._sftp: paramiko.SFTPClient | None = None
+        self._listing = Listing(self.where)
 
     @property
     def where(self) -> str:
@@ -145,51 +151,149 @@ class SftpStore:
             self._client.close()
         self._client = self._sftp = None
 
-    def _p(self, *parts: str) -> str:
-        return posixpath.join(self.root, *parts)
+    def _p(self, *parts: str) -> bytes:
+        """A path under the root as bytes: names keep their own bytes (GBK and all) on the wire."""
+        return posixpath.join(raw_name(self.root), *(raw_name(p) for p in parts if p))
+
+    def _listdir(self, folder: str) -> list[paramiko.SFTPAttributes]:
+        """READDIR keeping each name's bytes; paramiko's listdir decodes names as strict UTF-8 and fails on a
+        GBK-encoded one, which would block every drop next to it."""
+        sftp = self.connect()
+        kind, msg = sftp._request(CMD_OPENDIR, self._p(folder))
+        if kind != CMD_HANDLE:
+            raise SourceError(f"{self.where}/{folder}: the server did not open the folder for listing")
+        handle = msg.get_binary()
+        found = []
+        try:
+            while True:
+                try:
+                    kind, msg = sftp._request(CMD_READDIR, handle)
+                except EOFError:
+                    break
+                if kind != CMD_NAME:
+                    raise SourceError(f"{self.where}/{folder}: unexpected answer to a folder listing")
+                for _ in range(msg.get_int()):
+                    name = msg.get_string().decode("utf-8", "surrogateescape")
+                    longname = msg.get_string()
+                    attr = paramiko.SFTPAttributes._from_msg(msg, name, longname)
+                    if name not in (".", ".."):
+                        found.append(attr)
+        finally:
+            with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+                sftp._request(CMD_CLOSE, handle)
+        return found
 
     def list(self, folder: str = "") -> list[str]:
-        sftp = self.connect()
+        """Regular files in the folder (the server's READDIR attributes are lstat's: a symlink is no drop)."""
+        if folder:
+            check_name(folder, self.where)
         try:
-            return sorted(a.filename for a in sftp.listdir_attr(self._p(folder)) if stat.S_ISREG(a.st_mode or 0))
+            attrs = self._listdir(folder)
         except FileNotFoundError:
+            if folder:
+                return []
             raise SourceError(f"{self.where}/{folder}: drop folder does not exist") from None
+        return self._listing.keep(
+            [(a.filename, stat.S_ISREG(a.st_mode or 0), stat.S_ISLNK(a.st_mode or 0)) for a in attrs]
+        )
+
+    def _regular(self, name: str) -> paramiko.SFTPAttributes:
+        st = self.connect().lstat(self._p(check_name(name, self.where)))
+        if not stat.S_ISREG(st.st_mode or 0):
+            what = "a symlink" if stat.S_ISLNK(st.st_mode or 0) else "not a regular file"
+            raise SourceError(f"{self.where}/{display_name(name)} is {what}; refused (drops are regular files)")
+        return st
+
+    def size(self, name: str) -> int:
+        """Bytes of a drop file, from lstat: checked against the feed's limit before a byte is read."""
+        return self._regular(name).st_size or 0
 
     def open(self, name: str) -> BinaryIO:
+        """Open a regular file, never a symlink: lstat first, then check the open handle is that same file."""
+        before = self._regular(name)
         fh = self.connect().open(self._p(name), "rb")
-        fh.prefetch()
-        return io.BufferedReader(_GuardedFile(fh, f"{self.where}/{name}"), 1 << 20)  # type: ignore[return-value]
+        after = fh.stat()
+        if not stat.S_ISREG(after.st_mode or 0) or (after.st_size, after.st_mtime) != (before.st_size, before.st_mtime):
+            fh.close()
+            raise SourceError(
+                f"{self.where}/{display_name(name)} changed while it was opened (replaced or linked); "
+                "nothing was read, the run can be retried"
+            )
+        fh.prefetch(after.st_size)
+        guarded = _GuardedFile(fh, f"{self.where}/{display_name(name)}")
+        return io.BufferedReader(guarded, 1 << 20)  # type: ignore[return-value]
 
     def read_text(self, name: str) -> str:
-        with self.connect().open(self._p(name), "rb") as fh:
-            return fh.read().decode("utf-8", errors="replace")
+        with self.open(name) as fh:
+            return fh.read(TEXT_LIMIT).decode("utf-8", errors="replace")
 
     def write_text(self, name: str, text: str) -> None:
-        self.makedirs(posixpath.dirname(name))
-        with self.connect().open(self._p(name), "wb") as fh:
-            fh.write(text.encode("utf-8"))
+        """Write a note (receipt, reason) as NAME or FOLDER/NAME, each part one plain name."""
+        folder, _, file = name.rpartition("/") if "/" in name else ("", "", name)
+        self._write(folder, file, text.encode("utf-8"))
 
     def put(self, name: str, data: bytes) -> None:
         """Upload under a hidden .part name, then rename: a reader never sees half a file."""
-        sftp = self.connect()
-        part = self._p(f".{name}.part")
-        with sftp.open(part, "wb") as fh:
-            fh.write(data)
-        with contextlib.suppress(FileNotFoundError):
-            sftp.remove(self._p(name))
-        sftp.rename(part, self._p(name))
+        self._write("", name, data)
 
-    def makedirs(self, folder: str) -> None:
+    def _write(self, folder: str, name: str, data: bytes) -> None:
+        check_name(name, self.where)
+        if folder:
+            self.ensure_folder(folder)
+        sftp = self.connect()
+        part = self._p(folder, f".{name}.part")
+        with contextlib.suppress(FileNotFoundError):
+            sftp.remove(part)
+        # "x": create exclusively, so a link planted under the part's name is never written through.
+        with sftp.open(part, "wx") as fh:
+            fh.write(data)
+        self._replace(part, self._p(folder, name))
+
+    def _replace(self, src: bytes, dest: bytes) -> None:
         sftp = self.connect()
         try:
-            sftp.stat(self._p(folder))
-        except FileNotFoundError:
-            sftp.mkdir(self._p(folder))
-
-    def move(self, name: str, folder: str) -> None:
-        self.makedirs(folder)
-        sftp = self.connect()
-        dest = self._p(folder, posixpath.basename(name))
+            sftp.posix_rename(src, dest)  # atomic replace on OpenSSH servers; replaces a link, never follows it
+            return
+        except (FileNotFoundError, PermissionError):
+            raise
+        except OSError:
+            pass  # the server lacks posix-rename: remove, then rename (never remove before the source is known)
+        sftp.lstat(src)
         with contextlib.suppress(FileNotFoundError):
             sftp.remove(dest)
-        sftp.rename(self._p(name), dest)
+        sftp.rename(src, dest)
+
+    def check_folder(self, folder: str) -> None:
+        """Refuse archive/ or rejected/ when it is a symlink or a file; a missing one is made when a drop settles."""
+        with contextlib.suppress(FileNotFoundError):
+            self.ensure_folder(folder, create=False)
+
+    def ensure_folder(self, folder: str, create: bool = True) -> None:
+        """Create archive/ or rejected/ if missing; refuse one that is a symlink or a file."""
+        check_name(folder, self.where)
+        sftp = self.connect()
+        try:
+            st = sftp.lstat(self._p(folder))
+        except FileNotFoundError:
+            if not create:
+                raise
+            sftp.mkdir(self._p(folder))
+            st = sftp.lstat(self._p(folder))
+        if not stat.S_ISDIR(st.st_mode or 0):
+            what = "a symlink" if stat.S_ISLNK(st.st_mode or 0) else "not a folder"
+            raise SourceError(
+                f"{self.where}/{folder} is {what}: {folder}/ must be a real folder inside the drop folder, never a "
+                "link out of it; replace it with a folder (nothing was loaded or moved)"
+            )
+
+    def move(self, name: str, folder: str) -> None:
+        """Move a file into archive/ or rejected/ (checked to be a real folder), keeping its raw name."""
+        check_name(name, self.where)
+        self.ensure_folder(folder)
+        self._replace(self._p(name), self._p(folder, name))
+
+    def restore(self, name: str, folder: str) -> None:
+        """Move a file back from archive/ or rejected/ into the drop folder (an accepted held delivery)."""
+        check_name(name, self.where)
+        self.ensure_folder(folder)
+        self._replace(self._p(folder, name), self._p(name))

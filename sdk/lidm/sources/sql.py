@@ -1,18 +1,24 @@
 """SQL sources: ODBC (bulk through arrow-odbc, pyodbc for everything small) or any SQLAlchemy URL.
 
 A connection value starting with `odbc:` is an ODBC connection string (DRIVER=…;SERVER=…); anything
-else is a SQLAlchemy URL. Incremental extracts read `watermark >= last` so rows that share the
-boundary timestamp are never missed; re-read rows are recognised by their digest and change nothing.
+else is a SQLAlchemy URL. Incremental extracts read from `last watermark - lookback`, so rows that share
+the boundary timestamp, late commits and back-dated entries inside the window are never missed; re-read rows
+are recognised by their keyed digest and change nothing. Reads stop at the source's own clock: a row dated
+after it (a clock ahead, a typing error) is held back, counted and read once its time comes, so it can never
+move the watermark past rows entered later with the right time. Rows without a watermark value are read on
+every run.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from lidm.errors import ConfigError, SourceError
 from lidm.sources.base import SourceBatch
@@ -36,11 +42,20 @@ class SqlSource:
     # Needs SQL:2008 OFFSET … FETCH (PostgreSQL, MariaDB 10.6+, SQL Server 2012+, Oracle 12c+, DM); not SQLite.
     page_by: str | None = None
     page_rows: int = 200_000
+    # Incremental reads start this far before the stored watermark (re-read rows change nothing).
+    lookback: dt.timedelta = dt.timedelta(days=1)
+    # The watermark is a timestamp: bound each read by the source's own clock. False for a sequence number.
+    clock: bool = True
+    # The query that asks the source for its local time, where the dialect's default does not fit (Oracle:
+    # "SELECT LOCALTIMESTAMP FROM DUAL").
+    clock_query: str | None = None
+    # A table in the source database where the department reads what was quarantined (lidm.sources.feedback).
+    feedback_table: str | None = None
 
     def __post_init__(self) -> None:
         if (self.table is None) == (self.query is None):
             raise ConfigError("SqlSource needs exactly one of table= or query=")
-        for name in (self.table, self.watermark, self.page_by):
+        for name in (self.table, self.watermark, self.page_by, self.feedback_table):
             if name is not None and not _IDENT.match(name):
                 raise ConfigError(f"SqlSource: {name!r} is not a plain identifier")
         if self.page_by and self.watermark:
@@ -49,6 +64,8 @@ class SqlSource:
             )
         if self.page_rows < 1:
             raise ConfigError("SqlSource: page_rows must be positive")
+        if self.lookback < dt.timedelta(0):
+            raise ConfigError("SqlSource: lookback must not be negative")
 
     def describe(self) -> str:
         what = self.table or "query"
@@ -62,26 +79,84 @@ class SqlSource:
         """Every row of the table or query, unfiltered."""
         return f"SELECT * FROM {self.table}" if self.table else f"SELECT * FROM ({self.query}) src"
 
-    def sql(self, has_watermark: bool) -> str:
+    def sql(self, has_watermark: bool, has_clock: bool = False) -> str:
+        """The extract: everything, or (incremental) from a watermark up to the source's clock."""
         base = self.select_all()
-        if self.watermark and has_watermark:
-            return f"{base} WHERE {self.watermark} >= ? ORDER BY {self.watermark}"
-        return base + (f" ORDER BY {self.watermark}" if self.watermark else "")
+        if not self.watermark:
+            return base
+        wm = self.watermark
+        where = []
+        if has_watermark:
+            where.append(f"{wm} >= ?")
+        if has_clock:
+            where.append(f"{wm} <= ?")
+        if not where:
+            return f"{base} ORDER BY {wm}"
+        # A row without a watermark value would never be read again: read it on every run (it changes nothing).
+        return f"SELECT * FROM ({base}) lidm_src WHERE ({' AND '.join(where)}) OR {wm} IS NULL ORDER BY {wm}"
 
-    def batch(self, url: str, watermark: Any, chunk_rows: int) -> SourceBatch:
-        """One extract as a batch; its upper watermark is known once the chunks are read."""
+    def read_from(self, watermark: Any) -> Any:
+        """Where an incremental read starts: the stored watermark less the lookback window."""
+        if watermark is None or not self.lookback:
+            return watermark
+        when = _as_datetime(watermark)
+        if when is None:
+            return watermark  # not a timestamp (a sequence number): no window
+        return (when - self.lookback).isoformat(sep=" ")
+
+    def source_clock(self, url: str) -> dt.datetime:
+        """The source database's own local time: a watermark is never stored beyond it."""
+        sql = self.clock_query or _clock_query(url)
+        read = _odbc_chunks if url.startswith("odbc:") else _sqlalchemy_chunks
+        try:
+            (col,) = next(iter(read(url, sql, [], 1))).columns
+        except (StopIteration, ValueError):
+            raise SourceError(f"SqlSource {self.table or 'query'}: the source did not say its time ({sql})") from None
+        when = _as_datetime(col[0].as_py())
+        if when is None:
+            raise ConfigError(
+                f"SqlSource {self.table or 'query'}: the clock query returned no timestamp; set clock_query= or "
+                "clock=False"
+            )
+        return when
+
+    def held_back(self, url: str, clock: dt.datetime) -> tuple[int, dt.datetime | None]:
+        """Rows dated after the source's clock (count, latest date): not read now, read once their time comes."""
+        read = _odbc_chunks if url.startswith("odbc:") else _sqlalchemy_chunks
+        wm = self.watermark
+        sql = f"SELECT COUNT(*) AS n, MAX({wm}) AS latest FROM ({self.select_all()}) lidm_ahead WHERE {wm} > ?"
+        table = next(iter(read(url, sql, [clock.isoformat(sep=" ")], 1)))
+        n, latest = table.column(0)[0].as_py(), table.column(1)[0].as_py()
+        return int(n or 0), _as_datetime(latest)
+
+    def batch(self, url: str, watermark: Any, chunk_rows: int, *, incremental: bool = False) -> SourceBatch:
+        """One extract as a batch; its upper watermark is known once the chunks are read.
+
+        A full snapshot reads every row; an incremental read starts at `watermark` less the lookback and stops
+        at the source's clock.
+        """
         state: dict[str, Any] = {"max": None}
-        sql = self.sql(watermark is not None)
-        params = [] if watermark is None else [watermark]
+        incremental = incremental and bool(self.watermark)
+        clock = self.source_clock(url) if incremental and self.clock else None
+        start = self.read_from(watermark) if incremental else None
+        sql = self.sql(start is not None, clock is not None)
+        params = ([] if start is None else [start]) + ([] if clock is None else [clock.isoformat(sep=" ")])
+        meta: dict[str, Any] = {"file": self.table or "query"}
+        if clock is not None:
+            deferred, latest = self.held_back(url, clock)
+            meta |= {"clock": clock, "deferred": deferred, "deferred_latest": latest}
 
         def chunks() -> Iterator[pa.Table]:
             read = _odbc_chunks if url.startswith("odbc:") else _sqlalchemy_chunks
             first = 1
             tables = self._pages(read, url, chunk_rows) if self.page_by else read(url, sql, params, chunk_rows)
+            wm = (self.watermark or "").lower()
             for tbl in tables:
                 tbl = tbl.rename_columns([c.lower() for c in tbl.column_names])
-                if self.watermark and self.watermark.lower() in tbl.column_names and tbl.num_rows:
-                    state["max"] = tbl[self.watermark.lower()][-1].as_py()
+                if wm and wm in tbl.column_names and tbl.num_rows:
+                    top = pc.max(tbl[wm]).as_py()  # nulls sort first or last by database: never take the last row
+                    if top is not None and (state["max"] is None or top > state["max"]):
+                        state["max"] = top
                 yield tbl.append_column(ROW, pa.array(range(first, first + tbl.num_rows), type=pa.int64()))
                 first += tbl.num_rows
 
@@ -89,8 +164,8 @@ class SqlSource:
             name=self.table or "query",
             chunks=chunks,
             watermark_from=watermark,
-            watermark_to=lambda: state["max"],
-            meta={"file": self.table or "query"},
+            watermark_to=lambda: _later(watermark, state["max"]),
+            meta=meta,
         )
 
     def _pages(self, read, url: str, chunk_rows: int) -> Iterator[pa.Table]:  # type: ignore[no-untyped-def]
@@ -124,6 +199,51 @@ class SqlSource:
                 f"{count[0].as_py()}; page_by {self.page_by} must be unique and never null, and the source must not "
                 "change during the read. Nothing was loaded; retry, or fix page_by"
             )
+
+
+def _as_datetime(value: Any) -> dt.datetime | None:
+    if isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, dt.date):
+        return dt.datetime.combine(value, dt.time())
+    if isinstance(value, str):
+        try:
+            return dt.datetime.fromisoformat(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _later(stored: Any, seen: Any) -> Any:
+    """The new watermark: the latest value read, never behind the stored one (the lookback re-reads older rows)."""
+    if seen is None or stored is None:
+        return seen if seen is not None else stored
+    a, b = _as_datetime(stored), _as_datetime(seen)
+    if a is not None and b is not None:
+        if a.tzinfo is not None and b.tzinfo is None:
+            b = b.replace(tzinfo=a.tzinfo)
+        elif b.tzinfo is not None and a.tzinfo is None:
+            a = a.replace(tzinfo=b.tzinfo)
+        return seen if b > a else stored
+    try:
+        return seen if seen > type(seen)(stored) else stored
+    except (TypeError, ValueError):
+        return seen
+
+
+def _clock_query(url: str) -> str:
+    """Each dialect's way to ask for the session's local time (the time the watermark column is written in)."""
+    if url.startswith("odbc:"):
+        return "SELECT {fn NOW()} AS now"  # the ODBC escape every driver translates
+    scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
+    return {
+        "sqlite": "SELECT datetime('now', 'localtime') AS now",
+        "postgresql": "SELECT LOCALTIMESTAMP AS now",
+        "mysql": "SELECT NOW() AS now",
+        "mariadb": "SELECT NOW() AS now",
+        "mssql": "SELECT SYSDATETIME() AS now",
+        "oracle": "SELECT LOCALTIMESTAMP AS now FROM DUAL",
+    }.get(scheme, "SELECT CURRENT_TIMESTAMP AS now")
 
 
 def _odbc_chunks(url: str, sql: str, params: list[Any], chunk_rows: int) -> Iterator[pa.Table]:
@@ -191,11 +311,13 @@ def _sqlalchemy_chunks(url: str, sql: str, params: list[Any], chunk_rows: int) -
         engine = sa.create_engine(url)
     except (sa.exc.ArgumentError, ImportError) as exc:
         raise ConfigError(f"not a usable SQLAlchemy URL for a source: {type(exc).__name__}") from None
-    text = sql.replace("?", ":wm") if params else sql
+    # This module's placeholders come after the adapter's table or query: bind the last len(params) '?'.
+    parts = sql.rsplit("?", len(params)) if params else [sql]
+    text = parts[0] + "".join(f":p{i}{rest}" for i, rest in enumerate(parts[1:]))
     try:
         with engine.connect() as conn:
             result = conn.execution_options(stream_results=True).execute(
-                sa.text(text), {"wm": params[0]} if params else {}
+                sa.text(text), {f"p{i}": v for i, v in enumerate(params)}
             )
             names = list(result.keys())
             for part in result.partitions(chunk_rows):
