@@ -4,12 +4,16 @@ FastAPI test client, and inside the real Airflow UI in headless Chromium."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -127,22 +131,23 @@ def test_lidm_status_says_the_same_and_fails_when_a_feed_needs_attention(central
 # --------------------------------------------------------------------------- in the Airflow UI
 
 
-@pytest.fixture(scope="module")
-def api_server(central, tmp_path_factory):
+READER, READER_PASSWORD = "reader", "feeds-reader-pw"
+
+
+@contextmanager
+def _api_server(settings, airflow_home: Path, **airflow_env: str) -> Iterator[str]:
     """`airflow api-server` on a loopback port, with this repo's plugins and the demo central database."""
-    _, settings, _ = central
-    airflow_home = tmp_path_factory.mktemp("airflow-ui")
     (airflow_home / "dags").mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LIDM_"))} | {
         "AIRFLOW_HOME": str(airflow_home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(airflow_home / "dags"),
         "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
         "LIDM_CENTRAL_URL": settings.effective_central_url,
         "LIDM_KEYRING": str(settings.effective_keyring),
     }
+    env |= {f"AIRFLOW__{k.upper()}": v for k, v in airflow_env.items()}
     migrated = subprocess.run(
         [str(AIRFLOW), "db", "migrate"], env=env, cwd=airflow_home, capture_output=True, text=True, timeout=240
     )
@@ -159,17 +164,9 @@ def api_server(central, tmp_path_factory):
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/lidm/feeds", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
+        while _status(f"{base}/lidm/api/feeds") not in (200, 401):  # 401: mounted, and it asks who is calling
             if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(
-                    f"api-server did not serve /lidm/feeds:\n{(airflow_home / 'api-server.log').read_text()[-3000:]}"
-                )
+                pytest.fail(f"api-server did not mount /lidm:\n{(airflow_home / 'api-server.log').read_text()[-3000:]}")
             time.sleep(0.5)
         yield base
     finally:
@@ -179,6 +176,44 @@ def api_server(central, tmp_path_factory):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def _status(url: str, headers: dict[str, str] | None = None) -> int | None:
+    """The HTTP status of a GET (None when nothing answers)."""
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return None
+
+
+@pytest.fixture(scope="module")
+def api_server(central, tmp_path_factory):
+    """Everyone is an admin (SIMPLE_AUTH_MANAGER_ALL_ADMINS): the browser gets a token just by opening the UI."""
+    _, settings, _ = central
+    with _api_server(
+        settings, tmp_path_factory.mktemp("airflow-ui"), core__simple_auth_manager_all_admins="True"
+    ) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def locked_api_server(central, tmp_path_factory):
+    """Airflow's simple auth manager with one viewer, READER, whose password is set up front."""
+    _, settings, _ = central
+    home = tmp_path_factory.mktemp("airflow-locked")
+    passwords = home / "passwords.json"
+    passwords.write_text(json.dumps({READER: READER_PASSWORD}))
+    with _api_server(
+        settings,
+        home,
+        core__simple_auth_manager_all_admins="False",
+        core__simple_auth_manager_users=f"{READER}:viewer",
+        core__simple_auth_manager_passwords_file=str(passwords),
+    ) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
@@ -248,3 +283,28 @@ def test_an_unreachable_central_database_is_said_plainly_without_the_url():
     response = TestClient(create_app(lambda: down)).get("/feeds")
     assert response.status_code == 503
     assert "central database could not be read" in response.text and "s3cret" not in response.text
+
+
+@pytest.mark.airflow
+def test_the_feeds_page_answers_only_a_user_airflow_lets_read_dags(locked_api_server):
+    base = locked_api_server
+    pages = [f"{base}/lidm/feeds", f"{base}/lidm/api/feeds"]
+    assert _status(f"{base}/api/v2/dags") == 401  # what Airflow's own API says to a stranger
+    for page in pages:
+        assert _status(page) == 401, page  # no token
+        assert _status(page, {"Cookie": "_token=garbage"}) == 401, page
+        assert _status(page, {"Authorization": "Bearer not.a.jwt"}) == 401, page
+    login = urllib.request.Request(
+        f"{base}/auth/token",
+        data=json.dumps({"username": READER, "password": READER_PASSWORD}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(login, timeout=30) as r:
+        token = json.load(r)["access_token"]
+    forged = token[: token.rindex(".") + 1] + "AAAA" + token[token.rindex(".") + 5 :]  # another signature
+    for page in pages:
+        assert _status(page, {"Authorization": f"Bearer {token}"}) == 200, page
+        assert _status(page, {"Cookie": f"_token={token}"}) == 200, page  # as the UI's iframe sends it
+        assert _status(page, {"Authorization": f"Bearer {forged}"}) == 401, page
+    with urllib.request.urlopen(urllib.request.Request(pages[1], headers={"Authorization": f"Bearer {token}"})) as r:
+        assert "health.deaths" in {f["feed"] for f in json.load(r)["feeds"]}

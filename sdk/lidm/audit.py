@@ -10,8 +10,16 @@ The chain alone cannot stop someone with write access from rewriting every entry
 consistently. So a writer that holds the keyring also *seals* its entry: ``seal`` = key id + HMAC-SHA256 of the
 entry's hash under a key derived from the keyring's sign key. A sealed entry vouches for the whole chain up to
 it; ``verify`` with the keyring checks every seal and reports how many entries follow the last one (the
-unsealed tail, which only the chain protects). Cutting entries off the end is not visible in the log itself:
-compare the head ``verify`` reports with one recorded elsewhere.
+unsealed tail, which only the chain protects).
+
+Seals stop whoever lacks the keyring, not the loader: it holds the keyring and could re-seal a rewritten
+history. Against the loader the layers are: (1) on PostgreSQL it may only INSERT into ``lidm_audit``, and a
+trigger refuses UPDATE, DELETE and TRUNCATE from anyone (migration 0012); (2) ``lidm_audit_head`` keeps the
+highest seq ever used, so a deleted entry's number is never reused and entries cut off the end show as missing;
+(3) ``checkpoint`` records the chain's head (seq, hash, entry count, time) signed with the administrator's
+Ed25519 key (LIDM_AUDIT_KEY, never in the keyring) in ``lidm_audit_checkpoint``, which the loader cannot
+write; ``verify`` with the public key (LIDM_AUDIT_PUBLIC_KEYS) reports a log that no longer reaches a
+checkpoint, or whose entry at a checkpoint's seq has another hash: a truncation or a rewrite before it.
 
 Appends are serialized: PostgreSQL by a transaction-scoped advisory lock, SQLite by its write lock (taken
 before the last entry is read). The lock is held until the caller commits, so append at the end of a
@@ -20,6 +28,7 @@ transaction. Entries carry counts, ids and tokens, never a personal value.
 
 from __future__ import annotations
 
+import base64
 import getpass
 import hashlib
 import hmac
@@ -32,8 +41,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from lidm.central.schema import audit as audit_table
+from lidm.central.schema import audit_checkpoint, audit_head
 from lidm.errors import KeyringError, LidmError
-from lidm.keys import Keyring
+from lidm.keys import AuditKey, Keyring
 
 GENESIS = hashlib.sha256(b"lidm audit log genesis").hexdigest()
 # pg_advisory_xact_lock key of the audit log: the first 8 bytes of sha256("lidm audit"), as a signed bigint.
@@ -128,7 +138,9 @@ def append(
     if conn.dialect.name not in ("postgresql", "sqlite"):
         query = query.with_for_update()  # elsewhere: lock the last entry; two first entries collide on the key
     last = conn.execute(query).first()
-    seq, prev = (last.seq + 1, last.hash) if last is not None else (1, GENESIS)
+    used = conn.execute(sa.select(audit_head.c.seq).where(audit_head.c.id == 1)).scalar() or 0
+    # Above every number used before, even one whose entry was since deleted: the gap then shows the deletion.
+    seq, prev = max(last.seq if last is not None else 0, used) + 1, last.hash if last is not None else GENESIS
     at = datetime.now(UTC).replace(tzinfo=None)
     text = canonical(detail or {})
     digest = entry_hash(seq, at, actor, action, subject, text, prev)
@@ -176,19 +188,64 @@ def _stream(engine: sa.Engine) -> Iterator[Entry]:
             yield _entry(row)
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """A signed record of the chain's head: entries 1..seq, ``entries`` of them, the last with ``head_hash``."""
+
+    id: int | None
+    seq: int
+    head_hash: str
+    entries: int
+    at: datetime  # UTC, naive
+    signer: str
+    key_id: str
+    signature: str
+
+    def message(self) -> bytes:
+        """The canonical bytes the administrator's key signs."""
+        body = {
+            "seq": self.seq,
+            "head_hash": self.head_hash,
+            "entries": self.entries,
+            "at": self.at.replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds"),
+            "signer": self.signer,
+            "key_id": self.key_id,
+        }
+        return canonical({"lidm audit checkpoint": body}).encode("utf-8")
+
+    def signed_by(self, public_keys: dict[str, bytes]) -> bool | None:
+        """True when a configured key made the signature, False when not; None when its key is not configured."""
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+        if self.key_id not in public_keys:
+            return None
+        try:
+            Ed25519PublicKey.from_public_bytes(public_keys[self.key_id]).verify(
+                base64.b64decode(self.signature), self.message()
+            )
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+
 @dataclass
 class AuditReport:
-    """What ``verify`` found: the first broken entry (if any), the head, and how far seals reach."""
+    """What ``verify`` found: the first broken entry (if any), the head, how far seals and checkpoints reach."""
 
     entries: int = 0
     head_seq: int = 0
     head_hash: str = GENESIS
     broken_seq: int | None = None  # the first entry that was edited, deleted or moved
-    kind: str | None = None  # edited | deleted | chain | seal
+    kind: str | None = None  # edited | deleted | chain | seal | checkpoint
     problem: str | None = None
     sealed: int = 0
     sealed_through: int | None = None  # seq of the last entry with a valid seal
     seals_checked: bool = False
+    high_water: int = 0  # the highest seq ever appended (lidm_audit_head)
+    checkpoints: int = 0  # checkpoints found and compared with the chain
+    checkpoint_seq: int | None = None  # seq covered by the newest checkpoint
+    checkpoints_signed: bool = False  # every checkpoint's signature verified with a configured public key
 
     @property
     def ok(self) -> bool:
@@ -199,14 +256,46 @@ class AuditReport:
         """Entries after the last valid seal: only the chain vouches for them."""
         return self.head_seq - (self.sealed_through or 0)
 
+    @property
+    def after_checkpoint(self) -> int:
+        """Entries after the newest checkpoint: a truncation among them is visible only by the seq high-water mark."""
+        return self.head_seq - (self.checkpoint_seq or 0)
+
     def as_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in (*self.__dataclass_fields__, "ok", "unsealed_tail")}
+        return {k: getattr(self, k) for k in (*self.__dataclass_fields__, "ok", "unsealed_tail", "after_checkpoint")}
 
 
-def verify(engine: sa.Engine, keyring: Keyring | None = None) -> AuditReport:
-    """Recompute the chain (and, with the keyring, every seal); names the first entry that does not hold."""
+def _optional_rows(engine: sa.Engine, query: sa.Select) -> list[Any]:
+    """Rows of a table migration 0012 added; none on a database not yet upgraded."""
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table(query.get_final_froms()[0].name):
+            return []
+        return list(conn.execute(query))
+
+
+def checkpoints(engine: sa.Engine) -> list[Checkpoint]:
+    """The recorded checkpoints, oldest first."""
+    c = audit_checkpoint
+    rows = _optional_rows(engine, sa.select(c).order_by(c.c.id))
+    return [Checkpoint(**r._mapping) for r in rows]
+
+
+def verify(
+    engine: sa.Engine,
+    keyring: Keyring | None = None,
+    public_keys: dict[str, bytes] | None = None,
+    *,
+    pinned: dict[int, str] | None = None,
+) -> AuditReport:
+    """Recompute the chain (with the keyring, every seal; with the public keys, every checkpoint's signature).
+
+    ``pinned``: heads recorded outside the database (seq -> hash, as `lidm audit checkpoint` prints them), for
+    an attacker who can also delete checkpoints (a superuser)."""
     report = AuditReport(seals_checked=keyring is not None)
     expected_seq, prev_hash = 1, GENESIS
+    marks = checkpoints(engine)
+    at_mark: dict[int, tuple[str, int]] = {}  # checkpointed seq -> (hash found there, entries up to it)
+    wanted = {m.seq for m in marks} | set(pinned or ())
 
     def broken(seq: int, kind: str, problem: str) -> AuditReport:
         report.broken_seq, report.kind, report.problem = seq, kind, problem
@@ -246,5 +335,81 @@ def verify(engine: sa.Engine, keyring: Keyring | None = None) -> AuditReport:
             report.sealed_through = e.seq
         report.entries += 1
         report.head_seq, report.head_hash = e.seq, e.hash
+        if e.seq in wanted:
+            at_mark[e.seq] = (e.hash, report.entries)
         expected_seq, prev_hash = e.seq + 1, e.hash
+    head = _optional_rows(engine, sa.select(audit_head.c.seq).where(audit_head.c.id == 1))
+    report.high_water = max(head[0].seq if head else 0, report.head_seq)
+    for m in marks:
+        problem = _against(m, at_mark.get(m.seq), public_keys)
+        if problem:
+            return broken(min(m.seq, report.head_seq + 1), "checkpoint", problem)
+    for seq, digest in sorted((pinned or {}).items()):
+        if seq not in at_mark:
+            return broken(min(seq, report.head_seq + 1), "checkpoint", f"entry {seq}, pinned outside, is missing")
+        if at_mark[seq][0] != digest:
+            return broken(seq, "checkpoint", f"entry {seq} is not the one pinned outside (another hash): rewritten")
+    report.checkpoints = len(marks)
+    report.checkpoint_seq = max((m.seq for m in marks), default=None)
+    report.checkpoints_signed = bool(marks) and public_keys is not None
+    if report.high_water > report.head_seq:
+        cut = report.head_seq + 1
+        missing = f"{cut}" if cut == report.high_water else f"{cut}-{report.high_water}"
+        return broken(
+            cut,
+            "deleted",
+            f"entry {missing} is missing: cut off the end (the log had reached entry {report.high_water})",
+        )
     return report
+
+
+def _against(mark: Checkpoint, found: tuple[str, int] | None, public_keys: dict[str, bytes] | None) -> str | None:
+    """What is wrong between one checkpoint and the chain as read; None when they agree."""
+    made = f"checkpoint {mark.id} ({mark.at:%Y-%m-%d %H:%M} UTC, by {mark.signer})"
+    if public_keys is not None:
+        signed = mark.signed_by(public_keys)
+        if signed is None:
+            return f"{made} is signed with key {mark.key_id}, which LIDM_AUDIT_PUBLIC_KEYS lacks"
+        if not signed:
+            return f"{made} has a signature key {mark.key_id} did not make: the checkpoint was forged or altered"
+    if found is None:
+        return f"{made} covers entries 1-{mark.seq}, but entry {mark.seq} is missing: the log was cut"
+    digest, count = found
+    if digest != mark.head_hash:
+        return (
+            f"entry {mark.seq} is not the entry {made} signed (another hash): entries up to it were rewritten "
+            "and re-chained"
+        )
+    if count != mark.entries:
+        return f"{made} counted {mark.entries} entries through {mark.seq}, the log holds {count}: entries were removed"
+    return None
+
+
+def checkpoint(
+    engine: sa.Engine,
+    key: AuditKey,
+    *,
+    signer: str | None = None,
+    keyring: Keyring | None = None,
+    public_keys: dict[str, bytes] | None = None,
+) -> Checkpoint:
+    """Verify the chain, then record its head signed with the administrator's key; refused on a broken chain.
+
+    Run by the administrator over the owner's connection (LIDM_ADMIN_URL): the loader can read checkpoints but
+    not write them, and does not hold the key. Seals are checked with the keyring, earlier checkpoints' signatures
+    with the public keys, when given."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    private = Ed25519PrivateKey.from_private_bytes(key.seed)
+    report = verify(engine, keyring, public_keys)
+    if not report.ok:
+        raise AuditError(
+            f"audit log broken at entry {report.broken_seq} ({report.kind}): {report.problem}; not checkpointed"
+        )
+    at = datetime.now(UTC).replace(tzinfo=None)
+    mark = Checkpoint(None, report.head_seq, report.head_hash, report.entries, at, signer or operator(), key.key_id, "")
+    mark = Checkpoint(**{**mark.__dict__, "signature": base64.b64encode(private.sign(mark.message())).decode()})
+    with engine.begin() as conn:
+        values = {k: v for k, v in mark.__dict__.items() if k != "id"}
+        new_id = conn.execute(sa.insert(audit_checkpoint).values(**values).returning(audit_checkpoint.c.id)).scalar()
+    return Checkpoint(**{**mark.__dict__, "id": new_id})

@@ -13,6 +13,7 @@ from rich.table import Table
 
 from lidm.config import Settings, get_settings
 from lidm.errors import FeedBusy, LidmError
+from lidm.redact import redact_url
 
 app = typer.Typer(help="lidm: the low-income population data-sharing gateway.", no_args_is_help=True)
 contracts_app = typer.Typer(
@@ -131,7 +132,7 @@ def demo(
         f"{sum(sum(w.bad_kinds.values()) for w in sources.written):,} deliberately faulty"
     )
     _print_results(results)
-    console.print(f"Central database: {settings.central_url or (home / 'central.db')}")
+    console.print(f"Central database: {redact_url(settings.central_url or str(home / 'central.db'))}")
     _demo_loop(home, settings.central_url, seed)
 
 
@@ -690,6 +691,25 @@ def keys_retokenize(
     )
 
 
+@keys_app.command("audit-init")
+def keys_audit_init(
+    path: Annotated[Path, typer.Option(help="Where to write the administrator's checkpoint key (never the loader's).")],
+) -> None:
+    """The administrator's Ed25519 key that signs audit checkpoints; kept apart from the keyring the loader holds."""
+    import json
+
+    from lidm.keys import generate_audit_key, write_audit_key
+
+    key = generate_audit_key()
+    try:
+        write_audit_key(key, path)
+    except (LidmError, OSError) as exc:
+        _fail(LidmError(f"cannot write the audit checkpoint key: {exc}"))
+    console.print(f"audit checkpoint key written to {path} (mode 600): set LIDM_AUDIT_KEY={path} for the administrator")
+    console.print("set this as LIDM_AUDIT_PUBLIC_KEYS wherever the audit log is verified:")
+    console.print_json(json.dumps({key.key_id: key.public_key}))
+
+
 @keys_app.command("producer-new")
 def keys_producer_new(
     producer: Annotated[str, typer.Option(help="Department (or feed) the key signs for, e.g. civil_affairs.")],
@@ -735,13 +755,13 @@ def drop_sign(
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Bring the central database to the newest migration."""
+    """Bring the central database to the newest migration (as the owner: LIDM_ADMIN_URL when set)."""
     from lidm.central import connect, migrate
 
     settings: Settings = get_settings()
-    engine = connect(settings)
+    engine = connect(settings, admin=True)
     migrate(engine)
-    console.print(f"central database at head: {engine.url.render_as_string(hide_password=True)}")
+    console.print(f"central database at head: {redact_url(engine.url.render_as_string(hide_password=False))}")
 
 
 @db_app.command("revision")
@@ -882,7 +902,7 @@ def _grants(run, sql: bool, withheld: bool) -> None:  # type: ignore[no-untyped-
     from lidm.central import connect
 
     catalog = _catalog()
-    engine = connect(get_settings())
+    engine = connect(get_settings(), admin=True)  # the owner's: it owns the views and makes the roles
     try:
         title, result = run(catalog, engine)
     except LidmError as exc:
@@ -890,7 +910,7 @@ def _grants(run, sql: bool, withheld: bool) -> None:  # type: ignore[no-untyped-
     finally:
         engine.dispose()
     if result.statements:
-        table = Table(title=f"{title} on {engine.url.render_as_string(hide_password=True)}")
+        table = Table(title=f"{title} on {redact_url(engine.url.render_as_string(hide_password=False))}")
         for col in ("action", "object", "consumer", "SQL" if sql else "why"):
             table.add_column(col, overflow="fold")
         for st in result.statements:
@@ -916,16 +936,37 @@ def grants_plan(sql: Annotated[bool, typer.Option(help="Show each statement's SQ
     """What `grants apply` would change: roles, schemas and views per consumer, and what it would revoke."""
     from lidm.central.grants import review
 
-    _grants(lambda catalog, engine: ("grants plan", review(catalog, engine)), sql, withheld=True)
+    loader = _loader_role()
+    _grants(lambda catalog, engine: ("grants plan", review(catalog, engine, loader=loader)), sql, withheld=True)
 
 
 @grants_app.command("apply")
 def grants_apply(sql: Annotated[bool, typer.Option(help="Show each statement's SQL.")] = False) -> None:
-    """Make the database's roles, schemas and views match the contracts' grants, in one transaction."""
+    """Make the database's roles, schemas and views, the loader role and PUBLIC's privileges match, in one transaction.
+
+    Run as the owner (LIDM_ADMIN_URL): an administrator's role with CREATEROLE, never the service's."""
     from lidm.central.grants import apply
 
     keyring = _keyring_or_none()
-    _grants(lambda catalog, engine: ("grants applied", apply(engine, catalog, keyring=keyring)), sql, withheld=False)
+    loader = _loader_role()
+    _grants(
+        lambda catalog, engine: ("grants applied", apply(engine, catalog, keyring=keyring, loader=loader)),
+        sql,
+        withheld=False,
+    )
+
+
+def _loader_role() -> str | None:
+    """The loader role grants manage: only in a three-role deployment (LIDM_ADMIN_URL set), as the README sets out."""
+    settings = get_settings()
+    if settings.admin_url and settings.loader_role:
+        return settings.loader_role
+    console.print(
+        "[dim]note:[/] LIDM_ADMIN_URL is unset, so one role does everything: no loader role is managed and PUBLIC "
+        "keeps its database privileges (README: Deployment: three roles)",
+        highlight=False,
+    )
+    return None
 
 
 def _keyring_or_none():  # type: ignore[no-untyped-def]
@@ -945,15 +986,27 @@ app.add_typer(audit_app, name="audit")
 @audit_app.command("verify")
 def audit_verify(
     strict: Annotated[bool, typer.Option(help="Also fail when entries follow the last seal (chain-only).")] = False,
+    pin: Annotated[
+        list[str] | None,
+        typer.Option(help="SEQ:HASH of a checkpoint kept outside the database (repeatable); it must still hold."),
+    ] = None,
 ) -> None:
-    """Recompute the hash chain (and seals, with the keyring); exit 1 naming the first broken entry."""
+    """Recompute the hash chain (seals with the keyring, checkpoints with their public keys); exit 1 at a break."""
     from lidm import audit
     from lidm.central import connect
+    from lidm.keys import load_audit_public_keys
 
     engine = connect(get_settings())
     keyring = _keyring_or_none()
     try:
-        report = audit.verify(engine, keyring)
+        public_keys = load_audit_public_keys(get_settings()) or None
+        pinned = {}
+        for p in pin or []:
+            seq, _, digest = p.partition(":")
+            if not seq.isdigit() or len(digest) != 64:
+                raise LidmError(f"--pin {p!r}: give SEQ:HASH as `lidm audit checkpoint` prints them")
+            pinned[int(seq)] = digest
+        report = audit.verify(engine, keyring, public_keys, pinned=pinned)
     except LidmError as exc:
         _fail(exc)
     finally:
@@ -972,10 +1025,45 @@ def audit_verify(
             f"{report.unsealed_tail:,} entries after the last seal are vouched for by the chain only",
             highlight=False,
         )
-    console.print("[dim]keep the head elsewhere: cutting entries off the end is visible only against it[/]")
+    if report.checkpoints:
+        signed = "signatures checked" if report.checkpoints_signed else "[yellow]signatures NOT checked[/] (no keys)"
+        console.print(
+            f"{report.checkpoints:,} checkpoints agree with the chain ({signed}); the newest covers entry "
+            f"{report.checkpoint_seq}, {report.after_checkpoint:,} entries follow it",
+            highlight=False,
+        )
+    else:
+        console.print("[yellow]no checkpoint:[/] a rewrite by a holder of the keyring is not detectable")
     if strict and (keyring is None or report.unsealed_tail):
         console.print("[bold red]--strict:[/] entries after the last seal, or no keyring to check seals")
         raise typer.Exit(code=1)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Verify the chain and record its head signed with the administrator's key (LIDM_AUDIT_KEY), as the owner."""
+    from lidm import audit
+    from lidm.central import connect
+    from lidm.keys import load_audit_key, load_audit_public_keys
+
+    settings = get_settings()
+    engine = connect(settings, admin=True)  # the loader may read checkpoints, never write them
+    try:
+        mark = audit.checkpoint(
+            engine,
+            load_audit_key(settings),
+            keyring=_keyring_or_none(),
+            public_keys=load_audit_public_keys(settings) or None,
+        )
+    except LidmError as exc:
+        _fail(exc)
+    finally:
+        engine.dispose()
+    console.print(
+        f"checkpoint {mark.id}: entries 1-{mark.seq} ({mark.entries:,}), head {mark.head_hash}, key {mark.key_id}",
+        highlight=False,
+    )
+    console.print(f"keep outside the database, check with `lidm audit verify --pin {mark.seq}:{mark.head_hash}`")
 
 
 @audit_app.command("show")

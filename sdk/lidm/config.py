@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -18,14 +19,39 @@ def _default_home() -> Path:
 class Settings(BaseSettings):
     """Gateway settings; every field can be set as LIDM_<NAME>."""
 
-    model_config = SettingsConfigDict(env_prefix="LIDM_", env_file=".env", extra="ignore")
+    # hide_input_in_errors: a bad value (a connection URL, a keyring) is never echoed in a validation error.
+    model_config = SettingsConfigDict(env_prefix="LIDM_", env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     home: Path = Field(default_factory=_default_home, description="Working folder of the embedded default.")
     central_url: str | None = Field(
         default=None, description="SQLAlchemy URL of the central database; embedded SQLite when unset."
     )
+    admin_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the central database as its OWNER (an administrator's role with CREATEROLE): "
+        "used only by `lidm db upgrade`, `lidm grants apply` and `lidm audit checkpoint`; LIDM_CENTRAL_URL is then "
+        "the loader role's. Unset: LIDM_CENTRAL_URL does everything (the embedded default).",
+    )
+    loader_role: str | None = Field(
+        default="lidm_loader",
+        pattern=r"^([a-z][a-z0-9_]{0,62})?$",
+        description="PostgreSQL role the gateway's service logs in as; with LIDM_ADMIN_URL set, `lidm grants apply` "
+        "creates it when missing and gives it exactly the privileges loading, monitoring and housekeeping need "
+        "(empty: not managed).",
+    )
+    audit_key: Path | None = Field(
+        default=None,
+        description="The administrator's Ed25519 key file that signs audit checkpoints (`lidm audit checkpoint`); "
+        "never on the loader's machine.",
+    )
+    audit_public_keys: str | None = Field(
+        default=None,
+        description='Public keys that verify audit checkpoints: JSON {"<key id>": base64} or a file holding it.',
+    )
     keyring: Path | None = Field(default=None, description="Keyring file (outside the repo).")
-    keyring_json: str | None = Field(default=None, description="Keyring as JSON, e.g. from a secret store.")
+    keyring_json: SecretStr | None = Field(
+        default=None, description="Keyring as JSON, e.g. from a secret store (never shown: repr, dumps, errors)."
+    )
     crypto_profile: Literal["standard", "sm"] | None = Field(
         default=None,
         description="Cryptography profile of the deployment: standard (HMAC-SHA256, AES-256-GCM) or sm "
@@ -107,6 +133,11 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.home / 'central.db').resolve()}"
 
     @property
+    def effective_admin_url(self) -> str:
+        """The owner's URL: LIDM_ADMIN_URL, else the one URL the gateway uses for everything."""
+        return self.admin_url or self.effective_central_url
+
+    @property
     def effective_keyring(self) -> Path:
         return self.keyring or self.home / "keyring.json"
 
@@ -115,3 +146,19 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process-wide settings; tests build their own Settings instead."""
     return Settings()
+
+
+def json_setting(raw: str | None, setting: str) -> tuple[object, str] | None:
+    """A setting given as inline JSON or as the path of a JSON file: (parsed value, where it came from).
+
+    None when unset; OSError when the file cannot be read, ValueError when the text is not JSON (callers turn
+    both into their own error type, naming `where`).
+    """
+    text = (raw or "").strip()
+    if not text:
+        return None
+    where = setting
+    if not text.startswith("{"):
+        where = text
+        text = Path(text).read_text("utf-8")
+    return json.loads(text), where

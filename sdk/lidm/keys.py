@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from lidm.config import Settings
+from lidm.config import Settings, json_setting
 from lidm.errors import KeyringError
 
 PURPOSES = ("token", "encrypt", "sign")
@@ -240,7 +240,7 @@ def load_keyring(settings: Settings) -> Keyring:
     """
     if settings.keyring_json:
         try:
-            ring = Keyring.from_dict(json.loads(settings.keyring_json), "LIDM_KEYRING_JSON")
+            ring = Keyring.from_dict(json.loads(settings.keyring_json.get_secret_value()), "LIDM_KEYRING_JSON")
         except json.JSONDecodeError:
             raise KeyringError("LIDM_KEYRING_JSON is not valid JSON") from None
         return _check_configured_profile(ring, settings, "LIDM_KEYRING_JSON")
@@ -277,3 +277,79 @@ def _check_configured_profile(ring: Keyring, settings: Settings, source: str) ->
             f"loaded data needs re-tokenization ({RETOKENIZE_HINT})"
         )
     return ring
+
+
+# --------------------------------------------------------------------------- the audit checkpoint key
+# The administrator's own Ed25519 key: it signs checkpoints of the audit chain's head (lidm.audit.checkpoint).
+# It is deliberately not part of the keyring: the loader holds the keyring, and a key the loader holds cannot
+# vouch against the loader. Verifiers need only its public half (LIDM_AUDIT_PUBLIC_KEYS).
+
+
+@dataclass(frozen=True, repr=False)
+class AuditKey:
+    """The administrator's checkpoint signing key: an id and an Ed25519 seed (never printed)."""
+
+    key_id: str
+    seed: bytes
+
+    def __repr__(self) -> str:
+        return f"AuditKey(key_id={self.key_id!r})"
+
+    @property
+    def public_key(self) -> str:
+        """The base64 public key, for LIDM_AUDIT_PUBLIC_KEYS."""
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+        public = Ed25519PrivateKey.from_private_bytes(self.seed).public_key()
+        return _b64(public.public_bytes(Encoding.Raw, PublicFormat.Raw))
+
+
+def generate_audit_key() -> AuditKey:
+    """A fresh checkpoint key, its id stamped with today's date."""
+    return AuditKey(f"audit-{datetime.now(UTC).strftime('%Y%m%d')}-{secrets.token_hex(2)}", secrets.token_bytes(32))
+
+
+def write_audit_key(key: AuditKey, path: Path) -> None:
+    """Write the checkpoint key readable by its owner only; never replace one."""
+    if path.exists():
+        raise KeyringError(f"{path} exists; refusing to overwrite the audit checkpoint key")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump({"key_id": key.key_id, "algorithm": "ed25519", "private_key": _b64(key.seed)}, fh, indent=2)
+
+
+def load_audit_key(settings: Settings) -> AuditKey:
+    """The administrator's checkpoint key named by LIDM_AUDIT_KEY."""
+    path = settings.audit_key
+    if path is None or not path.exists():
+        raise KeyringError(
+            f"no audit checkpoint key{f' at {path}' if path else ''}: set LIDM_AUDIT_KEY to the administrator's key "
+            "file (`lidm keys audit-init` makes one)"
+        )
+    _refuse_shared(path)
+    try:
+        data = json.loads(path.read_text("utf-8"))
+        kid = str(data["key_id"])
+        return AuditKey(kid, _unb64(data["private_key"], f"audit key {kid}", 32))
+    except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise KeyringError(f"{path}: cannot read the audit checkpoint key ({type(exc).__name__})") from None
+
+
+def load_audit_public_keys(settings: Settings) -> dict[str, bytes]:
+    """Checkpoint verification keys by id from LIDM_AUDIT_PUBLIC_KEYS (JSON or a file); empty when unset."""
+    try:
+        found = json_setting(settings.audit_public_keys, "LIDM_AUDIT_PUBLIC_KEYS")
+    except OSError as exc:
+        raise KeyringError(
+            f"LIDM_AUDIT_PUBLIC_KEYS: cannot read {settings.audit_public_keys} ({type(exc).__name__})"
+        ) from None
+    except ValueError:
+        raise KeyringError("LIDM_AUDIT_PUBLIC_KEYS is not valid JSON") from None
+    if found is None:
+        return {}
+    data, where = found
+    if not isinstance(data, dict):
+        raise KeyringError(f"{where}: expected a JSON object of key ids")
+    return {str(kid): _unb64(b64, f"audit public key {kid}", 32) for kid, b64 in data.items()}

@@ -26,7 +26,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from lidm.config import Settings
+from lidm.config import Settings, json_setting
 from lidm.contracts.model import Contract
 from lidm.errors import ConfigError, KeyringError, RejectedBatch
 
@@ -55,20 +55,15 @@ def _b64(data: bytes) -> str:
 
 def load_trusted(settings: Settings) -> dict[str, list[dict[str, str]]]:
     """LIDM_PRODUCER_KEYS as {producer: [{key_id, public_key}]}: inline JSON or the path of a JSON file."""
-    text = (settings.producer_keys or "").strip()
-    if not text:
-        return {}
-    where = "LIDM_PRODUCER_KEYS"
-    if not text.startswith("{"):
-        where = text
-        try:
-            text = Path(text).read_text("utf-8")
-        except OSError as exc:
-            raise ConfigError(f"LIDM_PRODUCER_KEYS: cannot read {where} ({type(exc).__name__})") from None
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError:
-        raise ConfigError(f"{where}: trusted producer keys are not valid JSON") from None
+        found = json_setting(settings.producer_keys, "LIDM_PRODUCER_KEYS")
+    except OSError as exc:
+        raise ConfigError(f"LIDM_PRODUCER_KEYS: cannot read {settings.producer_keys} ({type(exc).__name__})") from None
+    except ValueError:
+        raise ConfigError("LIDM_PRODUCER_KEYS: trusted producer keys are not valid JSON") from None
+    if found is None:
+        return {}
+    data, where = found
     if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
         raise ConfigError(f'{where}: expected {{"<department>": [{{"key_id": ..., "public_key": ...}}]}}')
     return data

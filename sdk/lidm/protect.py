@@ -5,7 +5,8 @@ token   keyed HMAC of the normalized value, hex (HMAC-SHA256, or HMAC-SM3 in the
 encrypt AEAD, "kid:alg:base64(nonce|ciphertext|tag)" (alg aes-256-gcm or sm4-gcm), bound to contract and
         field: re-identification only. The prefix names key and algorithm, so a reader never guesses;
         "kid:base64" (written before algorithms were recorded) is AES-256-GCM.
-mask    display form (430102********1234, 王*明, 138****5678)
+mask    display form (4301**************, 王*, 138****5678): what each hides is declared in
+        lidm.contracts.disclosure, which checks that no consumer can rebuild it from its other grants
 """
 
 from __future__ import annotations
@@ -191,8 +192,7 @@ def mask(field: Field, values: pa.Array) -> pa.Array:
         return pc.binary_join_element_wise(
             pc.utf8_slice_codeunits(values, 0, 3), pa.scalar("****"), pc.utf8_slice_codeunits(values, -4), ""
         )
-    # Names and free text: first character, a star, last character (王*明, 李*).
-    length = pc.utf8_length(values)
-    first = pc.utf8_slice_codeunits(values, 0, 1)
-    last = pc.if_else(pc.greater(length, 2), pc.utf8_slice_codeunits(values, -1), pa.scalar(""))
-    return pc.binary_join_element_wise(first, pa.scalar("*"), last, "")
+    # Names and free text: the first character and one star, whatever the length (王*, 欧*, a lone 李 as *):
+    # the given name and the length stay hidden, and a one-character value is not shown whole.
+    first = pc.if_else(pc.greater(pc.utf8_length(values), 1), pc.utf8_slice_codeunits(values, 0, 1), pa.scalar(""))
+    return pc.binary_join_element_wise(first, pa.scalar("*"), "")

@@ -12,6 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from lidm.config import Settings
+from lidm.errors import ConfigError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # A link that carries nothing for 30 s is probed every 10 s; 3 unanswered probes (about a minute) end it. Set on
@@ -20,9 +21,13 @@ KEEPALIVE = {"idle": 30, "interval": 10, "count": 3}
 LIBPQ_DRIVERS = ("psycopg", "psycopg2")  # the drivers that take libpq connection parameters
 
 
-def connect(settings: Settings) -> sa.Engine:
-    """Engine for LIDM_CENTRAL_URL, or the embedded SQLite file under LIDM_HOME."""
-    url = settings.effective_central_url
+def connect(settings: Settings, *, admin: bool = False) -> sa.Engine:
+    """Engine for LIDM_CENTRAL_URL (the loader's), or the embedded SQLite file under LIDM_HOME.
+
+    ``admin``: the owner's connection (LIDM_ADMIN_URL) for migrations, grants and audit checkpoints; the same URL
+    when no admin URL is set, as on the embedded default.
+    """
+    url = settings.effective_admin_url if admin else settings.effective_central_url
     if url.startswith("sqlite:///"):
         Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         engine = sa.create_engine(url)
@@ -68,7 +73,16 @@ def _config(engine: sa.Engine) -> Config:
 
 def migrate(engine: sa.Engine, revision: str = "head") -> None:
     """Apply migrations up to `revision` (idempotent)."""
-    command.upgrade(_config(engine), revision)
+    try:
+        command.upgrade(_config(engine), revision)
+    except sa.exc.DBAPIError as exc:
+        if getattr(exc.orig, "sqlstate", None) != "42501":
+            raise
+        # The loader role owns nothing and may create nothing: a schema change is the owner's.
+        raise ConfigError(
+            f"the central database needs a migration, which {engine.url.username or 'this user'} may not run: "
+            "run `lidm db upgrade` as the owner (LIDM_ADMIN_URL), then `lidm grants apply`"
+        ) from None
 
 
 def revision(engine: sa.Engine, message: str, metadata: sa.MetaData) -> str | None:

@@ -33,9 +33,24 @@ views. Only the gateway's owner (or a superuser) can change a view, so the diges
 rather than guarding against them. Roles are never dropped: a role is cluster-wide, may serve another
 database of the cluster, and may still have members; a removed consumer's role keeps nothing in this
 database, and the plan names it so a DBA can ``DROP ROLE`` it once no database uses it. Database-level
-privileges (CONNECT, TEMP) are left to the deployment. Run ``apply`` after ``lidm db upgrade``; a migration
+privileges (CONNECT, TEMP) are set only with a loader role, below. Run ``apply`` after ``lidm db upgrade``; a migration
 that drops or retypes a granted column must drop the views using it first (``DROP SCHEMA lidm_<consumer>
 CASCADE``), and ``apply`` recreates them.
+
+Given a loader role (``loader=``, LIDM_LOADER_ROLE from the CLI), ``apply`` also lays out the three roles and the
+database-level privileges:
+
+- the role running ``apply`` is the OWNER (an administrator's role: it owns the tables and views and needs
+  CREATEROLE to make consumer roles); it runs ``lidm db upgrade``, ``grants apply`` and ``audit checkpoint``;
+- the LOADER (LOGIN, no attribute, member of nothing, owning nothing in the schema; created when missing, its
+  password is the DBA's to set) gets SELECT, INSERT, UPDATE, DELETE on every table of the central schema except
+  the audit tables: INSERT and SELECT on ``lidm_audit``, SELECT on ``lidm_audit_head``,
+  ``lidm_audit_checkpoint`` and ``alembic_version``; USAGE on the schema and its sequences; CONNECT and TEMPORARY
+  on the database (it stages batches in temporary tables); and nothing else: what it holds beyond that is
+  revoked, tables it owns are given to the owner;
+- PUBLIC loses what PostgreSQL gives it by default and a consumer does not need: CONNECT and TEMPORARY on the
+  database (CONNECT is granted to the loader, each consumer role and the owner instead), CREATE on the central
+  schema (if still granted); consumer roles hold no database privilege but CONNECT.
 """
 
 from __future__ import annotations
@@ -475,7 +490,7 @@ def _notes(wanted: list[ConsumerGrants], left: list[str]) -> list[str]:
     return notes
 
 
-def _diff(conn: sa.Connection, catalog: ContractCatalog) -> GrantsPlan:
+def _diff(conn: sa.Connection, catalog: ContractCatalog, loader: str | None = None) -> GrantsPlan:
     wanted = desired(catalog)
     base = conn.execute(sa.text("SELECT current_schema()")).scalar_one()
     _check_tables(conn, base, wanted)
@@ -526,33 +541,186 @@ def _diff(conn: sa.Connection, catalog: ContractCatalog) -> GrantsPlan:
         sql = f"REVOKE ALL ON {'SCHEMA' if rel is None else 'TABLE'} {target} FROM {_ident(role)}"
         out.append(Statement("revoke", shown, sql, consumer_of.get(role, role), "not granted by any contract"))
     left = [r for r in ours if r not in wanted_roles]
+    if loader is not None:
+        out += _loader_statements(conn, base, loader)
+        out += _database_statements(conn, base, loader, sorted(wanted_roles))
     return GrantsPlan(out, _withheld(catalog, wanted), notes + _notes(wanted, left))
+
+
+# --------------------------------------------------------------------------- the loader role and PUBLIC
+
+LOADER_DML = ("DELETE", "INSERT", "SELECT", "UPDATE")
+# Tables the loader may not change: it appends to the audit log, reads the rest (alembic_version: to see the
+# schema is at head). Everything else in the central schema is the gateway's data and bookkeeping.
+LOADER_TABLES = {
+    "lidm_audit": ("INSERT", "SELECT"),
+    "lidm_audit_head": ("SELECT",),
+    "lidm_audit_checkpoint": ("SELECT",),
+    "alembic_version": ("SELECT",),
+}
+LOADER_DATABASE = ("CONNECT", "TEMPORARY")  # TEMPORARY: batches are staged in temporary tables
+_LOADER = sa.text(
+    "SELECT r.rolcanlogin, r.rolsuper, r.rolcreatedb, r.rolcreaterole, r.rolreplication, r.rolbypassrls, "
+    "shobj_description(r.oid, 'pg_authid') AS comment, "
+    "ARRAY(SELECT g.rolname FROM pg_auth_members m JOIN pg_roles g ON g.oid = m.roleid "
+    "      WHERE m.member = r.oid ORDER BY g.rolname) AS member_of "
+    "FROM pg_roles r WHERE r.rolname = :name"
+)
+# Tables and sequences of the central schema, who owns them, and what the loader holds on each ('*': grantable).
+_BASE_RELATIONS = sa.text(
+    "SELECT c.relname, c.relkind, pg_get_userbyid(c.relowner) AS owner, "
+    "ARRAY(SELECT a.privilege_type || CASE WHEN a.is_grantable THEN '*' ELSE '' END "
+    "      FROM aclexplode(c.relacl) a JOIN pg_roles r ON r.oid = a.grantee WHERE r.rolname = :loader "
+    "      ORDER BY 1) AS held "
+    "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = :base AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S') ORDER BY c.relname"
+)
+# Privileges on the central schema and on this database by grantee (PUBLIC as 'PUBLIC'); a NULL acl is the
+# built-in default, which gives PUBLIC CONNECT and TEMPORARY on a database.
+_SCHEMA_ACL = sa.text(
+    "SELECT CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END AS grantee, "
+    "a.privilege_type, a.is_grantable FROM pg_namespace n "
+    "CROSS JOIN LATERAL aclexplode(coalesce(n.nspacl, acldefault('n', n.nspowner))) a "
+    "WHERE n.nspname = :base AND a.grantee <> n.nspowner"
+)
+_DATABASE_ACL = sa.text(
+    "SELECT CASE a.grantee WHEN 0 THEN 'PUBLIC' ELSE pg_get_userbyid(a.grantee) END AS grantee, "
+    "a.privilege_type, a.is_grantable FROM pg_database d "
+    "CROSS JOIN LATERAL aclexplode(coalesce(d.datacl, acldefault('d', d.datdba))) a "
+    "WHERE d.datname = current_database() AND a.grantee <> d.datdba"
+)
+_ME = sa.text(
+    "SELECT current_user AS name, r.rolsuper, pg_get_userbyid(d.datdba) AS dba, current_database() AS db "
+    "FROM pg_roles r, pg_database d WHERE r.rolname = current_user AND d.datname = current_database()"
+)
+_LOADER_COMMENT = f"{MARK} loader: writes data, appends to the audit log, nothing else"
+
+
+def _loader_role_statements(loader: str, row: sa.Row | None) -> list[Statement]:
+    comment = Statement("comment", loader, f"COMMENT ON ROLE {_ident(loader)} IS {_text(_LOADER_COMMENT)}")
+    if row is None:
+        # Roles are cluster-wide: another database's apply may create the same role at the same moment.
+        sql = (
+            f"DO $$ BEGIN CREATE ROLE {_ident(loader)} LOGIN; "
+            "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+        )
+        return [Statement("create role", loader, sql, None, "LOGIN, no attribute; the DBA sets its password"), comment]
+    out = []
+    attrs = [word for col, word in _ROLE_ATTRIBUTES.items() if col != "rolcanlogin" and getattr(row, col)]
+    if attrs:
+        why = "a loader needs none: with CREATEROLE it could make itself a superuser"
+        out.append(Statement("alter role", loader, f"ALTER ROLE {_ident(loader)} {' '.join(attrs)}", None, why))
+    out += [
+        Statement("revoke membership", loader, f"REVOKE {_ident(g)} FROM {_ident(loader)}", None, "holds no role")
+        for g in row.member_of
+    ]
+    if row.comment != _LOADER_COMMENT:
+        out.append(comment)
+    return out
+
+
+def _exactly(
+    kind: str, target: str, shown: str, grantee: str, held: set[str], wanted: tuple[str, ...]
+) -> list[Statement]:
+    """Statements leaving `grantee` with exactly `wanted` (without grant option) on one object."""
+    out = []
+    extra = sorted({p.rstrip("*") for p in held if p.rstrip("*") not in wanted or p.endswith("*")})
+    if extra:
+        sql = f"REVOKE {', '.join(extra)} ON {kind} {target} FROM {_grantee(grantee)}"
+        out.append(Statement("revoke", shown, sql, None, f"not needed by {grantee}"))
+    missing = [p for p in wanted if p not in held or p in extra]
+    if missing:
+        sql = f"GRANT {', '.join(missing)} ON {kind} {target} TO {_grantee(grantee)}"
+        out.append(Statement("grant", shown, sql, None, f"what {grantee} needs"))
+    return out
+
+
+def _loader_statements(conn: sa.Connection, base: str, loader: str) -> list[Statement]:
+    """The loader role exists with exactly what loading, monitoring and housekeeping need in the central schema."""
+    if not _SAFE_NAME.match(loader) or loader.startswith(ROLE_PREFIX):
+        raise ConfigError(f"LIDM_LOADER_ROLE {loader!r}: use lower-case letters, digits and _, not {ROLE_PREFIX}*")
+    out = _loader_role_statements(loader, conn.execute(_LOADER, {"name": loader}).first())
+    schema = _ident(base)
+    for rel in conn.execute(_BASE_RELATIONS, {"base": base, "loader": loader}):
+        target, shown = f"{schema}.{_ident(rel.relname)}", f"{base}.{rel.relname}"
+        kind = "SEQUENCE" if rel.relkind == "S" else "TABLE"
+        if rel.owner == loader and kind == "TABLE":  # e.g. a deployment that loaded as the owner; sequences follow
+            sql = f"ALTER TABLE {target} OWNER TO CURRENT_USER"
+            out.append(Statement("alter owner", shown, sql, None, "the loader owns nothing: the owner role does"))
+        if rel.relkind == "S":
+            wanted: tuple[str, ...] = ("USAGE",)
+        elif rel.relkind in ("r", "p"):
+            wanted = LOADER_TABLES.get(rel.relname, LOADER_DML)
+        else:  # views and the like in the central schema are not the loader's business
+            wanted = ()
+        out += _exactly(kind, target, shown, loader, set(rel.held), wanted)
+    held = {p + ("*" if g else "") for who, p, g in conn.execute(_SCHEMA_ACL, {"base": base}) if who == loader}
+    out += _exactly("SCHEMA", schema, base, loader, held, ("USAGE",))
+    return out
+
+
+def _database_statements(conn: sa.Connection, base: str, loader: str, consumers: list[str]) -> list[Statement]:
+    """PUBLIC keeps nothing a consumer does not need; the loader, the consumers and the owner CONNECT."""
+    me = conn.execute(_ME).one()
+    database = _ident(me.db)
+    out = []
+    if any(who == "PUBLIC" and p == "CREATE" for who, p, _ in conn.execute(_SCHEMA_ACL, {"base": base})):
+        sql = f"REVOKE CREATE ON SCHEMA {_ident(base)} FROM PUBLIC"
+        out.append(Statement("revoke", base, sql, None, "only the owner creates objects in the central schema"))
+    held: dict[str, set[str]] = defaultdict(set)
+    for who, p, grantable in conn.execute(_DATABASE_ACL):
+        held[who].add(p + ("*" if grantable else ""))
+    out += _exactly("DATABASE", database, me.db, "PUBLIC", held["PUBLIC"], ())
+    out += _exactly("DATABASE", database, me.db, loader, held[loader], LOADER_DATABASE)
+    if not me.rolsuper and me.name != me.dba:  # the owner must still get in once PUBLIC cannot
+        out += _exactly("DATABASE", database, me.db, me.name, held[me.name], ("CONNECT",))
+    for role in consumers:
+        out += _exactly("DATABASE", database, me.db, role, held[role], ("CONNECT",))
+    return out
 
 
 # --------------------------------------------------------------------------- entry points
 
 
-def review(catalog: ContractCatalog, engine: sa.Engine) -> GrantsPlan:
+def review(catalog: ContractCatalog, engine: sa.Engine, *, loader: str | None = None) -> GrantsPlan:
     """What `apply` would change, with notes on withheld fields and roles left behind; changes nothing."""
     _require_postgres(engine)
     with engine.connect() as conn:
-        return _diff(conn, catalog)
+        return _diff(conn, catalog, loader)
 
 
-def plan(catalog: ContractCatalog, engine: sa.Engine) -> list[Statement]:
+def plan(catalog: ContractCatalog, engine: sa.Engine, *, loader: str | None = None) -> list[Statement]:
     """The statements that would make the database's roles, schemas and views match the catalogue's grants."""
-    return review(catalog, engine).statements
+    return review(catalog, engine, loader=loader).statements
 
 
-def apply(engine: sa.Engine, catalog: ContractCatalog, *, keyring: Keyring | None = None) -> ApplyResult:
+def refuse_rebuildable(catalog: ContractCatalog) -> None:
+    """Raise when a consumer could rebuild a masked value from everything granted to it together."""
+    from lidm.contracts.disclosure import rebuildable
+
+    found = rebuildable(catalog)
+    if found:
+        lines = "\n".join(f"  - {r}" for r in found[:20])
+        more = f"\n  … and {len(found) - 20} more" if len(found) > 20 else ""
+        raise ContractError(
+            f"grants: refused, nothing was changed: {len(found)} grant(s) let a consumer rebuild a value it may only "
+            f"see masked (`lidm contracts lint` lists them):\n{lines}{more}"
+        )
+
+
+def apply(
+    engine: sa.Engine, catalog: ContractCatalog, *, keyring: Keyring | None = None, loader: str | None = None
+) -> ApplyResult:
     """Make the database match the grants, in one transaction; a second run changes nothing.
 
     A change is audited (lidm.audit) in the same transaction: counts per action, the consumers touched and a
-    digest of the SQL run; sealed when the keyring is given."""
+    digest of the SQL run; sealed when the keyring is given. Grants that let a consumer rebuild a value it may
+    only see masked are refused before anything is changed (lidm.contracts.disclosure)."""
     _require_postgres(engine)
+    refuse_rebuildable(catalog)
     with engine.begin() as conn:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('lidm grants apply'))"))
-        todo = _diff(conn, catalog)
+        todo = _diff(conn, catalog, loader)
         for st in todo.statements:
             try:
                 conn.exec_driver_sql(st.sql)

@@ -193,6 +193,7 @@ disposition_result = sa.Table(
 )
 
 # The audit log (lidm.audit): append-only, hash-chained; seq is assigned by the appender, so a gap is a deletion.
+# On PostgreSQL a trigger refuses UPDATE, DELETE and TRUNCATE (migration 0012).
 audit = sa.Table(
     "lidm_audit",
     core_metadata,
@@ -205,6 +206,28 @@ audit = sa.Table(
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
     sa.Column("seal", sa.String(120)),  # key id + HMAC of hash with the sign key, when the writer held the keyring
+)
+# The highest seq ever appended, kept by a trigger on lidm_audit (migration 0012): a deleted entry's number is
+# never handed out again, and entries cut off the end show as missing up to it.
+audit_head = sa.Table(
+    "lidm_audit_head",
+    core_metadata,
+    sa.Column("id", sa.SmallInteger, primary_key=True, autoincrement=False),  # one row, id 1
+    sa.Column("seq", sa.BigInteger, nullable=False),
+)
+# Signed checkpoints of the audit chain's head (lidm.audit.checkpoint), made by the administrator with a key the
+# loader does not hold; the loader may read them, never write them.
+audit_checkpoint = sa.Table(
+    "lidm_audit_checkpoint",
+    core_metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("seq", sa.BigInteger, nullable=False),  # the entry the checkpoint covers, and all before it
+    sa.Column("head_hash", sa.String(64), nullable=False),
+    sa.Column("entries", sa.BigInteger, nullable=False),
+    sa.Column("at", sa.DateTime, nullable=False),  # UTC, naive
+    sa.Column("signer", sa.String(200), nullable=False),
+    sa.Column("key_id", sa.String(100), nullable=False),
+    sa.Column("signature", sa.String(200), nullable=False),  # base64 Ed25519 over the canonical checkpoint
 )
 
 _SQL_TYPES = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from lidm.contracts.disclosure import REBUILD_THRESHOLD, rebuildable
 from lidm.contracts.load import ContractCatalog
 from lidm.contracts.model import Check, Classification, Contract, GrantLevel, Protection, RowScope
 
@@ -42,6 +43,31 @@ def lint(catalog: ContractCatalog, city_prefix: str) -> list[Finding]:
         out += _lint_fields(c, city_prefix)
     out += _lint_code_lists(catalog)
     out += _lint_consumers(catalog, city_prefix)
+    out += _lint_disclosure(catalog)
+    return out
+
+
+def _lint_disclosure(catalog: ContractCatalog) -> list[Finding]:
+    """A masked field that a consumer can rebuild from its other grants is an error: one per field and grant."""
+    consumers: dict[tuple[str, str, str | None, int | None, str, tuple[str, ...], int], list[str]] = defaultdict(list)
+    for r in rebuildable(catalog):
+        key = (r.contract, r.field, r.source_file, r.line, r.format, r.revealed_by, r.candidates)
+        consumers[key].append(r.consumer)
+    out = []
+    for (contract, field, source, line, fmt, by, n), who in consumers.items():
+        where = f"{source}:{line}" if line else str(source)
+        reveal = f"granted {', '.join(by)}, which reveal what the mask hides" if by else "nothing else granted"
+        out.append(
+            Finding(
+                "error",
+                contract,
+                where,
+                field,
+                f"{', '.join(who)} can rebuild it from its mask {fmt}: {reveal}; {n} candidate(s) remain "
+                f"(fewer than {REBUILD_THRESHOLD} counts as rebuilt). Grant it as a token, or stop granting "
+                "the revealing fields to these consumers",
+            )
+        )
     return out
 
 

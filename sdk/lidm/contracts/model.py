@@ -13,7 +13,7 @@ class Protection(StrEnum):
 
     TOKEN = "token"  # keyed HMAC of the normalized value: joinable across feeds, not reversible
     ENCRYPT = "encrypt"  # AEAD ciphertext with key id: reversible only through audited re-identification
-    MASK = "mask"  # display form, e.g. 430102********1234
+    MASK = "mask"  # display form, e.g. 4301************** (lidm.protect.mask)
     DROP = "drop"  # never stored centrally
     CLEAR = "clear"  # stored as is
 

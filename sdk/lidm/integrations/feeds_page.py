@@ -8,7 +8,7 @@ contract versions, never a person's data.
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -130,12 +130,16 @@ late, rejected or not reconciled · <b>{never}</b> without data · as of {now:%Y
 </body></html>"""
 
 
-def create_app(settings: Callable[[], Settings] = get_settings) -> FastAPI:
-    """The app the plugin mounts; `settings` is called per request, so configuration changes apply."""
+def create_app(settings: Callable[[], Settings] = get_settings, dependencies: Sequence[Any] = ()) -> FastAPI:
+    """The app the plugin mounts; `settings` is called per request, so configuration changes apply.
+
+    `dependencies` (FastAPI `Depends(...)`) guard every route: the host authenticates the caller. Airflow does not
+    do it for a plugin's app, so the plugin passes its auth manager's check; without one the app answers anyone.
+    """
     from fastapi import FastAPI
     from fastapi.responses import HTMLResponse
 
-    app = FastAPI(title="lidm feeds", docs_url=None, redoc_url=None)
+    app = FastAPI(title="lidm feeds", docs_url=None, redoc_url=None, dependencies=list(dependencies))
 
     @app.get("/feeds", response_class=HTMLResponse)
     def feeds_page() -> HTMLResponse:
