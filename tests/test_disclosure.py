@@ -255,3 +255,26 @@ def test_grants_apply_refuses_a_rebuildable_grant_set_and_changes_nothing(catalo
         assert schemas == 0
     finally:
         engine.dispose()
+
+
+def test_k_report_measures_each_consumer_dataset_on_live_rows(catalog, pg_clean_url):
+    import sqlalchemy as sa
+
+    from lidm.contracts.disclosure import MIN_K, k_report
+
+    engine = sa.create_engine(pg_clean_url)
+    try:
+        with engine.begin() as conn:
+            table = catalog["civil_affairs.low_income_roster"].table
+            conn.execute(sa.text(f'CREATE TABLE {table} (district_code text, street_code text, "_retired_batch" text)'))
+            rows = [("430102", "430102001")] * 6 + [("430103", "430103001")] * 2
+            for d, st in rows:
+                conn.execute(sa.text(f"INSERT INTO {table} VALUES (:d, :s, NULL)"), {"d": d, "s": st})
+            conn.execute(sa.text(f"INSERT INTO {table} VALUES ('430104', '430104001', 'retired')"))  # not live
+            report = k_report(catalog, conn)
+    finally:
+        engine.dispose()
+    mine = [r for r in report if r.contract == "civil_affairs.low_income_roster"]
+    assert mine and {r.k for r in mine if set(r.columns) <= {"district_code", "street_code"}} == {2}
+    assert all(r.below for r in mine if r.k == 2) and MIN_K > 2
+    assert all(r.contract == "civil_affairs.low_income_roster" for r in report)  # only tables that exist

@@ -6,6 +6,7 @@ import logging
 from pathlib import Path
 from typing import Annotated
 
+import sqlalchemy as sa
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -938,6 +939,35 @@ def grants_plan(sql: Annotated[bool, typer.Option(help="Show each statement's SQ
 
     loader = _loader_role()
     _grants(lambda catalog, engine: ("grants plan", review(catalog, engine, loader=loader)), sql, withheld=True)
+    _print_k_anonymity()
+
+
+def _print_k_anonymity() -> None:
+    """k per consumer and dataset (GB/T 37964): the fewest live rows sharing the quasi-identifiers it sees."""
+    from lidm.central import connect
+    from lidm.contracts.disclosure import MIN_K, k_report
+
+    engine = connect(get_settings(), admin=True)
+    try:
+        with engine.connect() as conn:
+            rows = k_report(_catalog(), conn)
+    except sa.exc.DBAPIError as exc:
+        console.print(f"[dim]k-anonymity not measured ({type(exc.orig).__name__})[/]")
+        return
+    finally:
+        engine.dispose()
+    below = [r for r in rows if r.below]
+    table = Table(
+        title=f"k-anonymity of what each consumer reads (fewest live rows sharing its quasi-identifiers; "
+        f"below {MIN_K}: people can be singled out)"
+    )
+    for col in ("consumer", "dataset", "quasi-identifiers", "k"):
+        table.add_column(col, overflow="fold", justify="right" if col == "k" else "left")
+    for r in sorted(rows, key=lambda r: (not r.below, r.consumer, r.contract)):
+        k = f"[bold red]{r.k}[/]" if r.below else (str(r.k) if r.k else "-")
+        table.add_row(r.consumer, r.contract, ", ".join(r.columns), k)
+    _wide().print(table)
+    console.print(f"k-anonymity: {len(below)} of {len(rows)} consumer datasets below k={MIN_K}", highlight=False)
 
 
 @grants_app.command("apply")

@@ -308,3 +308,30 @@ def smallest_group(conn: sa.Connection, table: str, quasi_columns: Iterable[str]
         f'WHERE "_retired_batch" IS NULL GROUP BY {", ".join(exprs)}) AS g'
     )
     return int(conn.execute(sa.text(sql)).scalar() or 0)
+
+
+MIN_K = 5  # below this, a consumer can single people out from the quasi-identifiers it sees (reported, not gated)
+
+
+@dataclass(frozen=True)
+class KReport:
+    consumer: str
+    contract: str
+    columns: tuple[str, ...]
+    k: int  # 0: no live rows yet
+
+    @property
+    def below(self) -> bool:
+        return 0 < self.k < MIN_K
+
+
+def k_report(catalog: ContractCatalog, conn: sa.Connection) -> list[KReport]:
+    """k per consumer and dataset over the live rows, for the quasi-identifiers each consumer reads in bulk."""
+    tables = set(sa.inspect(conn).get_table_names())
+    out = []
+    for consumer, per in quasi_identifiers(catalog).items():
+        for contract_id, columns in per.items():
+            table = catalog[contract_id].table
+            if table in tables:
+                out.append(KReport(consumer, contract_id, tuple(columns), smallest_group(conn, table, columns)))
+    return out
