@@ -48,7 +48,6 @@ from lidm.transform import ChunkTransform, encrypt_payload, transform_chunks
 
 log = logging.getLogger("lidm.pipeline")
 Progress = Callable[[str, int], None]
-MIGRATION_WAIT_SECONDS = 300.0
 
 
 @dataclass
@@ -106,11 +105,7 @@ def prepare(adapter: Adapter | str, settings: Settings | None = None) -> Feed:
     keyring = load_keyring(settings)
     engine = db.connect(settings)
     try:
-        if not db.is_current(engine):
-            # Two first runs at once on a new database would both create the tables: one migrates, one waits.
-            with feed_lock(engine, "(migrations)", MIGRATION_WAIT_SECONDS):
-                if not db.is_current(engine):
-                    db.migrate(engine)
+        db.ensure_current(engine)
     except sa.exc.OperationalError as exc:
         engine.dispose()
         raise CentralUnavailable(
@@ -191,12 +186,9 @@ def _feed_back(feed: Feed, url: str, table: str, batch_id: str | None) -> None:
 
     key_conv = feed.adapter.converters().get(feed.contract.key[0])
     key_column = key_conv.column.lower() if key_conv else None
-    q = quarantine_table
-    with feed.engine.connect() as conn:
-        held = conn.execute(sa.select(q).where(q.c.batch_id == batch_id).order_by(q.c.row_number)).mappings().all()
     now = datetime.now(UTC)
     rows = []
-    for h in held:
+    for h in _held_rows(feed, batch_id):
         key = None
         if h["payload_kind"] == "raw_enc" and h["payload"] and key_column:
             # The department's own key value of the row it sent, back to its own database: nothing else of it.
@@ -330,26 +322,27 @@ def run_batch(feed: Feed, src: SourceBatch, progress: Progress | None = None) ->
         result.quarantined,
     )
     src.on_loaded(batch_id, receipt)
-    if result.quarantined:
-        _reasons_back(feed, src, batch_id)
+    if result.quarantined and src.on_feedback is not None:
+        _reasons_back(feed, src.on_feedback, batch_id)
     return result
 
 
-def _reasons_back(feed: Feed, src: SourceBatch, batch_id: str) -> None:
-    """The department's copy of what this delivery had held back: where and why, never a value."""
+def _held_rows(feed: Feed, batch_id: str | None) -> list[sa.RowMapping]:
+    """The batch's quarantined rows in source order: what goes back to the department."""
     q = quarantine_table
     with feed.engine.connect() as conn:
-        rows = conn.execute(
-            sa.select(q.c.row_number, q.c.line_number, q.c.field, q.c.reason, q.c.message)
-            .where(q.c.batch_id == batch_id)
-            .order_by(q.c.row_number)
-        ).all()
+        return list(conn.execute(sa.select(q).where(q.c.batch_id == batch_id).order_by(q.c.row_number)).mappings())
+
+
+def _reasons_back(feed: Feed, write: Callable[[str], None], batch_id: str) -> None:
+    """The department's copy of what this delivery had held back: where and why, never a value."""
     out = io.StringIO()
     writer = csv.writer(out)
+    columns = ("row_number", "line_number", "field", "reason", "message")
     writer.writerow(["row", "line", "field", "reason", "message"])
-    writer.writerows(["" if v is None else v for v in r] for r in rows)
+    writer.writerows(["" if r[c] is None else r[c] for c in columns] for r in _held_rows(feed, batch_id))
     try:
-        src.on_feedback("\ufeff" + out.getvalue())  # with a BOM: a department's spreadsheet opens it right
+        write("\ufeff" + out.getvalue())  # with a BOM: a department's spreadsheet opens it right
     except (OSError, LidmError) as exc:
         log.warning(
             "feed %s: the reasons of batch %s could not be put next to the delivery (%s); export them with "

@@ -109,8 +109,7 @@ def reidentify(
     scope = _scope(catalog, contract, grant, consumer, t)
     engine = db.connect(settings)
     try:
-        if not db.is_current(engine):
-            db.migrate(engine)
+        db.ensure_current(engine)
         found: dict[str, tuple[str | None, str]] = {}
         with engine.connect() as conn:
             for start in range(0, len(wanted), 500):

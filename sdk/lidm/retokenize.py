@@ -84,8 +84,7 @@ def retokenize(settings: Settings, *, out: Path | None = None) -> Retokenized:
     write_keyring(new, staged, overwrite=True)
     engine = db.connect(settings)
     try:
-        if not db.is_current(engine):
-            db.migrate(engine)
+        db.ensure_current(engine)
         with engine.begin() as conn:
             result = _rewrite(conn, settings, keyring, new)
     except BaseException:

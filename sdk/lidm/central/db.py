@@ -71,6 +71,27 @@ def _config(engine: sa.Engine) -> Config:
     return cfg
 
 
+MIGRATION_WAIT_SECONDS = 300.0
+
+
+def ensure_current(engine: sa.Engine) -> None:
+    """Migrate to head when behind; two processes finding a new database at once migrate it once, not twice."""
+    if is_current(engine):
+        return
+    from lidm.central.lock import feed_lock
+
+    with feed_lock(engine, "(migrations)", MIGRATION_WAIT_SECONDS):
+        if not is_current(engine):
+            migrate(engine)
+
+
+def connect_current(settings: Settings) -> sa.Engine:
+    """An engine on a central database at the newest migration (migrated first when behind)."""
+    engine = connect(settings)
+    ensure_current(engine)
+    return engine
+
+
 def migrate(engine: sa.Engine, revision: str = "head") -> None:
     """Apply migrations up to `revision` (idempotent)."""
     try:

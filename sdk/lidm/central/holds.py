@@ -37,18 +37,11 @@ class Acceptance:
     source: str
 
 
-def _engine(settings: Settings) -> sa.Engine:
-    engine = db.connect(settings)
-    if not db.is_current(engine):
-        db.migrate(engine)
-    return engine
-
-
 def accept_batch(settings: Settings, batch_id: str, *, note: str, actor: str = "operator") -> Acceptance:
     """Let a held batch's exact content through on the feed's next run; audited."""
     if not note.strip():
         raise LidmError("say why the held batch is accepted (--reason); it is kept in the audit log")
-    engine = _engine(settings)
+    engine = db.connect_current(settings)
     try:
         with engine.begin() as conn:
             b = conn.execute(sa.select(batch_table).where(batch_table.c.batch_id == batch_id)).mappings().first()
@@ -117,7 +110,7 @@ def list_quarantine(
         query = query.where(q.c.resolved_batch.is_(None))
     if limit:
         query = query.limit(limit)
-    engine = _engine(settings)
+    engine = db.connect_current(settings)
     try:
         with engine.connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]

@@ -69,13 +69,6 @@ class RecallResult:
         return asdict(self)
 
 
-def _connect(settings: Settings) -> sa.Engine:
-    engine = db.connect(settings)
-    if not db.is_current(engine):
-        db.migrate(engine)
-    return engine
-
-
 def _keyring(settings: Settings) -> Keyring | None:
     try:
         return load_keyring(settings)
@@ -110,7 +103,7 @@ def recall_batch(settings: Settings, batch_id: str, *, reason: str, force: bool 
         raise LidmError("recall: say why (--reason); it is recorded with the batch and in the audit log")
     catalog = load_catalog(settings.contracts_dir)
     keyring = _keyring(settings)
-    engine = _connect(settings)
+    engine = db.connect_current(settings)
     b = batch_table
     try:
         with engine.begin() as conn:
@@ -225,7 +218,7 @@ def list_batches(settings: Settings, *, feed: str | None = None, limit: int = 50
     query = sa.select(*cols).order_by(b.c.started_at.desc()).limit(limit)
     if feed:
         query = query.where(b.c.feed == feed)
-    engine = _connect(settings)
+    engine = db.connect_current(settings)
     try:
         with engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]

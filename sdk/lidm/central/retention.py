@@ -28,7 +28,8 @@ import sqlalchemy as sa
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lidm import audit
-from lidm.central.recall import _connect, _keyring
+from lidm.central import db
+from lidm.central.recall import _keyring
 from lidm.central.schema import batch as batch_table
 from lidm.central.schema import dataset_table
 from lidm.central.schema import quarantine as quarantine_table
@@ -96,7 +97,7 @@ def purge_expired(settings: Settings, *, today: date | None = None, dry_run: boo
     q_text = _RetentionSettings().quarantine_retention
     q_cutoff = _cutoff(today, q_text, "LIDM_QUARANTINE_RETENTION")
     result.quarantine_cutoff = q_cutoff.isoformat()
-    engine = _connect(settings)
+    engine = db.connect_current(settings)
     try:
         with engine.begin() as conn:
             tables = set(sa.inspect(conn).get_table_names())

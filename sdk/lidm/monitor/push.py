@@ -126,8 +126,7 @@ def push_warnings(
     keyring = load_keyring(settings)
     engine = db.connect(settings)
     try:
-        if not db.is_current(engine):
-            db.migrate(engine)
+        db.ensure_current(engine)
         pusher = _Pusher(settings, catalog, Protector(catalog[WARNING_CONTRACT], keyring), engine, now)
         targets = list(departments or known)
         results: list[PushResult] = []

@@ -61,5 +61,5 @@ class SourceBatch:
     on_rejected: Callable[[str], None] = _noop
     # After a load that quarantined rows: the reasons (CSV: row, line, field, reason, message; no values) for the
     # department, next to its archived delivery.
-    on_feedback: Callable[[str], None] = _noop
+    on_feedback: Callable[[str], None] | None = None
     meta: dict[str, Any] = field(default_factory=dict)

@@ -107,7 +107,7 @@ class SqlSource:
     def source_clock(self, url: str) -> dt.datetime:
         """The source database's own local time: a watermark is never stored beyond it."""
         sql = self.clock_query or _clock_query(url)
-        read = _odbc_chunks if url.startswith("odbc:") else _sqlalchemy_chunks
+        read = _reader(url)
         try:
             (col,) = next(iter(read(url, sql, [], 1))).columns
         except (StopIteration, ValueError):
@@ -122,7 +122,7 @@ class SqlSource:
 
     def held_back(self, url: str, clock: dt.datetime) -> tuple[int, dt.datetime | None]:
         """Rows dated after the source's clock (count, latest date): not read now, read once their time comes."""
-        read = _odbc_chunks if url.startswith("odbc:") else _sqlalchemy_chunks
+        read = _reader(url)
         wm = self.watermark
         sql = f"SELECT COUNT(*) AS n, MAX({wm}) AS latest FROM ({self.select_all()}) lidm_ahead WHERE {wm} > ?"
         table = next(iter(read(url, sql, [clock.isoformat(sep=" ")], 1)))
@@ -147,7 +147,7 @@ class SqlSource:
             meta |= {"clock": clock, "deferred": deferred, "deferred_latest": latest}
 
         def chunks() -> Iterator[pa.Table]:
-            read = _odbc_chunks if url.startswith("odbc:") else _sqlalchemy_chunks
+            read = _reader(url)
             first = 1
             tables = self._pages(read, url, chunk_rows) if self.page_by else read(url, sql, params, chunk_rows)
             wm = (self.watermark or "").lower()
@@ -199,6 +199,11 @@ class SqlSource:
                 f"{count[0].as_py()}; page_by {self.page_by} must be unique and never null, and the source must not "
                 "change during the read. Nothing was loaded; retry, or fix page_by"
             )
+
+
+def _reader(url: str):  # type: ignore[no-untyped-def]
+    """How to read a query on this connection: arrow-odbc for `odbc:` strings, SQLAlchemy for URLs."""
+    return _odbc_chunks if url.startswith("odbc:") else _sqlalchemy_chunks
 
 
 def _as_datetime(value: Any) -> dt.datetime | None:
