@@ -18,6 +18,11 @@ command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || need+=(maria
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 [ -d /usr/share/fonts/opentype/noto ] || need+=(fonts-noto-cjk)
+# pgaudit logs consumers' reads of their views (lidm grants apply names the auditor role; issue 15).
+pgver=$(ls /etc/postgresql 2>/dev/null | head -n1)
+if [ -n "$pgver" ] && [ ! -f "/usr/share/postgresql/$pgver/extension/pgaudit.control" ]; then
+  need+=("postgresql-$pgver-pgaudit")
+fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "services: installing ${need[*]}"
   as_root apt-get update -qq
@@ -32,6 +37,14 @@ if ! mariadb-admin -uroot -h127.0.0.1 status >/dev/null 2>&1; then
   echo "services: starting MariaDB"
   as_root mkdir -p /run/mysqld && as_root chown mysql:mysql /run/mysqld 2>/dev/null || true
   as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+fi
+# pgaudit must be preloaded: set once (postgresql.auto.conf), then one restart.
+pgver=$(ls /etc/postgresql | head -n1)
+for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+if ! psql -h 127.0.0.1 -U postgres -Atc "SHOW shared_preload_libraries" | grep -q pgaudit; then
+  echo "services: preloading pgaudit in PostgreSQL (one restart)"
+  psql -h 127.0.0.1 -U postgres -qc "ALTER SYSTEM SET shared_preload_libraries = 'pgaudit'"
+  as_root pg_ctlcluster --skip-systemctl-redirect "$pgver" main restart
 fi
 for _ in $(seq 1 60); do
   pg_isready -q -h 127.0.0.1 -p 5432 && mariadb-admin -uroot -h127.0.0.1 status >/dev/null 2>&1 && break

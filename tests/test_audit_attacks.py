@@ -24,7 +24,7 @@ from lidm.central import db
 from lidm.central.schema import audit as audit_table
 from lidm.central.schema import audit_checkpoint, audit_head
 from lidm.config import Settings
-from lidm.keys import AuditKey, Keyring, generate_audit_key, generate_keyring, write_keyring
+from lidm.keys import AuditKey, Keyring, generate_audit_key, generate_keyring, load_keyring
 
 ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/"
 
@@ -41,9 +41,9 @@ def _forge(engine: sa.Engine) -> Iterator[sa.Connection]:
 class Log:
     """The audit log of one central database: the loader appends, the administrator checkpoints, anyone verifies."""
 
-    def __init__(self, loader: sa.Engine, owner: sa.Engine, attacker: sa.Engine) -> None:
+    def __init__(self, loader: sa.Engine, owner: sa.Engine, attacker: sa.Engine, keyring: Keyring) -> None:
         self.loader, self.owner, self.attacker = loader, owner, attacker
-        self.keyring: Keyring = generate_keyring()  # the loader's: the attacker has it too
+        self.keyring = keyring  # the loader's (grants apply sealed its entry with it): the attacker has it too
         self.key: AuditKey = generate_audit_key()  # the administrator's: nobody else has it
         self.public = {self.key.key_id: base64.b64decode(self.key.public_key)}
 
@@ -99,7 +99,7 @@ class Log:
 def log(deployment: Deployment) -> Iterator[Log]:  # noqa: F811
     engines = [sa.create_engine(deployment.url(u)) for u in (deployment.loader, deployment.owner)]
     engines.append(sa.create_engine(ADMIN + deployment.database))
-    result = Log(*engines)
+    result = Log(*engines, load_keyring(deployment.settings))
     result.append(6)
     try:
         yield result
@@ -202,10 +202,7 @@ def test_the_commands_checkpoint_as_the_owner_and_verify_as_the_loader(
     out = runner.invoke(cli.app, ["keys", "audit-init", "--path", str(key_file)])
     assert out.exit_code == 0 and key_file.stat().st_mode & 0o077 == 0, out.output
     public = json.loads(out.output[out.output.index("{") :])
-    write_keyring(log.keyring, tmp_path / "keyring.json")
-    settings = deployment.settings.model_copy(
-        update={"audit_key": key_file, "audit_public_keys": json.dumps(public), "keyring": tmp_path / "keyring.json"}
-    )
+    settings = deployment.settings.model_copy(update={"audit_key": key_file, "audit_public_keys": json.dumps(public)})
     monkeypatch.setattr(cli, "get_settings", lambda: settings)
     out = runner.invoke(cli.app, ["audit", "checkpoint"])
     assert out.exit_code == 0 and "checkpoint 1: entries 1-" in out.output, out.output
@@ -221,7 +218,7 @@ def test_the_commands_checkpoint_as_the_owner_and_verify_as_the_loader(
 def test_on_sqlite_the_chain_the_mark_and_checkpoints_still_show_a_cut(tmp_path: Path) -> None:
     engine = db.connect(Settings(home=tmp_path))
     db.migrate(engine)
-    log = Log(engine, engine, engine)
+    log = Log(engine, engine, engine, generate_keyring())
     log.append(4)
     log.checkpoint()
     assert log.verify().ok

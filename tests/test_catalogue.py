@@ -52,11 +52,12 @@ def test_gate_fails_a_breaking_change_without_major_bump(contracts_copy):
     grants = next(p for p in doc["customProperties"] if p["property"] == "lidmGrants")["value"]
     for g in grants:
         g["fields"].pop("address", None)
-    doc["version"] = "1.1.0"
+    major = int(doc["version"].split(".")[0])
+    doc["version"] = f"{major}.1.0"
     path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), "utf-8")
     (problem,) = check_against_lock(load_catalog(contracts_copy), contracts_copy)
     assert "major version bump" in problem[1] and any(c.kind == "field_removed" for c in problem[0].changes)
-    doc["version"] = "2.0.0"
+    doc["version"] = f"{major + 1}.0.0"
     path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), "utf-8")
     assert check_against_lock(load_catalog(contracts_copy), contracts_copy) == []
 
@@ -196,3 +197,38 @@ def test_lint_needs_a_department_field_for_department_scoped_grants(contracts_co
     path.write_text(text, "utf-8")
     messages = [str(f) for f in lint(load_catalog(contracts_copy), "4301") if f.severity == "error"]
     assert any("limited to its department's rows but lidmDepartmentField is unset" in m for m in messages)
+
+
+def _population_grants(contracts_copy: Path) -> tuple[Path, dict, list[dict]]:
+    path = contracts_copy / "health" / "population.yaml"
+    doc = yaml.safe_load(path.read_text("utf-8"))
+    return path, doc, next(p for p in doc["customProperties"] if p["property"] == "lidmGrants")["value"]
+
+
+def test_only_a_token_can_be_linkable_and_only_for_a_purpose(contracts_copy):
+    path, doc, grants = _population_grants(contracts_copy)
+    county = next(g for g in grants if g["consumer"] == "county_civil_affairs")
+    county["linkable"] = ["district_code"]  # granted clear: nothing to link by pseudonym
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), "utf-8")
+    with pytest.raises(
+        ContractError, match=r"population\.yaml:\d+: grant to county_civil_affairs lists district_code as linkable"
+    ):
+        load_catalog(contracts_copy)
+    county["linkable"] = ["household_id"]
+    county["purpose"] = ""
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), "utf-8")
+    messages = [str(f) for f in lint(load_catalog(contracts_copy), "4301") if f.severity == "error"]
+    assert any("household_id: linkable for county_civil_affairs without a declared purpose" in m for m in messages), (
+        messages
+    )
+
+
+def test_making_a_token_linkable_is_a_breaking_widening(contracts_copy):
+    write_lock(load_catalog(contracts_copy), contracts_copy)
+    path, doc, grants = _population_grants(contracts_copy)
+    county = next(g for g in grants if g["consumer"] == "county_civil_affairs")
+    county["linkable"] = ["household_id"]
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), "utf-8")
+    (problem,) = check_against_lock(load_catalog(contracts_copy), contracts_copy)
+    (change,) = problem[0].changes
+    assert (change.kind, change.breaking, change.field) == ("grant_widened", True, "household_id")

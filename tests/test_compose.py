@@ -249,9 +249,10 @@ def test_tasks_run_on_the_worker_with_the_keyring_and_the_central_database(compo
     assert home in (compose.get("volumes") or {}), "LIDM_HOME must be a named volume"
 
 
-def test_the_keyring_reaches_the_worker_only(services):
+def test_the_keyring_reaches_the_worker_and_the_init_only(services):
+    """The init needs it once: `grants apply` fills the consumers' released tables with their pseudonyms."""
     for name, svc in services.items():
-        if name == WORKER:
+        if name in (WORKER, "airflow-init"):
             continue
         assert "lidm_keyring" not in _secrets(svc), name
         assert not {"LIDM_KEYRING", "LIDM_KEYRING_JSON"} & set(_env(svc)), name
@@ -260,6 +261,26 @@ def test_the_keyring_reaches_the_worker_only(services):
         assert "LIDM_CENTRAL_URL" not in env, f"{name} runs no task"
         assert not _conns(services[name]), f"{name} runs no task"
         assert not _secrets(services[name]), name
+
+
+def test_three_roles_the_owner_migrates_and_grants_the_service_logs_in_as_the_loader(services):
+    init = services["airflow-init"]
+    env = _env(init)
+    assert "lidm_keyring" in _secrets(init) and env["LIDM_KEYRING"] == "/run/secrets/lidm_keyring"
+    assert env["LIDM_ADMIN_URL"].startswith("postgresql+psycopg://lidm_owner:")
+    assert env["LIDM_LOADER_ROLE"] == "lidm_loader"
+    script = init["command"][-1]
+    assert script.index("lidm db upgrade") < script.index("lidm grants apply")
+    for name, svc in services.items():
+        senv = _env(svc)
+        if name != "airflow-init":
+            assert "LIDM_ADMIN_URL" not in senv, f"{name} must not hold the owner's login"
+        if "LIDM_CENTRAL_URL" in senv:
+            assert senv["LIDM_CENTRAL_URL"].startswith("postgresql+psycopg://lidm_loader:"), name
+    sql = (ROOT / "deploy" / "postgres-init.sql").read_text("utf-8")
+    assert "CREATE ROLE lidm_owner LOGIN CREATEROLE" in sql and "CREATE DATABASE central OWNER lidm_owner" in sql
+    (loader,) = [line for line in sql.splitlines() if line.startswith("CREATE ROLE lidm_loader")]
+    assert "CREATEROLE" not in loader and "SUPERUSER" not in loader
 
 
 def test_the_api_server_reads_the_central_database_for_the_feeds_page(services):
@@ -423,7 +444,7 @@ def test_postgres_init_creates_both_databases(services):
     assert "CREATE DATABASE airflow" in sql and "CREATE DATABASE central" in sql
     assert "\\getenv" in sql and "PASSWORD '" not in sql, "passwords come from the environment, not the file"
     env = _env(services["postgres"])
-    assert {"AIRFLOW_DB_PASSWORD", "CENTRAL_DB_PASSWORD"} <= set(env)
+    assert {"AIRFLOW_DB_PASSWORD", "CENTRAL_DB_PASSWORD", "CENTRAL_OWNER_PASSWORD"} <= set(env)
 
 
 # --------------------------------------------------------------------------- the image

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import jsonschema
@@ -103,7 +104,7 @@ def _population_text() -> str:
 
 
 def test_yaml_error_names_file_and_line(tmp_path: Path):
-    text = _population_text().replace("version: 1.0.0", "version: [1.0.0")
+    text = re.sub(r"^version: (\S+)$", r"version: [\1", _population_text(), count=1, flags=re.M)
     path = _write(tmp_path, text)
     with pytest.raises(ContractError, match=r"population\.yaml:\d+: YAML error"):
         load_contract(path)

@@ -807,6 +807,7 @@ def c_signed_file_changed(ctx: Ctx) -> str:
 def c_unauthorized_consumer_query(ctx: Ctx) -> str:
     from lidm.central.grants import apply, role_name
     from lidm.contracts import load_catalog
+    from lidm.keys import load_keyring
 
     ctx.drop("roster_1.csv", gbk(roster()))
     loaded(one(ctx.run()), len(_ROSTER))
@@ -834,7 +835,7 @@ def c_unauthorized_consumer_query(ctx: Ctx) -> str:
 
     ctx.request.addfinalizer(cleanup)
     admin.close()
-    apply(engine, load_catalog())
+    apply(engine, load_catalog(), keyring=load_keyring(ctx.settings))
     db = ctx.url.rsplit("/", 1)[1]
     with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as a:
         a.execute(f'CREATE ROLE "{user}" LOGIN')

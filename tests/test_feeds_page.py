@@ -86,7 +86,7 @@ def test_status_has_counts_reasons_freshness_and_versions(central):
     by_feed = {s.feed: s for s in feed_status(settings)}
     population = by_feed["health.population"]
     written = sources.by_dataset()["health.population"]
-    assert population.state == "fresh" and population.contract_version == population.last_version == "1.0.0"
+    assert population.state == "fresh" and population.contract_version == population.last_version == "2.0.0"
     assert (population.extracted, population.quarantined) == (written.rows, written.expected_quarantine)
     assert population.loaded == written.rows - written.expected_quarantine
     assert population.top_reasons and all(n >= 1 for _, n in population.top_reasons)
@@ -262,7 +262,7 @@ def test_the_feeds_page_in_the_airflow_ui(api_server, browser, artifacts_dir):
     roster = row("civil_affairs.low_income_roster")
     assert "REJECTED" in roster.text and "empty_file" in roster.text
     population = row("health.population").text
-    assert "on time" in population and "1.0.0" in population
+    assert "on time" in population and "2.0.0" in population
     assert "no data yet" in row("education.student_enrollment").text
     warnings = browser.find_element(By.ID, "warnings").text
     assert "civil_affairs 2 1" in warnings and "education 1 0" in warnings

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import psycopg
@@ -25,13 +26,16 @@ from psycopg import errors
 from typer.testing import CliRunner
 
 from lidm import cli
+from lidm.central import release
 from lidm.central.grants import ApplyResult, apply, desired, plan, role_name, schema_name
 from lidm.config import Settings
 from lidm.contracts import load_catalog
 from lidm.contracts.load import ContractCatalog
 from lidm.contracts.model import Contract, Grant, GrantLevel, Protection
 from lidm.demo import demo_settings, run_demo
-from lidm.errors import LidmError
+from lidm.errors import ContractError, LidmError
+from lidm.keys import Keyring, load_keyring
+from lidm.monitor.happiness import build_assistance_records
 from lidm.monitor.lifecycle import monitor
 
 pytestmark = pytest.mark.postgres
@@ -48,6 +52,7 @@ class City:
     catalog: ContractCatalog
     first: ApplyResult
     users: dict[str, str]  # consumer -> LOGIN user holding its role
+    keyring: Keyring
 
 
 def _admin(database: str = "postgres") -> psycopg.Connection:
@@ -72,12 +77,14 @@ def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[City]:
             monitor(demo_settings(home, url), as_of=date(2026, 11, 27))
             catalog = load_catalog()
             engine = sa.create_engine(url)
-            first = apply(engine, catalog)
+            build_assistance_records(engine, catalog, now=datetime(2026, 11, 28, tzinfo=UTC))  # the happiness list
+            keyring = load_keyring(demo_settings(home, url))
+            first = apply(engine, catalog, keyring=keyring)
             with _admin() as admin:
                 for consumer, user in users.items():
                     admin.execute(f'CREATE ROLE "{user}" LOGIN')
                     admin.execute(f'GRANT "{role_name(consumer)}" TO "{user}"')
-            yield City(url, url.rsplit("/", 1)[1], engine, catalog, first, users)
+            yield City(url, url.rsplit("/", 1)[1], engine, catalog, first, users, keyring)
             engine.dispose()
     finally:
         with _admin() as admin:
@@ -141,7 +148,7 @@ def test_apply_makes_a_role_a_schema_and_views_per_consumer_and_a_second_apply_c
         ).fetchall()
     assert len(rows) == len(wanted) and not any(login for _, login in rows)
     assert plan(city.catalog, city.engine) == []
-    again = apply(city.engine, city.catalog)
+    again = apply(city.engine, city.catalog, keyring=city.keyring)
     assert not again.changed and again.statements == []
 
 
@@ -260,7 +267,7 @@ def test_a_privilege_granted_by_hand_is_revoked_by_apply(city: City) -> None:
             ("revoke", "lidm_platform"),
             ("revoke", "lidm_platform.platform_warning"),
         }
-        assert apply(city.engine, city.catalog).changed
+        assert apply(city.engine, city.catalog, keyring=city.keyring).changed
         for sql in (
             "SELECT count(*) FROM public.platform_warning",
             "SELECT name_enc FROM public.health_population",
@@ -269,7 +276,7 @@ def test_a_privilege_granted_by_hand_is_revoked_by_apply(city: City) -> None:
             assert issubclass(_refused(city, "education", sql), errors.InsufficientPrivilege), sql
         assert plan(city.catalog, city.engine) == []
     finally:
-        apply(city.engine, city.catalog)
+        apply(city.engine, city.catalog, keyring=city.keyring)
 
 
 def test_a_role_made_a_member_of_another_role_loses_it(city: City) -> None:
@@ -282,7 +289,7 @@ def test_a_role_made_a_member_of_another_role_loses_it(city: City) -> None:
         assert [(s.action, s.sql) for s in plan(city.catalog, city.engine)] == [
             ("revoke membership", f'REVOKE "{role_name("platform")}" FROM "{role}"')
         ]
-        apply(city.engine, city.catalog)
+        apply(city.engine, city.catalog, keyring=city.keyring)
         sql = "SELECT count(*) FROM lidm_platform.platform_warning"
         assert issubclass(_refused(city, "justice", sql), errors.InsufficientPrivilege)
     finally:
@@ -313,8 +320,12 @@ def _without_consumer(catalog: ContractCatalog, consumer: str) -> ContractCatalo
 def test_taking_a_grant_away_drops_its_view_and_the_read_is_refused(city: City) -> None:
     reduced = _without(city.catalog, "platform.warning", "education")
     try:
-        result = apply(city.engine, reduced)
-        assert [(s.action, s.target) for s in result.statements] == [("drop view", "lidm_education.platform_warning")]
+        result = apply(city.engine, reduced, keyring=city.keyring)
+        assert sorted((s.action, s.target) for s in result.statements) == [
+            ("drop table", "lidm_education.platform_warning__released"),  # its released rows go with it
+            ("drop view", "lidm_education.platform_warning"),
+            ("unregister release", "lidm_education.platform_warning__released"),
+        ]
         assert issubclass(
             _refused(city, "education", "SELECT count(*) FROM lidm_education.platform_warning"), errors.UndefinedTable
         )
@@ -322,7 +333,7 @@ def test_taking_a_grant_away_drops_its_view_and_the_read_is_refused(city: City) 
             conn.execute("SELECT count(*) FROM lidm_education.education_education_assistance").fetchone()
         assert plan(reduced, city.engine) == []
     finally:
-        apply(city.engine, city.catalog)
+        apply(city.engine, city.catalog, keyring=city.keyring)
     with _as(city, "education") as conn:
         assert conn.execute("SELECT count(*) FROM lidm_education.platform_warning").fetchone()[0] > 0
 
@@ -330,8 +341,9 @@ def test_taking_a_grant_away_drops_its_view_and_the_read_is_refused(city: City) 
 def test_a_consumer_no_longer_declared_loses_its_schema_but_its_role_is_kept(city: City) -> None:
     reduced = _without_consumer(city.catalog, "justice")
     try:
-        result = apply(city.engine, reduced)
-        assert [(s.action, s.target) for s in result.statements] == [("drop schema", "lidm_justice")]
+        result = apply(city.engine, reduced, keyring=city.keyring)
+        actions = sorted({(s.action, s.target.split(".")[0]) for s in result.statements})
+        assert actions == [("drop schema", "lidm_justice"), ("unregister release", "lidm_justice")]
         assert any("lidm_c_justice" in note and "kept" in note for note in result.notes)
         sql = "SELECT count(*) FROM lidm_justice.justice_legal_aid"
         assert issubclass(_refused(city, "justice", sql), errors.UndefinedTable)  # the schema is gone
@@ -341,7 +353,7 @@ def test_a_consumer_no_longer_declared_loses_its_schema_but_its_role_is_kept(cit
             assert admin.execute("SELECT 1 FROM pg_roles WHERE rolname = 'lidm_c_justice'").fetchone()
         assert plan(reduced, city.engine) == []
     finally:
-        apply(city.engine, city.catalog)
+        apply(city.engine, city.catalog, keyring=city.keyring)
     with _as(city, "justice") as conn:
         assert conn.execute("SELECT count(*) FROM lidm_justice.justice_legal_aid").fetchone()[0] >= 0
 
@@ -368,3 +380,203 @@ def test_sqlite_has_no_roles_and_says_where_grants_are_enforced(
     monkeypatch.setattr(cli, "get_settings", lambda: Settings(home=tmp_path, central_url=None))
     out = CliRunner().invoke(cli.app, ["grants", "apply"])
     assert out.exit_code == 2 and "SQLite has no roles" in out.output
+
+
+# ------------------------------------------------------------------ attacks on row limits and tokens (issue 15)
+
+_EXPLAIN = "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) "
+
+
+def _plan(conn: psycopg.Connection, sql: str, value: str | None = None) -> str:
+    """A probe's plan with actual row counts, the probed value itself blanked (it is the consumer's own input)."""
+    lines = [r[0] for r in conn.execute(_EXPLAIN + sql, [value] if value is not None else None).fetchall()]
+    text = "\n".join(lines)
+    return text.replace(value, "?") if value else text
+
+
+def _touched(plan: str) -> int:
+    """Rows a plan says it looked at: those it returned and those its filters removed."""
+    returned = int(re.search(r"actual rows=(\d+)", plan).group(1))
+    return returned + sum(int(n) for n in re.findall(r"Rows Removed by \w+(?: \w+)?: (\d+)", plan))
+
+
+def test_no_plan_looks_at_a_row_the_county_may_not_read(city: City) -> None:
+    """EXPLAIN ANALYZE used to count other districts' rows (Rows Removed by Filter): the hidden rows' number."""
+    schema, checked = schema_name("civil_affairs.furong"), 0
+    with _as(city, "civil_affairs.furong") as conn:
+        views = [t for (t,) in conn.execute(f"SELECT viewname FROM pg_views WHERE schemaname = '{schema}'")]
+        for view in views:
+            own = conn.execute(f'SELECT count(*) FROM "{schema}"."{view}"').fetchone()[0]
+            assert _touched(_plan(conn, f'SELECT * FROM "{schema}"."{view}"')) <= own, view
+            checked += 1
+    assert checked >= 10
+
+
+def test_probing_for_a_hidden_key_looks_like_probing_for_an_absent_one(city: City) -> None:
+    """The planner's side channel: a probe for another district's key, and a range bisection over the keys."""
+    schema = schema_name("civil_affairs.furong")
+    probes = {  # view -> column a county may filter on, that other districts' rows also hold
+        "platform_assistance_record": "record_id",
+        "disability_federation_disability_certificates": "id_number_token",
+        "platform_warning": "warning_id",
+    }
+    for view, column in probes.items():
+        with _admin(city.database) as admin:
+            hidden = [
+                v
+                for (v,) in admin.execute(
+                    f'SELECT "{column}" FROM "{view}" WHERE district_code <> %s AND "_retired_batch" IS NULL '
+                    f'ORDER BY "{column}" LIMIT 20',
+                    (FURONG[0],),
+                )
+            ]
+        assert hidden, view
+        absent = "0" * len(hidden[0])
+        found = []
+        with _as(city, "civil_affairs.furong") as conn:
+            probe = f'SELECT * FROM "{schema}"."{view}" WHERE "{column}" = %s'
+            baseline = _plan(conn, probe, absent)
+            ranged = f'SELECT * FROM "{schema}"."{view}" WHERE "{column}" >= %s AND "{column}" < %s || \'0\''
+            for value in hidden:
+                if _plan(conn, probe, value) != baseline:
+                    found.append(value)
+                plan = "\n".join(r[0] for r in conn.execute(_EXPLAIN + ranged, [value, value]).fetchall())
+                if _touched(plan) > conn.execute(f'SELECT count(*) FROM "{schema}"."{view}"').fetchone()[0]:
+                    found.append(value)
+        assert found == [], f"{view}.{column}: {len(found)} hidden values told apart from absent ones"
+
+
+def _tokens(city: City, consumer: str, view: str, column: str = "id_number_token") -> set[str]:
+    with _as(city, consumer) as conn:
+        sql = f'SELECT DISTINCT "{column}" FROM "{schema_name(consumer)}"."{view}" WHERE "{column}" IS NOT NULL'
+        return {v for (v,) in conn.execute(sql)}
+
+
+def test_a_department_cannot_join_its_datasets_on_tokens(city: City) -> None:
+    """Education held tokens next to its own record ids and joined them to the roster: people found on dibao."""
+    linked = _admin_count(
+        city,
+        "SELECT count(DISTINCT a.id_number_token) FROM platform_assistance_record a "
+        "JOIN civil_affairs_low_income_roster r ON r.id_number_token = a.id_number_token "
+        "WHERE a._retired_batch IS NULL AND r._retired_batch IS NULL",
+    )
+    assert linked > 0  # the master tokens do link them: the platform's own matching relies on it
+    records = _tokens(city, "education", "platform_assistance_record")
+    roster = _tokens(city, "education", "civil_affairs_low_income_roster")
+    assert records and roster and not records & roster
+    with _as(city, "education") as conn:
+        found = conn.execute(
+            "SELECT count(*) FROM lidm_education.platform_assistance_record a "
+            "JOIN lidm_education.civil_affairs_low_income_roster r USING (id_number_token)"
+        ).fetchone()[0]
+    assert found == 0
+
+
+def test_two_consumers_see_different_pseudonyms_for_one_person(city: City) -> None:
+    education = _tokens(city, "education", "civil_affairs_low_income_roster")
+    hr = _tokens(city, "hr_social_security", "civil_affairs_low_income_roster")
+    platform = _tokens(city, "platform", "civil_affairs_low_income_roster")
+    master = {
+        v for (v,) in _admin(city.database).execute("SELECT id_number_token FROM civil_affairs_low_income_roster")
+    }
+    assert len(education) == len(hr) == len(platform) > 0
+    assert not education & hr and not education & master and not hr & master and not platform & master
+
+
+def test_a_linkable_grant_joins_that_consumers_datasets_and_only_those(city: City) -> None:
+    """platform's grants list id_number as linkable (monitoring across datasets): its views join, as the base does."""
+    linked = _admin_count(
+        city,
+        "SELECT count(*) FROM platform_assistance_record a JOIN civil_affairs_low_income_roster r "
+        "ON r.id_number_token = a.id_number_token WHERE a._retired_batch IS NULL AND r._retired_batch IS NULL",
+    )
+    with _as(city, "platform") as conn:
+        joined = conn.execute(
+            "SELECT count(*) FROM lidm_platform.platform_assistance_record a "
+            "JOIN lidm_platform.civil_affairs_low_income_roster r USING (id_number_token)"
+        ).fetchone()[0]
+    assert joined == linked > 0
+
+
+def test_pseudonyms_are_the_documented_hmac_of_the_master_token(city: City) -> None:
+    key = release.pseudonym_key(city.keyring, "education", "civil_affairs.low_income_roster")
+    with _admin(city.database) as admin:
+        master = {v for (v,) in admin.execute("SELECT id_number_token FROM civil_affairs_low_income_roster")}
+    assert _tokens(city, "education", "civil_affairs_low_income_roster") == {release.pseudonym(key, m) for m in master}
+
+
+def test_a_change_to_a_base_row_reaches_the_released_tables_at_the_next_sync(city: City) -> None:
+    """The triggers note the changed keys in the writer's transaction; the sync re-releases exactly those rows."""
+    schema = schema_name("civil_affairs.furong")
+    with _admin(city.database) as admin:
+        (token,) = admin.execute(
+            "SELECT household_id_token FROM civil_affairs_low_income_roster WHERE district_code = %s "
+            "AND _retired_batch IS NULL ORDER BY id_number_token LIMIT 1",
+            FURONG,
+        ).fetchone()
+    hkey = release.pseudonym_key(city.keyring, "civil_affairs.furong", "civil_affairs.low_income_roster")
+    mine = release.pseudonym(hkey, token)
+
+    def furong_sees() -> list[tuple[str, str]]:
+        with _as(city, "civil_affairs.furong") as conn:
+            sql = (
+                f'SELECT status, district_code FROM "{schema}".civil_affairs_low_income_roster '
+                "WHERE household_id_token = %s"
+            )
+            return conn.execute(sql, (mine,)).fetchall()
+
+    before = furong_sees()
+    assert before
+    try:
+        with city.engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "UPDATE civil_affairs_low_income_roster SET district_code = '430103' WHERE household_id_token = :t"
+                ),
+                {"t": token},
+            )
+            noted = conn.execute(sa.text("SELECT count(*) FROM lidm_release_pending")).scalar_one()
+            assert noted >= 1
+            assert furong_sees() == before  # not yet: another transaction, and not synced
+            synced = release.sync(conn, city.keyring)
+        assert [s.table for s in synced] == ["civil_affairs_low_income_roster"]
+        assert furong_sees() == []  # moved to another district: gone from furong's release
+        with _admin(city.database) as admin:
+            assert admin.execute("SELECT count(*) FROM lidm_release_pending").fetchone()[0] == 0
+    finally:
+        with city.engine.begin() as conn:
+            conn.execute(
+                sa.text("UPDATE civil_affairs_low_income_roster SET district_code = :d WHERE household_id_token = :t"),
+                {"t": token, "d": FURONG[0]},
+            )
+            release.sync(conn, city.keyring)
+    assert furong_sees() == before
+
+
+def test_a_release_under_the_contracts_minimum_k_is_refused(city: City) -> None:
+    """lidmMinK: a consumer without direct identifiers must not be able to single people out of what it reads."""
+    from lidm.contracts.disclosure import below_min_k
+
+    strict = ContractCatalog(
+        {c.id: c.model_copy(update={"min_k": 5}) if c.id == "health.population" else c for c in city.catalog},
+        city.catalog.consumers,
+    )
+    with city.engine.connect() as conn:
+        below = below_min_k(strict, conn)
+    assert below and {r.contract for r in below} == {"health.population"}
+    assert "platform" in {r.consumer for r in below}  # tokens, gender, birth year, district: k is its only shield
+    assert all(r.k < 5 for r in below)
+    # Whoever reads the name or ID number in clear in its view knows who a row is: k does not gate it.
+    clear = {
+        m
+        for m in city.catalog.consumers.members
+        for c, g in city.catalog.grants_for(m)
+        if c.id == "health.population"
+        and g.fields.get("name") is GrantLevel.CLEAR
+        and Protection.CLEAR in c.field("name").protection
+    }
+    assert not clear & {r.consumer for r in below}
+    before = plan(city.catalog, city.engine)
+    with pytest.raises(ContractError, match=r"(?s)refused, nothing was changed.*population to platform: k=\d+ < 5"):
+        apply(city.engine, strict, keyring=city.keyring)
+    assert plan(city.catalog, city.engine) == before == []

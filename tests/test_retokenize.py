@@ -115,3 +115,44 @@ def test_the_command_asks_before_it_rewrites_and_reports_counts_only(loaded, mon
     assert (
         len(keyring["token"]["chain"]) == 2 and keyring["token"]["keys"][keyring["token"]["active"]] not in done.output
     )
+
+
+def test_consumers_released_pseudonyms_follow_a_retokenization_and_later_loads(gateway_pg, tmp_path):
+    """The releases (lidm.central.release) are rewritten in the re-tokenization's own transaction."""
+    from lidm.central import release
+    from lidm.central.grants import apply
+    from lidm.contracts import load_catalog
+
+    src = f"sqlite:///{tmp_path / 'health.db'}"
+    engine = sa.create_engine(src)
+    write_population_table(engine, population_rows(generate_people(120, 7), bad=0, seed=7).rows)
+    conns = {"health_db": src}
+    settings, url = gateway_pg.settings, gateway_pg.settings.effective_central_url
+    (first,) = run_feed(FEED, settings, connections=conns)
+    assert first.status == "loaded"
+    central = sa.create_engine(url)
+    try:
+        apply(central, load_catalog(), keyring=load_keyring(settings))
+        key = release.pseudonym_key(load_keyring(settings), "platform", release.LINKABLE)  # its grant: linkable
+
+        def released() -> set[str]:
+            return {t for (t,) in query(url, "SELECT id_number_token FROM lidm_platform.health_population")}
+
+        def expected() -> set[str]:
+            live = "SELECT id_number_token FROM health_population WHERE _retired_batch IS NULL"
+            return {release.pseudonym(key, t) for (t,) in query(url, live)}
+
+        before = released()
+        assert before == expected() and len(before) == first.loaded
+        retokenize(settings)
+        after = released()
+        assert after == expected() and not before & after  # the new tokens, pseudonymised with the same key
+        assert query(url, "SELECT count(*) FROM lidm_release_pending") == [(0,)]
+        with engine.begin() as conn:  # a later load re-releases what it changed, in its own transaction
+            conn.execute(sa.text("DELETE FROM t_population WHERE rowid = 1"))
+        (again,) = run_feed(FEED, settings, connections=conns)
+        assert again.retired == 1
+        assert released() == expected() and len(released()) == first.loaded - 1  # the retired row is gone
+    finally:
+        central.dispose()
+        engine.dispose()

@@ -29,6 +29,7 @@ from lidm.config import Settings
 from lidm.contracts.load import load_catalog
 from lidm.demo import run_demo, run_loop
 from lidm.errors import ConfigError
+from lidm.keys import generate_keyring, load_keyring, write_keyring
 
 pytestmark = pytest.mark.postgres
 FEEDS = ["health.population", "civil_affairs.low_income_roster"]  # a database feed and a drop
@@ -72,9 +73,10 @@ def deployment(tmp_path: Path) -> Iterator[Deployment]:
         keyring=tmp_path / "keyring.json",
     )
     try:
+        write_keyring(generate_keyring(), dep.settings.effective_keyring)
         engine = db.connect(dep.settings, admin=True)
         db.migrate(engine)
-        dep.first = apply(engine, load_catalog(), loader=loader)
+        dep.first = apply(engine, load_catalog(), loader=loader, keyring=load_keyring(dep.settings))
         engine.dispose()
         yield dep
     finally:
@@ -198,7 +200,7 @@ def test_apply_twice_changes_nothing_and_strips_a_loader_that_was_given_too_much
             conn.execute(f'GRANT TRUNCATE, UPDATE ON lidm_audit TO "{deployment.loader}" WITH GRANT OPTION')
             conn.execute(f'GRANT CREATE ON SCHEMA public TO "{deployment.loader}"')
             conn.execute(f'GRANT CREATE ON DATABASE "{deployment.database}" TO PUBLIC')
-        result = apply(engine, load_catalog(), loader=deployment.loader)
+        result = apply(engine, load_catalog(), loader=deployment.loader, keyring=load_keyring(deployment.settings))
         assert {"alter role", "revoke"} <= set(result.counts())
         assert plan(load_catalog(), engine, loader=deployment.loader) == []
     finally:

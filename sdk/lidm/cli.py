@@ -986,6 +986,30 @@ def grants_apply(sql: Annotated[bool, typer.Option(help="Show each statement's S
     )
 
 
+@grants_app.command("refresh")
+def grants_refresh() -> None:
+    """Re-release rows changed since the last sync into the consumers' released tables (loads do this themselves).
+
+    For rows changed by a writer that held no keyring; runs as the loader, with the keyring."""
+    from lidm.central import connect, release
+    from lidm.keys import load_keyring
+
+    settings = get_settings()
+    engine = connect(settings)
+    try:
+        keyring = load_keyring(settings)
+        with engine.begin() as conn:
+            done = release.sync(conn, keyring)
+    except (LidmError, sa.exc.DBAPIError) as exc:
+        _fail(exc if isinstance(exc, LidmError) else LidmError(f"grants refresh: {type(exc.orig).__name__}"))
+    finally:
+        engine.dispose()
+    for s in done:
+        how = "rebuilt whole" if s.whole else f"{s.noted:,} changed keys"
+        console.print(f"{s.table}: {how}, {s.releases} release(s), {s.rows:,} rows written", highlight=False)
+    console.print(f"grants refresh: {len(done)} table(s) synced" if done else "grants refresh: nothing noted")
+
+
 def _loader_role() -> str | None:
     """The loader role grants manage: only in a three-role deployment (LIDM_ADMIN_URL set), as the README sets out."""
     settings = get_settings()
@@ -1120,6 +1144,29 @@ def audit_show(
             str(e.seq), f"{e.at:%Y-%m-%d %H:%M:%S}", e.actor, e.action, e.subject, e.detail, "yes" if e.seal else ""
         )
     _wide().print(table)
+
+
+@audit_app.command("reads")
+def audit_reads(
+    since: Annotated[str | None, typer.Option(help="Only reads from this date or time on (2026-12-01).")] = None,
+) -> None:
+    """Consumers' reads of their views, as pgaudit logged them (LIDM_PGAUDIT_LOG): per view and login, counts only."""
+    from lidm.central import reads
+
+    settings = get_settings()
+    database = sa.engine.make_url(settings.central_url).database if settings.central_url else None
+    try:
+        rows = reads.summarise(reads.log_files(settings.pgaudit_log), database, since)
+    except LidmError as exc:
+        _fail(exc)
+    table = Table(title=f"Reads of consumer views in {database or 'every database'} (pgaudit)")
+    for col in ("consumer", "view", "login", "reads", "first", "last"):
+        table.add_column(col, overflow="fold", justify="right" if col == "reads" else "left")
+    for r in rows:
+        table.add_row(r.consumer, r.view, r.user, f"{r.reads:,}", r.first, r.last)
+    _wide().print(table)
+    total = sum(r.reads for r in rows)
+    console.print(f"audit reads: {total:,} reads by {len({r.user for r in rows})} logins", highlight=False)
 
 
 @app.command("reidentify")

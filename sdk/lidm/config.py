@@ -48,6 +48,11 @@ class Settings(BaseSettings):
         default=None,
         description='Public keys that verify audit checkpoints: JSON {"<key id>": base64} or a file holding it.',
     )
+    pgaudit_log: str | None = Field(
+        default=None,
+        description="The PostgreSQL server log (a path or glob) holding pgaudit's lines: `lidm audit reads` "
+        "summarises consumers' reads of their views from it.",
+    )
     keyring: Path | None = Field(default=None, description="Keyring file (outside the repo).")
     keyring_json: SecretStr | None = Field(
         default=None, description="Keyring as JSON, e.g. from a secret store (never shown: repr, dumps, errors)."

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from lidm import audit, manifest
 from lidm.adapter import Adapter
-from lidm.central import db
+from lidm.central import db, release
 from lidm.central.holds import Acceptance, accept_batch
 from lidm.central.loader import BatchWriter, LoadCounts
 from lidm.central.lock import feed_lock
@@ -526,6 +526,7 @@ def _load(
     )
     if wm_to is not None and contract.update_mode is UpdateMode.INCREMENTAL:
         _advance_watermark(conn, feed.name, wm_to, batch_id)
+    release.sync(conn, keyring, [contract.table])  # consumers' released tables follow in the same commit
     # Last statement of the batch's transaction: the audit lock is held only until the commit right after.
     audit.append(
         conn,

@@ -20,7 +20,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from lidm import audit
-from lidm.central import db
+from lidm.central import db, release
 from lidm.central.schema import dataset_table, quarantine, token_epoch, warning_state
 from lidm.config import Settings
 from lidm.contracts import Protection, load_catalog
@@ -128,6 +128,7 @@ def _rewrite(conn: sa.Connection, settings: Settings, old: Keyring, new: Keyring
         done.rows[f"{table.name}.{column}"] = rewritten
         conn.execute(mapping.delete())
     mapping.drop(conn)
+    release.sync(conn, new)  # every re-tokenized row is noted: consumers' pseudonyms follow the new tokens
     conn.execute(token_epoch.delete())
     conn.execute(
         token_epoch.insert().values(id=1, epoch=done.epoch, chain=json.dumps(done.chain), updated_at=datetime.now(UTC))

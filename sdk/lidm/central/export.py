@@ -3,6 +3,7 @@
 On PostgreSQL the database enforces grants itself (`lidm grants apply`); the embedded SQLite has no roles,
 so there an export through this function is how a consumer gets data. Both paths use the one definition of
 what a grant exposes (`grants.desired`), so they cannot drift apart.
+Token columns leave as the consumer's pseudonyms, computed as in its released table.
 """
 
 from __future__ import annotations
@@ -15,11 +16,12 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from lidm.central import db
+from lidm.central import db, release
 from lidm.central.grants import View, _ident, desired
 from lidm.config import Settings
 from lidm.contracts.load import load_catalog
 from lidm.errors import LidmError
+from lidm.keys import load_keyring
 from lidm.monitor.push import csv_cell
 
 
@@ -53,6 +55,14 @@ def granted_view(settings: Settings, consumer: str, dataset: str) -> View:
 def export_dataset(settings: Settings, consumer: str, dataset: str, out: Path) -> ExportResult:
     """Write the consumer's granted columns and rows of a dataset as CSV (UTF-8 with BOM), atomically."""
     view = granted_view(settings, consumer, dataset)
+    # Tokens leave as the consumer's pseudonyms, exactly as its released table holds them (lidm.central.release).
+    keys: dict[int, bytes] = {}
+    if view.scopes:
+        keyring = load_keyring(settings)
+        scoped = dict(view.scopes)
+        keys = {
+            i: release.pseudonym_key(keyring, consumer, scoped[c]) for i, c in enumerate(view.columns) if c in scoped
+        }
     cols = ", ".join(_ident(c) for c in view.columns)
     query = sa.text(f"SELECT {cols} FROM {_ident(view.table)} WHERE {' AND '.join(view.conditions)}")
     engine = db.connect(settings)
@@ -63,7 +73,8 @@ def export_dataset(settings: Settings, consumer: str, dataset: str, out: Path) -
     try:
         with engine.connect() as conn:
             for row in conn.execute(query):
-                writer.writerow([csv_cell(v) for v in row])
+                cells = [release.pseudonym(keys[i], v) if i in keys else v for i, v in enumerate(row)]
+                writer.writerow([csv_cell(v) for v in cells])
                 rows += 1
     except sa.exc.DBAPIError as exc:
         raise LidmError(f"export of {dataset}: {type(exc.orig).__name__}; run `lidm db upgrade` first") from None

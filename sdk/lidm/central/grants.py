@@ -56,12 +56,14 @@ database-level privileges:
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
+from lidm.central import release as release_mod
 from lidm.contracts.consumers import Consumer
 from lidm.contracts.load import ContractCatalog
 from lidm.contracts.model import Contract, Grant, GrantLevel, Protection, RowScope
@@ -94,11 +96,15 @@ class Statement:
     sql: str
     consumer: str | None = None
     why: str | None = None
+    view: View | None = field(default=None, compare=False, repr=False)  # fill release: what to fill
 
 
 @dataclass(frozen=True)
 class View:
-    """One consumer's view of one dataset: the columns it shows and the rows it lets through."""
+    """One consumer's view of one dataset: the columns it shows and the rows it lets through.
+
+    The rows live in the consumer's released table (lidm.central.release): the view selects from it, so no
+    plan ever meets another consumer's row; token columns are released as the consumer's pseudonyms."""
 
     consumer: str
     contract: str
@@ -109,17 +115,53 @@ class View:
     conditions: tuple[str, ...]  # SQL, ANDed
     reads: tuple[str, ...]  # every base column the view uses, checked against the table before apply
     withheld: tuple[str, ...]  # granted clear, stored only encrypted: re-identification only
+    key_columns: tuple[str, ...] = ()  # the base table's key: a release re-releases a changed row by it
+    scopes: tuple[tuple[str, str], ...] = ()  # (token column, pseudonym scope: a dataset id or release.LINKABLE)
+
+    @property
+    def release(self) -> str:
+        return self.name + release_mod.SUFFIX
+
+    def scope_list(self) -> list[list[str]]:
+        """The pseudonym keys the release binds, in order: [consumer, scope] each."""
+        return [[self.consumer, s] for s in dict.fromkeys(scope for _, scope in self.scopes)]
+
+    def select_sql(self, base_schema: str) -> str:
+        """What the release holds: the granted columns (tokens as pseudonyms) of the granted rows, and the key."""
+        index = {scope: n for n, (_, scope) in enumerate(self.scope_list())}
+        scoped = dict(self.scopes)
+        exprs = [
+            f"{release_mod.pseudonym_sql(c, index[scoped[c]])} AS {_ident(c)}" if c in scoped else _ident(c)
+            for c in self.columns
+        ]
+        exprs.append(f'{release_mod.key_sql(self.key_columns)} AS "_key"')
+        return (
+            f"SELECT {', '.join(exprs)} FROM {_ident(base_schema)}.{_ident(self.table)} "
+            f"WHERE {' AND '.join(self.conditions)}"
+        )
+
+    def release_sql(self, base_schema: str) -> str:
+        # The keys are bound only when filling; the table's shape is the same with empty ones.
+        shape = re.sub(r":k[io]_\d+", "decode('', 'hex')", self.select_sql(base_schema))
+        return f"CREATE TABLE {_ident(self.schema)}.{_ident(self.release)} AS {shape} WITH NO DATA"
+
+    def release_comment(self, base_schema: str) -> str:
+        text = self.select_sql(base_schema) + repr(self.scope_list())
+        return f"{MARK} release of {self.contract} for {self.consumer}; sha256 {_digest(text)}"
 
     def sql(self, base_schema: str) -> str:
         cols = ", ".join(_ident(c) for c in self.columns)
         return (
             f"CREATE VIEW {_ident(self.schema)}.{_ident(self.name)} WITH (security_barrier = true) AS "
-            f"SELECT {cols} FROM {_ident(base_schema)}.{_ident(self.table)} WHERE {' AND '.join(self.conditions)}"
+            f"SELECT {cols} FROM {_ident(self.schema)}.{_ident(self.release)}"
         )
 
     def comment(self, base_schema: str) -> str:
-        digest = hashlib.sha256(self.sql(base_schema).encode()).hexdigest()[:16]
-        return f"{MARK} {self.contract} for {self.consumer}; sha256 {digest}"
+        return f"{MARK} {self.contract} for {self.consumer}; sha256 {_digest(self.sql(base_schema))}"
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -267,6 +309,13 @@ def _view(contract: Contract, grant: Grant, consumer: Consumer, schema: str) -> 
         department = consumer.department or consumer.id
         conditions.append(f"{_ident(col)} = {_literal(department, f'department of {consumer.id}')}")
         reads.append(col)
+    scopes = tuple(
+        (f.name + "_token", release_mod.LINKABLE if f.name in grant.linkable else contract.id)
+        for f in contract.fields
+        if grant.fields.get(f.name) is GrantLevel.TOKEN and f.name + "_token" in columns
+    )
+    keys = tuple(contract.key_columns())
+    reads += keys
     return View(
         consumer=consumer.id,
         contract=contract.id,
@@ -277,6 +326,8 @@ def _view(contract: Contract, grant: Grant, consumer: Consumer, schema: str) -> 
         conditions=tuple(conditions),
         reads=tuple(dict.fromkeys(reads)),
         withheld=tuple(withheld),
+        key_columns=keys,
+        scopes=scopes,
     )
 
 
@@ -389,19 +440,27 @@ def _qualified(schema: str, name: str | None) -> tuple[str, str]:
 
 
 def _acl_statements(
-    kind: str, schema: str, name: str | None, present: set[tuple[str, str, bool]], role: str, privilege: str, who: str
+    kind: str,
+    schema: str,
+    name: str | None,
+    present: set[tuple[str, str, bool]],
+    wanted: dict[str, tuple[str, ...]],
+    who: str,
 ) -> list[Statement]:
-    """Revoke what others hold on a managed object; make the consumer's role hold exactly the one privilege."""
+    """Revoke what others hold on a managed object; leave each wanted role with exactly its privileges."""
     sql_name, shown = _qualified(schema, name)
-    mine = {(p, grantable) for g, p, grantable in present if g == role}
     out = [
         Statement("revoke", shown, f"REVOKE ALL ON {kind} {sql_name} FROM {_grantee(g)}", who, f"not granted to {g}")
-        for g in sorted({g for g, _, _ in present if g != role})
+        for g in sorted({g for g, _, _ in present if g not in wanted})
     ]
-    if mine != {(privilege, False)}:
+    for role, privileges in wanted.items():
+        mine = {(p, grantable) for g, p, grantable in present if g == role}
+        if mine == {(p, False) for p in privileges}:
+            continue
         if mine:
             out.append(Statement("revoke", shown, f"REVOKE ALL ON {kind} {sql_name} FROM {_ident(role)}", who))
-        out.append(Statement("grant", shown, f"GRANT {privilege} ON {kind} {sql_name} TO {_ident(role)}", who))
+        sql = f"GRANT {', '.join(privileges)} ON {kind} {sql_name} TO {_ident(role)}"
+        out.append(Statement("grant", shown, sql, who))
     return out
 
 
@@ -429,36 +488,161 @@ def _role_statements(w: ConsumerGrants, row: sa.Row | None) -> list[Statement]:
     return out
 
 
+LOADER_RELEASE = ("DELETE", "INSERT", "SELECT")  # a sync re-releases rows as the loader
+
+
 def _view_statements(
     v: View,
     role: str,
+    loader: str | None,
     base: str,
     rels: dict[tuple[str, str], sa.Row],
     acls: dict[tuple[str, str | None], set[tuple[str, str, bool]]],
     consumer_roles: set[str],
+    auditor: str | None = None,
 ) -> list[Statement]:
+    """The consumer's released table and its view over it: made, re-made when their definition changed, filled.
+
+    With pgaudit in the database, the auditor role also holds SELECT on the view: pgaudit's object audit then logs
+    every statement that reads it, whoever runs it."""
     target, shown = _qualified(v.schema, v.name)
-    rel = rels.get((v.schema, v.name))
-    if rel is not None and rel.relkind != "v":
-        raise LidmError(f"grants: {v.schema}.{v.name} exists and is not a view; move it away, then apply again")
-    same = (
-        rel is not None
-        and rel.comment == v.comment(base)
-        and tuple(rel.columns) == v.columns
-        and "security_barrier=true" in rel.options
-        and rel.owner not in consumer_roles
+    rtarget, rshown = _qualified(v.schema, v.release)
+    view, table = rels.get((v.schema, v.name)), rels.get((v.schema, v.release))
+    if view is not None and view.relkind != "v":
+        raise LidmError(f"grants: {shown} exists and is not a view; move it away, then apply again")
+    if table is not None and table.relkind != "r":
+        raise LidmError(f"grants: {rshown} exists and is not a table; move it away, then apply again")
+    same_table = (
+        table is not None
+        and table.comment == v.release_comment(base)
+        and tuple(table.columns) == (*v.columns, "_key")
+        and table.owner not in consumer_roles
     )
-    if same:
-        present = acls.get((v.schema, v.name), set())
-        return _acl_statements("TABLE", v.schema, v.name, present, role, "SELECT", v.consumer)
+    same_view = (
+        same_table
+        and view is not None
+        and view.comment == v.comment(base)
+        and tuple(view.columns) == v.columns
+        and "security_barrier=true" in view.options
+        and view.owner not in consumer_roles
+    )
+    release_acl = {loader: LOADER_RELEASE} if loader else {}
     out = []
-    if rel is not None:
-        out.append(Statement("drop view", shown, f"DROP VIEW {target} CASCADE", v.consumer, "definition changed"))
-    out += [
-        Statement("create view", shown, v.sql(base), v.consumer, f"{v.contract}, {len(v.columns)} columns"),
-        Statement("comment", shown, f"COMMENT ON VIEW {target} IS {_text(v.comment(base))}", v.consumer),
-        Statement("grant", shown, f"GRANT SELECT ON TABLE {target} TO {_ident(role)}", v.consumer),
-    ]
+    if not same_table:
+        if table is not None:
+            out.append(Statement("drop table", rshown, f"DROP TABLE {rtarget} CASCADE", v.consumer, "changed"))
+        elif view is not None:
+            out.append(Statement("drop view", shown, f"DROP VIEW {target} CASCADE", v.consumer, "definition changed"))
+        why = f"{v.contract}: {len(v.columns)} columns, {len(v.scopes)} pseudonymised"
+        out += [
+            Statement("create table", rshown, v.release_sql(base), v.consumer, why),
+            Statement("comment", rshown, f"COMMENT ON TABLE {rtarget} IS {_text(v.release_comment(base))}", v.consumer),
+            Statement("create index", rshown, f'CREATE UNIQUE INDEX ON {rtarget} ("_key")', v.consumer),
+        ]
+        if "id_number_token" in v.columns:
+            sql = f'CREATE INDEX ON {rtarget} ("id_number_token")'
+            out.append(Statement("create index", rshown, sql, v.consumer, "the person pseudonym every join uses"))
+        sql = f"INSERT INTO {rtarget} {v.select_sql(base)}"
+        out.append(Statement("fill release", rshown, sql, v.consumer, "pseudonyms keyed for this consumer", v))
+        out += _acl_statements("TABLE", v.schema, v.release, set(), release_acl, v.consumer)
+    else:
+        present = acls.get((v.schema, v.release), set())
+        out += _acl_statements("TABLE", v.schema, v.release, present, release_acl, v.consumer)
+    if not same_view:
+        if same_table and view is not None:
+            out.append(Statement("drop view", shown, f"DROP VIEW {target} CASCADE", v.consumer, "definition changed"))
+        out += [
+            Statement("create view", shown, v.sql(base), v.consumer, f"{v.contract}, {len(v.columns)} columns"),
+            Statement("comment", shown, f"COMMENT ON VIEW {target} IS {_text(v.comment(base))}", v.consumer),
+            Statement("grant", shown, f"GRANT SELECT ON TABLE {target} TO {_ident(role)}", v.consumer),
+        ]
+        if auditor:
+            sql = f"GRANT SELECT ON TABLE {target} TO {_ident(auditor)}"
+            out.append(Statement("grant", shown, sql, v.consumer, "pgaudit logs every read of the view"))
+    else:
+        present = acls.get((v.schema, v.name), set())
+        readers = {role: ("SELECT",)} | ({auditor: ("SELECT",)} if auditor else {})
+        out += _acl_statements("TABLE", v.schema, v.name, present, readers, v.consumer)
+    return out
+
+
+_REGISTERED = sa.text("SELECT schema_name, release_name, digest FROM lidm_release")
+
+
+def _registry_statements(conn: sa.Connection, base: str, views: list[View]) -> list[Statement]:
+    """lidm_release lists exactly the wanted releases, each with the statement that fills it."""
+    have = {(r.schema_name, r.release_name): r.digest for r in conn.execute(_REGISTERED)}
+    registry = f"{_ident(base)}.lidm_release"
+    out = []
+    wanted = set()
+    for v in views:
+        wanted.add((v.schema, v.release))
+        digest = v.release_comment(base).rsplit(" ", 1)[1]
+        if have.get((v.schema, v.release)) == digest:
+            continue
+        where = f"schema_name = {_text(v.schema)} AND release_name = {_text(v.release)}"
+        values = ", ".join(
+            _text(x)
+            for x in (
+                v.schema,
+                v.release,
+                v.contract,
+                v.consumer,
+                v.table,
+                v.select_sql(base),
+                release_mod.key_sql(v.key_columns),
+                json.dumps(v.scope_list()),
+                digest,
+            )
+        )
+        sql = (
+            f"DELETE FROM {registry} WHERE {where}; INSERT INTO {registry} (schema_name, release_name, contract_id, "
+            f"consumer, base_table, select_sql, key_expr, scopes, digest) VALUES ({values})"
+        )
+        out.append(Statement("register release", f"{v.schema}.{v.release}", sql, v.consumer))
+    for schema, name in sorted(set(have) - wanted):
+        sql = f"DELETE FROM {registry} WHERE schema_name = {_text(schema)} AND release_name = {_text(name)}"
+        out.append(Statement("unregister release", f"{schema}.{name}", sql, None, "no longer granted"))
+    return out
+
+
+_TRIGGER_EVENTS = {  # trigger name -> its event and the transition tables lidm_release_note reads
+    "lidm_release_ins": "AFTER INSERT ON {t} REFERENCING NEW TABLE AS lidm_new",
+    "lidm_release_upd": "AFTER UPDATE ON {t} REFERENCING OLD TABLE AS lidm_old NEW TABLE AS lidm_new",
+    "lidm_release_del": "AFTER DELETE ON {t} REFERENCING OLD TABLE AS lidm_old",
+    "lidm_release_trunc": "AFTER TRUNCATE ON {t}",
+}
+_TRIGGERS = sa.text(
+    "SELECT c.relname, t.tgname, encode(t.tgargs, 'escape') AS args FROM pg_trigger t "
+    "JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = :base AND NOT t.tgisinternal AND starts_with(t.tgname, 'lidm_release_')"
+)
+
+
+def _trigger_statements(conn: sa.Connection, base: str, views: list[View]) -> list[Statement]:
+    """Every dataset table with a release notes its changed rows (lidm.central.release); no other table does."""
+    have: dict[str, dict[str, str]] = defaultdict(dict)
+    for table, name, args in conn.execute(_TRIGGERS, {"base": base}):
+        have[table][name] = args
+    keys = {v.table: release_mod.key_sql(v.key_columns) for v in views}
+    out = []
+    for table in sorted(set(have) | set(keys)):
+        t = f"{_ident(base)}.{_ident(table)}"
+        key = keys.get(table)
+        want = {name: (key + "\\000" if name != "lidm_release_trunc" else "") for name in _TRIGGER_EVENTS}
+        if key is not None and have.get(table) == want:
+            continue
+        for name in sorted(have.get(table, {})):
+            out.append(Statement("drop trigger", f"{base}.{table}", f"DROP TRIGGER {_ident(name)} ON {t}", None))
+        if key is None:
+            continue
+        for name, event in _TRIGGER_EVENTS.items():
+            arg = _text(key) if name != "lidm_release_trunc" else ""
+            sql = (
+                f"CREATE TRIGGER {_ident(name)} {event.format(t=t)} FOR EACH STATEMENT "
+                f"EXECUTE FUNCTION {_ident(base)}.lidm_release_note({arg})"
+            )
+            out.append(Statement("create trigger", f"{base}.{table}", sql, None, "notes changed rows for releases"))
     return out
 
 
@@ -504,7 +688,11 @@ def _diff(conn: sa.Connection, catalog: ContractCatalog, loader: str | None = No
     wanted_roles = {w.role for w in wanted}
     consumer_of = {w.role: w.consumer.id for w in wanted}
     ours = sorted(r for r, row in roles.items() if r in wanted_roles or (row.comment or "").startswith(MARK))
-    out: list[Statement] = []
+    # The loader first: the consumers' schemas and released tables grant it what a sync needs.
+    out: list[Statement] = _loader_statements(conn, base, loader) if loader is not None else []
+    auditor, audit_notes = _auditor(conn)
+    if auditor:
+        out += _auditor_statements(auditor, conn.execute(_LOADER, {"name": auditor}).first())
     for w in wanted:
         out += _role_statements(w, roles.get(w.role))
         s, cid = _ident(w.schema), w.consumer.id
@@ -515,10 +703,14 @@ def _diff(conn: sa.Connection, catalog: ContractCatalog, loader: str | None = No
             out.append(Statement("alter schema", w.schema, f"ALTER SCHEMA {s} OWNER TO CURRENT_USER", cid))
         if have is None or have.comment != w.schema_comment:
             out.append(Statement("comment", w.schema, f"COMMENT ON SCHEMA {s} IS {_text(w.schema_comment)}", cid))
-        out += _acl_statements("SCHEMA", w.schema, None, acls.get((w.schema, None), set()), w.role, "USAGE", cid)
+        usage = {w.role: ("USAGE",)} | ({loader: ("USAGE",)} if loader else {})
+        out += _acl_statements("SCHEMA", w.schema, None, acls.get((w.schema, None), set()), usage, cid)
         for v in w.views:
-            out += _view_statements(v, w.role, base, rels, acls, set(ours))
-    wanted_views = {(v.schema, v.name) for w in wanted for v in w.views}
+            out += _view_statements(v, w.role, loader, base, rels, acls, set(ours), auditor)
+    views = [v for w in wanted for v in w.views]
+    out += _registry_statements(conn, base, views)
+    out += _trigger_statements(conn, base, views)
+    wanted_views = {(v.schema, n) for v in views for n in (v.name, v.release)}
     wanted_schemas = {w.schema for w in wanted}
     notes = []
     for (schema, name), rel in sorted(rels.items()):
@@ -527,6 +719,8 @@ def _diff(conn: sa.Connection, catalog: ContractCatalog, loader: str | None = No
         target, shown = _qualified(schema, name)
         if rel.relkind == "v":
             out.append(Statement("drop view", shown, f"DROP VIEW {target} CASCADE", None, "no longer granted"))
+        elif rel.relkind == "r" and (rel.comment or "").startswith(f"{MARK} release of "):
+            out.append(Statement("drop table", shown, f"DROP TABLE {target} CASCADE", None, "no longer granted"))
         else:  # not ours to drop; but no consumer keeps a privilege on it
             notes.append(f"{schema}.{name} is a table-like object not made by lidm grants; move it out of the schema")
             for grantee in sorted({g for g, _, _ in acls.get((schema, name), set())}):
@@ -542,9 +736,42 @@ def _diff(conn: sa.Connection, catalog: ContractCatalog, loader: str | None = No
         out.append(Statement("revoke", shown, sql, consumer_of.get(role, role), "not granted by any contract"))
     left = [r for r in ours if r not in wanted_roles]
     if loader is not None:
-        out += _loader_statements(conn, base, loader)
         out += _database_statements(conn, base, loader, sorted(wanted_roles))
-    return GrantsPlan(out, _withheld(catalog, wanted), notes + _notes(wanted, left))
+    return GrantsPlan(out, _withheld(catalog, wanted), notes + _notes(wanted, left) + audit_notes)
+
+
+# --------------------------------------------------------------------------- consumers' reads, audited by pgaudit
+
+AUDITOR = "lidm_auditor"
+_AUDITOR_COMMENT = f"{MARK} pgaudit object-audit role: holds SELECT on every consumer view, never logs in"
+_PGAUDIT = sa.text(
+    "SELECT (SELECT count(*) FROM pg_extension WHERE extname = 'pgaudit') AS created, "
+    "(SELECT count(*) FROM pg_available_extensions WHERE name = 'pgaudit') AS available, "
+    "current_setting('pgaudit.role', true) AS role, current_database() AS db"
+)
+
+
+def _auditor(conn: sa.Connection) -> tuple[str | None, list[str]]:
+    """The auditor role when pgaudit is created in this database, and what a superuser still has to do."""
+    row = conn.execute(_PGAUDIT).one()
+    if not row.created:
+        if row.available:
+            return None, [
+                "consumers' reads are not audited: pgaudit is installed but not in this database; as a superuser, "
+                f"with shared_preload_libraries = 'pgaudit': CREATE EXTENSION pgaudit; ALTER DATABASE "
+                f"{_ident(row.db)} SET pgaudit.role = '{AUDITOR}'; then apply again"
+            ]
+        return None, []
+    if row.role != AUDITOR:
+        return AUDITOR, [
+            f"pgaudit is in this database but pgaudit.role is {row.role or 'unset'}: as a superuser, ALTER DATABASE "
+            f"{_ident(row.db)} SET pgaudit.role = '{AUDITOR}' (new sessions log consumers' reads)"
+        ]
+    return AUDITOR, []
+
+
+def _auditor_statements(auditor: str, row: sa.Row | None) -> list[Statement]:
+    return _plain_role_statements(auditor, row, _AUDITOR_COMMENT, login=False, why="pgaudit's object-audit role")
 
 
 # --------------------------------------------------------------------------- the loader role and PUBLIC
@@ -557,6 +784,7 @@ LOADER_TABLES = {
     "lidm_audit_head": ("SELECT",),
     "lidm_audit_checkpoint": ("SELECT",),
     "alembic_version": ("SELECT",),
+    "lidm_release": ("SELECT",),  # what each release holds is the owner's to say (grants apply)
 }
 LOADER_DATABASE = ("CONNECT", "TEMPORARY")  # TEMPORARY: batches are staged in temporary tables
 _LOADER = sa.text(
@@ -597,24 +825,34 @@ _LOADER_COMMENT = f"{MARK} loader: writes data, appends to the audit log, nothin
 
 
 def _loader_role_statements(loader: str, row: sa.Row | None) -> list[Statement]:
-    comment = Statement("comment", loader, f"COMMENT ON ROLE {_ident(loader)} IS {_text(_LOADER_COMMENT)}")
+    return _plain_role_statements(loader, row, _LOADER_COMMENT, login=True, why="the DBA sets its password")
+
+
+def _plain_role_statements(name: str, row: sa.Row | None, note: str, *, login: bool, why: str) -> list[Statement]:
+    """A role with no attribute (LOGIN or not, as given) and member of nothing, commented as ours."""
+    comment = Statement("comment", name, f"COMMENT ON ROLE {_ident(name)} IS {_text(note)}")
     if row is None:
         # Roles are cluster-wide: another database's apply may create the same role at the same moment.
         sql = (
-            f"DO $$ BEGIN CREATE ROLE {_ident(loader)} LOGIN; "
+            f"DO $$ BEGIN CREATE ROLE {_ident(name)} {'LOGIN' if login else 'NOLOGIN'}; "
             "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
         )
-        return [Statement("create role", loader, sql, None, "LOGIN, no attribute; the DBA sets its password"), comment]
+        return [
+            Statement("create role", name, sql, None, f"{'LOGIN' if login else 'NOLOGIN'}, no attribute; {why}"),
+            comment,
+        ]
     out = []
-    attrs = [word for col, word in _ROLE_ATTRIBUTES.items() if col != "rolcanlogin" and getattr(row, col)]
+    attrs = [
+        word for col, word in _ROLE_ATTRIBUTES.items() if (col != "rolcanlogin" or not login) and getattr(row, col)
+    ]
     if attrs:
-        why = "a loader needs none: with CREATEROLE it could make itself a superuser"
-        out.append(Statement("alter role", loader, f"ALTER ROLE {_ident(loader)} {' '.join(attrs)}", None, why))
+        why = "it needs none: with CREATEROLE it could make itself a superuser"
+        out.append(Statement("alter role", name, f"ALTER ROLE {_ident(name)} {' '.join(attrs)}", None, why))
     out += [
-        Statement("revoke membership", loader, f"REVOKE {_ident(g)} FROM {_ident(loader)}", None, "holds no role")
+        Statement("revoke membership", name, f"REVOKE {_ident(g)} FROM {_ident(name)}", None, "holds no role")
         for g in row.member_of
     ]
-    if row.comment != _LOADER_COMMENT:
+    if row.comment != note:
         out.append(comment)
     return out
 
@@ -694,6 +932,12 @@ def plan(catalog: ContractCatalog, engine: sa.Engine, *, loader: str | None = No
     return review(catalog, engine, loader=loader).statements
 
 
+def _registration(v: View, base: str) -> release_mod.Registered:
+    return release_mod.Registered(
+        v.schema, v.release, v.table, v.select_sql(base), release_mod.key_sql(v.key_columns), v.scope_list()
+    )
+
+
 def refuse_rebuildable(catalog: ContractCatalog) -> None:
     """Raise when a consumer could rebuild a masked value from everything granted to it together."""
     from lidm.contracts.disclosure import rebuildable
@@ -705,6 +949,22 @@ def refuse_rebuildable(catalog: ContractCatalog) -> None:
         raise ContractError(
             f"grants: refused, nothing was changed: {len(found)} grant(s) let a consumer rebuild a value it may only "
             f"see masked (`lidm contracts lint` lists them):\n{lines}{more}"
+        )
+
+
+def refuse_below_k(catalog: ContractCatalog, conn: sa.Connection) -> None:
+    """Raise when a release would let a consumer single people out below its contract's lidmMinK."""
+    from lidm.contracts.disclosure import below_min_k
+
+    found = below_min_k(catalog, conn)
+    if found:
+        lines = "\n".join(
+            f"  - {r.contract} to {r.consumer}: k={r.k} < {catalog[r.contract].min_k} over {', '.join(r.columns)}"
+            for r in found[:20]
+        )
+        raise ContractError(
+            f"grants: refused, nothing was changed: {len(found)} release(s) under the contract's minimum k (people "
+            f"could be singled out from the quasi-identifiers granted; grant fewer or coarser ones):\n{lines}"
         )
 
 
@@ -720,10 +980,15 @@ def apply(
     refuse_rebuildable(catalog)
     with engine.begin() as conn:
         conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('lidm grants apply'))"))
+        refuse_below_k(catalog, conn)
         todo = _diff(conn, catalog, loader)
+        base = conn.execute(sa.text("SELECT current_schema()")).scalar_one()
         for st in todo.statements:
             try:
-                conn.exec_driver_sql(st.sql)
+                if st.view is not None:
+                    release_mod.fill(conn, keyring, _registration(st.view, base))
+                else:
+                    conn.exec_driver_sql(st.sql)
             except sa.exc.DBAPIError as exc:
                 reason = str(exc.orig).strip().splitlines()[0] if exc.orig is not None else type(exc).__name__
                 hint = (
@@ -734,6 +999,8 @@ def apply(
                 raise LidmError(
                     f"grants: {st.action} {st.target} failed ({reason}); nothing was changed.{hint}"
                 ) from None
+        # Rows changed since the last sync, for the releases apply kept; keys of tables with none are dropped.
+        release_mod.sync(conn, keyring)
         if todo.statements:
             from lidm import audit
 

@@ -35,7 +35,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from lidm import audit
-from lidm.central import db
+from lidm.central import db, release
 from lidm.central.schema import batch as batch_table
 from lidm.central.schema import dataset_table
 from lidm.central.schema import quarantine as quarantine_table
@@ -149,6 +149,7 @@ def recall_batch(settings: Settings, batch_id: str, *, reason: str, force: bool 
                 .values(status="recalled", recalled_at=datetime.now(UTC), recall_reason=result.reason)
             )
             result.consumers = readers(catalog, contract)
+            release.sync(conn, keyring)
             audit.append(
                 conn,
                 actor="recall",

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lidm import audit
-from lidm.central import db
+from lidm.central import db, release
 from lidm.central.recall import _keyring
 from lidm.central.schema import batch as batch_table
 from lidm.central.schema import dataset_table
@@ -117,6 +117,7 @@ def purge_expired(settings: Settings, *, today: date | None = None, dry_run: boo
             if result.quarantine and not dry_run:
                 conn.execute(q.delete().where(old))
             if result.total and not dry_run:
+                release.sync(conn, _keyring(settings))
                 audit.append(
                     conn,
                     actor="retention",

@@ -230,6 +230,28 @@ audit_checkpoint = sa.Table(
     sa.Column("signature", sa.String(200), nullable=False),  # base64 Ed25519 over the canonical checkpoint
 )
 
+# Released tables (lidm.central.release, migration 0013): per consumer and dataset, the table `grants apply`
+# released and the statement filling it; and the keys of dataset rows changed since the releases were synced.
+release = sa.Table(
+    "lidm_release",
+    core_metadata,
+    sa.Column("schema_name", sa.String(63), primary_key=True),
+    sa.Column("release_name", sa.String(63), primary_key=True),
+    sa.Column("contract_id", sa.String(100), nullable=False),
+    sa.Column("consumer", sa.String(100), nullable=False),
+    sa.Column("base_table", sa.String(63), nullable=False, index=True),
+    sa.Column("select_sql", sa.Text, nullable=False),  # SELECT … FROM the base table: no key, only :ki_n/:ko_n
+    sa.Column("key_expr", sa.Text, nullable=False),  # the base row's key as text, as the trigger notes it
+    sa.Column("scopes", sa.Text, nullable=False),  # JSON [[consumer, scope], …]: the pseudonym keys to bind
+    sa.Column("digest", sa.String(64), nullable=False),
+)
+release_pending = sa.Table(
+    "lidm_release_pending",
+    core_metadata,
+    sa.Column("table_name", sa.String(63), nullable=False, index=True),
+    sa.Column("row_key", sa.Text),  # NULL: the whole table (a TRUNCATE)
+)
+
 _SQL_TYPES = {
     LogicalType.STRING: sa.Text,
     LogicalType.DATE: sa.Date,

@@ -238,5 +238,9 @@ def _grant_changes(old: Contract, new: Contract, add) -> None:  # type: ignore[n
                     (consumer,),
                 )
             )
+        for name in sorted(set(n.linkable) - set(o.linkable)):
+            add(Change("grant_widened", True, name, f"{consumer} may now join it across datasets", (consumer,)))
+        for name in sorted(set(o.linkable) - set(n.linkable)):
+            add(Change("grant_narrowed", True, name, f"{consumer} may no longer join it across datasets", (consumer,)))
         if (o.purpose or "") != (n.purpose or ""):
             add(Change("grant_purpose_changed", False, None, f"{consumer}: purpose changed", (consumer,)))

@@ -310,7 +310,7 @@ def smallest_group(conn: sa.Connection, table: str, quasi_columns: Iterable[str]
     return int(conn.execute(sa.text(sql)).scalar() or 0)
 
 
-MIN_K = 5  # below this, a consumer can single people out from the quasi-identifiers it sees (reported, not gated)
+MIN_K = 5  # below this, a consumer can single people out (reported; a contract's lidmMinK makes it a gate)
 
 
 @dataclass(frozen=True)
@@ -334,4 +334,33 @@ def k_report(catalog: ContractCatalog, conn: sa.Connection) -> list[KReport]:
             table = catalog[contract_id].table
             if table in tables:
                 out.append(KReport(consumer, contract_id, tuple(columns), smallest_group(conn, table, columns)))
+    return out
+
+
+def _sees_a_direct_identifier(c: Contract, fields: Mapping[str, set[GrantLevel]]) -> bool:
+    """A consumer reading a name or ID number in clear knows who a row is: k says nothing more there."""
+    return any(
+        c.field(n).classification is Classification.DIRECT_IDENTIFIER
+        and GrantLevel.CLEAR in levels
+        and Protection.CLEAR in c.field(n).protection
+        for n, levels in fields.items()
+    )
+
+
+def below_min_k(catalog: ContractCatalog, conn: sa.Connection) -> list[KReport]:
+    """Releases under their contract's lidmMinK, to consumers that see no direct identifier in clear."""
+    gated = {c.id for c in catalog if c.min_k is not None}
+    if not gated:
+        return []
+    tables = set(sa.inspect(conn).get_table_names())
+    out = []
+    for consumer, per in quasi_identifiers(catalog).items():
+        levels = _levels(catalog, consumer)
+        for contract_id, columns in per.items():
+            c = catalog[contract_id]
+            if contract_id not in gated or c.table not in tables or _sees_a_direct_identifier(c, levels[c.id][1]):
+                continue
+            k = smallest_group(conn, c.table, columns)
+            if 0 < k < (c.min_k or 0):
+                out.append(KReport(consumer, contract_id, tuple(columns), k))
     return out

@@ -93,6 +93,8 @@ def _lint_grants(c: Contract, catalog: ContractCatalog) -> list[Finding]:
                 say("error", g.line, name, f"direct identifier in clear to {g.consumer} without a declared purpose")
         if not purpose:
             say("warning", g.line, None, f"grant to {g.consumer} declares no purpose")
+            for name in g.linkable:
+                say("error", g.line, name, f"linkable for {g.consumer} without a declared purpose to join it for")
         if g.rows is RowScope.OWN_DISTRICTS:
             if not c.district_field:
                 say(

@@ -26,6 +26,7 @@ from lidm.contracts.model import (
     Contract,
     Field,
     Grant,
+    GrantLevel,
     LogicalType,
     Protection,
     UpdateMode,
@@ -171,6 +172,9 @@ def parse_contract(doc: dict[str, Any], *, source: str = "<contract>", root: yam
     shrink = custom.get("lidmMaxRetireFraction", 0.5)
     if isinstance(shrink, bool) or not isinstance(shrink, int | float) or not 0 <= shrink <= 1:
         raise ContractError(f"{source}: lidmMaxRetireFraction must be a number from 0 to 1 (0.5: half the live rows)")
+    min_k = custom.get("lidmMinK")
+    if min_k is not None and (isinstance(min_k, bool) or not isinstance(min_k, int) or min_k < 2):
+        raise ContractError(f"{source}: lidmMinK must be a whole number of at least 2 (5: GB/T 37964's usual k)")
     fields_named = (
         ("lidmDistrictField", district),
         ("lidmDepartmentField", dept_field),
@@ -202,6 +206,7 @@ def parse_contract(doc: dict[str, Any], *, source: str = "<contract>", root: yam
             retention=None if retention is None else str(retention),
             retention_field=retention_field,
             max_retire_fraction=float(shrink),
+            min_k=min_k,
             district_field=district,
             department_field=dept_field,
             grants=grants,
@@ -230,9 +235,16 @@ def _grants(raw: Any, source: str, root: yaml.Node | None, doc: dict[str, Any]) 
                 f"{source}:{line}: grant to {g.get('consumer')} names field {unknown[0]}, which the contract lacks"
             )
         try:
-            out.append(Grant(line=line, **g))
+            grant = Grant(line=line, **g)
         except ValidationError as exc:
             raise ContractError(f"{source}:{line}: grant to {g.get('consumer')}: {_short(exc)}") from None
+        loose = [f for f in grant.linkable if grant.fields.get(f) is not GrantLevel.TOKEN]
+        if loose:
+            raise ContractError(
+                f"{source}:{line}: grant to {grant.consumer} lists {loose[0]} as linkable, but only a field granted "
+                "at level token can be linkable"
+            )
+        out.append(grant)
     return tuple(out)
 
 

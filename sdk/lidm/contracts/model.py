@@ -70,6 +70,9 @@ class Grant(BaseModel):
     purpose: str | None = None
     fields: dict[str, GrantLevel]
     rows: RowScope = RowScope.ALL
+    # Token fields the consumer may join across its datasets (those whose grants also list them), for the
+    # purpose stated; every other token is pseudonymised for this consumer and this dataset alone.
+    linkable: tuple[str, ...] = ()
     line: int | None = None
 
 
@@ -131,6 +134,9 @@ class Contract(BaseModel):
     # lidmMaxRetireFraction: a full snapshot that would retire more than this share of the live rows is held
     # (rejected as suspicious_shrink) until an operator accepts it; 1 turns the guard off.
     max_retire_fraction: float = 0.5
+    # lidmMinK: `grants apply` refuses to release this dataset to a consumer that sees no direct identifier when
+    # fewer than this many live rows share one combination of the quasi-identifiers it sees (GB/T 37964).
+    min_k: int | None = None
     district_field: str | None = None
     department_field: str | None = None
     grants: tuple[Grant, ...] = ()

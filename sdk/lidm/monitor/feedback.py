@@ -41,7 +41,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 
 from lidm import audit
-from lidm.central import db
+from lidm.central import db, release
 from lidm.central.schema import dataset_table, warning_state
 from lidm.central.schema import disposition_result as result_table
 from lidm.config import Settings
@@ -492,6 +492,7 @@ class _Collector:
             if outcome.rows != len(rows) + len(malformed) or outcome.rows != sum(counts.values()):
                 read = len(rows) + len(malformed)
                 raise LidmError(f"{source}: {outcome.rows} decisions for {read} rows; rolled back")
+            release.sync(conn, self.protector.keyring, [self.d.name])
             audit.append(
                 conn,
                 actor="collect",

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from lidm import audit
+from lidm.central import release
 from lidm.central.schema import dataset_table, monitor_run, warning_event, warning_state
 from lidm.errors import LidmError
 from lidm.monitor.engine import Compiled
@@ -171,6 +172,7 @@ def run_monitor(
             .values(counts=json.dumps(result.as_dict()["rules"]), finished_at=city_now())
         )
         totals = {k: sum(getattr(c, k) for c in result.counts.values()) for k in ("matched", "raised", "closed")}
+        release.sync(conn, keyring)  # the warnings, and the happiness list's noted rows
         audit.append(
             conn,
             actor="monitor",

@@ -321,7 +321,7 @@ def render(data: ReportData, labels: Labels, *, generated_at: datetime) -> str:
     needs_table = _table(
         (
             "户（人）/ household",
-            "身份证号（脱敏）/ id (masked)",
+            "对象（脱敏）/ persons (masked)",
             "区县 / district",
             "类别 / category",
             "困难类型 / needs",
@@ -333,7 +333,7 @@ def render(data: ReportData, labels: Labels, *, generated_at: datetime) -> str:
         (
             (
                 _household(n.household),
-                "、".join(n.id_numbers_masked),
+                f"{'、'.join(n.names_masked)}（{n.people}人）",
                 n.district_code,
                 labels("category", n.low_income_category),
                 "；".join(f"{labels('hardship', h)} ×{c}" for h, c in n.needs.items()),
@@ -353,7 +353,7 @@ def render(data: ReportData, labels: Labels, *, generated_at: datetime) -> str:
             chain_rows.append(
                 (
                     _household(c.household),
-                    a.id_number_masked,
+                    f"#{a.person}" if a.person else "",
                     labels("department", a.department),
                     labels("kind", a.kind),
                     a.granted_on,
@@ -367,7 +367,7 @@ def render(data: ReportData, labels: Labels, *, generated_at: datetime) -> str:
     chains_table = _table(
         (
             "户（人）/ household",
-            "身份证号（脱敏）/ id (masked)",
+            "成员 / person",
             "部门 / department",
             "救助项目 / kind",
             "发放日期 / granted",

@@ -8,6 +8,7 @@ has no household) and shown with a masked id number: nothing here reads a name, 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -62,7 +63,7 @@ class Assistance:
     amount: float
     status: str
     source: str
-    id_number_masked: str | None
+    person: int | None  # which member of the household (1, 2, … in order of first record); None: no id token
     period_start: date | None = None
     period_end: date | None = None
     in_kind: str | None = None
@@ -74,7 +75,7 @@ class HouseholdChain:
 
     household: str
     district_code: str
-    id_numbers_masked: list[str]
+    people: int  # distinct persons in the chain
     records: int
     departments: int
     amount: float
@@ -137,7 +138,7 @@ def happiness_list(
     if limit is not None:
         heads = heads.limit(limit)
     chains = {
-        r.household: HouseholdChain(r.household, r.district_code, [], r.records, r.departments, _money(r.amount))
+        r.household: HouseholdChain(r.household, r.district_code, 0, r.records, r.departments, _money(r.amount))
         for r in conn.execute(heads)
     }
     if not chains:
@@ -147,8 +148,13 @@ def happiness_list(
         .where(chain_key(t).in_(list(chains)))
         .order_by(key, t.c.granted_on, t.c.department, t.c.assistance_kind, t.c.record_id)
     ).all()
+    members: dict[str, dict[str, int]] = defaultdict(dict)  # household -> person token -> its number
     for r in links:
         chain = chains[r.household]
+        person = None
+        if r.id_number_token:
+            person = members[r.household].setdefault(r.id_number_token, len(members[r.household]) + 1)
+            chain.people = len(members[r.household])
         chain.chain.append(
             Assistance(
                 r.department,
@@ -157,14 +163,12 @@ def happiness_list(
                 _money(r.amount),
                 r.disbursement_status,
                 r.source,
-                r.id_number_masked,
+                person,
                 r.period_start,
                 r.period_end,
                 r.in_kind_description,
             )
         )
-        if r.id_number_masked and r.id_number_masked not in chain.id_numbers_masked:
-            chain.id_numbers_masked.append(r.id_number_masked)
     return list(chains.values())
 
 
@@ -175,16 +179,18 @@ def happiness_list(
 class HouseholdNeeds:
     """A household's open warnings (需求清单): by hardship type, which departments must act, how late.
 
-    ``id_numbers_masked`` shows who the warnings concern (the lowest and highest masked id per hardship type and
-    department): enough to find the household, not a full member list.
+    ``names_masked`` shows who the warnings concern (the lowest and highest masked name, 王*, per hardship type and
+    department) and ``people`` how many persons: enough to recognise the household, not a member list. A masked
+    ID number would say nothing here: its masked form (4301**************) is the same for everyone, by design.
     """
 
     household: str
     district_code: str
     low_income_category: str | None
-    id_numbers_masked: list[str]
+    names_masked: list[str]
     open_warnings: int
     overdue: int
+    people: int = 0  # distinct persons the open warnings concern
     needs: dict[str, int] = field(default_factory=dict)  # hardship type -> open warnings
     departments: list[str] = field(default_factory=list)
     earliest_due: date | None = None
@@ -203,8 +209,8 @@ def needs_list(conn: sa.Connection, catalog: Any, *, limit: int | None = None) -
             sa.func.count().filter(w.c.status == "overdue").label("overdue"),
             sa.func.min(w.c.district_code).label("district_code"),
             sa.func.min(w.c.low_income_category).label("category"),
-            sa.func.min(w.c.id_number_masked).label("masked_min"),
-            sa.func.max(w.c.id_number_masked).label("masked_max"),
+            sa.func.min(w.c.name_masked).label("masked_min"),
+            sa.func.max(w.c.name_masked).label("masked_max"),
             sa.func.min(w.c.due_date).label("due"),
         )
         .where(w.c.status.in_(OPEN))
@@ -224,11 +230,15 @@ def needs_list(conn: sa.Connection, catalog: Any, *, limit: int | None = None) -
         if r.due is not None and (h.earliest_due is None or r.due < h.earliest_due):
             h.earliest_due = r.due
         for masked in (r.masked_min, r.masked_max):
-            if masked and masked not in h.id_numbers_masked:
-                h.id_numbers_masked.append(masked)
+            if masked and masked not in h.names_masked:
+                h.names_masked.append(masked)
+    people = sa.select(key, sa.func.count(sa.distinct(w.c.id_number_token))).where(w.c.status.in_(OPEN)).group_by(key)
+    for household, n in conn.execute(people):
+        if household in out:
+            out[household].people = n
     for h in out.values():
         h.departments.sort()
-        h.id_numbers_masked.sort()
+        h.names_masked.sort()
     ranked = sorted(out.values(), key=lambda h: (-h.open_warnings, -h.overdue, h.household))
     return ranked[:limit] if limit is not None else ranked
 
