@@ -2,7 +2,8 @@
 
 For each department: the warnings targeted at it that were never pushed (pushed_at empty) and are raised or
 overdue. Each row carries only the fields of the department's grant on platform.warning, at the grant's level
-(clear: the clear column or the decrypted ``_enc`` one; masked: ``_masked``; token: ``_token``). A folder or
+(clear: the clear column or the decrypted ``_enc`` one; masked: ``_masked``; token: the department's pseudonym
+of ``_token``, as in its view). A folder or
 SFTP channel gets one CSV per push (UTF-8 with BOM, header = contract field names) and then a
 ``<name>.manifest.json`` with the row count and sha256, both written atomically; a table channel gets the rows
 upserted by warning_id in one transaction. Then, in one central transaction, the push is recorded in
@@ -33,7 +34,7 @@ import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 
 from lidm import audit
-from lidm.central import db
+from lidm.central import db, release
 from lidm.central.schema import push as push_table
 from lidm.central.schema import warning_state
 from lidm.config import Settings
@@ -171,7 +172,15 @@ class _Pusher:
         if not rows:
             return PushResult(department, "nothing", fields=levels)
         push_id = str(uuid.uuid4())
-        records = [self._record(r, fields) for r in rows]
+        # A token leaves as the department's pseudonym, the one its view of the warnings holds (lidm.central.release).
+        keys = {
+            f.name: release.pseudonym_key(
+                self.protector.keyring, department, release.LINKABLE if f.name in grant.linkable else contract.id
+            )
+            for f, level in fields
+            if level is GrantLevel.TOKEN
+        }
+        records = [self._record(r, fields, keys) for r in rows]
         header = [f.name for f, _ in fields]
         body = warnings_csv(header, records)
         digest = hashlib.sha256(body).hexdigest()
@@ -248,8 +257,11 @@ class _Pusher:
         with self.engine.connect() as conn:
             return conn.execute(query).scalar_one()
 
-    def _record(self, row: sa.RowMapping, fields: list[tuple[Field, GrantLevel]]) -> dict[str, Any]:
-        """One warning as the department receives it: granted fields at their level, status as after the push."""
+    def _record(
+        self, row: sa.RowMapping, fields: list[tuple[Field, GrantLevel]], keys: dict[str, bytes]
+    ) -> dict[str, Any]:
+        """One warning as the department receives it: granted fields at their level (tokens as its pseudonyms),
+        status as after the push."""
         out: dict[str, Any] = {}
         for f, level in fields:
             if f.name == "status":
@@ -257,7 +269,7 @@ class _Pusher:
             elif f.name == "updated_at":
                 value = self.now
             elif level is GrantLevel.TOKEN:
-                value = row[f"{f.name}_token"]
+                value = release.pseudonym(keys[f.name], row[f"{f.name}_token"])
             elif level is GrantLevel.MASKED:
                 value = row[f"{f.name}_masked"]
             elif Protection.CLEAR in f.protection:
