@@ -27,6 +27,7 @@ demo: install
 
 ## Installs dev dependencies, makes sure PostgreSQL, MariaDB + ODBC and OpenSSH are there, runs pytest.
 test: install-dev services
+	$(BIN)/lint-imports
 	$(BIN)/pytest
 
 services:

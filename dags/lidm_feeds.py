@@ -1,5 +1,5 @@
 """One DAG per registered lidm adapter (feed); everything is built from the adapter registry and contracts."""
 
-from lidm.integrations.airflow import build_feed_dags
+from lidm.integrations.airflow.dags import build_feed_dags
 
 globals().update(build_feed_dags())

@@ -19,7 +19,8 @@ from _db import query
 from conftest import MARIADB_BASE, PG_ADMIN_DSN
 
 from lidm.registry import adapters
-from lidm.samples.sources import Servers, append_rows, sample_sources, write_sources
+from lidm.samples.catalog import sample_sources, write_sources
+from lidm.samples.sources import Servers, append_rows
 from lidm.samples.world import build_world
 from lidm.testkit import FAIL, PASS, SKIP, WARN, verify
 

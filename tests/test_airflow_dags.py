@@ -382,8 +382,9 @@ def _airflow_connection(url: str) -> dict:
 def test_every_feed_dag_runs_green_on_the_real_servers(airflow_env, sftp_server, gateway_pg, tmp_path):
     """All 26 DAGs, each with dag.test(), reading the sample sources from MariaDB over ODBC, PostgreSQL,
     SQLite and the OpenSSH drop folders through Airflow connections; every batch keeps its invariant."""
-    from lidm.integrations.airflow import dag_id
-    from lidm.samples.sources import Servers, write_sources
+    from lidm.integrations.airflow.dags import dag_id
+    from lidm.samples.catalog import write_sources
+    from lidm.samples.sources import Servers
     from lidm.samples.world import build_world
 
     prefix = f"lidm_dag_{secrets.token_hex(3)}_"
@@ -449,7 +450,8 @@ def _drop_source_databases(prefix: str) -> None:
 
 def test_sdk_and_the_glue_import_without_airflow(tmp_path):
     code = (
-        "import pathlib, sys, lidm, lidm.pipeline, lidm.integrations.airflow as glue; "
+        "import pathlib, sys, lidm, lidm.pipeline, lidm.integrations.airflow.monitor_dags; "
+        "import lidm.integrations.airflow.dags as glue; "
         "pathlib.Path(sys.argv[1]).write_text(f\"{'airflow' in sys.modules} {callable(glue.build_feed_dags)}\")"
     )
     found = tmp_path / "found.txt"
@@ -465,7 +467,8 @@ from pathlib import Path
 from urllib.parse import unquote
 from airflow.sdk.exceptions import AirflowFailException
 from lidm.errors import ConfigError, SourceError
-from lidm.integrations.airflow import connection_url, run_feed_task
+from lidm.integrations.airflow.hooks import connection_url
+from lidm.integrations.airflow.tasks import run_feed_task
 
 spec = json.loads(sys.argv[1])
 report = {"urls": {}, "feeds": {}}

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from test_airflow_dags import _dagrun, _gateway_env, airflow_env  # noqa: F401  (session fixture)
 
 from lidm.demo import run_demo
-from lidm.integrations.airflow_monitor import FEEDBACK_DAG, MONITOR_DAG, PUSH_DAG
+from lidm.integrations.airflow.monitor_dags import FEEDBACK_DAG, MONITOR_DAG, PUSH_DAG
 from lidm.samples.people import REFERENCE_DATE
 from lidm.samples.responses import respond
 from lidm.samples.world import build_world

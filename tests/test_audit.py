@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from conftest import _pg_admin
 from typer.testing import CliRunner
 
-from lidm import audit, cli, pipeline
-from lidm.central import db
+from lidm import cli, pipeline
+from lidm.central import audit, db, ledger
 from lidm.central.schema import audit as audit_table
 from lidm.central.schema import batch, dataset_table, disposition_result, monitor_run, push
 from lidm.config import Settings
@@ -139,7 +139,7 @@ def test_a_rejected_batch_is_logged_and_a_rolled_back_load_is_not(city: City, mo
     def refuse(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise RejectedBatch("replay", "refused for the test")
 
-    monkeypatch.setattr(pipeline, "_refuse_replay", refuse)
+    monkeypatch.setattr(ledger, "refuse_replay", refuse)
     [rejected] = pipeline.run_feed(feed, city.settings, connections=city.connections)
     assert rejected.status == "rejected"
     entry = city.entries("batch.reject")[-1]

@@ -19,8 +19,8 @@ import sqlalchemy as sa
 from test_roles import Deployment, _as, _refused, deployment  # noqa: F401  (deployment is a fixture)
 from typer.testing import CliRunner
 
-from lidm import audit, cli
-from lidm.central import db
+from lidm import cli
+from lidm.central import audit, db
 from lidm.central.schema import audit as audit_table
 from lidm.central.schema import audit_checkpoint, audit_head
 from lidm.config import Settings

@@ -124,7 +124,8 @@ def _sftp_accounts(service: dict) -> dict[str, list[str]]:
 
 def _dag_conn_ids() -> tuple[set[str], set[str], set[str]]:
     """(adapter source connections, drop connections, monitoring channel connections)."""
-    from lidm.integrations.airflow_monitor import channel_conn_id, departments
+    from lidm.integrations.airflow.hooks import channel_conn_id
+    from lidm.integrations.airflow.monitor_dags import departments
     from lidm.registry import adapters
     from lidm.sources import DropSource
 
@@ -345,7 +346,7 @@ def test_sftp_connections_match_the_stand_in_server(services):
 
 
 def test_init_creates_a_pool_per_adapter_pool_and_department_without_overwriting(services, tmp_path):
-    from lidm.integrations.airflow_monitor import departments
+    from lidm.integrations.airflow.monitor_dags import departments
     from lidm.registry import adapters
 
     init = services["airflow-init"]

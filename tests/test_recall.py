@@ -12,8 +12,7 @@ import sqlalchemy as sa
 from test_airflow_dags import airflow_env  # noqa: F401  (session fixture)
 from typer.testing import CliRunner
 
-from lidm import audit
-from lidm.central import connect, dataset_table
+from lidm.central import audit, connect, dataset_table
 from lidm.central.recall import list_batches, recall_batch
 from lidm.central.retention import purge_expired
 from lidm.cli import app
@@ -282,7 +281,7 @@ def test_the_daily_housekeeping_dag_purges(airflow_env, gateway_pg, tmp_path):  
     from test_airflow_dags import _gateway_env
     from test_airflow_monitoring import _run
 
-    from lidm.integrations.airflow_monitor import HOUSEKEEPING_DAG
+    from lidm.integrations.airflow.monitor_dags import HOUSEKEEPING_DAG
 
     settings, _, first = _load(gateway_pg, EXPENSES)
     engine = connect(settings)

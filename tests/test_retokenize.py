@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from _db import query
 
-from lidm import audit
+from lidm.central import audit
 from lidm.errors import KeyringError
 from lidm.keys import load_keyring
 from lidm.pipeline import run_feed

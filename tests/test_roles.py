@@ -22,8 +22,8 @@ from conftest import _pg_admin
 from psycopg import errors
 from typer.testing import CliRunner
 
-from lidm import audit, cli
-from lidm.central import db
+from lidm import cli
+from lidm.central import audit, db
 from lidm.central.grants import apply, plan
 from lidm.config import Settings
 from lidm.contracts.load import load_catalog

@@ -15,7 +15,8 @@ import pytest
 
 from lidm import Convert, codes
 from lidm.registry import get_adapter, refresh
-from lidm.samples.sources import Servers, bank_card, write_sources
+from lidm.samples.catalog import write_sources
+from lidm.samples.sources import Servers, bank_card
 from lidm.samples.world import build_world
 from lidm.testkit import CHECKS, FAIL, PASS, SKIP, AdapterConformance, Scanner, kinds_in, verify
 from lidm.testkit.scaffold import PLACEHOLDER, scaffold

@@ -321,7 +321,8 @@ def sample(
     ] = None,
 ) -> None:
     """Write deterministic synthetic sources for every dataset (files by default, or the real servers)."""
-    from lidm.samples.sources import Servers, save_connections, write_sources
+    from lidm.samples.catalog import save_connections, write_sources
+    from lidm.samples.sources import Servers
     from lidm.samples.world import build_world
 
     try:
@@ -1025,12 +1026,9 @@ def _loader_role() -> str | None:
 
 def _keyring_or_none():  # type: ignore[no-untyped-def]
     """The keyring when configured: it seals audit entries; without one they are chained but unsealed."""
-    from lidm.keys import load_keyring
+    from lidm.keys import load_keyring_or_none
 
-    try:
-        return load_keyring(get_settings())
-    except LidmError:
-        return None
+    return load_keyring_or_none(get_settings())
 
 
 audit_app = typer.Typer(help="The tamper-evident audit log: verify the chain, show entries.", no_args_is_help=True)
@@ -1046,8 +1044,7 @@ def audit_verify(
     ] = None,
 ) -> None:
     """Recompute the hash chain (seals with the keyring, checkpoints with their public keys); exit 1 at a break."""
-    from lidm import audit
-    from lidm.central import connect
+    from lidm.central import audit, connect
     from lidm.keys import load_audit_public_keys
 
     engine = connect(get_settings())
@@ -1096,8 +1093,7 @@ def audit_verify(
 @audit_app.command("checkpoint")
 def audit_checkpoint() -> None:
     """Verify the chain and record its head signed with the administrator's key (LIDM_AUDIT_KEY), as the owner."""
-    from lidm import audit
-    from lidm.central import connect
+    from lidm.central import audit, connect
     from lidm.keys import load_audit_key, load_audit_public_keys
 
     settings = get_settings()
@@ -1126,8 +1122,7 @@ def audit_show(
     action: Annotated[str | None, typer.Option(help="Only this action, e.g. reidentify.")] = None,
 ) -> None:
     """The newest entries: who did what to which feed, batch, push or consumer (counts and ids only)."""
-    from lidm import audit
-    from lidm.central import connect
+    from lidm.central import audit, connect
 
     engine = connect(get_settings())
     try:

@@ -13,7 +13,8 @@ from lidm.keys import generate_keyring, write_keyring
 from lidm.monitor.lifecycle import MonitorResult
 from lidm.pipeline import BatchResult, Progress, run_feed
 from lidm.registry import adapters
-from lidm.samples.sources import SampleReport, Servers, sample_sources, save_connections, write_sources
+from lidm.samples.catalog import sample_sources, save_connections, write_sources
+from lidm.samples.sources import SampleReport, Servers
 from lidm.samples.world import build_world
 
 

@@ -1,24 +1,43 @@
-"""Error types. Messages name the place (file, row, field) and what to do, never a personal value."""
+"""Error types. Messages name the place (file, row, field) and what to do, never a personal value.
+
+Each class says whether running the same thing again can help (``retryable``): a source or the central database
+that was away, a feed another run held, yes; a delivery's data, a configuration, a contract, a key, no — those
+need a person, and a scheduler retrying them only delays the alert. The Airflow tasks read it (:func:`retryable`).
+"""
 
 from __future__ import annotations
 
 from functools import partial
+from typing import ClassVar
 
 
 class LidmError(Exception):
     """Base of every error the gateway raises on purpose."""
 
+    retryable: ClassVar[bool] = True  # unless a subclass knows better: the run stopped, nothing was half-written
+
+
+def retryable(exc: BaseException) -> bool:
+    """Whether a retry of the failed run can help: what the error's class says; anything unforeseen, yes."""
+    return getattr(type(exc), "retryable", True)
+
 
 class ConfigError(LidmError):
     """The configuration is missing or inconsistent."""
+
+    retryable = False
 
 
 class ContractError(LidmError):
     """A contract file cannot be loaded or is not valid."""
 
+    retryable = False
+
 
 class KeyringError(LidmError):
     """The keyring is missing, unreadable or lacks a key."""
+
+    retryable = False
 
 
 class SourceError(LidmError):
@@ -40,12 +59,22 @@ class FeedBusy(LidmError):
         return (FeedBusy, (self.feed, str(self)))
 
 
+class RuleError(LidmError):
+    """A monitoring rule cannot be loaded or names a feed, field or code the catalogue does not have."""
+
+    retryable = False
+
+
 class HostKeyError(SourceError):
     """An SFTP server presented an unknown or changed host key (never worth a retry)."""
+
+    retryable = False
 
 
 class RejectedBatch(LidmError):
     """A whole batch cannot be accepted (wrong encoding, missing column, replay...): a data fault."""
+
+    retryable = False
 
     def __init__(
         self, reason: str, message: str, *, file: str | None = None, row: int | None = None, field: str | None = None

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from lidm.config import Settings, json_setting
-from lidm.errors import KeyringError
+from lidm.errors import KeyringError, LidmError
 
 PURPOSES = ("token", "encrypt", "sign")
 PROFILES: dict[str, dict[str, str]] = {
@@ -255,6 +255,14 @@ def load_keyring(settings: Settings) -> Keyring:
     return _check_configured_profile(Keyring.from_dict(data, str(path)), settings, str(path))
 
 
+def load_keyring_or_none(settings: Settings) -> Keyring | None:
+    """The keyring when one is configured and opens; None otherwise (audit entries are then chained, unsealed)."""
+    try:
+        return load_keyring(settings)
+    except LidmError:
+        return None
+
+
 def _refuse_shared(path: Path) -> None:
     """Like ssh with a private key: a keyring other users can read or write is refused, not used."""
     if os.name != "posix":
@@ -280,7 +288,7 @@ def _check_configured_profile(ring: Keyring, settings: Settings, source: str) ->
 
 
 # --------------------------------------------------------------------------- the audit checkpoint key
-# The administrator's own Ed25519 key: it signs checkpoints of the audit chain's head (lidm.audit.checkpoint).
+# The administrator's own Ed25519 key: it signs checkpoints of the audit chain's head (lidm.central.audit.checkpoint).
 # It is deliberately not part of the keyring: the loader holds the keyring, and a key the loader holds cannot
 # vouch against the loader. Verifiers need only its public half (LIDM_AUDIT_PUBLIC_KEYS).
 

@@ -22,17 +22,12 @@ from typing import Any
 import pyarrow as pa
 import sqlalchemy as sa
 
-from lidm import audit, manifest
 from lidm.adapter import Adapter
-from lidm.central import db, release
+from lidm.central import db, ledger
 from lidm.central.holds import Acceptance, accept_batch
-from lidm.central.loader import BatchWriter, LoadCounts
+from lidm.central.loader import BatchWriter
 from lidm.central.lock import feed_lock
-from lidm.central.schema import acceptance as acceptance_table
-from lidm.central.schema import batch as batch_table
 from lidm.central.schema import dataset_table
-from lidm.central.schema import quarantine as quarantine_table
-from lidm.central.schema import watermark as watermark_table
 from lidm.config import Settings, get_settings
 from lidm.conform import check_columns, check_mapping
 from lidm.contracts import Contract, UpdateMode, load_one
@@ -41,7 +36,6 @@ from lidm.keys import Keyring, load_keyring
 from lidm.producers import drop_trust
 from lidm.protect import unseal
 from lidm.registry import adapters, get_adapter
-from lidm.retokenize import check_epoch
 from lidm.sources import DropSource, SourceBatch, SqlSource
 from lidm.sources.drops import open_store
 from lidm.transform import ChunkTransform, encrypt_payload, transform_chunks
@@ -71,9 +65,6 @@ class BatchResult:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-COUNTS = ("extracted", "loaded", "quarantined", "inserted", "updated", "unchanged", "retired")
 
 
 class _Unchanged(Exception):
@@ -159,7 +150,7 @@ def _run_locked(feed: Feed, url: str, progress: Progress | None, since: str | No
         raise ConfigError(f"feed {feed.name}: --since re-reads an incremental database source; this feed has none")
     if isinstance(source, SqlSource):
         incremental = feed.contract.update_mode is UpdateMode.INCREMENTAL
-        wm = _watermark(feed) if incremental else None
+        wm = ledger.read_watermark(feed.engine, feed.name) if incremental else None
         if since is not None:
             wm = _earlier(since, wm)
         src = source.batch(url, wm, feed.settings.chunk_rows, incremental=incremental)
@@ -188,7 +179,7 @@ def _feed_back(feed: Feed, url: str, table: str, batch_id: str | None) -> None:
     key_column = key_conv.column.lower() if key_conv else None
     now = datetime.now(UTC)
     rows = []
-    for h in _held_rows(feed, batch_id):
+    for h in ledger.held_rows(feed.engine, batch_id):
         key = None
         if h["payload_kind"] == "raw_enc" and h["payload"] and key_column:
             # The department's own key value of the row it sent, back to its own database: nothing else of it.
@@ -245,7 +236,7 @@ def _earlier(since: str, stored: str | None) -> str:
 
 
 def _record_clock(feed: Feed, src: SourceBatch) -> None:
-    """Keep the source's clock and the rows it held back beside the watermark, for `lidm status`."""
+    """Say when the source held rows back (dated after its own clock); the ledger keeps the figures for status."""
     deferred, clock, latest = src.meta["deferred"], src.meta["clock"], src.meta.get("deferred_latest")
     if deferred:
         ahead = f", up to {latest - clock} ahead" if latest is not None and latest.tzinfo == clock.tzinfo else ""
@@ -254,18 +245,10 @@ def _record_clock(feed: Feed, src: SourceBatch) -> None:
             "once their time comes. A clock ahead or a typing error in the update time?",
             feed.name,
             deferred,
-            _wm(clock),
+            ledger.as_text(clock),
             ahead,
         )
-    now = datetime.now(UTC)
-    values = {"source_clock": _wm(clock), "deferred": deferred, "checked_at": now}
-    with feed.engine.begin() as conn:
-        updated = conn.execute(watermark_table.update().where(watermark_table.c.feed == feed.name).values(**values))
-        if updated.rowcount == 0 and deferred:
-            # Nothing loaded yet, but something held back: say so (the read position stays empty).
-            conn.execute(
-                watermark_table.insert().values(feed=feed.name, value="", batch_id="-", updated_at=now, **values)
-            )
+    ledger.record_clock(feed.engine, feed.name, clock, deferred)
 
 
 def connection_url(adapter: Adapter, settings: Settings, connections: Mapping[str, str] | None = None) -> str:
@@ -278,14 +261,6 @@ def connection_url(adapter: Adapter, settings: Settings, connections: Mapping[st
         f"feed {adapter.name}: no connection '{name}'; set LIDM_CONNECTIONS='{{\"{name}\": \"URL\"}}' "
         "or an Airflow connection of that id"
     )
-
-
-def _watermark(feed: Feed) -> str | None:
-    with feed.engine.connect() as conn:
-        value = conn.execute(
-            sa.select(watermark_table.c.value).where(watermark_table.c.feed == feed.name)
-        ).scalar_one_or_none()
-    return value or None  # "": rows were held back before anything was loaded
 
 
 def run_batch(feed: Feed, src: SourceBatch, progress: Progress | None = None) -> BatchResult:
@@ -327,20 +302,13 @@ def run_batch(feed: Feed, src: SourceBatch, progress: Progress | None = None) ->
     return result
 
 
-def _held_rows(feed: Feed, batch_id: str | None) -> list[sa.RowMapping]:
-    """The batch's quarantined rows in source order: what goes back to the department."""
-    q = quarantine_table
-    with feed.engine.connect() as conn:
-        return list(conn.execute(sa.select(q).where(q.c.batch_id == batch_id).order_by(q.c.row_number)).mappings())
-
-
 def _reasons_back(feed: Feed, write: Callable[[str], None], batch_id: str) -> None:
     """The department's copy of what this delivery had held back: where and why, never a value."""
     out = io.StringIO()
     writer = csv.writer(out)
     columns = ("row_number", "line_number", "field", "reason", "message")
     writer.writerow(["row", "line", "field", "reason", "message"])
-    writer.writerows(["" if r[c] is None else r[c] for c in columns] for r in _held_rows(feed, batch_id))
+    writer.writerows(["" if r[c] is None else r[c] for c in columns] for r in ledger.held_rows(feed.engine, batch_id))
     try:
         write("\ufeff" + out.getvalue())  # with a BOM: a department's spreadsheet opens it right
     except (OSError, LidmError) as exc:
@@ -440,18 +408,8 @@ def _load(
     content = hashlib.sha256()
     file = src.meta.get("file", src.name)
     reasons: Counter[str] = Counter()
-    conn.execute(
-        batch_table.insert().values(
-            batch_id=batch_id,
-            feed=feed.name,
-            contract_id=contract.id,
-            contract_version=contract.version,
-            source_name=src.name,
-            status="loading",
-            started_at=started,
-        )
-    )
-    check_epoch(conn, keyring)  # after the batch row: a running re-tokenization has committed by now
+    delivery = ledger.Delivery(feed.name, contract, batch_id, src.name, file, started)
+    ledger.open_batch(conn, delivery, keyring)
     for part in transform_chunks(transform, _chunks(src, feed.adapter, file), feed.settings.workers):
         result.extracted += part.rows
         content.update(part.digests)
@@ -467,12 +425,13 @@ def _load(
     if malformed:
         result.extracted += len(malformed)
         writer.quarantine([_malformed_row(feed, m, reasons) for m in malformed])
-    _refuse_replay(conn, feed, src, file, contract, result.extracted)
+    delivery.source_digest = src.source_digest()
+    ledger.refuse_replay(conn, delivery, result.extracted)
     content = content.hexdigest()
-    if contract.update_mode is UpdateMode.FULL and _last_content(conn, feed) == content:
+    if contract.update_mode is UpdateMode.FULL and ledger.last_content(conn, feed.name) == content:
         raise _Unchanged
     counts = writer.finish(retire_missing=contract.update_mode is UpdateMode.FULL)
-    accepted = _guard_shrink(conn, feed, src, counts, content, batch_id) if counts.retired else None
+    accepted = ledger.guard_shrink(conn, delivery, counts, content) if counts.retired else None
     if counts.duplicates:
         reasons["duplicate_key"] += counts.duplicates
     for name in ("loaded", "inserted", "updated", "unchanged", "retired"):
@@ -482,7 +441,7 @@ def _load(
     if (
         contract.update_mode is UpdateMode.INCREMENTAL
         and not (counts.inserted or counts.updated)
-        and not _new_quarantine(conn, feed.name, batch_id)
+        and not ledger.new_quarantine(conn, feed.name, batch_id)
     ):
         raise _Unchanged  # only boundary rows seen again (good or already quarantined): record nothing
     if result.extracted != result.loaded + result.quarantined:
@@ -490,106 +449,17 @@ def _load(
             f"batch {batch_id}: extracted {result.extracted} != loaded {result.loaded} + quarantined "
             f"{result.quarantined}; rolled back"
         )
-    wm_from, wm_to = _wm(src.watermark_from), _wm(src.watermark_to())
-    tallies = {k: getattr(result, k) for k in COUNTS}
-    body, signature = manifest.sign(
-        {
-            "batch_id": batch_id,
-            "feed": feed.name,
-            "contract": contract.id,
-            "version": contract.version,
-            "source": src.name,
-            "source_digest": src.source_digest(),
-            "content_digest": content,
-            **tallies,
-            "watermark": [wm_from, wm_to],
-            "policy_digest": manifest.policy_digest(contract),
-            "keys": {"token": keyring.token.active, "encrypt": keyring.encrypt.active},
-            "producer": src.meta.get("state", {}).get("producer"),  # the department's signed manifest, if any
-        },
-        keyring,
-    )
-    conn.execute(
-        batch_table.update()
-        .where(batch_table.c.batch_id == batch_id)
-        .values(
-            status="loaded",
-            source_digest=src.source_digest(),
-            content_digest=content,
-            **tallies,
-            watermark_from=wm_from,
-            watermark_to=wm_to,
-            manifest=body,
-            signature=signature,
-            finished_at=datetime.now(UTC),
-        )
-    )
-    if wm_to is not None and contract.update_mode is UpdateMode.INCREMENTAL:
-        _advance_watermark(conn, feed.name, wm_to, batch_id)
-    release.sync(conn, keyring, [contract.table])  # consumers' released tables follow in the same commit
-    # Last statement of the batch's transaction: the audit lock is held only until the commit right after.
-    audit.append(
+    return ledger.seal_batch(
         conn,
-        actor="pipeline",
-        action="batch.load",
-        subject=batch_id,
-        detail={"feed": feed.name, "contract": contract.id, "version": contract.version, "source": src.name}
-        | tallies
-        | {"content_digest": content, "signature": signature}
-        | ({"accepted_shrink": accepted} if accepted else {}),
-        keyring=keyring,
+        delivery,
+        keyring,
+        {k: getattr(result, k) for k in ledger.COUNTS},
+        content=content,
+        watermark_from=ledger.as_text(src.watermark_from),
+        watermark_to=ledger.as_text(src.watermark_to()),
+        producer=src.meta.get("state", {}).get("producer"),
+        accepted=accepted,
     )
-    return json.dumps({"receipt": json.loads(body), "signature": signature}, ensure_ascii=False)
-
-
-def _guard_shrink(
-    conn: sa.Connection, feed: Feed, src: SourceBatch, counts: LoadCounts, content: str, batch_id: str
-) -> int | None:
-    """A full snapshot that retires more than lidmMaxRetireFraction of the live rows is held (rejected with the
-    figures) unless an operator accepted this very content with `lidm batch accept`; returns that acceptance."""
-    limit = feed.contract.max_retire_fraction
-    if counts.live_before == 0 or counts.retired <= limit * counts.live_before:
-        return None
-    a = acceptance_table
-    digest = src.source_digest()
-    match = a.c.content_digest == content
-    if digest:
-        match = sa.or_(match, a.c.source_digest == digest)
-    accepted = conn.execute(
-        sa.select(a.c.id).where(a.c.feed == feed.name, a.c.used_by_batch.is_(None), match).limit(1)
-    ).scalar_one_or_none()
-    if accepted is not None:
-        conn.execute(a.update().where(a.c.id == accepted).values(used_by_batch=batch_id))
-        log.warning(
-            "feed %s: batch %s retires %d rows, as accepted by an operator", feed.name, batch_id, counts.retired
-        )
-        return accepted
-    share = counts.retired / counts.live_before
-    exc = RejectedBatch(
-        "suspicious_shrink",
-        f"this full snapshot would retire {counts.retired:,} of the {counts.live_before:,} live rows ({share:.0%}), "
-        f"more than the contract allows at once (lidmMaxRetireFraction {limit:g}); it is held and nothing was "
-        f"loaded. A truncated export? If the department really removed them, accept it with `lidm batch accept "
-        f"{batch_id} --reason TEXT`, then run the feed again",
-        file=src.meta.get("file", src.name),
-    )
-    exc.content_digest = content  # type: ignore[attr-defined]  # what `lidm batch accept` lets through
-    raise exc
-
-
-def _new_quarantine(conn: sa.Connection, feed: str, batch_id: str) -> int:
-    """Rows this batch quarantined that no earlier batch of the feed had quarantined already."""
-    q, earlier = quarantine_table, quarantine_table.alias("earlier")
-    seen = (
-        sa.select(earlier.c.id)
-        .where(earlier.c.feed == feed, earlier.c.batch_id != batch_id, earlier.c.row_digest == q.c.row_digest)
-        .exists()
-    )
-    return conn.execute(
-        sa.select(sa.func.count())
-        .select_from(q)
-        .where(q.c.batch_id == batch_id, sa.or_(q.c.row_digest.is_(None), ~seen))
-    ).scalar_one()
 
 
 def _chunks(src: SourceBatch, adapter: Adapter, file: str) -> Iterator[pa.Table]:
@@ -599,12 +469,6 @@ def _chunks(src: SourceBatch, adapter: Adapter, file: str) -> Iterator[pa.Table]
             check_columns(chunk.column_names, adapter, file)
             first = False
         yield chunk
-
-
-def _wm(value: Any) -> str | None:
-    if value is None:
-        return None
-    return value.isoformat(sep=" ") if hasattr(value, "isoformat") else str(value)
 
 
 def _malformed_row(feed: Feed, m: dict[str, Any], reasons: Counter[str]) -> dict[str, Any]:
@@ -620,78 +484,13 @@ def _malformed_row(feed: Feed, m: dict[str, Any], reasons: Counter[str]) -> dict
     }
 
 
-def _refuse_replay(conn, feed, src, file, contract, extracted) -> None:  # type: ignore[no-untyped-def]
-    digest = src.source_digest()
-    if digest:
-        earlier = conn.execute(
-            sa.select(batch_table.c.batch_id, batch_table.c.started_at).where(
-                batch_table.c.feed == feed.name,
-                batch_table.c.source_digest == digest,
-                batch_table.c.status == "loaded",
-            )
-        ).first()
-        if earlier:
-            raise RejectedBatch(
-                "replay",
-                f"this exact file was already loaded in batch {earlier.batch_id} "
-                f"({earlier.started_at:%Y-%m-%d %H:%M}); nothing was loaded again",
-                file=file,
-            )
-    if extracted == 0 and contract.update_mode is UpdateMode.FULL:
-        raise RejectedBatch(
-            "empty_snapshot", "a full snapshot with no rows would retire the whole dataset; refused", file=file
-        )
-
-
-def _last_content(conn: sa.Connection, feed: Feed) -> str | None:
-    return conn.execute(
-        sa.select(batch_table.c.content_digest)
-        .where(batch_table.c.feed == feed.name, batch_table.c.status == "loaded")
-        .order_by(batch_table.c.started_at.desc())
-        .limit(1)
-    ).scalar_one_or_none()
-
-
-def _advance_watermark(conn: sa.Connection, feed: str, value: str, batch_id: str) -> None:
-    now = datetime.now(UTC)
-    updated = conn.execute(
-        watermark_table.update()
-        .where(watermark_table.c.feed == feed)
-        .values(value=value, batch_id=batch_id, updated_at=now)
-    )
-    if updated.rowcount == 0:
-        conn.execute(watermark_table.insert().values(feed=feed, value=value, batch_id=batch_id, updated_at=now))
-
-
 def _reject(
     feed: Feed, src: SourceBatch, batch_id: str, started: datetime, exc: RejectedBatch, extracted: int
 ) -> BatchResult:
     """Record a rejected batch (no data written) and move the delivery aside with its reason."""
-    with feed.engine.begin() as conn:
-        conn.execute(
-            batch_table.insert().values(
-                batch_id=batch_id,
-                feed=feed.name,
-                contract_id=feed.contract.id,
-                contract_version=feed.contract.version,
-                source_name=src.name,
-                source_digest=src.source_digest(),
-                content_digest=getattr(exc, "content_digest", None),
-                status="rejected",
-                reason=str(exc),
-                extracted=0,
-                started_at=started,
-                finished_at=datetime.now(UTC),
-            )
-        )
-        audit.append(
-            conn,
-            actor="pipeline",
-            action="batch.reject",
-            subject=batch_id,
-            detail={"feed": feed.name, "contract": feed.contract.id, "source": src.name, "reason": exc.reason},
-            keyring=feed.keyring,
-        )
+    d = ledger.Delivery(feed.name, feed.contract, batch_id, src.name, src.meta.get("file", src.name), started)
+    d.source_digest = src.source_digest()
+    ledger.reject_batch(feed.engine, d, feed.keyring, exc)
     log.warning("feed %s: batch %s rejected: %s", feed.name, batch_id, exc)
     src.on_rejected(f"batch {batch_id} rejected\n{exc}")
     return BatchResult(

@@ -17,8 +17,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 
-from lidm import audit
-from lidm.central import db
+from lidm.central import audit, db
 from lidm.central.schema import dataset_table, warning_state
 from lidm.config import Settings
 from lidm.contracts.load import ContractCatalog, load_catalog

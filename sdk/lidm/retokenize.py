@@ -19,12 +19,12 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from lidm import audit
-from lidm.central import db, release
+from lidm.central import audit, db, release
+from lidm.central.ledger import check_epoch
 from lidm.central.schema import dataset_table, quarantine, token_epoch, warning_state
 from lidm.config import Settings
 from lidm.contracts import Protection, load_catalog
-from lidm.errors import ConfigError, KeyringError
+from lidm.errors import ConfigError
 from lidm.keys import Keyring, extend_token_chain, load_keyring, write_keyring
 from lidm.protect import next_token_function
 
@@ -40,23 +40,6 @@ class Retokenized:
     chain: list[str]
     keyring: str
     rows: dict[str, int] = field(default_factory=dict)  # "table.column" -> tokens rewritten
-
-
-def stored_epoch(conn: sa.Connection) -> tuple[int, list[str]]:
-    """The token epoch of the central database: 1 (and no chain recorded) until a re-tokenization."""
-    row = conn.execute(sa.select(token_epoch.c.epoch, token_epoch.c.chain).where(token_epoch.c.id == 1)).first()
-    return (1, []) if row is None else (row.epoch, json.loads(row.chain))
-
-
-def check_epoch(conn: sa.Connection, keyring: Keyring) -> None:
-    """Refuse to write tokens of another chain than the stored ones: they would never join again."""
-    epoch, chain = stored_epoch(conn)
-    if epoch != keyring.token.epoch or (chain and list(keyring.token.token_chain) != chain):
-        raise KeyringError(
-            f"the central database's tokens are at epoch {epoch}, the keyring's at {keyring.token.epoch}: "
-            "a re-tokenization moved the stored tokens to another key chain. Use the keyring it wrote (if the "
-            "job stopped after its commit, the keyring file's .next copy is that keyring); nothing was written"
-        )
 
 
 def token_columns(settings: Settings) -> list[tuple[sa.Table, str]]:

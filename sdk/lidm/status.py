@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
-from pydantic import TypeAdapter, ValidationError
 
 from lidm.central import db
 from lidm.central.schema import batch as batch_table
@@ -22,12 +21,12 @@ from lidm.central.schema import reconcile as reconcile_table
 from lidm.central.schema import watermark as watermark_table
 from lidm.config import Settings
 from lidm.contracts import Contract, load_catalog
+from lidm.dates import duration
 from lidm.errors import LidmError
 from lidm.registry import adapters
 
 WARNING_CONTRACT = "platform.warning"
 OPEN_WARNING = ("raised", "pushed", "acknowledged", "overdue")
-_DURATION = TypeAdapter(timedelta)
 
 
 @dataclass
@@ -75,16 +74,6 @@ class WarningStatus:
     department: str
     open: int
     overdue: int
-
-
-def duration(text: str | None) -> timedelta | None:
-    """An ISO 8601 duration (P2D, PT6H) as a timedelta; None when absent or not one."""
-    if not text:
-        return None
-    try:
-        return _DURATION.validate_python(text)
-    except ValidationError:
-        return None
 
 
 def _unreachable(exc: sa.exc.DBAPIError) -> LidmError:

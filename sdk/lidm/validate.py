@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lidm import dates, idnumber
-from lidm.contracts.model import Check, Contract, Field, LogicalType
+from lidm.contracts.model import PHONE, Check, Contract, Field, LogicalType
 
 ROW = "__row"  # source row number carried beside the data through the pipeline
 LINE = "__line"  # a text file's line where the row starts (drops only); quarantine reasons name both
@@ -34,7 +34,6 @@ _PATTERNS = {
     LogicalType.INTEGER: r"^[+-]?\d+$",
     LogicalType.BOOLEAN: r"^(?i)(true|false|1|0|yes|no|t|f|y|n)$",
 }
-PHONE = r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$"
 
 
 @dataclass(frozen=True)

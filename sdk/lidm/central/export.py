@@ -16,13 +16,14 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from lidm.cells import csv_cell
 from lidm.central import db, release
-from lidm.central.grants import View, _ident, desired
+from lidm.central.grants import View, desired
+from lidm.central.sqltext import ident
 from lidm.config import Settings
 from lidm.contracts.load import load_catalog
 from lidm.errors import LidmError
 from lidm.keys import load_keyring
-from lidm.monitor.push import csv_cell
 
 
 @dataclass(frozen=True)
@@ -63,8 +64,8 @@ def export_dataset(settings: Settings, consumer: str, dataset: str, out: Path) -
         keys = {
             i: release.pseudonym_key(keyring, consumer, scoped[c]) for i, c in enumerate(view.columns) if c in scoped
         }
-    cols = ", ".join(_ident(c) for c in view.columns)
-    query = sa.text(f"SELECT {cols} FROM {_ident(view.table)} WHERE {' AND '.join(view.conditions)}")
+    cols = ", ".join(ident(c) for c in view.columns)
+    query = sa.text(f"SELECT {cols} FROM {ident(view.table)} WHERE {' AND '.join(view.conditions)}")
     engine = db.connect(settings)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")

@@ -64,6 +64,7 @@ from dataclasses import dataclass, field
 import sqlalchemy as sa
 
 from lidm.central import release as release_mod
+from lidm.central.sqltext import ident, literal
 from lidm.contracts.consumers import Consumer
 from lidm.contracts.load import ContractCatalog
 from lidm.contracts.model import Contract, Grant, GrantLevel, Protection, RowScope
@@ -131,29 +132,29 @@ class View:
         index = {scope: n for n, (_, scope) in enumerate(self.scope_list())}
         scoped = dict(self.scopes)
         exprs = [
-            f"{release_mod.pseudonym_sql(c, index[scoped[c]])} AS {_ident(c)}" if c in scoped else _ident(c)
+            f"{release_mod.pseudonym_sql(c, index[scoped[c]])} AS {ident(c)}" if c in scoped else ident(c)
             for c in self.columns
         ]
         exprs.append(f'{release_mod.key_sql(self.key_columns)} AS "_key"')
         return (
-            f"SELECT {', '.join(exprs)} FROM {_ident(base_schema)}.{_ident(self.table)} "
+            f"SELECT {', '.join(exprs)} FROM {ident(base_schema)}.{ident(self.table)} "
             f"WHERE {' AND '.join(self.conditions)}"
         )
 
     def release_sql(self, base_schema: str) -> str:
         # The keys are bound only when filling; the table's shape is the same with empty ones.
         shape = re.sub(r":k[io]_\d+", "decode('', 'hex')", self.select_sql(base_schema))
-        return f"CREATE TABLE {_ident(self.schema)}.{_ident(self.release)} AS {shape} WITH NO DATA"
+        return f"CREATE TABLE {ident(self.schema)}.{ident(self.release)} AS {shape} WITH NO DATA"
 
     def release_comment(self, base_schema: str) -> str:
         text = self.select_sql(base_schema) + repr(self.scope_list())
         return f"{MARK} release of {self.contract} for {self.consumer}; sha256 {_digest(text)}"
 
     def sql(self, base_schema: str) -> str:
-        cols = ", ".join(_ident(c) for c in self.columns)
+        cols = ", ".join(ident(c) for c in self.columns)
         return (
-            f"CREATE VIEW {_ident(self.schema)}.{_ident(self.name)} WITH (security_barrier = true) AS "
-            f"SELECT {cols} FROM {_ident(self.schema)}.{_ident(self.release)}"
+            f"CREATE VIEW {ident(self.schema)}.{ident(self.name)} WITH (security_barrier = true) AS "
+            f"SELECT {cols} FROM {ident(self.schema)}.{ident(self.release)}"
         )
 
     def comment(self, base_schema: str) -> str:
@@ -213,17 +214,8 @@ class ApplyResult(GrantsPlan):
         return bool(self.statements)
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _text(value: str) -> str:
-    """A string literal (standard_conforming_strings, on since PostgreSQL 9.1)."""
-    return "'" + value.replace("'", "''") + "'"
-
-
 def _grantee(name: str) -> str:
-    return name if name == "PUBLIC" else _ident(name)
+    return name if name == "PUBLIC" else ident(name)
 
 
 def _literal(value: str, what: str) -> str:
@@ -253,7 +245,7 @@ def schema_name(consumer_id: str) -> str:
     return SCHEMA_PREFIX + _slug(consumer_id)
 
 
-def _grant_of(consumer: str, contract: Contract, grants: list[Grant]) -> Grant:
+def deciding_grant(consumer: str, contract: Contract, grants: list[Grant]) -> Grant:
     """The one grant that decides: a consumer's own grant over a group's; differing group grants are refused."""
     if len(grants) == 1:
         return grants[0]
@@ -302,12 +294,12 @@ def _view(contract: Contract, grant: Grant, consumer: Consumer, schema: str) -> 
         if not consumer.districts:
             raise ContractError(f"consumers.yaml: {consumer.id} has no districts; {contract.id} grants own_districts")
         codes = ", ".join(_literal(d, f"district of {consumer.id}") for d in consumer.districts)
-        conditions.append(f"{_ident(col)} IN ({codes})")
+        conditions.append(f"{ident(col)} IN ({codes})")
         reads.append(col)
     elif grant.rows is RowScope.OWN_DEPARTMENT:
         col = _filter_column(contract, contract.department_field, "lidmDepartmentField", grant)
         department = consumer.department or consumer.id
-        conditions.append(f"{_ident(col)} = {_literal(department, f'department of {consumer.id}')}")
+        conditions.append(f"{ident(col)} = {_literal(department, f'department of {consumer.id}')}")
         reads.append(col)
     scopes = tuple(
         (f.name + "_token", release_mod.LINKABLE if f.name in grant.linkable else contract.id)
@@ -347,7 +339,7 @@ def desired(catalog: ContractCatalog) -> list[ConsumerGrants]:
         views, unexposed = [], []
         for cid, grants in by_contract.items():
             contract = catalog[cid]
-            view = _view(contract, _grant_of(consumer.id, contract, grants), consumer, SCHEMA_PREFIX + slug)
+            view = _view(contract, deciding_grant(consumer.id, contract, grants), consumer, SCHEMA_PREFIX + slug)
             (views if view.columns else unexposed).append(view)
         out.append(ConsumerGrants(consumer, ROLE_PREFIX + slug, SCHEMA_PREFIX + slug, tuple(views), tuple(unexposed)))
     return out
@@ -435,8 +427,8 @@ def _check_tables(conn: sa.Connection, base: str, wanted: list[ConsumerGrants]) 
 def _qualified(schema: str, name: str | None) -> tuple[str, str]:
     """An object as SQL names it and as people read it."""
     if name is None:
-        return _ident(schema), schema
-    return f"{_ident(schema)}.{_ident(name)}", f"{schema}.{name}"
+        return ident(schema), schema
+    return f"{ident(schema)}.{ident(name)}", f"{schema}.{name}"
 
 
 def _acl_statements(
@@ -458,8 +450,8 @@ def _acl_statements(
         if mine == {(p, False) for p in privileges}:
             continue
         if mine:
-            out.append(Statement("revoke", shown, f"REVOKE ALL ON {kind} {sql_name} FROM {_ident(role)}", who))
-        sql = f"GRANT {', '.join(privileges)} ON {kind} {sql_name} TO {_ident(role)}"
+            out.append(Statement("revoke", shown, f"REVOKE ALL ON {kind} {sql_name} FROM {ident(role)}", who))
+        sql = f"GRANT {', '.join(privileges)} ON {kind} {sql_name} TO {ident(role)}"
         out.append(Statement("grant", shown, sql, who))
     return out
 
@@ -470,20 +462,20 @@ def _role_statements(w: ConsumerGrants, row: sa.Row | None) -> list[Statement]:
     if row is None:
         # Roles are cluster-wide: another database's apply may create the same role at the same moment.
         sql = (
-            f"DO $$ BEGIN CREATE ROLE {_ident(role)} NOLOGIN; "
+            f"DO $$ BEGIN CREATE ROLE {ident(role)} NOLOGIN; "
             "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
         )
         out.append(Statement("create role", role, sql, cid, "NOLOGIN; granted to login users by the deployment"))
     else:
         attrs = [word for col, word in _ROLE_ATTRIBUTES.items() if getattr(row, col)]
         if attrs:
-            out.append(Statement("alter role", role, f"ALTER ROLE {_ident(role)} {' '.join(attrs)}", cid))
+            out.append(Statement("alter role", role, f"ALTER ROLE {ident(role)} {' '.join(attrs)}", cid))
         out += [
-            Statement("revoke membership", role, f"REVOKE {_ident(g)} FROM {_ident(role)}", cid, "not granted")
+            Statement("revoke membership", role, f"REVOKE {ident(g)} FROM {ident(role)}", cid, "not granted")
             for g in row.member_of
         ]
     if row is None or row.comment != w.role_comment:
-        sql = f"COMMENT ON ROLE {_ident(role)} IS {_text(w.role_comment)}"
+        sql = f"COMMENT ON ROLE {ident(role)} IS {literal(w.role_comment)}"
         out.append(Statement("comment", role, sql, cid))
     return out
 
@@ -536,7 +528,9 @@ def _view_statements(
         why = f"{v.contract}: {len(v.columns)} columns, {len(v.scopes)} pseudonymised"
         out += [
             Statement("create table", rshown, v.release_sql(base), v.consumer, why),
-            Statement("comment", rshown, f"COMMENT ON TABLE {rtarget} IS {_text(v.release_comment(base))}", v.consumer),
+            Statement(
+                "comment", rshown, f"COMMENT ON TABLE {rtarget} IS {literal(v.release_comment(base))}", v.consumer
+            ),
             Statement("create index", rshown, f'CREATE UNIQUE INDEX ON {rtarget} ("_key")', v.consumer),
         ]
         if "id_number_token" in v.columns:
@@ -553,11 +547,11 @@ def _view_statements(
             out.append(Statement("drop view", shown, f"DROP VIEW {target} CASCADE", v.consumer, "definition changed"))
         out += [
             Statement("create view", shown, v.sql(base), v.consumer, f"{v.contract}, {len(v.columns)} columns"),
-            Statement("comment", shown, f"COMMENT ON VIEW {target} IS {_text(v.comment(base))}", v.consumer),
-            Statement("grant", shown, f"GRANT SELECT ON TABLE {target} TO {_ident(role)}", v.consumer),
+            Statement("comment", shown, f"COMMENT ON VIEW {target} IS {literal(v.comment(base))}", v.consumer),
+            Statement("grant", shown, f"GRANT SELECT ON TABLE {target} TO {ident(role)}", v.consumer),
         ]
         if auditor:
-            sql = f"GRANT SELECT ON TABLE {target} TO {_ident(auditor)}"
+            sql = f"GRANT SELECT ON TABLE {target} TO {ident(auditor)}"
             out.append(Statement("grant", shown, sql, v.consumer, "pgaudit logs every read of the view"))
     else:
         present = acls.get((v.schema, v.name), set())
@@ -572,7 +566,7 @@ _REGISTERED = sa.text("SELECT schema_name, release_name, digest FROM lidm_releas
 def _registry_statements(conn: sa.Connection, base: str, views: list[View]) -> list[Statement]:
     """lidm_release lists exactly the wanted releases, each with the statement that fills it."""
     have = {(r.schema_name, r.release_name): r.digest for r in conn.execute(_REGISTERED)}
-    registry = f"{_ident(base)}.lidm_release"
+    registry = f"{ident(base)}.lidm_release"
     out = []
     wanted = set()
     for v in views:
@@ -580,9 +574,9 @@ def _registry_statements(conn: sa.Connection, base: str, views: list[View]) -> l
         digest = v.release_comment(base).rsplit(" ", 1)[1]
         if have.get((v.schema, v.release)) == digest:
             continue
-        where = f"schema_name = {_text(v.schema)} AND release_name = {_text(v.release)}"
+        where = f"schema_name = {literal(v.schema)} AND release_name = {literal(v.release)}"
         values = ", ".join(
-            _text(x)
+            literal(x)
             for x in (
                 v.schema,
                 v.release,
@@ -601,7 +595,7 @@ def _registry_statements(conn: sa.Connection, base: str, views: list[View]) -> l
         )
         out.append(Statement("register release", f"{v.schema}.{v.release}", sql, v.consumer))
     for schema, name in sorted(set(have) - wanted):
-        sql = f"DELETE FROM {registry} WHERE schema_name = {_text(schema)} AND release_name = {_text(name)}"
+        sql = f"DELETE FROM {registry} WHERE schema_name = {literal(schema)} AND release_name = {literal(name)}"
         out.append(Statement("unregister release", f"{schema}.{name}", sql, None, "no longer granted"))
     return out
 
@@ -627,20 +621,20 @@ def _trigger_statements(conn: sa.Connection, base: str, views: list[View]) -> li
     keys = {v.table: release_mod.key_sql(v.key_columns) for v in views}
     out = []
     for table in sorted(set(have) | set(keys)):
-        t = f"{_ident(base)}.{_ident(table)}"
+        t = f"{ident(base)}.{ident(table)}"
         key = keys.get(table)
         want = {name: (key + "\\000" if name != "lidm_release_trunc" else "") for name in _TRIGGER_EVENTS}
         if key is not None and have.get(table) == want:
             continue
         for name in sorted(have.get(table, {})):
-            out.append(Statement("drop trigger", f"{base}.{table}", f"DROP TRIGGER {_ident(name)} ON {t}", None))
+            out.append(Statement("drop trigger", f"{base}.{table}", f"DROP TRIGGER {ident(name)} ON {t}", None))
         if key is None:
             continue
         for name, event in _TRIGGER_EVENTS.items():
-            arg = _text(key) if name != "lidm_release_trunc" else ""
+            arg = literal(key) if name != "lidm_release_trunc" else ""
             sql = (
-                f"CREATE TRIGGER {_ident(name)} {event.format(t=t)} FOR EACH STATEMENT "
-                f"EXECUTE FUNCTION {_ident(base)}.lidm_release_note({arg})"
+                f"CREATE TRIGGER {ident(name)} {event.format(t=t)} FOR EACH STATEMENT "
+                f"EXECUTE FUNCTION {ident(base)}.lidm_release_note({arg})"
             )
             out.append(Statement("create trigger", f"{base}.{table}", sql, None, "notes changed rows for releases"))
     return out
@@ -695,14 +689,14 @@ def _diff(conn: sa.Connection, catalog: ContractCatalog, loader: str | None = No
         out += _auditor_statements(auditor, conn.execute(_LOADER, {"name": auditor}).first())
     for w in wanted:
         out += _role_statements(w, roles.get(w.role))
-        s, cid = _ident(w.schema), w.consumer.id
+        s, cid = ident(w.schema), w.consumer.id
         have = schemas.get(w.schema)
         if have is None:
             out.append(Statement("create schema", w.schema, f"CREATE SCHEMA {s}", cid))
         elif have.owner in ours:  # a consumer owning its schema could create and grant anything in it
             out.append(Statement("alter schema", w.schema, f"ALTER SCHEMA {s} OWNER TO CURRENT_USER", cid))
         if have is None or have.comment != w.schema_comment:
-            out.append(Statement("comment", w.schema, f"COMMENT ON SCHEMA {s} IS {_text(w.schema_comment)}", cid))
+            out.append(Statement("comment", w.schema, f"COMMENT ON SCHEMA {s} IS {literal(w.schema_comment)}", cid))
         usage = {w.role: ("USAGE",)} | ({loader: ("USAGE",)} if loader else {})
         out += _acl_statements("SCHEMA", w.schema, None, acls.get((w.schema, None), set()), usage, cid)
         for v in w.views:
@@ -728,11 +722,11 @@ def _diff(conn: sa.Connection, catalog: ContractCatalog, loader: str | None = No
                 out.append(Statement("revoke", shown, sql, consumer_of.get(grantee, grantee), "not granted"))
     for schema in managed:
         if schema not in wanted_schemas:
-            sql = f"DROP SCHEMA {_ident(schema)} CASCADE"
+            sql = f"DROP SCHEMA {ident(schema)} CASCADE"
             out.append(Statement("drop schema", schema, sql, None, "consumer no longer declared: its views go too"))
     for schema, rel, role in conn.execute(_STRAY, {"roles": ours, "schemas": managed}):
         target, shown = _qualified(schema, rel)
-        sql = f"REVOKE ALL ON {'SCHEMA' if rel is None else 'TABLE'} {target} FROM {_ident(role)}"
+        sql = f"REVOKE ALL ON {'SCHEMA' if rel is None else 'TABLE'} {target} FROM {ident(role)}"
         out.append(Statement("revoke", shown, sql, consumer_of.get(role, role), "not granted by any contract"))
     left = [r for r in ours if r not in wanted_roles]
     if loader is not None:
@@ -759,13 +753,13 @@ def _auditor(conn: sa.Connection) -> tuple[str | None, list[str]]:
             return None, [
                 "consumers' reads are not audited: pgaudit is installed but not in this database; as a superuser, "
                 f"with shared_preload_libraries = 'pgaudit': CREATE EXTENSION pgaudit; ALTER DATABASE "
-                f"{_ident(row.db)} SET pgaudit.role = '{AUDITOR}'; then apply again"
+                f"{ident(row.db)} SET pgaudit.role = '{AUDITOR}'; then apply again"
             ]
         return None, []
     if row.role != AUDITOR:
         return AUDITOR, [
             f"pgaudit is in this database but pgaudit.role is {row.role or 'unset'}: as a superuser, ALTER DATABASE "
-            f"{_ident(row.db)} SET pgaudit.role = '{AUDITOR}' (new sessions log consumers' reads)"
+            f"{ident(row.db)} SET pgaudit.role = '{AUDITOR}' (new sessions log consumers' reads)"
         ]
     return AUDITOR, []
 
@@ -830,11 +824,11 @@ def _loader_role_statements(loader: str, row: sa.Row | None) -> list[Statement]:
 
 def _plain_role_statements(name: str, row: sa.Row | None, note: str, *, login: bool, why: str) -> list[Statement]:
     """A role with no attribute (LOGIN or not, as given) and member of nothing, commented as ours."""
-    comment = Statement("comment", name, f"COMMENT ON ROLE {_ident(name)} IS {_text(note)}")
+    comment = Statement("comment", name, f"COMMENT ON ROLE {ident(name)} IS {literal(note)}")
     if row is None:
         # Roles are cluster-wide: another database's apply may create the same role at the same moment.
         sql = (
-            f"DO $$ BEGIN CREATE ROLE {_ident(name)} {'LOGIN' if login else 'NOLOGIN'}; "
+            f"DO $$ BEGIN CREATE ROLE {ident(name)} {'LOGIN' if login else 'NOLOGIN'}; "
             "EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
         )
         return [
@@ -847,9 +841,9 @@ def _plain_role_statements(name: str, row: sa.Row | None, note: str, *, login: b
     ]
     if attrs:
         why = "it needs none: with CREATEROLE it could make itself a superuser"
-        out.append(Statement("alter role", name, f"ALTER ROLE {_ident(name)} {' '.join(attrs)}", None, why))
+        out.append(Statement("alter role", name, f"ALTER ROLE {ident(name)} {' '.join(attrs)}", None, why))
     out += [
-        Statement("revoke membership", name, f"REVOKE {_ident(g)} FROM {_ident(name)}", None, "holds no role")
+        Statement("revoke membership", name, f"REVOKE {ident(g)} FROM {ident(name)}", None, "holds no role")
         for g in row.member_of
     ]
     if row.comment != note:
@@ -878,9 +872,9 @@ def _loader_statements(conn: sa.Connection, base: str, loader: str) -> list[Stat
     if not _SAFE_NAME.match(loader) or loader.startswith(ROLE_PREFIX):
         raise ConfigError(f"LIDM_LOADER_ROLE {loader!r}: use lower-case letters, digits and _, not {ROLE_PREFIX}*")
     out = _loader_role_statements(loader, conn.execute(_LOADER, {"name": loader}).first())
-    schema = _ident(base)
+    schema = ident(base)
     for rel in conn.execute(_BASE_RELATIONS, {"base": base, "loader": loader}):
-        target, shown = f"{schema}.{_ident(rel.relname)}", f"{base}.{rel.relname}"
+        target, shown = f"{schema}.{ident(rel.relname)}", f"{base}.{rel.relname}"
         kind = "SEQUENCE" if rel.relkind == "S" else "TABLE"
         if rel.owner == loader and kind == "TABLE":  # e.g. a deployment that loaded as the owner; sequences follow
             sql = f"ALTER TABLE {target} OWNER TO CURRENT_USER"
@@ -900,10 +894,10 @@ def _loader_statements(conn: sa.Connection, base: str, loader: str) -> list[Stat
 def _database_statements(conn: sa.Connection, base: str, loader: str, consumers: list[str]) -> list[Statement]:
     """PUBLIC keeps nothing a consumer does not need; the loader, the consumers and the owner CONNECT."""
     me = conn.execute(_ME).one()
-    database = _ident(me.db)
+    database = ident(me.db)
     out = []
     if any(who == "PUBLIC" and p == "CREATE" for who, p, _ in conn.execute(_SCHEMA_ACL, {"base": base})):
-        sql = f"REVOKE CREATE ON SCHEMA {_ident(base)} FROM PUBLIC"
+        sql = f"REVOKE CREATE ON SCHEMA {ident(base)} FROM PUBLIC"
         out.append(Statement("revoke", base, sql, None, "only the owner creates objects in the central schema"))
     held: dict[str, set[str]] = defaultdict(set)
     for who, p, grantable in conn.execute(_DATABASE_ACL):
@@ -973,7 +967,7 @@ def apply(
 ) -> ApplyResult:
     """Make the database match the grants, in one transaction; a second run changes nothing.
 
-    A change is audited (lidm.audit) in the same transaction: counts per action, the consumers touched and a
+    A change is audited (lidm.central.audit) in the same transaction: counts per action, the consumers touched and a
     digest of the SQL run; sealed when the keyring is given. Grants that let a consumer rebuild a value it may
     only see masked are refused before anything is changed (lidm.contracts.disclosure)."""
     _require_postgres(engine)
@@ -1002,7 +996,7 @@ def apply(
         # Rows changed since the last sync, for the releases apply kept; keys of tables with none are dropped.
         release_mod.sync(conn, keyring)
         if todo.statements:
-            from lidm import audit
+            from lidm.central import audit
 
             sql = "\n".join(st.sql for st in todo.statements)
             audit.append(

@@ -15,8 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from lidm import audit
-from lidm.central import db
+from lidm.central import audit, db
 from lidm.central.schema import acceptance as acceptance_table
 from lidm.central.schema import batch as batch_table
 from lidm.central.schema import quarantine as quarantine_table

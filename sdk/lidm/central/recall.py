@@ -34,8 +34,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from lidm import audit
-from lidm.central import db, release
+from lidm.central import audit, db, release
 from lidm.central.schema import batch as batch_table
 from lidm.central.schema import dataset_table
 from lidm.central.schema import quarantine as quarantine_table
@@ -45,7 +44,7 @@ from lidm.contracts import Contract, UpdateMode, load_catalog
 from lidm.contracts.load import ContractCatalog
 from lidm.contracts.model import RowScope
 from lidm.errors import LidmError
-from lidm.keys import Keyring, load_keyring
+from lidm.keys import load_keyring_or_none
 
 
 @dataclass
@@ -69,16 +68,9 @@ class RecallResult:
         return asdict(self)
 
 
-def _keyring(settings: Settings) -> Keyring | None:
-    try:
-        return load_keyring(settings)
-    except LidmError:
-        return None
-
-
 def readers(catalog: ContractCatalog, contract: Contract) -> list[dict[str, Any]]:
     """Consumers whose grant covers the dataset, with the fields and the rows (scope) it lets them read."""
-    from lidm.central.grants import _grant_of
+    from lidm.central.grants import deciding_grant
 
     if catalog.consumers is None:
         return []
@@ -87,7 +79,7 @@ def readers(catalog: ContractCatalog, contract: Contract) -> list[dict[str, Any]
         grants = [g for c, g in catalog.grants_for(consumer.id) if c.id == contract.id]
         if not grants:
             continue
-        grant = _grant_of(consumer.id, contract, grants)
+        grant = deciding_grant(consumer.id, contract, grants)
         entry: dict[str, Any] = {"consumer": consumer.id, "rows": grant.rows.value, "fields": sorted(grant.fields)}
         if grant.rows is RowScope.OWN_DISTRICTS:
             entry["districts"] = list(consumer.districts or ())
@@ -102,7 +94,7 @@ def recall_batch(settings: Settings, batch_id: str, *, reason: str, force: bool 
     if not reason or not reason.strip():
         raise LidmError("recall: say why (--reason); it is recorded with the batch and in the audit log")
     catalog = load_catalog(settings.contracts_dir)
-    keyring = _keyring(settings)
+    keyring = load_keyring_or_none(settings)
     engine = db.connect_current(settings)
     b = batch_table
     try:

@@ -41,6 +41,7 @@ import sqlalchemy as sa
 
 from lidm.central.schema import release as registry
 from lidm.central.schema import release_pending as pending
+from lidm.central.sqltext import ident
 from lidm.errors import KeyringError, LidmError
 from lidm.keys import Keyring
 
@@ -70,19 +71,15 @@ def _pads(key: bytes) -> tuple[bytes, bytes]:
     return bytes(b ^ 0x36 for b in block), bytes(b ^ 0x5C for b in block)
 
 
-def _ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def pseudonym_sql(column: str, n: int) -> str:
     """SQL of a column's pseudonym under the n-th bound key (parameters :ki_n and :ko_n)."""
-    inner = f"sha256(:ki_{n} || convert_to({_ident(column)}, 'UTF8'))"
+    inner = f"sha256(:ki_{n} || convert_to({ident(column)}, 'UTF8'))"
     return f"encode(sha256(:ko_{n} || {inner}), 'hex')"
 
 
 def key_sql(columns: Iterable[str]) -> str:
     """The base row's key as one text value: the trigger notes it, a sync finds the row by it."""
-    cols = [f"CAST({_ident(c)} AS text)" for c in columns]
+    cols = [f"CAST({ident(c)} AS text)" for c in columns]
     return cols[0] if len(cols) == 1 else f"concat_ws(chr(31), {', '.join(cols)})"
 
 
@@ -111,7 +108,7 @@ class Registered:
 
     @property
     def target(self) -> str:
-        return f"{_ident(self.schema)}.{_ident(self.name)}"
+        return f"{ident(self.schema)}.{ident(self.name)}"
 
 
 def _registered(conn: sa.Connection, table: str | None = None, *, schema: str | None = None) -> list[Registered]:
@@ -195,7 +192,7 @@ def sync(conn: sa.Connection, keyring: Keyring | None, tables: Iterable[str] | N
         whole = bool(truncated)
         if releases and not whole:
             estimate = conn.execute(
-                sa.text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:t)"), {"t": _ident(table)}
+                sa.text("SELECT reltuples FROM pg_class WHERE oid = to_regclass(:t)"), {"t": ident(table)}
             ).scalar()
             whole = estimate is not None and estimate > 0 and noted > REBUILD_FRACTION * estimate
         if releases and not whole:

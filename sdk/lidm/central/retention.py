@@ -27,17 +27,16 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lidm import audit
-from lidm.central import db, release
-from lidm.central.recall import _keyring
+from lidm.central import audit, db, release
 from lidm.central.schema import batch as batch_table
 from lidm.central.schema import dataset_table
 from lidm.central.schema import quarantine as quarantine_table
 from lidm.config import Settings
 from lidm.contracts import Contract, UpdateMode, load_catalog
 from lidm.contracts.model import LogicalType, Protection
+from lidm.dates import duration
 from lidm.errors import ConfigError
-from lidm.status import duration
+from lidm.keys import load_keyring_or_none
 
 
 class _RetentionSettings(BaseSettings):
@@ -117,7 +116,7 @@ def purge_expired(settings: Settings, *, today: date | None = None, dry_run: boo
             if result.quarantine and not dry_run:
                 conn.execute(q.delete().where(old))
             if result.total and not dry_run:
-                release.sync(conn, _keyring(settings))
+                release.sync(conn, load_keyring_or_none(settings))
                 audit.append(
                     conn,
                     actor="retention",
@@ -129,7 +128,7 @@ def purge_expired(settings: Settings, *, today: date | None = None, dry_run: boo
                         "quarantine_retention": q_text,
                         "operator": audit.operator(),
                     },
-                    keyring=_keyring(settings),
+                    keyring=load_keyring_or_none(settings),
                 )
     finally:
         engine.dispose()

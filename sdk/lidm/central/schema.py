@@ -192,7 +192,8 @@ disposition_result = sa.Table(
     sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
 )
 
-# The audit log (lidm.audit): append-only, hash-chained; seq is assigned by the appender, so a gap is a deletion.
+# The audit log (lidm.central.audit): append-only, hash-chained; seq is assigned by the appender, so a gap is a
+# deletion.
 # On PostgreSQL a trigger refuses UPDATE, DELETE and TRUNCATE (migration 0012).
 audit = sa.Table(
     "lidm_audit",
@@ -215,7 +216,7 @@ audit_head = sa.Table(
     sa.Column("id", sa.SmallInteger, primary_key=True, autoincrement=False),  # one row, id 1
     sa.Column("seq", sa.BigInteger, nullable=False),
 )
-# Signed checkpoints of the audit chain's head (lidm.audit.checkpoint), made by the administrator with a key the
+# Signed checkpoints of the audit chain's head (lidm.central.audit.checkpoint), made by the administrator with a key the
 # loader does not hold; the loader may read them, never write them.
 audit_checkpoint = sa.Table(
     "lidm_audit_checkpoint",

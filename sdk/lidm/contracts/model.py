@@ -39,6 +39,10 @@ class LogicalType(StrEnum):
     BOOLEAN = "boolean"
 
 
+# A mainland mobile number or a landline with area code: what Check.PHONE accepts (validation, JSON Schema).
+PHONE = r"^(1[3-9]\d{9}|0\d{2,3}-?\d{7,8})$"
+
+
 class Check(StrEnum):
     """Domain checks beyond type, range and enum."""
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from lidm.central.schema import dataset_table
 from lidm.contracts.model import Contract, LogicalType
-from lidm.monitor.rules import Clause, Rule, RuleError
+from lidm.errors import RuleError
+
+if TYPE_CHECKING:  # the rule model is above: rules.py compiles every rule it loads with this module
+    from lidm.monitor.rules import Clause, Rule
 
 # Columns a warning copies from its subject row when the subject's contract has them.
 SUBJECT_COLUMNS = (

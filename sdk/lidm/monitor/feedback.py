@@ -40,8 +40,8 @@ from typing import Any
 import pyarrow as pa
 import sqlalchemy as sa
 
-from lidm import audit
-from lidm.central import db, release
+from lidm.cells import text_value
+from lidm.central import audit, db, release
 from lidm.central.schema import dataset_table, warning_state
 from lidm.central.schema import disposition_result as result_table
 from lidm.config import Settings
@@ -59,7 +59,7 @@ from lidm.monitor.channels import (
     open_channel,
 )
 from lidm.monitor.lifecycle import WARNING_CONTRACT, city_now, transition, warning_table
-from lidm.monitor.push import departments_of, granted_fields, text_value, warning_grant
+from lidm.monitor.push import departments_of, granted_fields, warning_grant
 from lidm.protect import Protector
 from lidm.sources.csvfile import read_csv_chunks
 from lidm.validate import ROW, Validator

@@ -16,8 +16,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from lidm import audit
-from lidm.central import release
+from lidm.central import audit, release
 from lidm.central.schema import dataset_table, monitor_run, warning_event, warning_state
 from lidm.errors import LidmError
 from lidm.monitor.engine import Compiled

@@ -26,15 +26,14 @@ import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidTag
 
-from lidm import audit
-from lidm.central import db, release
+from lidm.cells import csv_cell
+from lidm.central import audit, db, release
 from lidm.central.schema import push as push_table
 from lidm.central.schema import warning_state
 from lidm.config import Settings
@@ -373,21 +372,6 @@ def upsert(conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]], *, 
         conn.execute(stmt, [{"_key": r[key]} | {f"_v_{c}": r[c] for c in cols} for r in old])
 
 
-def text_value(value: Any) -> str:
-    """A value as written in a channel file: ISO dates and times, plain decimals, empty for none."""
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return format(value.normalize(), "f")
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
 def warnings_csv(header: list[str], records: list[dict[str, Any]]) -> bytes:
     """A channel CSV: UTF-8 with BOM (office tools open it right), CRLF lines, header = contract field names."""
     buf = io.StringIO()
@@ -396,12 +380,3 @@ def warnings_csv(header: list[str], records: list[dict[str, Any]]) -> bytes:
     for r in records:
         writer.writerow([csv_cell(r.get(h)) for h in header])
     return ("\ufeff" + buf.getvalue()).encode("utf-8")
-
-
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def csv_cell(value: Any) -> str:
-    """A text that a spreadsheet would read as a formula gets a leading apostrophe (CSV injection)."""
-    text = text_value(value)
-    return "'" + text if isinstance(value, str) and text.startswith(_FORMULA_START) else text

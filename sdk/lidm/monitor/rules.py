@@ -14,14 +14,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lidm.contracts.model import Contract, LogicalType, Protection
-from lidm.errors import LidmError
+from lidm.errors import LidmError, RuleError
+from lidm.monitor.engine import Compiled
 
 OPERATORS = ("not", "gt", "ge", "lt", "le", "within_days", "null", "differs_from_subject", "same_as_subject")
 _PARAM = re.compile(r"^\$([a-z_][a-z0-9_]*)$")
-
-
-class RuleError(LidmError):
-    """A rule file cannot be loaded or names a feed, field or code the catalogue does not have."""
 
 
 class Urgency(StrEnum):
@@ -200,9 +197,7 @@ def check_rule(rule: Rule, catalog: Any) -> None:
                     raise RuleError(f"{at}: total.field {clause.total.field} is not a number")
                 if clause.total.date_field:
                     _field(contract, clause.total.date_field, at)
-    from lidm.monitor.engine import Compiled  # compiling resolves every $param and literal type
-
-    Compiled(rule, catalog, date.today())
+    Compiled(rule, catalog, date.today())  # compiling resolves every $param and literal type
 
 
 def _contract(catalog: Any, feed: str, at: str) -> Contract:

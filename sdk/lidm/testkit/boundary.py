@@ -13,10 +13,10 @@ from lidm.sources import SqlSource
 from lidm.testkit.report import FAIL, PASS, SKIP, WARN
 
 if TYPE_CHECKING:
-    from lidm.testkit.checks import Verifier
+    from lidm.testkit.verifier import VerifierBase
 
 
-def check_boundary(v: Verifier) -> None:
+def check_boundary(v: VerifierBase) -> None:
     source = v.adapter.source
     if v.contract.update_mode is not UpdateMode.INCREMENTAL:
         v._record("watermark_boundary", SKIP, "full snapshot: no watermark")

@@ -14,10 +14,10 @@ from lidm.contracts.model import Protection
 from lidm.testkit.report import FAIL, PASS, SKIP
 
 if TYPE_CHECKING:
-    from lidm.testkit.checks import Verifier
+    from lidm.testkit.verifier import VerifierBase
 
 
-def check_protection(v: Verifier) -> None:
+def check_protection(v: VerifierBase) -> None:
     scanner = v.scanner
     if not v.runs:
         v._record("protection", SKIP, "nothing was loaded to scan")

@@ -3,13 +3,13 @@ conformance checks of the named adapters as tests, instead of the collected test
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from lidm.testkit.checks import verify
+from lidm.testkit.connections import load_connections
 from lidm.testkit.report import CHECKS, Report
 from lidm.testkit.suite import assert_check
 
@@ -21,14 +21,6 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--lidm-connections", default=None, metavar="FILE|JSON", help="source connections (else LIDM_CONNECTIONS)"
     )
     group.addoption("--lidm-report", default=None, metavar="DIR", help="write NAME.md and NAME.json reports here")
-
-
-def load_connections(value: str | None) -> dict[str, str] | None:
-    """--lidm-connections: a JSON object, or a JSON file such as the connections.json of `lidm sample`."""
-    if not value:
-        return None
-    text = Path(value).read_text("utf-8") if not value.lstrip().startswith("{") else value
-    return json.loads(text)
 
 
 class CheckItem(pytest.Item):

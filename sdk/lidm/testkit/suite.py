@@ -23,7 +23,10 @@ from typing import Any, ClassVar
 import pytest
 
 from lidm.adapter import Adapter
+from lidm.config import Settings
+from lidm.registry import get_adapter
 from lidm.testkit.checks import verify
+from lidm.testkit.connections import load_connections
 from lidm.testkit.report import CHECKS, FAIL, SKIP, Report
 
 _REPORTS: dict[Any, Report] = {}
@@ -55,17 +58,12 @@ class AdapterConformance:
         """The class's `connections`, else pytest's --lidm-connections, else LIDM_CONNECTIONS."""
         if cls.connections is not None:
             return cls.connections
-        from lidm.testkit.pytest_plugin import load_connections
-
         return load_connections(request.config.getoption("--lidm-connections", None))
 
     @pytest.fixture(scope="class")
     @classmethod
     def lidm_report(cls, lidm_connections: Mapping[str, str] | None) -> Report:
         if cls not in _REPORTS:
-            from lidm.config import Settings
-            from lidm.registry import get_adapter
-
             adapter = get_adapter(cls.adapter) if isinstance(cls.adapter, str) else cls.adapter
             known = {**Settings().connections, **(lidm_connections or {})}
             if adapter.source.connection not in known:

@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from lidm.contracts.load import ContractCatalog
-from lidm.contracts.model import Check, Contract, Field, LogicalType
-from lidm.validate import PHONE
+from lidm.contracts.model import PHONE, Check, Contract, Field, LogicalType
 
 _TYPES: dict[LogicalType, dict[str, Any]] = {
     LogicalType.STRING: {"type": "string"},

@@ -1,4 +1,4 @@
-"""The audit log: one hash-chained, append-only table of what the gateway did (see lidm.audit).
+"""The audit log: one hash-chained, append-only table of what the gateway did (see lidm.central.audit).
 
 Revision ID: 0007
 Revises: 0006

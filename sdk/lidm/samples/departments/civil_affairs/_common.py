@@ -27,5 +27,5 @@ def certificates(world: World) -> dict[str, tuple[str, str]]:
     return {row["sfzh"]: (row["cjlb"], row["cjdj"]) for row in certificate_rows(world)}  # the current one is last
 
 
-def _month_start(day: date) -> date:
+def month_start(day: date) -> date:
     return day.replace(day=1)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from lidm.samples.departments.civil_affairs._common import CATEGORY_CODES, STATUS_CODES, _month_start, certificates
+from lidm.samples.departments.civil_affairs._common import CATEGORY_CODES, STATUS_CODES, certificates, month_start
 from lidm.samples.people import REFERENCE_DATE, Person
 from lidm.samples.sources import (
     DUPLICATE,
@@ -68,7 +68,7 @@ def hardship_subsidy_rows(world: World) -> list[dict[str, Any]]:
         kind, grade = held[person.id_number]
         last_day = (member.termination_date or REFERENCE_DATE) - timedelta(days=1)
         approval = a_day(rng, min(max(member.approval_date, person.birth_date), last_day), last_day)
-        start = _month_start(approval)
+        start = month_start(approval)
         end, reason, paid = None, None, REFERENCE_DATE
         if member.status == "terminated":
             # The household left the roster, so the subsidy stopped the same day.

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from typing import Any
 
-from lidm.samples.departments.civil_affairs._common import CATEGORY_CODES, STATUS_CODES, _month_start, certificates
+from lidm.samples.departments.civil_affairs._common import CATEGORY_CODES, STATUS_CODES, certificates, month_start
 from lidm.samples.people import REFERENCE_DATE, Person
 from lidm.samples.sources import (
     DUPLICATE,
@@ -76,7 +76,7 @@ def care_subsidy_rows(world: World) -> list[dict[str, Any]]:
         member = world.roster_of(person)
         kind, grade = held[person.id_number]
         approval = a_day(rng, max(CARE_SUBSIDY_SINCE, person.birth_date), REFERENCE_DATE - timedelta(days=1))
-        start = _month_start(approval)
+        start = month_start(approval)
         status, end, reason, paid = "active", None, None, REFERENCE_DATE
         settled = (REFERENCE_DATE - approval).days > 60
         # Roster members stay active so the only gaps monitoring finds among them are the ones left out.

@@ -83,7 +83,7 @@ CENTRES = {c: next(h for h in HOSPITALS if h.name.startswith(s) and h.district =
 CHILDREN_HOSPITAL = "湖南省儿童医院"
 
 
-def _near(rng: random.Random, person: Person | None, pool: list[Hospital]) -> Hospital:
+def near(rng: random.Random, person: Person | None, pool: list[Hospital]) -> Hospital:
     """A hospital in the person's district most of the time, else anywhere in the city; children's
     hospital for children only."""
     child = person is not None and age_on(person) < 14

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from lidm.samples.departments.health._common import CENTRES, GENDER_CODES, MAJOR_HOSPITALS, STREETS, _near, update_time
+from lidm.samples.departments.health._common import CENTRES, GENDER_CODES, MAJOR_HOSPITALS, STREETS, near, update_time
 from lidm.samples.people import DISTRICTS, REFERENCE_DATE, Person
 from lidm.samples.sources import (
     SampleTable,
@@ -90,7 +90,7 @@ def deaths(world: World, bad: int) -> SampleTable:
         cause: str | None = None
         if source == "1":
             place = rng.choices(list(DEATH_PLACES.values()), weights=(52, 5, 33, 7, 3))[0]
-            reporter = _near(rng, person, MAJOR_HOSPITALS).name if place in "12" else CENTRES[person.street_code].name
+            reporter = near(rng, person, MAJOR_HOSPITALS).name if place in "12" else CENTRES[person.street_code].name
             cause = rng.choices(list(DEATH_CAUSES.values()), weights=(1, 25, 40, 12, 12, 7, 3))[0]
             certificate = f"{person.district_code}{died.year}{seq:05d}"
         elif source == "2":

@@ -6,7 +6,7 @@ import random
 from datetime import date, timedelta
 from typing import Any
 
-from lidm.samples.departments.health._common import MAJOR_HOSPITALS, _near, update_time
+from lidm.samples.departments.health._common import MAJOR_HOSPITALS, near, update_time
 from lidm.samples.people import REFERENCE_DATE, Person
 from lidm.samples.sources import SampleTable, a_day, inject, set_value, text
 from lidm.samples.world import World, age_on
@@ -70,7 +70,7 @@ def fund_rows(world: World) -> list[dict[str, Any]]:
     rng.shuffle(patients)
     rows = []
     for seq, person in enumerate(patients, start=1):
-        hospital = _near(rng, person, MAJOR_HOSPITALS)
+        hospital = near(rng, person, MAJOR_HOSPITALS)
         admission = a_day(rng, date(2024, 1, 1), REFERENCE_DATE - timedelta(days=45))
         fate = lapsed.get(person.id_number) if person else None
         if person is not None and person.id_number in helped:

@@ -7,7 +7,7 @@ import random
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from lidm.samples.departments.health._common import CENTRES, HOSPITALS, MAJOR_HOSPITALS, Hospital, _near
+from lidm.samples.departments.health._common import CENTRES, HOSPITALS, MAJOR_HOSPITALS, Hospital, near
 from lidm.samples.departments.hr_social_security.careers import careers
 from lidm.samples.people import REFERENCE_DATE, Person, RosterMember
 from lidm.samples.sources import a_day
@@ -154,7 +154,7 @@ def _specialist(rng: random.Random, person: Person, diagnosis: str) -> Hospital:
     """Where a seriously ill patient is treated: a tertiary hospital, often the cancer hospital for cancers."""
     if diagnosis.startswith("C") and age_on(person) >= 14 and rng.random() < 0.5:
         return next(h for h in HOSPITALS if h.name == "湖南省肿瘤医院")
-    return _near(rng, person, [h for h in HOSPITALS if h.level == "tertiary"])
+    return near(rng, person, [h for h in HOSPITALS if h.level == "tertiary"])
 
 
 def hospital_settlements(world: World) -> list[Settlement]:
@@ -193,7 +193,7 @@ def hospital_settlements(world: World) -> list[Settlement]:
             kind = rng.choices(("outpatient", "chronic_outpatient", "inpatient"), weights=(70, 12, 18))[0]
             if kind == "chronic_outpatient" and age_on(person) < 40:
                 kind = "outpatient"
-            hospital = _near(rng, person, MAJOR_HOSPITALS)
+            hospital = near(rng, person, MAJOR_HOSPITALS)
             if kind == "outpatient" and rng.random() < 0.5:
                 hospital = CENTRES[person.street_code]
             icds, fen, scope, stay = ORDINARY[kind]

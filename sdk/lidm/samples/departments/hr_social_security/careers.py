@@ -196,6 +196,6 @@ def careers(world: World) -> dict[str, Career]:
     return out
 
 
-def _stamp(rng: random.Random, last: date) -> datetime:
+def stamp(rng: random.Random, last: date) -> datetime:
     """An update time after the record's last event, with microseconds."""
     return moment(rng, days=max(1, min((REFERENCE_DATE - last).days, 3000)))

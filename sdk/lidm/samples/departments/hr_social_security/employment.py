@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lidm.samples.departments.hr_social_security.careers import _stamp, careers
+from lidm.samples.departments.hr_social_security.careers import careers, stamp
 from lidm.samples.sources import (
     SampleTable,
     code,
@@ -66,7 +66,7 @@ def employment(world: World, bad: int) -> SampleTable:
                     "zzyy": EMPLOYMENT_END_REASONS[j.end_reason] if j.end_reason else None,
                     "djqx": p.district_code,
                     "djjd": p.street_code,
-                    "gxsj": _stamp(rng, max(j.registered, j.end or j.start)),
+                    "gxsj": stamp(rng, max(j.registered, j.end or j.start)),
                 }
             )
     tie_at_boundary(rows, "gxsj")

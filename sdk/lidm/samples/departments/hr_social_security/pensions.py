@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
-from lidm.samples.departments.hr_social_security.careers import _stamp, add_months, add_years, careers
+from lidm.samples.departments.hr_social_security.careers import add_months, add_years, careers, stamp
 from lidm.samples.departments.hr_social_security.employers import Employer, Employers
 from lidm.samples.people import REFERENCE_DATE, Person
 from lidm.samples.sources import (
@@ -178,7 +178,7 @@ def enterprise_pension(world: World, bad: int) -> SampleTable:
             "zzrq": r.ended,
             "zzyy": PENSION_END_REASONS[r.reason] if r.reason else None,
             "cbqx": r.person.district_code,
-            "gxsj": _stamp(rng, r.ended or r.started or r.insured),
+            "gxsj": stamp(rng, r.ended or r.started or r.insured),
         }
         for r in records
     ]
@@ -244,7 +244,7 @@ def institution_pension(world: World, bad: int) -> SampleTable:
                 "zzrq": ymd(ended),
                 "zzyy": PENSION_END_REASONS[reason] if reason else None,
                 "cbqx": p.district_code,
-                "gxsj": _stamp(rng, ended or started),
+                "gxsj": stamp(rng, ended or started),
             }
         )
     for c in careers(world).values():
@@ -264,7 +264,7 @@ def institution_pension(world: World, bad: int) -> SampleTable:
                     "zzrq": None,
                     "zzyy": None,
                     "cbqx": now.employer.district,
-                    "gxsj": _stamp(rng, insured),
+                    "gxsj": stamp(rng, insured),
                 }
             )
     kinds = inject(

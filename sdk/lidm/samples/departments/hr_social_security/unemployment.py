@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from lidm.samples.departments.hr_social_security.careers import _stamp, add_months, careers
+from lidm.samples.departments.hr_social_security.careers import add_months, careers, stamp
 from lidm.samples.people import REFERENCE_DATE
 from lidm.samples.sources import (
     SampleTable,
@@ -106,7 +106,7 @@ def unemployment(world: World, bad: int) -> SampleTable:
                     "zxyy": DEREGISTRATION_REASONS[r.reason] if r.reason else None,
                     "djqx": p.district_code,
                     "djjd": p.street_code,
-                    "gxsj": _stamp(rng, max(d for d in (r.registered, start, end, r.deregistered) if d)),
+                    "gxsj": stamp(rng, max(d for d in (r.registered, start, end, r.deregistered) if d)),
                 }
             )
     tie_at_boundary(rows, "gxsj")

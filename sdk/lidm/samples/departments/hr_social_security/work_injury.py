@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal
 
-from lidm.samples.departments.hr_social_security.careers import _stamp, add_years, careers
+from lidm.samples.departments.hr_social_security.careers import add_years, careers, stamp
 from lidm.samples.people import REFERENCE_DATE
 from lidm.samples.sources import (
     SampleTable,
@@ -154,7 +154,7 @@ def work_injury(world: World, bad: int) -> SampleTable:
                     "dyzzrq": end,
                     "dyzt": CLAIM_STATUSES[status],
                     "cbqx": p.district_code,
-                    "gxsj": _stamp(rng, start),
+                    "gxsj": stamp(rng, start),
                 }
             )
     tie_at_boundary(rows, "gxsj")

@@ -1,4 +1,5 @@
-"""Airflow 3 shape of the monitoring loop: the monitor, push and feedback DAGs.
+"""Airflow 3 shape of the monitoring loop: the monitor, push, feedback and housekeeping DAGs; the DAG file
+`dags/lidm_monitoring.py` only calls `build_monitor_dags()`.
 
 - `lidm_monitor` is scheduled on the Assets of every feed a rule reads (any of them updating starts a run;
   a run evaluates every rule in one transaction, so runs requested in a burst are harmless). It publishes
@@ -7,39 +8,20 @@
   pushes its new warnings through its channel.
 - `lidm_feedback` runs hourly: one task per department takes in acknowledgements and dispositions from its
   channel, then the happiness list is rebuilt; it publishes `platform.disposition`.
+- `lidm_housekeeping` runs daily: rows past their contract's retention are purged.
 
-A department's channel comes from the Airflow connection `lidm_channel_<department>` when one exists
-(sftp, postgres or odbc; a database connection names its table in extra `table`), else from LIDM_CHANNELS,
-else the folder under LIDM_HOME. Tasks return counts only (XCom) and keep no state outside the central
-database, so a retried task redoes nothing that was done.
+What each task does, and where a department's channel comes from, is in `tasks`.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import tempfile
-from dataclasses import asdict, is_dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lidm.errors import ConfigError
-from lidm.integrations.airflow import (
-    DEFAULT_ARGS,
-    NOT_RETRYABLE,
-    START_DATE,
-    _connection_url,
-    _get_connection,
-    _Scratch,
-    contract_asset,
-)
+from lidm.integrations.airflow.dags import DEFAULT_ARGS, START_DATE, contract_asset
+from lidm.integrations.airflow.tasks import collect_task, happiness_task, monitor_task, purge_task, push_task
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
-
-    from lidm.config import Settings
-
-log = logging.getLogger("lidm.airflow")
 
 MONITOR_DAG = "lidm_monitor"
 PUSH_DAG = "lidm_push"
@@ -58,120 +40,8 @@ def departments() -> list[str]:
     return list(load_catalog(get_settings().contracts_dir)[WARNING].field("target_department").enum or ())
 
 
-def channel_conn_id(department: str) -> str:
-    return f"lidm_channel_{department}"
-
-
-def _plain(value: Any) -> Any:
-    """Counts as plain JSON for XCom."""
-    if is_dataclass(value) and not isinstance(value, type):
-        value = value.as_dict() if hasattr(value, "as_dict") else asdict(value)
-    elif isinstance(value, list):
-        value = [_plain(v) for v in value]
-    return json.loads(json.dumps(value, default=str))
-
-
-def _with_channel(settings: Settings, department: str, scratch: _Scratch) -> Settings:
-    """Settings whose channel for ``department`` comes from its Airflow connection, when one is defined."""
-    try:
-        conn = _get_connection(channel_conn_id(department))
-    except ConfigError:
-        return settings
-    url = _connection_url(channel_conn_id(department), scratch)
-    if (conn.conn_type or "").lower() not in ("sftp", "ssh", "fs", "file"):
-        table = (conn.extra_dejson or {}).get("table", "lidm_warning")
-        url = f"{url}#{table}"
-    return settings.model_copy(update={"channels": {**settings.channels, department: url}})
-
-
-def _fail_fast(what: str, exc: Exception) -> None:
-    from airflow.sdk.exceptions import AirflowFailException
-
-    raise AirflowFailException(f"{what}: {type(exc).__name__}: {exc}") from None
-
-
-def monitor_task() -> dict[str, Any]:
-    """Evaluate every rule for today; returns per-rule counts."""
-    from lidm.config import get_settings
-    from lidm.monitor import monitor
-
-    try:
-        result = monitor(get_settings())
-    except NOT_RETRYABLE as exc:
-        _fail_fast("monitor", exc)
-    counts = _plain(result)
-    for rule, c in counts["rules"].items():
-        log.info(
-            "rule %s: matched %d, raised %d, closed %d, open %d",
-            rule,
-            c["matched"],
-            c["raised"],
-            c["closed"],
-            c["open"],
-        )
-    return counts
-
-
-def happiness_task() -> dict[str, Any]:
-    """Rebuild the happiness list from the feeds and the applied dispositions."""
-    from lidm.central import db
-    from lidm.config import get_settings
-    from lidm.contracts import load_catalog
-    from lidm.monitor.happiness import build_assistance_records
-    from lidm.monitor.lifecycle import city_now
-
-    settings = get_settings()
-    engine = db.connect(settings)
-    try:
-        counts = build_assistance_records(engine, load_catalog(settings.contracts_dir), now=city_now(settings.timezone))
-    finally:
-        engine.dispose()
-    log.info("happiness list rebuilt: %s", counts)
-    return _plain(counts)
-
-
-def _through_channel(department: str, what: str, action: Any) -> Any:
-    """Run ``action(settings, departments=[department])`` with the department's channel from Airflow."""
-    from lidm.config import get_settings
-
-    try:
-        with tempfile.TemporaryDirectory(prefix="lidm-conn-") as folder:
-            settings = _with_channel(get_settings(), department, _Scratch(Path(folder)))
-            result = action(settings, departments=[department])
-    except NOT_RETRYABLE as exc:
-        _fail_fast(f"{what} {department}", exc)
-    return _plain(result)
-
-
-def push_task(department: str) -> Any:
-    """Push the department's new warnings through its channel."""
-    from lidm.monitor.push import push_warnings
-
-    return _through_channel(department, "push to", push_warnings)
-
-
-def collect_task(department: str) -> Any:
-    """Take in the department's acknowledgements and dispositions."""
-    from lidm.monitor.feedback import collect_dispositions
-
-    return _through_channel(department, "dispositions from", collect_dispositions)
-
-
-def purge_task() -> dict[str, Any]:
-    """Delete rows past their contract's retention and old quarantine rows (lidm.central.retention)."""
-    from lidm.central.retention import purge_expired
-    from lidm.config import get_settings
-
-    try:
-        result = purge_expired(get_settings())
-    except NOT_RETRYABLE as exc:
-        _fail_fast("purge", exc)
-    log.info("purge: %d rows deleted (%s; quarantine %d)", result.total, result.datasets, result.quarantine)
-    return _plain(result.as_dict())
-
-
 def build_monitor_dags() -> dict[str, DAG]:
-    """The monitor, push and feedback DAGs, keyed by dag_id, for a DAG file's `globals()`."""
+    """The monitor, push, feedback and housekeeping DAGs, keyed by dag_id, for a DAG file's `globals()`."""
     from airflow.sdk import DAG, AssetAny, task
 
     from lidm.config import get_settings

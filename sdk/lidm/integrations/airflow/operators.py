@@ -1,12 +1,13 @@
-"""The feed operator: one feed's pending batches into the central database, with OpenLineage lineage.
+"""The feed operators: one feed's pending batches into the central database, with OpenLineage lineage; and
+the reconciliation of a database feed after its load.
 
 `LidmFeedOperator` performs one action (run a feed) the way provider operators do; the work itself is the
-SDK's `run_feed`, its connections come from Airflow connections through the providers' hooks
-(`OdbcHook` builds the ODBC connection string, `PostgresHook` the database URL). When the OpenLineage
-provider is installed, the operator reports its input (the department's table or drop folder) and its
-output (the dataset's table in the central database); lineage names never carry a credential.
+SDK's `run_feed` (through `tasks.run_feed_task`), its connections come from Airflow connections through the
+providers' hooks (`OdbcHook` builds the ODBC connection string, `PostgresHook` the database URL). When the
+OpenLineage provider is installed, the operator reports its input (the department's table or drop folder)
+and its output (the dataset's table in the central database); lineage names never carry a credential.
 
-Like the drop sensor, the class is built on first use (module `__getattr__`), so the SDK imports where
+Like the drop sensor, the classes are built on first use (module `__getattr__`), so the SDK imports where
 Airflow is not installed.
 """
 
@@ -16,6 +17,9 @@ from functools import cache
 from typing import Any
 
 from sqlalchemy.engine import make_url
+
+from lidm.integrations.airflow.hooks import get_connection
+from lidm.integrations.airflow.tasks import run_feed_task, run_reconcile_task
 
 CENTRAL_NAMESPACE_SQLITE = "file"
 
@@ -36,7 +40,6 @@ def feed_lineage(feed: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]
     """(inputs, outputs) of a feed as OpenLineage (namespace, name) pairs."""
     from lidm.config import get_settings
     from lidm.contracts import load_catalog
-    from lidm.integrations.airflow import _get_connection
     from lidm.registry import get_adapter
     from lidm.sources import DropSource, SqlSource
 
@@ -46,7 +49,7 @@ def feed_lineage(feed: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]
     namespace, database = _namespace_of_url(settings.effective_central_url)
     outputs = [(namespace, f"{database}.public.{contract.table}" if namespace != "file" else contract.table)]
     source = adapter.source
-    conn = _get_connection(source.connection)
+    conn = get_connection(source.connection)
     kind = (conn.conn_type or "").lower()
     extra = conn.extra_dejson or {}
     if isinstance(source, SqlSource):
@@ -82,8 +85,6 @@ def _classes() -> dict[str, type]:
             self.feed = feed
 
         def execute(self, context: Any) -> list[dict[str, Any]]:
-            from lidm.integrations.airflow import run_feed_task
-
             return run_feed_task(self.feed)
 
         def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
@@ -107,8 +108,6 @@ def _classes() -> dict[str, type]:
             self.feed = feed
 
         def execute(self, context: Any) -> dict[str, Any]:
-            from lidm.integrations.airflow import run_reconcile_task
-
             return run_reconcile_task(self.feed)
 
     for cls in (LidmFeedOperator, LidmReconcileOperator):

@@ -1,0 +1,85 @@
+"""The SDK's shape: layers and cycles are import-linter's (pyproject.toml, run by `make test`); what it does not
+check is here: no private name crosses modules, and import-linter's contracts hold."""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SDK = ROOT / "sdk"
+
+
+def _module(path: Path) -> str:
+    return ".".join(path.relative_to(SDK).with_suffix("").parts).removesuffix(".__init__")
+
+
+def _is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _private_uses(path: Path) -> list[str]:
+    """`from lidm.x import _name` and `x._name` on an imported lidm module, from another module."""
+    here = _module(path)
+    tree = ast.parse(path.read_text("utf-8"))
+    modules: dict[str, str] = {}  # local name -> lidm module it names
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "lidm":
+            for a in node.names:
+                full = f"{node.module}.{a.name}"
+                if a.name.startswith("_") and not a.name.startswith("__") and node.module != here:
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno} imports {a.name} from {node.module}")
+                if _is_module(full):
+                    modules[a.asname or a.name] = full
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.split(".")[0] == "lidm" and a.asname:
+                    modules[a.asname] = a.name
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in modules
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+            and modules[node.value.id] != here
+        ):
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno} uses {modules[node.value.id]}.{node.attr}")
+    return found
+
+
+def test_no_private_name_crosses_modules() -> None:
+    found = [use for path in sorted((SDK / "lidm").rglob("*.py")) for use in _private_uses(path)]
+    assert found == [], "\n".join(found)
+
+
+def test_the_import_contracts_hold() -> None:
+    """Every arrow points down and no package's modules import each other in a circle (pyproject.toml)."""
+    lint = Path(sys.executable).with_name("lint-imports")
+    out = subprocess.run([str(lint), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    assert "Contracts: 2 kept, 0 broken." in out.stdout
+
+
+def test_errors_say_whether_a_retry_can_help() -> None:
+    """The Airflow tasks fail at once on these and let the others retry (lidm.errors.retryable)."""
+    from lidm import errors
+
+    transient = [errors.SourceError("x"), errors.CentralUnavailable("x"), errors.FeedBusy("f", "x"), OSError("x")]
+    terminal = [
+        errors.RejectedBatch("replay", "x"),
+        errors.ConfigError("x"),
+        errors.ContractError("x"),
+        errors.KeyringError("x"),
+        errors.RuleError("x"),
+        errors.HostKeyError("x"),  # a SourceError, but a changed host key is not fixed by waiting
+    ]
+    assert [errors.retryable(e) for e in transient] == [True] * len(transient)
+    assert [errors.retryable(e) for e in terminal] == [False] * len(terminal)
