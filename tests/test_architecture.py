@@ -83,3 +83,38 @@ def test_errors_say_whether_a_retry_can_help() -> None:
     ]
     assert [errors.retryable(e) for e in transient] == [True] * len(transient)
     assert [errors.retryable(e) for e in terminal] == [False] * len(terminal)
+
+
+def test_no_module_outside_the_sources_asks_a_source_for_its_class() -> None:
+    """Callers ask a capability of the Source protocol (delivers_files, rereadable, incremental), never the class."""
+    kinds = {"DropSource", "SqlSource"}
+    found = []
+    for path in sorted((SDK / "lidm").rglob("*.py")):
+        if (SDK / "lidm" / "sources") in path.parents:
+            continue
+        for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "isinstance":
+                names = (
+                    {n.id for n in ast.walk(node.args[1]) if isinstance(n, ast.Name)} if len(node.args) > 1 else set()
+                )
+                if names & kinds:
+                    found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert found == [], found
+
+
+def test_every_setting_is_documented_in_its_section() -> None:
+    """lidm.config.Settings is the one place settings are declared; the README lists each under its section."""
+    import re
+
+    from lidm.config import SECTIONS, settings_by_section
+
+    readme = (ROOT / "README.md").read_text("utf-8")
+    conf = readme[readme.index("## Configuration") : readme.index("Source connection URLs:")]
+    listed: dict[str, list[str]] = {}
+    for part in conf.split("**")[1::2]:
+        title = part.strip()
+        body = conf[conf.index(f"**{part}**") + len(part) + 4 :].split("**", 1)[0]
+        listed[title] = re.findall(r"^\| `(LIDM_[A-Z_]+)` \|", body, flags=re.M)
+    expected = {SECTIONS[k]: [env for env, _ in v] for k, v in settings_by_section().items()}
+    assert listed == expected
+    assert all(desc for v in settings_by_section().values() for _, desc in v)

@@ -36,7 +36,7 @@ from lidm.keys import Keyring, load_keyring
 from lidm.producers import drop_trust
 from lidm.protect import unseal
 from lidm.registry import adapters, get_adapter
-from lidm.sources import DropSource, SourceBatch, SqlSource
+from lidm.sources import ReadOptions, SourceBatch
 from lidm.sources.drops import open_store
 from lidm.transform import ChunkTransform, encrypt_payload, transform_chunks
 
@@ -146,29 +146,27 @@ def run_feed(
 
 def _run_locked(feed: Feed, url: str, progress: Progress | None, since: str | None = None) -> list[BatchResult]:
     source = feed.adapter.source
-    if since is not None and not (isinstance(source, SqlSource) and source.watermark):
+    if since is not None and not source.incremental:
         raise ConfigError(f"feed {feed.name}: --since re-reads an incremental database source; this feed has none")
-    if isinstance(source, SqlSource):
-        incremental = feed.contract.update_mode is UpdateMode.INCREMENTAL
-        wm = ledger.read_watermark(feed.engine, feed.name) if incremental else None
-        if since is not None:
-            wm = _earlier(since, wm)
-        src = source.batch(url, wm, feed.settings.chunk_rows, incremental=incremental)
-        result = run_batch(feed, src, progress)
-        if "clock" in src.meta:
-            result.deferred = src.meta["deferred"]
-            _record_clock(feed, src)
-        if source.feedback_table and result.status == "loaded" and result.quarantined:
-            _feed_back(feed, url, source.feedback_table, result.batch_id)
-        return [result]
-    if isinstance(source, DropSource):
-        store = open_store(url, feed.settings)
-        trust = drop_trust(feed.settings, feed.name, feed.contract, source.signed)
-        try:
-            return [run_batch(feed, b, progress) for b in source.batches(store, trust=trust)]
-        finally:
-            store.close()
-    raise ConfigError(f"adapter {feed.name}: unknown source type {type(source).__name__}")
+    incremental = source.incremental and feed.contract.update_mode is UpdateMode.INCREMENTAL
+    wm = ledger.read_watermark(feed.engine, feed.name) if incremental else None
+    if since is not None:
+        wm = _earlier(since, wm)
+    signed = getattr(source, "signed", False)
+    trust = drop_trust(feed.settings, feed.name, feed.contract, signed) if source.delivers_files else None
+    options = ReadOptions(wm, feed.settings.chunk_rows, incremental=incremental, trust=trust)
+    results = []
+    with source.read(url, feed.settings, options) as batches:
+        for src in batches:
+            result = run_batch(feed, src, progress)
+            if "clock" in src.meta:
+                result.deferred = src.meta["deferred"]
+                _record_clock(feed, src)
+            back = getattr(source, "feedback_table", None)  # a database table the department reads
+            if back and result.status == "loaded" and result.quarantined:
+                _feed_back(feed, url, back, result.batch_id)
+            results.append(result)
+    return results
 
 
 def _feed_back(feed: Feed, url: str, table: str, batch_id: str | None) -> None:
@@ -210,7 +208,7 @@ def accept_held(
     settings = settings or get_settings()
     accepted = accept_batch(settings, batch_id, note=note)
     adapter = get_adapter(accepted.feed)
-    if not isinstance(adapter.source, DropSource):
+    if not adapter.source.delivers_files:
         return accepted, []  # a database source is read again by the next run anyway
     url = connection_url(adapter, settings, connections)
     store = open_store(url, settings)

@@ -37,7 +37,6 @@ from lidm.contracts import UpdateMode
 from lidm.contracts.model import LogicalType
 from lidm.errors import ConfigError
 from lidm.pipeline import Feed, connection_url, prepare
-from lidm.sources import SqlSource
 from lidm.transform import ChunkTransform
 
 log = logging.getLogger("lidm.reconcile")
@@ -129,7 +128,7 @@ def reconcile(
     """Compare the feed's source with the central table; record the result for `lidm status` and the Feeds page."""
     feed = prepare(feed_name, settings)
     try:
-        if not isinstance(feed.adapter.source, SqlSource):
+        if not feed.adapter.source.rereadable:
             raise ConfigError(
                 f"feed {feed.name}: reconcile compares a database source with the central table; a drop is checked "
                 "when it loads (extracted = loaded + quarantined, in its receipt)"
@@ -164,7 +163,6 @@ def _days(values: pa.Array) -> np.ndarray:
 
 def _compare(feed: Feed, url: str) -> Reconciliation:
     contract, source = feed.contract, feed.adapter.source
-    assert isinstance(source, SqlSource)
     day_field = _day_field(feed)
     tokenized = contract.key_columns()[0] != contract.key[0]
     result = Reconciliation(feed.name, str(uuid.uuid4()), datetime.now(UTC), "day" if day_field else "key_range")

@@ -25,7 +25,6 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 
 import sqlalchemy as sa
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lidm.central import audit, db, release
 from lidm.central.schema import batch as batch_table
@@ -37,12 +36,6 @@ from lidm.contracts.model import LogicalType, Protection
 from lidm.dates import duration
 from lidm.errors import ConfigError
 from lidm.keys import load_keyring_or_none
-
-
-class _RetentionSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LIDM_", env_file=".env", extra="ignore")
-
-    quarantine_retention: str = "P1Y"
 
 
 @dataclass
@@ -93,7 +86,7 @@ def purge_expired(settings: Settings, *, today: date | None = None, dry_run: boo
     today = today or datetime.now(UTC).date()
     result = PurgeResult(today, dry_run)
     catalog = load_catalog(settings.contracts_dir)
-    q_text = _RetentionSettings().quarantine_retention
+    q_text = settings.quarantine_retention
     q_cutoff = _cutoff(today, q_text, "LIDM_QUARANTINE_RETENTION")
     result.quarantine_cutoff = q_cutoff.isoformat()
     engine = db.connect_current(settings)

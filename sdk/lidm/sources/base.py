@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import pyarrow as pa
 
@@ -63,3 +64,47 @@ class SourceBatch:
     # department, next to its archived delivery.
     on_feedback: Callable[[str], None] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """What a run asks of a source: where the last read ended, how big a piece to hand over, whose signature counts."""
+
+    watermark: Any = None  # the stored read position of an incremental source
+    chunk_rows: int = 100_000
+    incremental: bool = False  # the contract's update mode: read only what changed since `watermark`
+    trust: Any = None  # the producers' keys a signed drop must verify against (lidm.producers.DropTrust)
+
+
+class Source(Protocol):
+    """What every kind of source offers the pipeline, the test kit and the Airflow integration.
+
+    Callers ask for a capability, never for the class: a drop delivers files (each batch is settled after
+    loading: archived or set aside), a database can be read again (to reconcile), an incremental source reads
+    what changed since a watermark."""
+
+    connection: str
+
+    @property
+    def delivers_files(self) -> bool: ...
+
+    @property
+    def rereadable(self) -> bool: ...
+
+    @property
+    def incremental(self) -> bool: ...
+
+    def describe(self) -> str: ...
+
+    def read(self, url: str, settings: Any, options: ReadOptions) -> AbstractContextManager[Iterator[SourceBatch]]:
+        """The batches waiting, within an open connection that is closed when the block ends."""
+        ...
+
+    def sample(self, url: str, settings: Any, rows: int) -> pa.Table | None:
+        """The first `rows` rows of what is waiting, for the test kit: None when no delivery waits, no rows when it
+        is empty."""
+        ...
+
+    def lineage(self, kind: str, host: str | None, port: int | None, schema: str | None, extra: dict) -> tuple:
+        """(namespace, name) of what the feed reads, for OpenLineage, from its connection's parts."""
+        ...

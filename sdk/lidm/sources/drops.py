@@ -16,6 +16,7 @@ import fnmatch
 import json
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -26,8 +27,8 @@ import pyarrow as pa
 from lidm.config import Settings
 from lidm.errors import ConfigError, RejectedBatch, SourceError
 from lidm.producers import MANIFEST_SUFFIX, SIGNATURE_SUFFIX, DropTrust, verify_drop
-from lidm.sources.base import SourceBatch
-from lidm.sources.csvfile import read_csv_chunks
+from lidm.sources.base import ReadOptions, SourceBatch
+from lidm.sources.csvfile import ROW, read_csv_chunks
 from lidm.sources.localstore import LocalStore
 from lidm.sources.names import display_name
 from lidm.sources.sftp import SftpStore, SftpTarget
@@ -88,6 +89,36 @@ class DropSource:
             raise ConfigError(f"DropSource merged_cells {self.merged_cells!r}: use one of {', '.join(MERGED_CELLS)}")
         if self.max_bytes <= 0:
             raise ConfigError(f"DropSource max_bytes {self.max_bytes}: give the largest drop to accept, in bytes")
+
+    delivers_files = True  # each batch is a delivery, archived or set aside once the central database decided
+    rereadable = False  # a loaded drop is archived: it is checked when it loads (its receipt), not re-read
+    incremental = False
+
+    @contextmanager
+    def read(self, url: str, settings: Settings, options: ReadOptions) -> Iterator[Iterator[SourceBatch]]:
+        """The complete drops waiting, oldest first, over one connection to the store."""
+        store = open_store(url, settings)
+        try:
+            yield self.batches(store, trust=options.trust)
+        finally:
+            store.close()
+
+    def sample(self, url: str, settings: Settings, rows: int) -> pa.Table | None:
+        store = open_store(url, settings)
+        try:
+            first = next(self.batches(store), None)
+            if first is None:
+                return None  # no complete drop waiting
+            chunk = next(first.chunks(), None)
+            return pa.table({ROW: pa.array([], pa.int64())}) if chunk is None else chunk.slice(0, rows)
+        finally:
+            store.close()
+
+    def lineage(self, kind: str, host: str | None, port: int | None, schema: str | None, extra: dict) -> tuple:
+        folder = str(extra.get("path", "")).strip("/")
+        if kind in ("sftp", "ssh"):
+            return f"sftp://{host}:{port or 22}", f"{folder}/{self.pattern}".lstrip("/")
+        return "file", f"{folder}/{self.pattern}"
 
     def describe(self) -> str:
         sheet = "the active sheet" if self.sheet is None else f"sheet {self.sheet}"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lidm.errors import ConfigError, SourceError
-from lidm.sources.base import SourceBatch
+from lidm.sources.base import ReadOptions, SourceBatch
 
 ROW = "__row"
 MAX_TEXT = 4096  # bytes of one text value in transit; a longer value fails the read, naming its column
@@ -66,6 +67,26 @@ class SqlSource:
             raise ConfigError("SqlSource: page_rows must be positive")
         if self.lookback < dt.timedelta(0):
             raise ConfigError("SqlSource: lookback must not be negative")
+
+    delivers_files = False  # a read leaves the table as it was: nothing to settle
+    rereadable = True  # rows can be read again, to reconcile the central table with the source
+
+    @property
+    def incremental(self) -> bool:
+        return bool(self.watermark)
+
+    @contextmanager
+    def read(self, url: str, settings: Any, options: ReadOptions) -> Iterator[Iterator[SourceBatch]]:
+        """One extract: the whole table, or what changed since the watermark."""
+        yield iter([self.batch(url, options.watermark, options.chunk_rows, incremental=options.incremental)])
+
+    def sample(self, url: str, settings: Any, rows: int) -> pa.Table | None:
+        return next(iter(self.batch(url, None, rows).chunks()), None)
+
+    def lineage(self, kind: str, host: str | None, port: int | None, schema: str | None, extra: dict) -> tuple:
+        scheme = {"postgres": "postgres", "odbc": "odbc", "sqlite": "sqlite"}.get(kind, kind)
+        where = f"{scheme}://{host or ''}:{port or ''}".rstrip(":") if host else f"{scheme}://{self.connection}"
+        return where, (f"{schema}.{self.table}" if schema and self.table else self.table or "query")
 
     def describe(self) -> str:
         what = self.table or "query"

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from lidm.central.schema import watermark as watermark_table
 from lidm.contracts import UpdateMode
-from lidm.sources import SqlSource
+from lidm.sources import Source
 from lidm.testkit.report import FAIL, PASS, SKIP, WARN
 
 if TYPE_CHECKING:
@@ -21,7 +21,7 @@ def check_boundary(v: VerifierBase) -> None:
     if v.contract.update_mode is not UpdateMode.INCREMENTAL:
         v._record("watermark_boundary", SKIP, "full snapshot: no watermark")
         return
-    if not isinstance(source, SqlSource) or not source.watermark:
+    if not source.incremental:
         v._record("watermark_boundary", SKIP, "drops are delivered per file: replay detection covers re-delivery")
         return
     engine = v._engine()
@@ -77,7 +77,7 @@ def _as_datetime(value: Any) -> datetime | None:
         return None
 
 
-def _source_boundary(source: SqlSource, url: str, stored: str | None) -> tuple[Any, int]:
+def _source_boundary(source: Source, url: str, stored: str | None) -> tuple[Any, int]:
     """(newest watermark value in the source, rows at or after the stored watermark), read-only."""
     base = source.select_all()
     newest_sql = f"SELECT MAX({source.watermark}) FROM ({base}) b"

@@ -25,7 +25,6 @@ from lidm.conform import check_columns, check_mapping, conform
 from lidm.contracts.model import Classification, Protection
 from lidm.errors import LidmError
 from lidm.pipeline import BatchResult, run_feed
-from lidm.sources import DropSource, SqlSource
 from lidm.sources.drops import open_store
 from lidm.testkit.boundary import check_boundary
 from lidm.testkit.leaks import check_protection
@@ -81,7 +80,7 @@ class Verifier(VerifierBase):
         """SQL sources are read where they are; complete drops are copied so nothing moves at the source."""
         source = self.adapter.source
         connections = dict(self.connections)
-        if isinstance(source, DropSource):
+        if source.delivers_files:
             copy = work / "drop-copy"
             copy.mkdir(parents=True, exist_ok=True)
             store = open_store(self._url(), self.settings)
@@ -118,7 +117,7 @@ class Verifier(VerifierBase):
 
     def _check_connects(self) -> None:
         source, url = self.adapter.source, self._url()
-        if isinstance(source, SqlSource):
+        if not source.delivers_files:  # a database: connect and ask it something
             if url.startswith("odbc:"):
                 from lidm.sources.sql import ping_odbc
 
@@ -152,26 +151,15 @@ class Verifier(VerifierBase):
     def _first_chunk(self) -> pa.Table:
         source = self.adapter.source
         url = self.sandbox.connections[source.connection]
-        if isinstance(source, SqlSource):
-            batch = source.batch(url, None, self.sample_rows)
-            return next(iter(batch.chunks()), None) or pa.table({ROW: pa.array([], pa.int64())})
-        store = open_store(url, self.settings)
-        try:
-            batches = list(source.batches(store))
-            if not batches:
-                raise LidmError("no complete drop to sample")
-            it = batches[0].chunks()
-            first = next(it, None)
-            if first is None:
-                return pa.table({ROW: pa.array([], pa.int64())})
-            return first.slice(0, self.sample_rows)
-        finally:
-            store.close()
+        first = source.sample(url, self.settings, self.sample_rows)
+        if first is None and source.delivers_files:
+            raise LidmError("no complete drop to sample")
+        return first if first is not None else pa.table({ROW: pa.array([], pa.int64())})
 
     def _check_columns(self) -> None:
         chunk = self._first_chunk()
         source = self.adapter.source
-        where = getattr(source, "table", None) or "query" if isinstance(source, SqlSource) else source.describe()
+        where = source.describe() if source.delivers_files else getattr(source, "table", None) or "query"
         if chunk.num_columns > 1:
             check_columns(chunk.column_names, self.adapter, where)
         self._record("columns", PASS, f"the source's {chunk.num_columns - 1} columns match the mapping")
@@ -324,7 +312,7 @@ class Verifier(VerifierBase):
     def _check_idempotent(self) -> None:
         before = self._state()
         source = self.adapter.source
-        if isinstance(source, DropSource):
+        if source.delivers_files:
             # Deliver the very same drops again, as a department's retry would.
             store_copy = self.drop_copy
             for name in self.drop_files:
@@ -339,14 +327,12 @@ class Verifier(VerifierBase):
         if before != after or loaded_again:
             self._record("idempotent", FAIL, f"a re-run changed the central table ({dict(statuses)})")
             return
-        if isinstance(source, DropSource) and any(
-            r.status == "rejected" and "replay" not in (r.reason or "") for r in results
-        ):
+        if source.delivers_files and any(r.status == "rejected" and "replay" not in (r.reason or "") for r in results):
             self._record(
                 "idempotent", FAIL, "the same drop delivered again was rejected for another reason than replay"
             )
             return
-        if isinstance(source, DropSource):
+        if source.delivers_files:
             detail = f"the same {len(self.drop_files)} drop(s) delivered again were refused as replays; nothing changed"
         else:
             detail = "a re-run changed nothing" + (

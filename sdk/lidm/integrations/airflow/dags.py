@@ -94,8 +94,6 @@ def _doc_md(feed: str, adapter: Adapter, contract: Contract) -> str:
 def _feed_dag(feed: str, adapter: Adapter, contract: Contract) -> DAG:
     from airflow.sdk import DAG
 
-    from lidm.sources import DropSource, SqlSource
-
     with DAG(
         dag_id=dag_id(feed),
         description=f"{contract.title} ({contract.id} v{contract.version})",
@@ -111,13 +109,13 @@ def _feed_dag(feed: str, adapter: Adapter, contract: Contract) -> DAG:
         if adapter.pool:
             options["pool"] = adapter.pool
         loaded = operators.LidmFeedOperator(feed=feed, **options)
-        if isinstance(adapter.source, SqlSource):
+        if adapter.source.rereadable:
             # After every load, even a failed one: "nothing lost" is checked, not assumed.
             check = {"pool": adapter.pool} if adapter.pool else {}
             loaded >> operators.LidmReconcileOperator(
                 task_id="reconcile", feed=feed, trigger_rule="all_done", retries=0, **check
             )
-        if isinstance(adapter.source, DropSource):
+        if adapter.source.delivers_files:
             from lidm.config import get_settings
             from lidm.status import freshness_limit
 

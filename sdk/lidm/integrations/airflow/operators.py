@@ -41,7 +41,6 @@ def feed_lineage(feed: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]
     from lidm.config import get_settings
     from lidm.contracts import load_catalog
     from lidm.registry import get_adapter
-    from lidm.sources import DropSource, SqlSource
 
     settings = get_settings()
     adapter = get_adapter(feed)
@@ -52,21 +51,8 @@ def feed_lineage(feed: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]
     conn = get_connection(source.connection)
     kind = (conn.conn_type or "").lower()
     extra = conn.extra_dejson or {}
-    if isinstance(source, SqlSource):
-        scheme = {"postgres": "postgres", "odbc": "odbc", "sqlite": "sqlite"}.get(kind, kind)
-        where = (
-            f"{scheme}://{conn.host or ''}:{conn.port or ''}".rstrip(":") if conn.host else f"{scheme}://{conn.conn_id}"
-        )
-        name = f"{conn.schema}.{source.table}" if conn.schema and source.table else source.table or f"{feed}.query"
-        inputs = [(where, name)]
-    elif isinstance(source, DropSource):
-        folder = str(extra.get("path", "")).strip("/")
-        if kind in ("sftp", "ssh"):
-            inputs = [(f"sftp://{conn.host}:{conn.port or 22}", f"{folder}/{source.pattern}".lstrip("/"))]
-        else:
-            inputs = [("file", f"{folder}/{source.pattern}")]
-    else:
-        inputs = []
+    where, name = source.lineage(kind, conn.host, conn.port, conn.schema, extra)
+    inputs = [(where, f"{feed}.query" if name == "query" else name)]
     return inputs, outputs
 
 

@@ -26,12 +26,11 @@ def pending_drops(feed: str) -> int:
     """How many complete drops wait for `feed` (files with their marker), read through its Airflow connection."""
     from lidm.config import get_settings
     from lidm.registry import get_adapter
-    from lidm.sources import DropSource
     from lidm.sources.drops import open_store
 
     adapter = get_adapter(feed)
     source = adapter.source
-    if not isinstance(source, DropSource):
+    if not source.delivers_files:
         raise LidmError(f"feed {feed} reads {source.describe()}, not a drop: it has nothing to wait for")
     with tempfile.TemporaryDirectory(prefix="lidm-conn-") as folder:
         store = open_store(connection_url(source.connection, Scratch(Path(folder))), get_settings())

@@ -1,0 +1,151 @@
+"""`lidm monitor` (rules, runs, pushes, dispositions) and `lidm report` (put on `app` by `lidm.cli`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from lidm.cli.common import console, current_settings, fail, wide
+from lidm.errors import LidmError
+
+monitor_app = typer.Typer(
+    help="The monitoring loop: rules, runs, warnings pushed to departments, dispositions taken in.",
+    no_args_is_help=True,
+)
+
+
+def report_command(
+    out: Annotated[
+        Path | None,
+        typer.Option(help="HTML file to write; <home>/reports/lidm-report-<date>.html by default."),
+    ] = None,
+    rebuild: Annotated[bool, typer.Option(help="Bring the happiness list up to date first.")] = True,
+) -> None:
+    """One self-contained HTML report for analysts: warnings, dispositions, the happiness and needs lists."""
+    from lidm.monitor.report import report
+
+    try:
+        path = report(current_settings(), out, rebuild=rebuild)
+    except LidmError as exc:
+        fail(exc)
+    console.print(f"report written to {path}")
+
+
+@monitor_app.command("rules")
+def monitor_rules() -> None:
+    """Every monitoring rule: what it looks for, who must act, how fast, which feeds it reads."""
+    from lidm.contracts.load import load_catalog
+    from lidm.monitor import load_rules
+
+    settings = current_settings()
+    try:
+        rules = load_rules(
+            settings.rules_dir, catalog=load_catalog(settings.contracts_dir), params=settings.rule_params
+        )
+    except LidmError as exc:
+        fail(exc)
+    table = Table(title="Monitoring rules")
+    for col in ("rule", "hardship", "department", "urgency", "days", "feeds", "params"):
+        table.add_column(col)
+    for r in rules:
+        params = ", ".join(f"{k}={v}" for k, v in r.params.items())
+        table.add_row(r.id, r.hardship_type, r.department, r.urgency.value, str(r.due_days), "\n".join(r.feeds), params)
+    wide().print(table)
+
+
+@monitor_app.command("run")
+def monitor_run(
+    as_of: Annotated[
+        str | None, typer.Option(help="Day the rules are evaluated for (YYYY-MM-DD); today by default.")
+    ] = None,
+    rule: Annotated[list[str] | None, typer.Option(help="Only this rule (repeatable).")] = None,
+) -> None:
+    """Evaluate the rules: raise new warnings, close those whose condition went away, mark overdue ones."""
+    from datetime import date as _date
+
+    from lidm.monitor import monitor
+
+    try:
+        day = _date.fromisoformat(as_of) if as_of else None
+    except ValueError:
+        fail(LidmError(f"--as-of {as_of!r} is not a date like 2026-11-27"))
+    try:
+        result = monitor(current_settings(), as_of=day, rule_ids=rule)
+    except LidmError as exc:
+        fail(exc)
+    print_monitor(result)
+
+
+def print_monitor(result) -> None:  # type: ignore[no-untyped-def]
+    table = Table(title=f"Monitoring run {result.run_id[:8]} for {result.as_of}")
+    for col in ("rule", "matched", "raised", "closed", "open"):
+        table.add_column(col, justify="left" if col == "rule" else "right")
+    for rule_id, c in result.counts.items():
+        table.add_row(rule_id, f"{c.matched:,}", f"{c.raised:,}", f"{c.closed:,}", f"{c.open:,}")
+    wide().print(table)
+    if result.overdue:
+        console.print(f"{result.overdue:,} warnings became overdue")
+
+
+@monitor_app.command("push")
+def monitor_push(
+    department: Annotated[list[str] | None, typer.Option(help="Only this department (repeatable).")] = None,
+) -> None:
+    """Push each department its new warnings through its channel, only the fields its grant allows."""
+    from lidm.monitor.push import PushFailed, push_warnings
+
+    failed = None
+    try:
+        results = push_warnings(current_settings(), departments=department)
+    except PushFailed as exc:
+        results, failed = exc.results, exc
+    except LidmError as exc:
+        fail(exc)
+    table = Table(title="Warnings pushed")
+    for col in ("department", "status", "channel", "warnings", "push"):
+        table.add_column(col, justify="right" if col == "warnings" else "left")
+    for r in results:
+        style = {"pushed": "green", "failed": "red", "no_grant": "red"}.get(r.status, "dim")
+        table.add_row(
+            r.department, f"[{style}]{r.status}[/]", r.channel or "", f"{r.warnings:,}", (r.push_id or "")[:8]
+        )
+    wide().print(table)
+    for r in results:
+        if r.reason:
+            console.print(f"[red]{r.department}[/]: {r.reason}")
+    if failed is not None:
+        raise typer.Exit(code=2)
+
+
+@monitor_app.command("collect")
+def monitor_collect(
+    department: Annotated[list[str] | None, typer.Option(help="Only this department (repeatable).")] = None,
+) -> None:
+    """Take in the departments' acknowledgements and dispositions; refused rows are kept with their reason."""
+    from lidm.monitor.feedback import CollectFailed, collect_dispositions
+
+    failed = None
+    try:
+        result = collect_dispositions(current_settings(), departments=department)
+    except CollectFailed as exc:
+        result, failed = exc.result, exc
+    except LidmError as exc:
+        fail(exc)
+    cols = ("files", "rejected_files", "acknowledged", "applied", "refused", "unchanged")
+    table = Table(title="Acknowledgements and dispositions taken in")
+    table.add_column("department")
+    for col in cols:
+        table.add_column(col.replace("_", " "), justify="right")
+    for dept in result.departments():
+        counts = result.totals(dept)
+        table.add_row(dept, *(f"{counts[c]:,}" for c in cols))
+    wide().print(table)
+    if result.refusals:
+        console.print("refused: " + ", ".join(f"{code} {n:,}" for code, n in result.refusals.most_common()))
+    for dept, why in result.failed.items():
+        console.print(f"[red]{dept}[/]: {why}")
+    if failed is not None:
+        raise typer.Exit(code=2)
