@@ -68,21 +68,22 @@ class Delivery:
     started: datetime
     source_digest: str | None = None
 
+    def batch_row(self) -> dict[str, Any]:
+        """What every lidm_batch row of this delivery says, whatever becomes of it."""
+        return {
+            "batch_id": self.batch_id,
+            "feed": self.feed,
+            "contract_id": self.contract.id,
+            "contract_version": self.contract.version,
+            "source_name": self.source,
+            "started_at": self.started,
+        }
+
 
 def open_batch(conn: sa.Connection, d: Delivery, keyring: Keyring) -> None:
     """The batch's ``loading`` row, first in its transaction; then the token epoch (a running re-tokenization has
     committed by the time this row's lock lets the batch on)."""
-    conn.execute(
-        batch.insert().values(
-            batch_id=d.batch_id,
-            feed=d.feed,
-            contract_id=d.contract.id,
-            contract_version=d.contract.version,
-            source_name=d.source,
-            status="loading",
-            started_at=d.started,
-        )
-    )
+    conn.execute(batch.insert().values(**d.batch_row(), status="loading"))
     check_epoch(conn, keyring)
 
 
@@ -230,17 +231,12 @@ def reject_batch(engine: sa.Engine, d: Delivery, keyring: Keyring, exc: Rejected
     with engine.begin() as conn:
         conn.execute(
             batch.insert().values(
-                batch_id=d.batch_id,
-                feed=d.feed,
-                contract_id=d.contract.id,
-                contract_version=d.contract.version,
-                source_name=d.source,
+                **d.batch_row(),
                 source_digest=d.source_digest,
                 content_digest=getattr(exc, "content_digest", None),
                 status="rejected",
                 reason=str(exc),
                 extracted=0,
-                started_at=d.started,
                 finished_at=datetime.now(UTC),
             )
         )
