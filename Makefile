@@ -10,12 +10,12 @@ $(UV):
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip uv
 
-$(VENV)/.installed: pyproject.toml | $(UV)
-	$(UV) pip install --quiet --python $(BIN)/python -e .
+$(VENV)/.installed: pyproject.toml samples/pyproject.toml | $(UV)
+	$(UV) pip install --quiet --python $(BIN)/python -e . -e samples
 	touch $@
 
-$(VENV)/.installed-dev: pyproject.toml | $(UV)
-	$(UV) pip install --quiet --python $(BIN)/python -e '.[dev,airflow]'
+$(VENV)/.installed-dev: pyproject.toml samples/pyproject.toml | $(UV)
+	$(UV) pip install --quiet --python $(BIN)/python -e '.[dev,airflow]' -e samples
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed

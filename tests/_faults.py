@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from _db import query
+from lidm_samples import ROSTER_HEADER, generate_people, generate_roster, population_rows, roster_rows
+from lidm_samples.sources import csv_bytes
+from lidm_samples.write import write_population_table
 
 from lidm import Adapter, SqlSource
 from lidm.pipeline import BatchResult, run_feed
 from lidm.registry import get_adapter
-from lidm.samples import ROSTER_HEADER, generate_people, generate_roster, population_rows, roster_rows
-from lidm.samples.sources import csv_bytes
-from lidm.samples.write import write_population_table
 from lidm.sources.localstore import LocalStore
 from lidm.testkit import kinds_in
 

@@ -9,12 +9,12 @@ import os
 
 from _db import query
 from _faults import ID, ROSTER, ROSTER_HEADER, Case, Ctx, gbk, loaded, one, quarantine_rows, rejected, roster
+from lidm_samples.sources import csv_bytes
 
 from lidm import Adapter
 from lidm.keys import load_keyring
 from lidm.protect import unseal
 from lidm.registry import get_adapter
-from lidm.samples.sources import csv_bytes
 from lidm.validate import LINE
 
 

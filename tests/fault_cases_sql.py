@@ -31,6 +31,7 @@ from _faults import (
     roster,
     sftp_drop,
 )
+from lidm_samples.sources import append_rows
 
 from lidm.adapter import Adapter, Convert
 from lidm.central.holds import accept_batch, list_quarantine
@@ -39,7 +40,6 @@ from lidm.errors import FeedBusy, LidmError
 from lidm.pipeline import accept_held, run_feed
 from lidm.reconcile import reconcile
 from lidm.registry import get_adapter
-from lidm.samples.sources import append_rows
 
 POP_TABLE = "health_population"
 
@@ -131,7 +131,7 @@ def c_null_watermark_row(ctx: Ctx) -> str:
 
 
 def _pg_source(ctx: Ctx, rows: list[dict[str, Any]]) -> tuple[sa.Engine, dict[str, str]]:
-    from lidm.samples.write import write_population_table
+    from lidm_samples.write import write_population_table
 
     url = ctx.request.getfixturevalue("pg_url")
     engine = sa.create_engine(url)

@@ -17,11 +17,11 @@ import pytest
 import sqlalchemy as sa
 from _db import query
 from conftest import MARIADB_BASE, PG_ADMIN_DSN
+from lidm_samples.catalog import sample_sources, write_sources
+from lidm_samples.sources import Servers, append_rows
+from lidm_samples.world import build_world
 
 from lidm.registry import adapters
-from lidm.samples.catalog import sample_sources, write_sources
-from lidm.samples.sources import Servers, append_rows
-from lidm.samples.world import build_world
 from lidm.testkit import FAIL, PASS, SKIP, WARN, verify
 
 DATASETS = sorted(sample_sources())
@@ -193,9 +193,9 @@ def test_rows_landing_on_the_watermark_after_a_run_are_picked_up(on_servers, tmp
     """MariaDB DATETIME(6) and PostgreSQL timestamptz: a row stamped exactly at the stored watermark (a tie)
     and one a microsecond later both arrive on the next run; nothing already loaded is loaded twice."""
     from conftest import _gateway
+    from lidm_samples import make_id_number
 
     from lidm.pipeline import run_feed
-    from lidm.samples import make_id_number
 
     gateway = _gateway(tmp_path / "gw", None)
     conns = on_servers.connections

@@ -179,7 +179,7 @@ def _assert_no_id_numbers(ids: list[str], *texts: str) -> None:
 
 def _population_in_mariadb(mariadb_odbc, size: int, seed: int, bad: int) -> tuple[list[dict], dict]:
     """Health's population table written to MariaDB, and the Airflow ODBC connection that reads it."""
-    from lidm.samples import generate_people, population_rows, write_population_table
+    from lidm_samples import generate_people, population_rows, write_population_table
 
     rows = population_rows(generate_people(size, seed), bad=bad).rows
     engine = sa.create_engine(mariadb_odbc.sqlalchemy_url)
@@ -274,7 +274,7 @@ def _drop_conn(sftp_server, drop_folder: Path) -> dict:
 
 
 def test_roster_dag_loads_an_sftp_drop(airflow_env, sftp_server, drop_folder, gateway_pg):
-    from lidm.samples import generate_people, generate_roster, roster_rows, write_roster_drop
+    from lidm_samples import generate_people, generate_roster, roster_rows, write_roster_drop
 
     rows = roster_rows(generate_roster(generate_people(1000, 11), share=0.2, seed=11), bad=4, seed=11).rows
     write_roster_drop(drop_folder, rows)
@@ -303,7 +303,7 @@ def test_roster_dag_loads_an_sftp_drop(airflow_env, sftp_server, drop_folder, ga
 def test_a_drop_that_arrives_while_the_sensor_is_deferred_is_loaded(airflow_env, sftp_server, drop_folder, gateway_pg):
     """The sensor finds no complete drop and defers; a data file without its marker does not wake it; the
     marker does, and the feed loads the drop. dag.test() runs the trigger in-process, as a triggerer would."""
-    from lidm.samples import generate_people, generate_roster, roster_rows, write_roster_drop
+    from lidm_samples import generate_people, generate_roster, roster_rows, write_roster_drop
 
     _chown_like_parent(drop_folder)
     conn = _drop_conn(sftp_server, drop_folder)
@@ -382,10 +382,11 @@ def _airflow_connection(url: str) -> dict:
 def test_every_feed_dag_runs_green_on_the_real_servers(airflow_env, sftp_server, gateway_pg, tmp_path):
     """All 26 DAGs, each with dag.test(), reading the sample sources from MariaDB over ODBC, PostgreSQL,
     SQLite and the OpenSSH drop folders through Airflow connections; every batch keeps its invariant."""
+    from lidm_samples.catalog import write_sources
+    from lidm_samples.sources import Servers
+    from lidm_samples.world import build_world
+
     from lidm.integrations.airflow.dags import dag_id
-    from lidm.samples.catalog import write_sources
-    from lidm.samples.sources import Servers
-    from lidm.samples.world import build_world
 
     prefix = f"lidm_dag_{secrets.token_hex(3)}_"
     servers = Servers(
@@ -505,7 +506,7 @@ def test_connections_translate_and_failures_are_classified(airflow_env, sftp_ser
     import csv
     import io
 
-    from lidm.samples import generate_people, generate_roster, roster_rows
+    from lidm_samples import generate_people, generate_roster, roster_rows
 
     host_key = " ".join(sftp_server.known_hosts.read_text().split()[1:3])
     sftp = {"conn_type": "sftp", "host": sftp_server.host, "port": sftp_server.port, "login": sftp_server.username}
@@ -697,7 +698,7 @@ class _CuttingProxy:
 def test_an_sftp_server_lost_mid_transfer_is_retried_cleanly(airflow_env, sftp_server, drop_folder, gateway_pg):
     """Fault injection: the SFTP connection dies while the drop is being read. The load fails as retryable,
     nothing is written and the drop stays where it was; the retry loads it exactly once."""
-    from lidm.samples import generate_people, generate_roster, roster_rows, write_roster_drop
+    from lidm_samples import generate_people, generate_roster, roster_rows, write_roster_drop
 
     rows = roster_rows(generate_roster(generate_people(12000, 5), share=0.25, seed=5), bad=2, seed=5).rows
     write_roster_drop(drop_folder, rows)

@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 
 import sqlalchemy as sa
+from lidm_samples.demo import run_demo
+from lidm_samples.people import REFERENCE_DATE
+from lidm_samples.responses import respond
+from lidm_samples.world import build_world
 from test_airflow_dags import _dagrun, _gateway_env, airflow_env  # noqa: F401  (session fixture)
 
-from lidm.demo import run_demo
 from lidm.integrations.airflow.monitor_dags import FEEDBACK_DAG, MONITOR_DAG, PUSH_DAG
-from lidm.samples.people import REFERENCE_DATE
-from lidm.samples.responses import respond
-from lidm.samples.world import build_world
 
 DAG_FILE = Path(__file__).resolve().parents[1] / "dags" / "lidm_monitoring.py"
 

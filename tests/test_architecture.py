@@ -118,3 +118,19 @@ def test_every_setting_is_documented_in_its_section() -> None:
     expected = {SECTIONS[k]: [env for env, _ in v] for k, v in settings_by_section().items()}
     assert listed == expected
     assert all(desc for v in settings_by_section().values() for _, desc in v)
+
+
+def test_the_sdk_ships_no_synthetic_data() -> None:
+    """The synthetic city is the lidm-samples distribution (samples/): nothing in the SDK imports it."""
+    uses = [
+        f"{path.relative_to(ROOT)}:{node.lineno}"
+        for path in sorted((SDK / "lidm").rglob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text("utf-8")))
+        if isinstance(node, ast.ImportFrom | ast.Import)
+        and any(
+            (name or "").split(".")[0] == "lidm_samples"
+            for name in ([node.module] if isinstance(node, ast.ImportFrom) else [a.name for a in node.names])
+        )
+    ]
+    assert uses == []
+    assert not (SDK / "lidm" / "samples").exists()

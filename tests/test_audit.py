@@ -16,6 +16,7 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 from conftest import _pg_admin
+from lidm_samples.demo import demo_settings, run_demo, run_loop
 from typer.testing import CliRunner
 
 from lidm import cli, pipeline
@@ -24,7 +25,6 @@ from lidm.central.schema import audit as audit_table
 from lidm.central.schema import batch, dataset_table, disposition_result, monitor_run, push
 from lidm.config import Settings
 from lidm.contracts.load import load_catalog
-from lidm.demo import demo_settings, run_demo, run_loop
 from lidm.errors import LidmError, RejectedBatch
 from lidm.keys import Keyring, load_keyring
 from lidm.monitor.lifecycle import warning_table

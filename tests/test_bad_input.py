@@ -8,13 +8,13 @@ import dataclasses
 
 import pytest
 from _db import query
+from lidm_samples import ROSTER_HEADER, generate_people, generate_roster, population_rows, roster_rows
+from lidm_samples.sources import csv_bytes, xlsx_bytes
 
 from lidm import Adapter, DropSource, codes
 from lidm import date as date_of
 from lidm.pipeline import run_feed
 from lidm.registry import get_adapter
-from lidm.samples import ROSTER_HEADER, generate_people, generate_roster, population_rows, roster_rows
-from lidm.samples.sources import csv_bytes, xlsx_bytes
 from lidm.sources.localstore import LocalStore
 
 ROSTER = "civil_affairs.low_income_roster"

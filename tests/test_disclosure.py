@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 import yaml
+from lidm_samples import generate_people
 from typer.testing import CliRunner
 
 from lidm.contracts import disclosure, load_catalog
@@ -29,7 +30,6 @@ from lidm.contracts.load import default_contracts_dir
 from lidm.contracts.model import GrantLevel
 from lidm.idnumber import CHECK_CHARS, WEIGHTS
 from lidm.protect import mask
-from lidm.samples import generate_people
 
 OLD = {**MASK_FORMATS, "id_number": ID_MASK_DIVISION_LAST4}
 POPULATION = "health.population"

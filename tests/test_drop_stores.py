@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 from _db import query
+from lidm_samples import ROSTER_HEADER, generate_people, generate_roster, roster_rows
+from lidm_samples.sources import csv_bytes
 
 from lidm import DropSource
 from lidm.errors import ConfigError, SourceError
 from lidm.pipeline import run_feed
 from lidm.registry import get_adapter
-from lidm.samples import ROSTER_HEADER, generate_people, generate_roster, roster_rows
-from lidm.samples.sources import csv_bytes
 from lidm.sources.drops import DEFAULT_MAX_BYTES
 from lidm.sources.localstore import LocalStore
 from lidm.sources.names import check_name, display_name

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from lidm_samples.demo import demo_settings, run_demo
 
 from lidm.central import db
 from lidm.central.export import export_dataset
-from lidm.demo import demo_settings, run_demo
 from lidm.errors import LidmError
 
 ROSTER = "civil_affairs.low_income_roster"

@@ -63,6 +63,9 @@ from _faults import (
 )
 from conftest import PG_ADMIN_DSN
 from fault_suite_table import CaseRecord, write_table
+from lidm_samples import generate_people, generate_roster, roster_rows
+from lidm_samples.people import id_check_char
+from lidm_samples.sources import csv_bytes, xlsx_bytes
 from test_airflow_dags import _CuttingProxy
 from test_signed_drops import Drop
 
@@ -70,9 +73,6 @@ from lidm import SqlSource
 from lidm.errors import CentralUnavailable, ConfigError, HostKeyError, KeyringError, LidmError, SourceError
 from lidm.pipeline import BatchResult
 from lidm.registry import get_adapter
-from lidm.samples import generate_people, generate_roster, roster_rows
-from lidm.samples.people import id_check_char
-from lidm.samples.sources import csv_bytes, xlsx_bytes
 from lidm.sources.localstore import LocalStore
 from lidm.testkit import Scanner, kinds_in
 
@@ -349,7 +349,7 @@ def c_out_of_order_watermark(ctx: Ctx) -> str:
     late = rows[100:110]
     for r in late:
         r["gxsj"] = t1  # an older change committed after the newer batch was read
-    from lidm.samples.sources import append_rows
+    from lidm_samples.sources import append_rows
 
     append_rows(ctx.mariadb().sqlalchemy_url, "t_population", late)
     second = one(ctx.run(adapter, conns, settings))

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 from _db import query
+from lidm_samples import generate_people, population_rows, write_population_table
 
 from lidm.central.loader import BatchWriter
 from lidm.pipeline import run_feed
-from lidm.samples import generate_people, population_rows, write_population_table
 from lidm.sources.sql import ping_odbc
 
 pytestmark = [pytest.mark.mariadb, pytest.mark.postgres]

@@ -11,10 +11,10 @@ from urllib.parse import quote
 
 import pytest
 from _db import query
+from lidm_samples import generate_people, generate_roster, roster_rows, write_roster_drop
 
 from lidm.errors import HostKeyError
 from lidm.pipeline import run_feed
-from lidm.samples import generate_people, generate_roster, roster_rows, write_roster_drop
 
 pytestmark = [pytest.mark.sftp, pytest.mark.postgres]
 FEED = "civil_affairs.low_income_roster"

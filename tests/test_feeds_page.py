@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from conftest import _free_port
+from lidm_samples.demo import demo_settings, run_demo
 
 from lidm.central.schema import dataset_table
 from lidm.contracts import load_catalog
 from lidm.contracts.model import LogicalType
-from lidm.demo import demo_settings, run_demo
 from lidm.pipeline import run_feed
 from lidm.sources.localstore import LocalStore
 from lidm.status import feed_status, warning_status

@@ -22,6 +22,7 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 from conftest import PG_ADMIN_DSN, _throwaway_pg_database
+from lidm_samples.demo import demo_settings, run_demo
 from psycopg import errors
 from typer.testing import CliRunner
 
@@ -32,7 +33,6 @@ from lidm.config import Settings
 from lidm.contracts import load_catalog
 from lidm.contracts.load import ContractCatalog
 from lidm.contracts.model import Contract, Grant, GrantLevel, Protection
-from lidm.demo import demo_settings, run_demo
 from lidm.errors import ContractError, LidmError
 from lidm.keys import Keyring, load_keyring
 from lidm.monitor.happiness import build_assistance_records

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
+from lidm_samples import generate_people, population_rows, write_population_table
 
 from lidm import Adapter, SqlSource
 from lidm.central import connect, dataset_table, migrate
@@ -14,7 +15,6 @@ from lidm.contracts import load_catalog
 from lidm.contracts.load import default_contracts_dir
 from lidm.pipeline import run_feed
 from lidm.registry import get_adapter
-from lidm.samples import generate_people, population_rows, write_population_table
 
 
 @pytest.fixture

@@ -134,7 +134,7 @@ def test_a_keyring_of_another_profile_than_configured_is_refused(tmp_path):
 
 
 def test_a_whole_feed_runs_under_the_sm_profile(tmp_path, monkeypatch):
-    from lidm.demo import run_demo
+    from lidm_samples.demo import run_demo
 
     home = tmp_path / "sm"
     home.mkdir()

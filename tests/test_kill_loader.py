@@ -25,11 +25,11 @@ import sqlalchemy as sa
 from _db import query
 from _faults import assert_whole
 from conftest import PG_ADMIN_DSN
+from lidm_samples import generate_people, population_rows, write_population_table
 
 from lidm.config import Settings
 from lidm.keys import generate_keyring, write_keyring
 from lidm.pipeline import BatchResult, run_feed
-from lidm.samples import generate_people, population_rows, write_population_table
 
 ROWS = 24_000
 CHUNK_ROWS = 500  # 48 chunks: the batch is still copying when the test sees its first COPY

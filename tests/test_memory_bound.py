@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 
 import pytest
+from lidm_samples import ROSTER_HEADER, generate_people, generate_roster, roster_rows
+from lidm_samples.sources import csv_bytes
 
 from lidm.keys import generate_keyring, write_keyring
-from lidm.samples import ROSTER_HEADER, generate_people, generate_roster, roster_rows
-from lidm.samples.sources import csv_bytes
 
 SPARSE = 1536 << 20  # 1.5 GB: more than the child may ever hold
 KILL_AT_KB = 1 << 20  # the watcher ends the child past 1 GB resident

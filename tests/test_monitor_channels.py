@@ -22,11 +22,12 @@ from urllib.parse import urlencode
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
+from lidm_samples.demo import demo_settings, run_demo
+from lidm_samples.responses import DISPOSITION_COLUMNS, NO_SUCH_WARNING, respond
 
 import lidm.monitor.push as push_module
 from lidm.config import Settings
 from lidm.contracts.load import load_catalog
-from lidm.demo import demo_settings, run_demo
 from lidm.errors import HostKeyError
 from lidm.keys import load_keyring
 from lidm.monitor.channels import ChannelError, TableChannel
@@ -34,7 +35,6 @@ from lidm.monitor.feedback import collect_dispositions
 from lidm.monitor.lifecycle import monitor, transition
 from lidm.monitor.push import push_warnings, warning_grant
 from lidm.protect import Protector
-from lidm.samples.responses import DISPOSITION_COLUMNS, NO_SUCH_WARNING, respond
 
 AS_OF = date(2026, 11, 27)
 PUSHED_AT = datetime(2026, 11, 28, 9, 0, 0)

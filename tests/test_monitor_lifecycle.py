@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from conftest import _pg_admin
+from lidm_samples.demo import demo_settings, run_demo
 
 from lidm.central import db
 from lidm.central.schema import dataset_table, monitor_run, warning_event, warning_state
 from lidm.config import Settings
 from lidm.contracts.load import load_catalog
-from lidm.demo import demo_settings, run_demo
 from lidm.monitor import Compiled, RuleError, load_rules, run_monitor, transition
 from lidm.monitor.lifecycle import city_now, monitor, warning_table
 

@@ -1,6 +1,6 @@
 """Every monitoring rule finds exactly the cases planted in a synthetic city, on SQLite and on PostgreSQL.
 
-The ground truth (lidm.samples.planted) is computed in Python from the world and the generators' decisions, never
+The ground truth (lidm_samples.planted) is computed in Python from the world and the generators' decisions, never
 from SQL nor from the rule files; the monitor runs over what the demo's pipeline loaded. Precision and recall must
 both be 100% for every rule, and no near miss (someone meeting only some of a rule's conditions) may be flagged.
 """
@@ -13,16 +13,16 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
+from lidm_samples.demo import demo_settings, run_demo
+from lidm_samples.people import REFERENCE_DATE
+from lidm_samples.planted import RULES, expected_warnings, near_misses, planted_cases
+from lidm_samples.world import World, build_world
 
 from lidm.central import db
 from lidm.contracts.load import load_catalog
-from lidm.demo import demo_settings, run_demo
 from lidm.keys import load_keyring
 from lidm.monitor import evaluate, load_rules
 from lidm.protect import Protector
-from lidm.samples.people import REFERENCE_DATE
-from lidm.samples.planted import RULES, expected_warnings, near_misses, planted_cases
-from lidm.samples.world import World, build_world
 
 SIZE, SEED = 1500, 20261127
 AS_OF: date = REFERENCE_DATE

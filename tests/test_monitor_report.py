@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from lidm_samples.demo import demo_settings, run_demo
+from lidm_samples.world import build_world
 from plotly.offline import get_plotlyjs
 from typer.testing import CliRunner
 
@@ -19,12 +21,10 @@ from lidm.central import db
 from lidm.central.schema import dataset_table, disposition_result
 from lidm.config import Settings
 from lidm.contracts.load import load_catalog
-from lidm.demo import demo_settings, run_demo
 from lidm.monitor import stats
 from lidm.monitor.happiness import build_assistance_records
 from lidm.monitor.lifecycle import OPEN, monitor, transition, warning_table
 from lidm.monitor.report import SECTIONS, report, write_report
-from lidm.samples.world import build_world
 
 AS_OF = date(2026, 11, 27)
 LATER = date(2027, 1, 5)  # a second run, past the first warnings' due dates: some become overdue

@@ -32,7 +32,7 @@ def test_reference_adapters_are_found_by_module_path():
 
 
 def test_sdk_imports_without_airflow():
-    code = "import sys, lidm, lidm.pipeline, lidm.cli, lidm.demo; print('airflow' in sys.modules)"
+    code = "import sys, lidm, lidm.pipeline, lidm.cli, lidm_samples.demo; print('airflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False", "the SDK must not import Airflow at module level"
 

@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 import pytest
 import sqlalchemy as sa
 from _db import query
+from lidm_samples import generate_people, population_rows, write_population_table
 
 from lidm import dates, transform
 from lidm.config import Settings
@@ -17,7 +18,6 @@ from lidm.contracts import load_catalog, load_one
 from lidm.errors import ContractError, LidmError, RejectedBatch
 from lidm.keys import generate_keyring, write_keyring
 from lidm.pipeline import run_feed
-from lidm.samples import generate_people, population_rows, write_population_table
 
 
 @pytest.mark.postgres

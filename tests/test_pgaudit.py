@@ -17,13 +17,13 @@ import psycopg
 import pytest
 import sqlalchemy as sa
 from conftest import PG_ADMIN_DSN, _throwaway_pg_database
+from lidm_samples.demo import demo_settings, run_demo
 from typer.testing import CliRunner
 
 from lidm import cli
 from lidm.central import reads
 from lidm.central.grants import AUDITOR, apply, review, role_name
 from lidm.contracts import load_catalog
-from lidm.demo import demo_settings, run_demo
 from lidm.keys import load_keyring
 
 pytestmark = pytest.mark.postgres

@@ -7,10 +7,10 @@ import logging
 
 import sqlalchemy as sa
 from _db import query
+from lidm_samples import ROSTER_HEADER_LINE, generate_people, population_rows, write_population_table
+from lidm_samples.demo import run_demo
 
-from lidm.demo import run_demo
 from lidm.pipeline import run_feed
-from lidm.samples import ROSTER_HEADER_LINE, generate_people, population_rows, write_population_table
 
 
 def _counts(url: str, sql: str):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from lidm_samples.demo import demo_settings, run_demo
 from test_airflow_dags import airflow_env  # noqa: F401  (session fixture)
 from typer.testing import CliRunner
 
@@ -18,7 +19,6 @@ from lidm.central.retention import purge_expired
 from lidm.cli import app
 from lidm.contracts import load_catalog
 from lidm.contracts.load import default_contracts_dir
-from lidm.demo import demo_settings, run_demo
 from lidm.errors import LidmError
 from lidm.keys import load_keyring
 from lidm.pipeline import run_feed

@@ -8,6 +8,7 @@ import shutil
 import pytest
 import sqlalchemy as sa
 from _db import query
+from lidm_samples import generate_people, population_rows, write_population_table
 
 from lidm.central import audit
 from lidm.errors import KeyringError
@@ -15,7 +16,6 @@ from lidm.keys import load_keyring
 from lidm.pipeline import run_feed
 from lidm.protect import next_token_function
 from lidm.retokenize import retokenize
-from lidm.samples import generate_people, population_rows, write_population_table
 
 FEED = "health.population"
 

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from conftest import _pg_admin
+from lidm_samples.demo import run_demo, run_loop
 from psycopg import errors
 from typer.testing import CliRunner
 
@@ -27,7 +28,6 @@ from lidm.central import audit, db
 from lidm.central.grants import apply, plan
 from lidm.config import Settings
 from lidm.contracts.load import load_catalog
-from lidm.demo import run_demo, run_loop
 from lidm.errors import ConfigError
 from lidm.keys import generate_keyring, load_keyring, write_keyring
 

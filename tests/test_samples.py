@@ -8,8 +8,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
-
-from lidm.samples import (
+from lidm_samples import (
     DISTRICTS,
     POPULATION_BAD_KINDS,
     REFERENCE_TIME,

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 from _db import query
+from lidm_samples import generate_people, generate_roster, roster_rows, write_roster_drop
 from typer.testing import CliRunner
 
 from lidm.cli import app
 from lidm.pipeline import run_feed
 from lidm.producers import MANIFEST_SUFFIX, SIGNATURE_SUFFIX, sign_drop, write_producer_key
 from lidm.registry import get_adapter
-from lidm.samples import generate_people, generate_roster, roster_rows, write_roster_drop
 
 FEED = "civil_affairs.low_income_roster"
 TABLE = "civil_affairs_low_income_roster"

@@ -12,12 +12,12 @@ from types import MappingProxyType
 
 import pyarrow as pa
 import pytest
+from lidm_samples.catalog import write_sources
+from lidm_samples.sources import Servers, bank_card
+from lidm_samples.world import build_world
 
 from lidm import Convert, codes
 from lidm.registry import get_adapter, refresh
-from lidm.samples.catalog import write_sources
-from lidm.samples.sources import Servers, bank_card
-from lidm.samples.world import build_world
 from lidm.testkit import CHECKS, FAIL, PASS, SKIP, AdapterConformance, Scanner, kinds_in, verify
 from lidm.testkit.scaffold import PLACEHOLDER, scaffold
 

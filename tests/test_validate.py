@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pytest
+from lidm_samples import make_id_number
 
 from lidm import idnumber
 from lidm.adapter import codes, date, fen_to_yuan
 from lidm.contracts import load_catalog
-from lidm.samples import make_id_number
 from lidm.validate import ROW, Validator
 
 GOOD_ID = "430102199003071234"  # check character 4 is valid for this body

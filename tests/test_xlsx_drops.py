@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 from fault_cases_drops import set_active_tab, workbook
+from lidm_samples.sources import xlsx_bytes
 
 from lidm.errors import RejectedBatch
-from lidm.samples.sources import xlsx_bytes
 from lidm.sources.xlsxfile import read_xlsx_chunks
 
 HEADER = ["code", "name", "household"]

@@ -6,6 +6,7 @@ settings through `get_settings`, looked up on this package at each call (`common
 from __future__ import annotations
 
 import logging
+from importlib.metadata import entry_points
 from typing import Annotated
 
 import typer
@@ -26,13 +27,14 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what
     )
 
 
-# The order here is the order `lidm --help` lists them in: the commands, then the groups.
-app.command()(feeds.demo)
+# The order here is the order `lidm --help` lists them in: the commands (those of installed plugins first: the
+# demo and sample commands of lidm-samples), then the groups.
+for entry in entry_points(group="lidm.commands"):
+    entry.load()(app)
 app.command()(feeds.run)
 app.command("reconcile")(feeds.reconcile_command)
 app.command()(feeds.status)
 app.command()(feeds.feeds)
-app.command()(feeds.sample)
 app.command("report")(monitor.report_command)
 app.command("reidentify")(central.reidentify_command)
 app.command("purge")(central.purge_command)

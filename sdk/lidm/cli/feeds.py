@@ -1,8 +1,7 @@
-"""Running feeds and watching them: demo, run, reconcile, status, feeds, sample (put on `app` by `lidm.cli`)."""
+"""Running feeds and watching them: run, reconcile, status, feeds (put on `app` by `lidm.cli`)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -10,9 +9,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from lidm.cli.common import console, current_settings, fail, wide
-from lidm.cli.monitor import print_monitor
 from lidm.errors import FeedBusy, LidmError
-from lidm.redact import redact_url
 
 
 def _progress() -> Progress:
@@ -26,7 +23,7 @@ def _progress() -> Progress:
     )
 
 
-def _print_results(results) -> None:  # type: ignore[no-untyped-def]
+def print_results(results) -> None:  # type: ignore[no-untyped-def]
     """One row per batch with the invariant's three counts, then the quarantine reasons per batch."""
     table = Table(title="Batches")
     table.add_column("feed / source", no_wrap=True)
@@ -51,7 +48,7 @@ def _print_results(results) -> None:  # type: ignore[no-untyped-def]
             console.print(f"[bold]{r.feed}[/] quarantine reasons: {reasons}")
 
 
-def _run_with_progress(fn):  # type: ignore[no-untyped-def]
+def run_with_progress(fn):  # type: ignore[no-untyped-def]
     with _progress() as progress:
         tasks: dict[str, int] = {}
 
@@ -61,56 +58,6 @@ def _run_with_progress(fn):  # type: ignore[no-untyped-def]
             progress.advance(tasks[feed], rows)
 
         return fn(tick)
-
-
-def demo(
-    size: Annotated[int, typer.Option(help="People in the synthetic population.")] = 5000,
-    seed: Annotated[int, typer.Option(help="Seed of the synthetic sources.")] = 20261127,
-    bad: Annotated[int, typer.Option(help="Deliberately bad rows per source.")] = 5,
-    home: Annotated[Path, typer.Option(help="Folder for demo sources, keys and the embedded database.")] = Path(
-        ".lidm/demo"
-    ),
-) -> None:
-    """Generate one synthetic city's department sources and run every feed into the embedded database."""
-    from lidm.demo import run_demo
-
-    settings = current_settings()
-    try:
-        sources, results = _run_with_progress(
-            lambda tick: run_demo(home, size=size, seed=seed, bad=bad, central_url=settings.central_url, progress=tick)
-        )
-    except LidmError as exc:
-        fail(exc)
-    kinds = sorted({w.kind.split("/")[0] for w in sources.written})
-    console.print(
-        f"Sources: {len(sources.written)} datasets ({', '.join(kinds)}), "
-        f"{sum(w.rows for w in sources.written):,} rows, of which "
-        f"{sum(sum(w.bad_kinds.values()) for w in sources.written):,} deliberately faulty"
-    )
-    _print_results(results)
-    console.print(f"Central database: {redact_url(settings.central_url or str(home / 'central.db'))}")
-    _demo_loop(home, settings.central_url, seed)
-
-
-def _demo_loop(home: Path, central_url: str | None, seed: int) -> None:
-    """The monitoring loop on the demo city, for the day the city was generated for."""
-    from lidm.demo import demo_settings, run_loop
-    from lidm.samples.people import REFERENCE_DATE
-
-    try:
-        loop = run_loop(demo_settings(home, central_url), as_of=REFERENCE_DATE, seed=seed)
-    except LidmError as exc:
-        fail(exc)
-    print_monitor(loop.monitor)
-    pushed = [p for p in loop.pushes if p.status == "pushed"]
-    console.print(
-        f"Pushed {sum(p.warnings for p in pushed):,} warnings to {len(pushed)} departments; they answered "
-        f"{sum(r.acknowledged for r in loop.responses):,} acknowledgements and "
-        f"{sum(sum(r.outcomes.values()) for r in loop.responses):,} dispositions"
-    )
-    totals = loop.collected.totals()
-    console.print("Dispositions taken in: " + ", ".join(f"{k} {v:,}" for k, v in sorted(totals.items()) if v))
-    console.print(f"Report (happiness list, needs, statistics): {loop.report}")
 
 
 def run(
@@ -124,7 +71,7 @@ def run(
     from lidm.pipeline import run_feed
 
     try:
-        results = _run_with_progress(lambda tick: run_feed(feed, current_settings(), progress=tick, since=since))
+        results = run_with_progress(lambda tick: run_feed(feed, current_settings(), progress=tick, since=since))
     except FeedBusy as exc:
         console.print(f"[yellow]already running:[/] {exc}", highlight=False)
         return
@@ -133,7 +80,7 @@ def run(
     if not results:
         console.print(f"{feed}: nothing pending")
         return
-    _print_results(results)
+    print_results(results)
     for r in results:
         if r.deferred:
             console.print(
@@ -238,44 +185,3 @@ def _print_broken() -> None:
 
     for name, why in broken().items():
         console.print(f"[red]broken adapter {name}:[/] {why}")
-
-
-def sample(
-    size: Annotated[int, typer.Option(help="People in the synthetic city.")] = 5000,
-    seed: Annotated[int, typer.Option(help="Seed: the same seed always writes the same sources.")] = 20261127,
-    bad: Annotated[int, typer.Option(help="Faulty rows per source, spread over the source's fault kinds.")] = 5,
-    out: Annotated[Path, typer.Option(help="Folder for file sources and connections.json.")] = Path(".lidm/sources"),
-    dataset: Annotated[list[str] | None, typer.Option(help="Only these datasets (repeatable).")] = None,
-    mariadb: Annotated[
-        str | None, typer.Option(help="ODBC string of a MariaDB server for the sources declared there.")
-    ] = None,
-    postgres: Annotated[str | None, typer.Option(help="SQLAlchemy URL of a PostgreSQL server (any database).")] = None,
-    sftp: Annotated[
-        str | None, typer.Option(help="sftp://user@host:port/dir?key_file=…&known_hosts=… for drops.")
-    ] = None,
-) -> None:
-    """Write deterministic synthetic sources for every dataset (files by default, or the real servers)."""
-    from lidm.samples.catalog import save_connections, write_sources
-    from lidm.samples.sources import Servers
-    from lidm.samples.world import build_world
-
-    try:
-        world = build_world(size, seed)
-        out.mkdir(parents=True, exist_ok=True)
-        servers = Servers(out, mariadb_odbc=mariadb, postgres_url=postgres, sftp_url=sftp)
-        report = write_sources(world, servers, bad=bad, datasets=dataset)
-    except LidmError as exc:
-        fail(exc)
-    save_connections(report, out / "connections.json")
-    table = Table(title=f"Sample sources (size {size:,}, seed {seed})")
-    for col in ("dataset", "kind", "where", "rows", "faulty rows"):
-        table.add_column(col, justify="right" if col in ("rows", "faulty rows") else "left")
-    for w in report.written:
-        faults = ", ".join(f"{k} {n}" for k, n in w.bad_kinds.items()) or "-"
-        table.add_row(w.dataset, w.kind, w.where, f"{w.rows:,}", faults)
-    console.print(table)
-    console.print(
-        f"Connections written to {out / 'connections.json'}; run feeds with "
-        f'LIDM_CONNECTIONS="$(cat {out / "connections.json"})" or `lidm adapter verify NAME --connections '
-        f"{out / 'connections.json'}`."
-    )
