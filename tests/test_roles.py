@@ -244,3 +244,29 @@ def test_the_commands_use_the_owner_for_schema_and_grants(deployment: Deployment
     monkeypatch.setattr(cli, "get_settings", lambda: single)
     out = runner.invoke(cli.app, ["grants", "plan"])
     assert out.exit_code == 0 and "LIDM_ADMIN_URL is unset" in out.output, out.output
+
+
+def test_a_loader_missing_a_privilege_is_told_to_run_grants_apply_and_nothing_is_written(
+    deployment: Deployment,
+) -> None:
+    """A released table the loader may not write (grants not re-applied): the batch stops whole, and says so."""
+    from lidm.errors import LidmError
+
+    with _as(deployment, deployment.owner) as conn:
+        conn.execute(f'REVOKE INSERT ON lidm_platform.health_population__released FROM "{deployment.loader}"')
+    with pytest.raises(LidmError, match=r"refused batch .* a privilege .*run `lidm grants apply`"):
+        run_demo(
+            deployment.settings.home, size=60, bad=0, central_url=deployment.url(deployment.loader), feeds=FEEDS[:1]
+        )
+    with _as(deployment, deployment.owner) as conn:
+        assert conn.execute("SELECT count(*) FROM health_population").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM lidm_batch WHERE status = 'loaded'").fetchone()[0] == 0
+    engine = sa.create_engine(deployment.url(deployment.owner))
+    try:
+        apply(engine, load_catalog(), loader=deployment.loader, keyring=load_keyring(deployment.settings))
+    finally:
+        engine.dispose()
+    _, results = run_demo(
+        deployment.settings.home, size=60, bad=0, central_url=deployment.url(deployment.loader), feeds=FEEDS[:1]
+    )
+    assert [r.status for r in results] == ["loaded"]

@@ -354,6 +354,11 @@ def _refusal(feed: Feed, batch_id: str, exc: Exception, file: str) -> RejectedBa
             f"feed {feed.name}: the central database connection was lost during batch {batch_id} "
             f"({name}, SQLSTATE {code or '-'}); nothing was written, the run can be retried."
         ) from None
+    if code == "42501":  # a privilege, not the schema: e.g. a released table made since the loader's grants
+        raise LidmError(
+            f"feed {feed.name}: the central database refused batch {batch_id} a privilege ({name}); nothing was "
+            "written. The owner should run `lidm grants apply` (it gives the loader what loading needs)."
+        ) from None
     if code and code[:2] in ("42", "3F", "0A"):
         raise LidmError(
             f"feed {feed.name}: central database refused batch {batch_id} ({name}, SQLSTATE {code}); nothing was "

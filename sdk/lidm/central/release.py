@@ -42,7 +42,7 @@ import sqlalchemy as sa
 from lidm.central.schema import release as registry
 from lidm.central.schema import release_pending as pending
 from lidm.central.sqltext import ident
-from lidm.errors import KeyringError, LidmError
+from lidm.errors import KeyringError
 from lidm.keys import Keyring
 
 SUFFIX = "__released"
@@ -201,19 +201,3 @@ def sync(conn: sa.Connection, keyring: Keyring | None, tables: Iterable[str] | N
         conn.execute(pending.delete().where(pending.c.table_name == table))
         out.append(Synced(table, 0 if whole else noted, whole, len(releases), rows))
     return out
-
-
-def rebuild(conn: sa.Connection, keyring: Keyring | None, schema: str, name: str) -> int:
-    """Fill one registered release from scratch (`grants apply`, after creating it)."""
-    for rel in _registered(conn, schema=schema):
-        if rel.name == name:
-            return fill(conn, keyring, rel)
-    raise LidmError(f"release {schema}.{name} is not registered; run `lidm grants apply`")
-
-
-def sync_quietly(engine: sa.Engine, keyring: Keyring | None) -> list[Synced]:
-    """Sync in a transaction of its own (after writers that do not sync themselves)."""
-    if engine.dialect.name != "postgresql":
-        return []
-    with engine.begin() as conn:
-        return sync(conn, keyring)
