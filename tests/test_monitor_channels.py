@@ -28,7 +28,7 @@ from lidm_samples.responses import DISPOSITION_COLUMNS, NO_SUCH_WARNING, respond
 import lidm.monitor.push as push_module
 from lidm.config import Settings
 from lidm.contracts.load import load_catalog
-from lidm.errors import HostKeyError
+from lidm.errors import HostKeyError, SourceError
 from lidm.keys import load_keyring
 from lidm.monitor.channels import ChannelError, TableChannel
 from lidm.monitor.feedback import collect_dispositions
@@ -420,6 +420,40 @@ def test_crash_between_file_and_commit_delivers_again(home: Path, monkeypatch) -
     assert [r["warning_id"] for r in first] == [r["warning_id"] for r in second]
     assert result.warnings == len(second) and _one(settings, "SELECT count(*) FROM lidm_push") == 1
     assert set(_statuses(settings, dept).values()) == {"pushed"}
+
+
+def test_a_channel_folder_never_leads_out_of_itself(home: Path, tmp_path: Path, caplog) -> None:
+    """The channel's folders have the drops' guarantees: a symlinked answer file is not read, a symlinked
+    inbox/done/ is never written through, and the real files beside them are still taken."""
+    caplog.set_level(logging.INFO)
+    settings = demo_settings(home)
+    dept = "hr_social_security"
+    push_warnings(settings, departments=[dept], now=PUSHED_AT)
+    (wid,) = _rows(settings, "SELECT warning_id FROM platform_warning WHERE target_department = :d LIMIT 1", d=dept)[0]
+    inbox = home / "channels" / dept / "inbox"
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    planted = outside / "ack_elsewhere.csv"
+    planted.write_text(f"warning_id,acknowledged_at\n{wid},2026-11-30 10:00:00\n", encoding="utf-8")
+    (inbox / "ack_linked.csv").symlink_to(planted)
+    (inbox / "ack_real.csv").write_text("warning_id,acknowledged_at\nW-NO-SUCH,2026-11-30 10:00:00\n")
+
+    collected = collect_dispositions(settings, departments=[dept], now=COLLECTED_AT)
+    assert [s.source.rsplit("/", 1)[-1] for s in collected.sources] == ["ack_real.csv"]
+    assert collected.totals()["acknowledged"] == 0  # the linked file's acknowledgement was not taken
+    assert "ack_linked.csv' is a symlink; ignored" in caplog.text
+    assert (inbox / "ack_linked.csv").is_symlink() and planted.exists()  # left where it was, not moved
+
+    # inbox/done/ replaced by a link out of the channel: nothing is written there, the file stays in the inbox.
+    (inbox / "ack_linked.csv").unlink()
+    shutil.rmtree(inbox / "done")
+    (inbox / "done").symlink_to(outside, target_is_directory=True)
+    (inbox / "ack_again.csv").write_text(f"warning_id,acknowledged_at\n{wid},2026-11-30 10:00:00\n")
+    with pytest.raises(SourceError) as err:
+        collect_dispositions(settings, departments=[dept], now=COLLECTED_AT)
+    assert "done/ must be a real folder" in str(err.value)
+    assert sorted(p.name for p in outside.iterdir()) == ["ack_elsewhere.csv"]
+    assert (inbox / "ack_again.csv").is_file()  # read again once done/ is a folder: it records nothing new
 
 
 def test_cli_push_and_collect_render_counts(home: Path, monkeypatch) -> None:

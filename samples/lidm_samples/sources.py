@@ -365,7 +365,7 @@ def write_drop(url: str, name: str, data: bytes) -> None:
     import hashlib
 
     from lidm.config import Settings
-    from lidm.sources.drops import open_store
+    from lidm.sources.stores import open_store
 
     store = open_store(url, Settings())  # an sftp:// URL carries its own known_hosts
     try:

@@ -44,6 +44,10 @@ class SourceError(LidmError):
     """A department source cannot be reached or read (transient: worth a retry)."""
 
 
+class ChannelError(SourceError):
+    """A department's channel (its folder or its own database) cannot be reached, read or written."""
+
+
 class CentralUnavailable(LidmError):
     """The central database could not be reached or dropped the connection mid-transaction (transient: retry)."""
 

@@ -37,7 +37,7 @@ from lidm.producers import drop_trust
 from lidm.protect import unseal
 from lidm.registry import adapters, get_adapter
 from lidm.sources import ReadOptions, SourceBatch
-from lidm.sources.drops import open_store
+from lidm.sources.stores import open_store
 from lidm.transform import ChunkTransform, encrypt_payload, transform_chunks
 
 log = logging.getLogger("lidm.pipeline")

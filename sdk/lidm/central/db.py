@@ -125,3 +125,15 @@ def is_current(engine: sa.Engine) -> bool:
     head = ScriptDirectory.from_config(_config(engine)).get_current_head()
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision() == head
+
+
+def by_key(
+    conn: sa.Connection, query: sa.Select[Any], key: sa.ColumnElement[Any], values: Any, size: int = 500
+) -> dict[Any, dict[str, Any]]:
+    """Rows of ``query`` whose ``key`` is one of ``values``, by key; asked in parts, as IN lists have limits."""
+    unique = sorted(set(values))
+    out: dict[Any, dict[str, Any]] = {}
+    for start in range(0, len(unique), size):
+        for row in conn.execute(query.where(key.in_(unique[start : start + size]))):
+            out[row._mapping[key.name]] = dict(row._mapping)
+    return out

@@ -18,9 +18,6 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Protocol
-from urllib.parse import unquote, urlsplit
 
 import pyarrow as pa
 
@@ -29,9 +26,8 @@ from lidm.errors import ConfigError, RejectedBatch, SourceError
 from lidm.producers import MANIFEST_SUFFIX, SIGNATURE_SUFFIX, DropTrust, verify_drop
 from lidm.sources.base import ReadOptions, SourceBatch
 from lidm.sources.csvfile import ROW, read_csv_chunks
-from lidm.sources.localstore import LocalStore
 from lidm.sources.names import display_name
-from lidm.sources.sftp import SftpStore, SftpTarget
+from lidm.sources.stores import Store, open_store
 from lidm.sources.xlsxfile import MERGED_CELLS, read_xlsx_chunks
 
 log = logging.getLogger("lidm.sources")
@@ -39,31 +35,6 @@ log = logging.getLogger("lidm.sources")
 ARCHIVE, REJECTED = "archive", "rejected"
 FORMATS = ("csv", "xlsx")
 DEFAULT_MAX_BYTES = 4 << 30  # 4 GiB: far above any department's roster, far below a runaway export
-
-
-class DropStore(Protocol):
-    where: str
-
-    def connect(self) -> object: ...
-    def close(self) -> None: ...
-    def list(self, folder: str = "") -> list[str]: ...
-    def open(self, name: str): ...
-    def size(self, name: str) -> int: ...
-    def read_text(self, name: str) -> str: ...
-    def write_text(self, name: str, text: str) -> None: ...
-    def move(self, name: str, folder: str) -> None: ...
-    def restore(self, name: str, folder: str) -> None: ...
-    def put(self, name: str, data: bytes) -> None: ...
-    def check_folder(self, folder: str) -> None: ...
-
-
-def open_store(url: str, settings: Settings) -> DropStore:
-    """sftp://… for an SFTP drop, file:///… or a plain path for a local folder."""
-    if url.startswith("sftp://"):
-        return SftpStore(SftpTarget.from_url(url, settings.known_hosts), timeout=settings.sftp_timeout_seconds)
-    if url.startswith("file://"):
-        return LocalStore(Path(unquote(urlsplit(url).path)))
-    return LocalStore(Path(url))
 
 
 @dataclass(frozen=True)
@@ -125,7 +96,7 @@ class DropSource:
         what = self.encoding if self.format == "csv" else sheet
         return f"drop {self.pattern} ({self.format}, {what}) on connection {self.connection}"
 
-    def return_delivery(self, store: DropStore, shown: str, folder: str = REJECTED) -> list[str]:
+    def return_delivery(self, store: Store, shown: str, folder: str = REJECTED) -> list[str]:
         """Put a set-aside delivery back into the drop folder (found by the name its batch shows), so the feed's
         next run reads it again: data file and signature files first, the marker last. Returns what moved."""
         have = store.list(folder)
@@ -140,7 +111,7 @@ class DropSource:
                 moved.append(part)
         return moved
 
-    def pending(self, store: DropStore) -> list[str]:
+    def pending(self, store: Store) -> list[str]:
         """Complete drops waiting, oldest name first; a file without its marker is still being written.
 
         Names are the files' raw names; the pattern may match either those or the readable form."""
@@ -154,7 +125,7 @@ class DropSource:
         ]
 
     def batches(
-        self, store: DropStore, chunk_bytes: int = 1 << 20, trust: DropTrust | None = None
+        self, store: Store, chunk_bytes: int = 1 << 20, trust: DropTrust | None = None
     ) -> Iterator[SourceBatch]:
         names = self.pending(store)
         if names:
@@ -169,7 +140,7 @@ class DropSource:
                 continue
             yield batch
 
-    def _batch(self, store: DropStore, name: str, chunk_bytes: int, trust: DropTrust | None = None) -> SourceBatch:
+    def _batch(self, store: Store, name: str, chunk_bytes: int, trust: DropTrust | None = None) -> SourceBatch:
         state: dict[str, object] = {}
         expected = _manifest_digest(store.read_text(name + self.marker))
         shown = display_name(name)
@@ -257,7 +228,7 @@ class DropSource:
         )
 
 
-def _move(store: DropStore, name: str, folder: str, where: str) -> bool:
+def _move(store: Store, name: str, folder: str, where: str) -> bool:
     """Move one file of a drop; False when it is already gone (another run settled the drop)."""
     try:
         store.move(name, folder)

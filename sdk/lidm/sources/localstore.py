@@ -41,6 +41,23 @@ class LocalStore:
         if not self.root.is_dir():
             raise SourceError(f"{self.root}: drop folder does not exist")
 
+    def exists(self) -> bool:
+        return self.root.is_dir()
+
+    def create(self) -> None:
+        """Make the root and its parents (a department's channel folders before the first push)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def child(self, folder: str) -> LocalStore:
+        """The store of a folder inside this one (``a`` or ``a/b``, each part one plain name)."""
+        path = self.root
+        for part in folder.split("/"):
+            path = path / check_name(part, self.where)
+            with contextlib.suppress(FileNotFoundError):
+                if not stat.S_ISDIR(os.lstat(path).st_mode):
+                    raise SourceError(_not_a_real_folder(self.where, folder, os.lstat(path).st_mode))
+        return LocalStore(path)
+
     def close(self) -> None:
         return None
 
@@ -73,11 +90,7 @@ class LocalStore:
             os.close(root)
 
     def _not_a_folder(self, folder: str, root: int) -> str:
-        what = "a symlink" if stat.S_ISLNK(os.lstat(folder, dir_fd=root).st_mode) else "not a folder"
-        return (
-            f"{self.where}/{folder} is {what}: {folder}/ must be a real folder inside the drop folder, never a link "
-            "out of it; replace it with a folder (nothing was loaded or moved)"
-        )
+        return _not_a_real_folder(self.where, folder, os.lstat(folder, dir_fd=root).st_mode)
 
     def check_folder(self, folder: str) -> None:
         """Refuse archive/ or rejected/ when it is a symlink or a file; a missing one is made when a drop settles."""
@@ -130,10 +143,10 @@ class LocalStore:
         folder, _, file = name.rpartition("/") if "/" in name else ("", "", name)
         self._write(folder, file, text.encode("utf-8"))
 
-    def put(self, name: str, data: bytes) -> None:
+    def put(self, name: str, data: bytes, folder: str = "") -> None:
         """Write under a hidden .part name, then rename: a reader never sees half a file."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        self._write("", name, data)
+        self.create()
+        self._write(folder, name, data)
 
     def _write(self, folder: str, name: str, data: bytes) -> None:
         check_name(name, self.where)
@@ -158,3 +171,11 @@ class LocalStore:
         check_name(name, self.where)
         with self._dir() as root, self._dir(folder) as src:
             os.replace(name, name, src_dir_fd=src, dst_dir_fd=root)
+
+
+def _not_a_real_folder(where: str, folder: str, mode: int) -> str:
+    what = "a symlink" if stat.S_ISLNK(mode) else "not a folder"
+    return (
+        f"{where}/{folder} is {what}: {folder}/ must be a real folder inside the drop folder, never a link "
+        "out of it; replace it with a folder (nothing was loaded or moved)"
+    )

@@ -7,7 +7,7 @@ import io
 import logging
 import posixpath
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -87,20 +87,13 @@ def _drop_path(path: str) -> str:
     return path.lstrip("/") or "."
 
 
-class SftpStore:
-    """A drop folder on an SFTP server."""
+class _Session:
+    """One SSH connection, shared by a store and the stores of its sub-folders (a channel's outbox and inbox)."""
 
-    def __init__(self, target: SftpTarget, timeout: float = READ_TIMEOUT_SECONDS) -> None:
-        self.target = target
-        self.timeout = timeout
-        self.root = target.path
+    def __init__(self, target: SftpTarget, timeout: float) -> None:
+        self.target, self.timeout = target, timeout
         self._client: paramiko.SSHClient | None = None
         self._sftp: paramiko.SFTPClient | None = None
-        self._listing = Listing(self.where)
-
-    @property
-    def where(self) -> str:
-        return f"sftp://{self.target.host}:{self.target.port}{self.root}"
 
     def connect(self) -> paramiko.SFTPClient:
         if self._sftp is not None:
@@ -150,6 +143,68 @@ class SftpStore:
         if self._client is not None:
             self._client.close()
         self._client = self._sftp = None
+
+
+class SftpStore:
+    """A drop folder on an SFTP server."""
+
+    def __init__(
+        self, target: SftpTarget, timeout: float = READ_TIMEOUT_SECONDS, session: _Session | None = None
+    ) -> None:
+        self.target = target
+        self.timeout = timeout
+        self.root = target.path
+        self._session = session or _Session(target, timeout)
+        self._listing = Listing(self.where)
+
+    @property
+    def where(self) -> str:
+        return f"sftp://{self.target.host}:{self.target.port}{self.root}"
+
+    def connect(self) -> paramiko.SFTPClient:
+        return self._session.connect()
+
+    def close(self) -> None:
+        self._session.close()
+
+    def child(self, folder: str) -> SftpStore:
+        """The store of a folder inside this one (``a`` or ``a/b``), over the same connection."""
+        path = self.root
+        for part in folder.split("/"):
+            path = posixpath.join(path, check_name(part, self.where)) if path != "." else part
+            try:
+                mode = self.connect().lstat(raw_name(path)).st_mode or 0
+            except FileNotFoundError:
+                continue
+            if not stat.S_ISDIR(mode):
+                what = "a symlink" if stat.S_ISLNK(mode) else "not a folder"
+                raise SourceError(
+                    f"{self.where}/{folder} is {what}: {folder}/ must be a real folder inside the drop folder, never "
+                    "a link out of it; replace it with a folder (nothing was loaded or moved)"
+                )
+        return SftpStore(replace(self.target, path=path), self.timeout, self._session)
+
+    def exists(self) -> bool:
+        try:
+            return stat.S_ISDIR(self.connect().lstat(self._p()).st_mode or 0)
+        except FileNotFoundError:
+            return False
+
+    def create(self) -> None:
+        """Make the root one level at a time (SFTP has no mkdir -p); a part that is not a folder is refused."""
+        sftp = self.connect()
+        path = b"/" if self.root.startswith("/") else b""
+        for part in [p for p in raw_name(self.root).split(b"/") if p and p != b"."]:
+            path = posixpath.join(path, part) if path else part
+            try:
+                st = sftp.stat(path)
+            except FileNotFoundError:
+                sftp.mkdir(path)
+                continue
+            if not stat.S_ISDIR(st.st_mode or 0):
+                raise SourceError(
+                    f"{self.where}: {display_name(part.decode('utf-8', 'surrogateescape'))} is not a folder"
+                )
 
     def _p(self, *parts: str) -> bytes:
         """A path under the root as bytes: names keep their own bytes (GBK and all) on the wire."""
@@ -232,9 +287,10 @@ class SftpStore:
         folder, _, file = name.rpartition("/") if "/" in name else ("", "", name)
         self._write(folder, file, text.encode("utf-8"))
 
-    def put(self, name: str, data: bytes) -> None:
+    def put(self, name: str, data: bytes, folder: str = "") -> None:
         """Upload under a hidden .part name, then rename: a reader never sees half a file."""
-        self._write("", name, data)
+        self.create()
+        self._write(folder, name, data)
 
     def _write(self, folder: str, name: str, data: bytes) -> None:
         check_name(name, self.where)

@@ -25,7 +25,7 @@ from lidm.conform import check_columns, check_mapping, conform
 from lidm.contracts.model import Classification, Protection
 from lidm.errors import LidmError
 from lidm.pipeline import BatchResult, run_feed
-from lidm.sources.drops import open_store
+from lidm.sources.stores import open_store
 from lidm.testkit.boundary import check_boundary
 from lidm.testkit.leaks import check_protection
 from lidm.testkit.report import FAIL, PASS, WARN, Report

@@ -26,7 +26,7 @@ def pending_drops(feed: str) -> int:
     """How many complete drops wait for `feed` (files with their marker), read through its Airflow connection."""
     from lidm.config import get_settings
     from lidm.registry import get_adapter
-    from lidm.sources.drops import open_store
+    from lidm.sources.stores import open_store
 
     adapter = get_adapter(feed)
     source = adapter.source
