@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from lidm.errors import SourceError
-from lidm.sources.names import TEXT_LIMIT, Listing, check_name, display_name
+from lidm.sources.folder import Folder, not_a_real_folder
+from lidm.sources.names import Listing, check_name, display_name
 
 log = logging.getLogger("lidm.sources")
 
@@ -28,7 +29,7 @@ _FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 
 
-class LocalStore:
+class LocalStore(Folder):
     def __init__(self, root: Path) -> None:
         self.root = root
         self._listing = Listing(str(root))
@@ -55,7 +56,7 @@ class LocalStore:
             path = path / check_name(part, self.where)
             with contextlib.suppress(FileNotFoundError):
                 if not stat.S_ISDIR(os.lstat(path).st_mode):
-                    raise SourceError(_not_a_real_folder(self.where, folder, os.lstat(path).st_mode))
+                    raise SourceError(not_a_real_folder(self.where, folder, os.lstat(path).st_mode))
         return LocalStore(path)
 
     def close(self) -> None:
@@ -90,7 +91,7 @@ class LocalStore:
             os.close(root)
 
     def _not_a_folder(self, folder: str, root: int) -> str:
-        return _not_a_real_folder(self.where, folder, os.lstat(folder, dir_fd=root).st_mode)
+        return not_a_real_folder(self.where, folder, os.lstat(folder, dir_fd=root).st_mode)
 
     def check_folder(self, folder: str) -> None:
         """Refuse archive/ or rejected/ when it is a symlink or a file; a missing one is made when a drop settles."""
@@ -134,20 +135,6 @@ class LocalStore:
             raise SourceError(f"{self.where}/{display_name(name)} is not a regular file; refused")
         return st.st_size
 
-    def read_text(self, name: str) -> str:
-        with self.open(name) as fh:
-            return fh.read(TEXT_LIMIT).decode("utf-8", errors="replace")
-
-    def write_text(self, name: str, text: str) -> None:
-        """Write a note (receipt, reason) as NAME or FOLDER/NAME, each part one plain name."""
-        folder, _, file = name.rpartition("/") if "/" in name else ("", "", name)
-        self._write(folder, file, text.encode("utf-8"))
-
-    def put(self, name: str, data: bytes, folder: str = "") -> None:
-        """Write under a hidden .part name, then rename: a reader never sees half a file."""
-        self.create()
-        self._write(folder, name, data)
-
     def _write(self, folder: str, name: str, data: bytes) -> None:
         check_name(name, self.where)
         part = f".{name}.part"
@@ -171,11 +158,3 @@ class LocalStore:
         check_name(name, self.where)
         with self._dir() as root, self._dir(folder) as src:
             os.replace(name, name, src_dir_fd=src, dst_dir_fd=root)
-
-
-def _not_a_real_folder(where: str, folder: str, mode: int) -> str:
-    what = "a symlink" if stat.S_ISLNK(mode) else "not a folder"
-    return (
-        f"{where}/{folder} is {what}: {folder}/ must be a real folder inside the drop folder, never a link "
-        "out of it; replace it with a folder (nothing was loaded or moved)"
-    )

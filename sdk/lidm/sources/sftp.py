@@ -16,7 +16,8 @@ import paramiko
 from paramiko.sftp import CMD_CLOSE, CMD_HANDLE, CMD_NAME, CMD_OPENDIR, CMD_READDIR
 
 from lidm.errors import ConfigError, HostKeyError, SourceError
-from lidm.sources.names import TEXT_LIMIT, Listing, check_name, display_name, raw_name
+from lidm.sources.folder import Folder, not_a_real_folder
+from lidm.sources.names import Listing, check_name, display_name, raw_name
 
 log = logging.getLogger("lidm.sources")
 
@@ -145,7 +146,7 @@ class _Session:
         self._client = self._sftp = None
 
 
-class SftpStore:
+class SftpStore(Folder):
     """A drop folder on an SFTP server."""
 
     def __init__(
@@ -177,11 +178,7 @@ class SftpStore:
             except FileNotFoundError:
                 continue
             if not stat.S_ISDIR(mode):
-                what = "a symlink" if stat.S_ISLNK(mode) else "not a folder"
-                raise SourceError(
-                    f"{self.where}/{folder} is {what}: {folder}/ must be a real folder inside the drop folder, never "
-                    "a link out of it; replace it with a folder (nothing was loaded or moved)"
-                )
+                raise SourceError(not_a_real_folder(self.where, folder, mode))
         return SftpStore(replace(self.target, path=path), self.timeout, self._session)
 
     def exists(self) -> bool:
@@ -278,20 +275,6 @@ class SftpStore:
         guarded = _GuardedFile(fh, f"{self.where}/{display_name(name)}")
         return io.BufferedReader(guarded, 1 << 20)  # type: ignore[return-value]
 
-    def read_text(self, name: str) -> str:
-        with self.open(name) as fh:
-            return fh.read(TEXT_LIMIT).decode("utf-8", errors="replace")
-
-    def write_text(self, name: str, text: str) -> None:
-        """Write a note (receipt, reason) as NAME or FOLDER/NAME, each part one plain name."""
-        folder, _, file = name.rpartition("/") if "/" in name else ("", "", name)
-        self._write(folder, file, text.encode("utf-8"))
-
-    def put(self, name: str, data: bytes, folder: str = "") -> None:
-        """Upload under a hidden .part name, then rename: a reader never sees half a file."""
-        self.create()
-        self._write(folder, name, data)
-
     def _write(self, folder: str, name: str, data: bytes) -> None:
         check_name(name, self.where)
         if folder:
@@ -336,11 +319,7 @@ class SftpStore:
             sftp.mkdir(self._p(folder))
             st = sftp.lstat(self._p(folder))
         if not stat.S_ISDIR(st.st_mode or 0):
-            what = "a symlink" if stat.S_ISLNK(st.st_mode or 0) else "not a folder"
-            raise SourceError(
-                f"{self.where}/{folder} is {what}: {folder}/ must be a real folder inside the drop folder, never a "
-                "link out of it; replace it with a folder (nothing was loaded or moved)"
-            )
+            raise SourceError(not_a_real_folder(self.where, folder, st.st_mode or 0))
 
     def move(self, name: str, folder: str) -> None:
         """Move a file into archive/ or rejected/ (checked to be a real folder), keeping its raw name."""
