@@ -191,7 +191,10 @@ class Settings(BaseSettings):
         json_schema_extra={"section": "monitor"},
     )
     rules_dir: Path | None = Field(
-        default=None, description="Folder of monitoring rule YAML files.", json_schema_extra={"section": "monitor"}
+        default=None,
+        description="Folder of monitoring rule YAML files; its assistance/ folder declares the happiness list's "
+        "sources.",
+        json_schema_extra={"section": "monitor"},
     )
     rule_params: dict[str, float | int | str] = Field(
         default_factory=dict,

@@ -5,44 +5,50 @@ from the dispositions that granted some, one set-based statement pair per source
 whose values changed, INSERT … SELECT for new ones), all in one transaction. Record ids are derived from the
 source's key, so a rebuild finds its own rows again: nothing changed means nothing written.
 
-Decisions the contracts leave open, taken here once:
+Which feeds are sources, and how their columns become a record's, is data: one declaration per mapping in
+``rules/assistance/`` (`lidm.monitor.assistance_spec`; rules/README.md, "The happiness list's sources"), so a
+department's assistance joins the list without a change here. This module compiles declarations into SQL and
+holds the decisions the contracts leave open, taken here once for every source:
 
-- Monthly allowances (the roster's dibao/tekun money, the two disability subsidies, children's basic living
-  allowance, public-rental rent subsidies) have no payment rows in their feeds, only who receives how much
-  each month. Each build writes one record per recipient *for the month of ``now``* (period = that month);
-  run monthly or more often, the list accumulates one record per recipient per month. Past months are never
-  touched again; the current month's record turns ``revoked`` if the recipient stops being paid (suspended,
-  terminated, amount 0 or gone from the snapshot) before the month is over.
-- Rows of other feeds map one to one. A source row withdrawn by its department (status revoked/cancelled,
-  legal aid terminated, renovation cancelled) stays in the list as ``revoked``; it is never deleted.
+- A monthly source (``period: monthly``: allowances whose feeds hold no payment rows, only who receives how much
+  each month) gets one record per recipient *for the month of ``now``* on each build; run monthly or more
+  often, the list accumulates one record per recipient per month. Past months are never touched again; the
+  current month's record turns ``revoked`` if the row stops being ``live`` (suspended, terminated, amount 0 or
+  gone from the snapshot) before the month is over.
+- Rows of other sources map one to one. A row withdrawn by its department stays in the list as ``revoked``
+  (each declaration says which of its codes mean withdrawn); it is never deleted, nor is it when the row leaves
+  the feed. Only ``live`` rows are inserted; a source without a live condition has every row live.
 - A person on the low-income roster is placed in the roster's household and district (their residence)
-  even when the feed itself has no household (medical insurance, justice, health): one household, one chain.
-- Dispositions count only when granted and applied (``lidm_disposition_result.status = 'applied'``); a
-  correction to another outcome turns the record ``revoked``.
-- The same assistance reported by a department's feed and by a disposition appears twice (there is no shared
+  even when the feed itself has no household (medical insurance, justice, health): one household, one chain
+  (``on_roster: false`` for the roster itself).
+- Dispositions are a source like the feeds (``platform.disposition.yaml``: granted and applied, else revoked).
+  The same assistance reported by a department's feed and by a disposition appears twice (there is no shared
   key to match them on); the record's ``source`` tells them apart.
 """
 
 from __future__ import annotations
 
 import calendar
+import functools
 import hashlib
+import operator
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import BaseModel
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
-from lidm.central.schema import dataset_table, disposition_result
+from lidm.central.schema import core_metadata, dataset_table
+from lidm.errors import RuleError
+from lidm.monitor import assistance_spec as spec
 
 ASSISTANCE_CONTRACT = "platform.assistance_record"
 ROSTER = "civil_affairs.low_income_roster"
-DISPOSITION = "platform.disposition"
-WARNING = "platform.warning"
 RECORD_ID_MAX = 40
 BUILD_LOCK = 0x6C69646D_68617070  # "lidmhapp": the PostgreSQL advisory lock one build holds
 # The contract columns a source fills; a record changes when any of them does.
@@ -163,398 +169,157 @@ class _Ctx:
         return sa.literal(value, sa.Date)
 
 
-@dataclass(frozen=True)
-class _Source:
-    """One feed's mapping into the list: which contract it reads and how its rows become records."""
+class _Compiler:
+    """A declaration's expressions and conditions as SQL over one table (rules/README.md has the vocabulary)."""
 
-    name: str
-    build: Callable[[_Ctx], sa.Select[Any]]
+    def __init__(self, ctx: _Ctx, feed: str, s: sa.FromClause) -> None:
+        self.ctx, self.feed, self.s = ctx, feed, s
+        self.live: sa.ColumnElement[bool] | None = None
+        self.variables: dict[str, sa.ColumnElement[Any]] = {
+            "$today": ctx.d(ctx.today),
+            "$month_start": ctx.d(ctx.month_start),
+            "$month_end": ctx.d(ctx.month_end),
+            "$month": sa.literal(f"{ctx.today:%Y-%m}", sa.String),
+        }
+
+    def value(self, e: Any, type_: Any) -> sa.ColumnElement[Any]:
+        """An expression; ``type_`` types its literals and nulls (the record column it fills)."""
+        c = self.s.c
+        if isinstance(e, spec.Column):
+            return c[e.column]
+        if isinstance(e, spec.Coalesce):
+            return sa.func.coalesce(*(self.value(p, type_) for p in e.coalesce))
+        if isinstance(e, spec.LaterOf):
+            return _later(self.value(e.later_of[0], type_), self.value(e.later_of[1], type_))
+        if isinstance(e, spec.Case):
+            whens = [(self.cond(w.when), self.value(w.then, type_)) for w in e.case]
+            return sa.case(*whens, else_=self.value(e.else_, type_))
+        if isinstance(e, spec.Map):
+            whens = [(c[e.map] == code, self.value(v, type_)) for code, v in e.values.items()]
+            unlisted = self.value(e.else_, type_) if "else_" in e.model_fields_set else c[e.map]
+            return sa.case(*whens, else_=unlisted)
+        if isinstance(e, spec.AsDate):
+            return _as_date(self.value(e.date, sa.String))
+        if isinstance(e, spec.Text):
+            return sa.cast(self.value(e.text, sa.String), sa.String)
+        if isinstance(e, spec.Concat):
+            return functools.reduce(operator.add, (self.value(p, sa.String) for p in e.concat))
+        if isinstance(e, spec.Substr):
+            return sa.func.substr(self.value(e.substr, sa.String), e.start, e.length, type_=sa.String)
+        if isinstance(e, spec.Label):
+            return _label_case(self.ctx.catalog, self.feed, e.label, c[e.label])
+        if e is None:
+            return _null(type_)
+        if isinstance(e, str):
+            return self.variables[e] if e in self.variables else sa.literal(e, sa.String)
+        return sa.literal(e, sa.Date if isinstance(e, date) else type_)
+
+    def operand(self, e: Any) -> Any:
+        """What a column is compared with: a plain literal stays a value, typed by the column."""
+        plain = not isinstance(e, BaseModel) and not (isinstance(e, str) and e in self.variables)
+        return e if plain else self.value(e, sa.String)
+
+    def parts(self, c: spec.Cond | None) -> list[sa.ColumnElement[bool]]:
+        """A condition's tests, all of which must hold."""
+        if c is None:
+            return []
+        out = [self.test(self.s.c[name], t) for name, t in c.tests.items()]
+        if c.exists is not None:
+            out.append(self.exists(c.exists))
+        if c.live is not None:
+            if self.live is None:  # the catalogue check refuses this first
+                raise RuleError(f"{self.feed}: a condition asks live, and the declaration has no live condition")
+            out.append(self.live if c.live else sa.not_(self.live))
+        return out
+
+    def cond(self, c: spec.Cond) -> sa.ColumnElement[bool]:
+        parts = self.parts(c)
+        return parts[0] if len(parts) == 1 else sa.and_(*parts)
+
+    def test(self, col: sa.ColumnElement[Any], t: Any) -> sa.ColumnElement[bool]:
+        if isinstance(t, list):
+            return col.in_(t)
+        if not isinstance(t, spec.Ops):
+            return col.is_(None) if t is None else col == self.operand(t)
+        parts = []
+        if "not_" in t.model_fields_set:
+            parts.append(col.not_in(t.not_) if isinstance(t.not_, list) else col != self.operand(t.not_))
+        for op in ("gt", "ge", "lt", "le"):
+            if op in t.model_fields_set:
+                parts.append(getattr(operator, op)(col, self.operand(getattr(t, op))))
+        if t.null is not None:
+            parts.append(col.is_(None) if t.null else col.is_not(None))
+        test = parts[0] if len(parts) == 1 else sa.and_(*parts)
+        return sa.or_(col.is_(None), test) if t.or_null else test
+
+    def exists(self, x: spec.Exists) -> sa.ColumnElement[bool]:
+        """A row of another feed or platform table matching this one."""
+        other: sa.FromClause = self.ctx.table(x.table) if x.table in self.ctx.catalog else core_metadata.tables[x.table]
+        if other is self.s:
+            other = other.alias("other")
+        clauses = [other.c[theirs] == self.s.c[ours] for theirs, ours in x.match.items()]
+        if "_retired_batch" in other.c:
+            clauses.append(other.c._retired_batch.is_(None))
+        clauses += _Compiler(self.ctx, x.table, other).parts(x.where)
+        return sa.exists().where(*clauses)
 
 
-def _mapped(
-    ctx: _Ctx,
-    s: sa.FromClause,
-    *,
-    record_id: sa.ColumnElement[str],
-    department: str | sa.ColumnElement[str],
-    kind: str | sa.ColumnElement[str],
-    amount: sa.ColumnElement[Any],
-    granted_on: sa.ColumnElement[Any],
-    status: str | sa.ColumnElement[str],
-    where: sa.ColumnElement[bool] | None = None,
-    live: sa.ColumnElement[bool] | None = None,
-    in_kind: str | sa.ColumnElement[str] | None = None,
-    period: tuple[sa.ColumnElement[Any] | None, sa.ColumnElement[Any] | None] = (None, None),
-    source: str = "routine",
-    warning_id: sa.ColumnElement[str] | None = None,
-    on_roster: bool = True,
-) -> sa.Select[Any]:
-    """A SELECT of one source's rows shaped as records; ``live`` says which may be inserted (default: all)."""
-
-    def lit(v: Any) -> sa.ColumnElement[Any]:
-        return sa.literal(v, sa.String) if isinstance(v, str) else v
+def _select(ctx: _Ctx, src: spec.AssistanceSource) -> sa.Select[Any]:
+    """A SELECT of one declared source's rows shaped as records, with ``_live``: which may be inserted."""
+    s = ctx.table(src.feed)
+    x = _Compiler(ctx, src.feed, s)
+    current = s.c._retired_batch.is_(None)
+    if src.live is not None:
+        # A row gone from the feed's snapshot is not live: its record (of this month) turns revoked.
+        x.live = sa.and_(current, *x.parts(src.live))
+        where = sa.and_(*x.parts(src.where)) if src.where is not None else None
+    else:  # a one-to-one record stays as it was when its row leaves the feed
+        where = sa.and_(current, *x.parts(src.where))
+    if src.monthly:
+        period = (ctx.d(ctx.month_start), ctx.d(ctx.month_end))
+    else:
+        p = src.period if isinstance(src.period, spec.Period) else spec.Period()
+        period = (x.value(p.start, sa.Date), x.value(p.end, sa.Date))
+    prefix = src.record_id.prefix.replace(spec.MONTH_IN_PREFIX, ctx.month)
+    key = s.c[src.record_id.key]
+    in_kind = src.in_kind_description
 
     frm: sa.FromClause = s
     household = s.c.household_id_token if "household_id_token" in s.c else _null(sa.String(64))
     district = s.c.district_code
     street = s.c.street_code if "street_code" in s.c else _null(sa.Text)
     r = ctx.roster
-    if on_roster and r is not None:
+    if src.on_roster and r is not None:
         frm = s.outerjoin(r, sa.and_(r.c.id_number_token == s.c.id_number_token, r.c._retired_batch.is_(None)))
         found = r.c.id_number_token.is_not(None)
         household = sa.func.coalesce(household, r.c.household_id_token)
         district = sa.case((found, r.c.district_code), else_=district)
         street = sa.case((found, r.c.street_code), else_=street)
     cols = {
-        "record_id": record_id,
+        "record_id": _record_id(prefix, key, token=spec.key_is_token(src, ctx.catalog)),
         "household_id_token": household,
         "id_number_token": s.c.id_number_token,
         "id_number_enc": s.c.id_number_enc,
         "id_number_masked": s.c.id_number_masked,
-        "department": lit(department),
-        "assistance_kind": lit(kind),
-        "amount": sa.func.coalesce(amount, 0),
-        "in_kind_description": sa.func.substr(lit(in_kind), 1, 200, type_=sa.Text)
-        if in_kind is not None
-        else _null(sa.Text),
-        "period_start": period[0] if period[0] is not None else _null(sa.Date),
-        "period_end": period[1] if period[1] is not None else _null(sa.Date),
-        "granted_on": granted_on,
-        "disbursement_status": lit(status),
-        "source": sa.literal(source, sa.String),
-        "warning_id": warning_id if warning_id is not None else _null(sa.Text),
+        "department": x.value(src.department, sa.String),
+        "assistance_kind": x.value(src.assistance_kind, sa.String),
+        "amount": sa.func.coalesce(x.value(src.amount, sa.Numeric(18, 4)), 0),
+        "in_kind_description": _null(sa.Text)
+        if in_kind is None
+        else sa.func.substr(x.value(in_kind, sa.Text), 1, 200, type_=sa.Text),
+        "period_start": period[0],
+        "period_end": period[1],
+        "granted_on": x.value(src.granted_on, sa.Date),
+        "disbursement_status": x.value(src.disbursement_status, sa.String),
+        "source": sa.literal(src.source, sa.String),
+        "warning_id": x.value(src.warning_id, sa.Text),
         "district_code": district,
         "street_code": street,
         "_row_digest": s.c._row_digest,
-        "_live": sa.case((live, 1), else_=0) if live is not None else sa.literal(1, sa.Integer),
+        "_live": sa.case((x.live, 1), else_=0) if x.live is not None else sa.literal(1, sa.Integer),
     }
     q = sa.select(*(v.label(k) for k, v in cols.items())).select_from(frm)
     return q.where(where) if where is not None else q
-
-
-def _month_period(ctx: _Ctx) -> tuple[sa.ColumnElement[Any], sa.ColumnElement[Any]]:
-    return ctx.d(ctx.month_start), ctx.d(ctx.month_end)
-
-
-# --------------------------------------------------------------------------- the sources
-
-
-def _roster(ctx: _Ctx) -> sa.Select[Any]:
-    s = ctx.table(ROSTER)
-    live = sa.and_(
-        s.c._retired_batch.is_(None),
-        s.c.status == "active",
-        s.c.monthly_amount > 0,
-        s.c.approval_date <= ctx.d(ctx.month_end),
-        sa.or_(s.c.termination_date.is_(None), s.c.termination_date >= ctx.d(ctx.month_start)),
-    )
-    kind = sa.case(
-        (s.c.category == "dibao", sa.literal("dibao_allowance")),
-        (s.c.category == "tekun", sa.literal("tekun_support")),
-        else_=sa.literal("other"),
-    )
-    return _mapped(
-        ctx,
-        s,
-        record_id=_record_id(f"LB{ctx.month}-", s.c.id_number_token, token=True),
-        department="civil_affairs",
-        kind=kind,
-        amount=s.c.monthly_amount,
-        granted_on=_later(s.c.approval_date, ctx.d(ctx.month_start)),
-        status=sa.case((live, sa.literal("approved")), else_=sa.literal("revoked")),
-        period=_month_period(ctx),
-        live=live,
-        on_roster=False,
-    )
-
-
-def _monthly_subsidy(feed: str, prefix: str, kind: str) -> Callable[[_Ctx], sa.Select[Any]]:
-    """The disability subsidies and children's allowance: active recipients are paid ``monthly_amount``."""
-
-    def build(ctx: _Ctx) -> sa.Select[Any]:
-        s = ctx.table(feed)
-        start = s.c.start_date if "start_date" in s.c else s.c.approval_date
-        live = sa.and_(
-            s.c._retired_batch.is_(None),
-            s.c.status == "active",
-            s.c.monthly_amount > 0,
-            start <= ctx.d(ctx.month_end),
-        )
-        status = sa.case((sa.not_(live), sa.literal("revoked")), else_=sa.literal("approved"))
-        if "last_paid_month" in s.c:  # the feed says whether this month was paid already
-            month = f"{ctx.today:%Y-%m}"
-            status = sa.case(
-                (sa.not_(live), sa.literal("revoked")),
-                (s.c.last_paid_month >= month, sa.literal("paid")),
-                else_=sa.literal("approved"),
-            )
-        return _mapped(
-            ctx,
-            s,
-            record_id=_record_id(f"{prefix}{ctx.month}-", s.c.id_number_token, token=True),
-            department="civil_affairs",
-            kind=kind,
-            amount=s.c.monthly_amount,
-            granted_on=_later(start, ctx.d(ctx.month_start)),
-            status=status,
-            period=_month_period(ctx),
-            live=live,
-        )
-
-    return build
-
-
-def _withdrawn(column: sa.ColumnElement[str], *values: str) -> sa.ColumnElement[str]:
-    """The source's status, with the values meaning 'withdrawn' mapped to revoked."""
-    return sa.case((column.in_(values), sa.literal("revoked")), else_=column)
-
-
-def _temporary(ctx: _Ctx) -> sa.Select[Any]:
-    s = ctx.table("civil_affairs.temporary_assistance")
-    return _mapped(
-        ctx,
-        s,
-        record_id=_record_id("LS-", s.c.case_id),
-        department="civil_affairs",
-        kind="temporary_assistance",
-        amount=s.c.amount,
-        granted_on=sa.func.coalesce(s.c.payment_date, s.c.approval_date, s.c.application_date),
-        status=_withdrawn(s.c.disbursement_status, "revoked"),
-        in_kind=sa.case((s.c.in_kind_value > 0, sa.literal("实物救助 / in-kind goods")), else_=_null(sa.Text)),
-        where=s.c._retired_batch.is_(None),
-    )
-
-
-def _education(ctx: _Ctx) -> sa.Select[Any]:
-    s = ctx.table("education.education_assistance")
-    first = sa.func.substr(s.c.academic_year, 1, 4, type_=sa.String)
-    second = sa.func.substr(s.c.academic_year, 6, 4, type_=sa.String)
-    # Autumn term Sep–Jan, spring term Feb–Jul, a full year (or no term) Sep–Aug.
-    start = sa.case((s.c.term == "spring", second + "-02-01"), else_=first + "-09-01")
-    end = sa.case(
-        (s.c.term == "autumn", second + "-01-31"),
-        (s.c.term == "spring", second + "-07-31"),
-        else_=second + "-08-31",
-    )
-    return _mapped(
-        ctx,
-        s,
-        record_id=_record_id("JY-", s.c.record_id),
-        department="education",
-        kind="education_assistance",
-        amount=s.c.amount,
-        granted_on=sa.func.coalesce(s.c.payment_date, s.c.approval_date),
-        status=_withdrawn(s.c.disbursement_status, "revoked"),
-        period=(_as_date(start), _as_date(end)),
-        where=s.c._retired_batch.is_(None),
-    )
-
-
-def _medical(ctx: _Ctx) -> sa.Select[Any]:
-    s = ctx.table("medical_insurance.medical_assistance")
-    premium = s.c.medical_assistance_kind == "premium_subsidy"
-    year = sa.cast(s.c.assistance_year, sa.String)
-    return _mapped(
-        ctx,
-        s,
-        record_id=_record_id("YB-", s.c.record_id),
-        department="medical_insurance",
-        kind=sa.case((premium, sa.literal("premium_subsidy")), else_=sa.literal("medical_assistance")),
-        amount=s.c.amount,
-        granted_on=s.c.assistance_date,
-        status=_withdrawn(s.c.disbursement_status, "revoked"),
-        # A premium subsidy covers its insurance year; other medical assistance is one settlement.
-        period=(
-            sa.case((premium, _as_date(year + "-01-01")), else_=_null(sa.Date)),
-            sa.case((premium, _as_date(year + "-12-31")), else_=_null(sa.Date)),
-        ),
-        where=s.c._retired_batch.is_(None),
-    )
-
-
-def _disaster(ctx: _Ctx) -> sa.Select[Any]:
-    s = ctx.table("emergency.disaster_relief")
-    spans = s.c.relief_end_date > s.c.relief_start_date
-    return _mapped(
-        ctx,
-        s,
-        record_id=_record_id("ZH-", s.c.record_id),
-        department="emergency",
-        kind="disaster_relief",
-        amount=s.c.amount,
-        granted_on=s.c.relief_start_date,
-        status=_withdrawn(s.c.status, "cancelled"),
-        in_kind=sa.case((s.c.in_kind_value > 0, s.c.in_kind_items), else_=_null(sa.Text)),
-        period=(
-            sa.case((spans, s.c.relief_start_date), else_=_null(sa.Date)),
-            sa.case((spans, s.c.relief_end_date), else_=_null(sa.Date)),
-        ),
-        where=s.c._retired_batch.is_(None),
-    )
-
-
-def _public_rental_allocation(ctx: _Ctx) -> sa.Select[Any]:
-    s = ctx.table("housing.public_rental_housing")
-    return _mapped(
-        ctx,
-        s,
-        record_id=_record_id("GZ-", s.c.record_id),
-        department="housing",
-        kind="housing_assistance",
-        amount=sa.literal(0, sa.Numeric(18, 4)),
-        granted_on=s.c.start_date,
-        status=sa.case((s.c.start_date > ctx.d(ctx.today), sa.literal("approved")), else_=sa.literal("paid")),
-        in_kind="公租房实物配租 / public rental housing allocation",
-        period=(s.c.start_date, s.c.end_date),
-        where=sa.and_(s.c._retired_batch.is_(None), s.c.support_kind == "physical_allocation"),
-    )
-
-
-def _public_rental_subsidy(ctx: _Ctx) -> sa.Select[Any]:
-    s = ctx.table("housing.public_rental_housing")
-    live = sa.and_(
-        s.c._retired_batch.is_(None),
-        s.c.status == "active",
-        s.c.monthly_subsidy > 0,
-        s.c.start_date <= ctx.d(ctx.month_end),
-        sa.or_(s.c.end_date.is_(None), s.c.end_date >= ctx.d(ctx.month_start)),
-    )
-    return _mapped(
-        ctx,
-        s,
-        record_id=_record_id(f"GZ{ctx.month}-", s.c.record_id),
-        department="housing",
-        kind="housing_assistance",
-        amount=s.c.monthly_subsidy,
-        granted_on=_later(s.c.start_date, ctx.d(ctx.month_start)),
-        status=sa.case((live, sa.literal("approved")), else_=sa.literal("revoked")),
-        period=_month_period(ctx),
-        live=live,
-        where=s.c.support_kind == "rent_subsidy",
-    )
-
-
-def _renovation(ctx: _Ctx) -> sa.Select[Any]:
-    s = ctx.table("housing.rural_house_renovation")
-    return _mapped(
-        ctx,
-        s,
-        record_id=_record_id("WF-", s.c.project_id),
-        department="housing",
-        kind="housing_assistance",
-        amount=s.c.subsidy_amount,
-        granted_on=s.c.approval_date,
-        # The subsidy is paid once the renovation passes acceptance.
-        status=sa.case(
-            (s.c.acceptance_status == "cancelled", sa.literal("revoked")),
-            (s.c.acceptance_status == "passed", sa.literal("paid")),
-            else_=sa.literal("approved"),
-        ),
-        where=sa.and_(s.c._retired_batch.is_(None), s.c.approval_date.is_not(None)),
-    )
-
-
-def _legal_aid(ctx: _Ctx) -> sa.Select[Any]:
-    feed = "justice.legal_aid"
-    s = ctx.table(feed)
-    return _mapped(
-        ctx,
-        s,
-        record_id=_record_id("FY-", s.c.case_id),
-        department="justice",
-        kind="legal_aid",
-        amount=sa.literal(0, sa.Numeric(18, 4)),
-        granted_on=sa.func.coalesce(s.c.decision_date, s.c.application_date),
-        status=sa.case(
-            (s.c.case_status == "terminated", sa.literal("revoked")),
-            (s.c.case_status == "closed", sa.literal("paid")),
-            else_=sa.literal("approved"),
-        ),
-        in_kind=sa.literal("法律援助：", sa.String) + _label_case(ctx.catalog, feed, "aid_form", s.c.aid_form),
-        # Received cases are not decided yet and refused ones were never granted.
-        where=sa.and_(
-            s.c._retired_batch.is_(None), s.c.case_status.in_(("granted", "assigned", "closed", "terminated"))
-        ),
-    )
-
-
-def _welfare_post(ctx: _Ctx) -> sa.Select[Any]:
-    s = ctx.table("hr_social_security.employment")
-    return _mapped(
-        ctx,
-        s,
-        record_id=_record_id("GY-", s.c.record_id),
-        department="hr_social_security",
-        kind="employment_assistance",
-        amount=sa.literal(0, sa.Numeric(18, 4)),
-        granted_on=s.c.start_date,
-        status=sa.case((s.c.start_date > ctx.d(ctx.today), sa.literal("approved")), else_=sa.literal("paid")),
-        in_kind="公益性岗位安置 / public-welfare post",
-        period=(s.c.start_date, s.c.end_date),
-        where=sa.and_(s.c._retired_batch.is_(None), s.c.employment_form == "public_welfare_post"),
-    )
-
-
-def _disease_fund(ctx: _Ctx) -> sa.Select[Any]:
-    s = ctx.table("health.disease_emergency_fund")
-    return _mapped(
-        ctx,
-        s,
-        record_id=_record_id("JJ-", s.c.case_id),
-        department="health",
-        kind="medical_assistance",
-        amount=s.c.fund_paid,
-        granted_on=sa.func.coalesce(s.c.payment_date, s.c.approval_date, s.c.application_date),
-        status=_withdrawn(s.c.disbursement_status, "revoked"),
-        # An unidentified patient has no id number: no household chain to put the record in.
-        where=sa.and_(s.c._retired_batch.is_(None), s.c.id_number_token.is_not(None)),
-    )
-
-
-def _dispositions(ctx: _Ctx) -> sa.Select[Any]:
-    s = ctx.table(DISPOSITION)
-    applied = sa.exists().where(
-        disposition_result.c.disposition_id == s.c.disposition_id, disposition_result.c.status == "applied"
-    )
-    live = sa.and_(s.c._retired_batch.is_(None), s.c.outcome == "granted", applied)
-    return _mapped(
-        ctx,
-        s,
-        record_id=_record_id("YJ-", s.c.disposition_id),
-        department=s.c.department,
-        kind=sa.func.coalesce(s.c.assistance_kind, "other"),
-        amount=s.c.amount,
-        granted_on=sa.func.coalesce(s.c.granted_on, _as_date(s.c.disposed_at)),
-        status=sa.case((live, sa.literal("approved")), else_=sa.literal("revoked")),
-        source="warning",
-        warning_id=s.c.warning_id,
-        live=live,
-    )
-
-
-SOURCES: tuple[_Source, ...] = (
-    _Source(ROSTER, _roster),
-    _Source(
-        "civil_affairs.hardship_disability_subsidy",
-        _monthly_subsidy("civil_affairs.hardship_disability_subsidy", "CJ", "disability_subsidy"),
-    ),
-    _Source(
-        "civil_affairs.severe_disability_care_subsidy",
-        _monthly_subsidy("civil_affairs.severe_disability_care_subsidy", "HL", "disability_subsidy"),
-    ),
-    _Source("civil_affairs.children_in_need", _monthly_subsidy("civil_affairs.children_in_need", "ET", "other")),
-    _Source("civil_affairs.temporary_assistance", _temporary),
-    _Source("education.education_assistance", _education),
-    _Source("medical_insurance.medical_assistance", _medical),
-    _Source("emergency.disaster_relief", _disaster),
-    _Source("housing.public_rental_housing", _public_rental_allocation),
-    _Source("housing.public_rental_housing", _public_rental_subsidy),
-    _Source("housing.rural_house_renovation", _renovation),
-    _Source("justice.legal_aid", _legal_aid),
-    _Source("hr_social_security.employment", _welfare_post),
-    _Source("health.disease_emergency_fund", _disease_fund),
-    _Source(DISPOSITION, _dispositions),
-)
 
 
 def assistance_table(catalog: Any) -> sa.Table:
@@ -586,13 +351,17 @@ def _write(
     return inserted, updated
 
 
-def build_assistance_records(engine: sa.Engine, catalog: Any, *, now: datetime) -> dict[str, int]:
+def build_assistance_records(
+    engine: sa.Engine, catalog: Any, *, now: datetime, directory: Path | None = None
+) -> dict[str, int]:
     """Bring the happiness list up to date with the feeds and the applied dispositions, in one transaction.
 
-    Returns counts only: ``inserted``, ``updated`` and ``records`` (rows in the list afterwards), and per source
-    (feed id, or ``platform.disposition``) how many of its records were inserted or updated. A rebuild with
-    nothing changed writes nothing and returns zeros but for ``records``.
+    The sources are the declarations of ``directory`` (rules/assistance/ by default); one whose feed the city
+    does not have is left out. Returns counts only: ``inserted``, ``updated`` and ``records`` (rows in the list
+    afterwards), and per source feed (``platform.disposition`` for the dispositions) how many of its records were
+    inserted or updated. A rebuild with nothing changed writes nothing and returns zeros but for ``records``.
     """
+    sources = spec.load_sources(directory, catalog)
     t = assistance_table(catalog)
     ctx = _Ctx(catalog, now, sa.MetaData())
     batch_id = str(uuid.uuid4())
@@ -604,12 +373,10 @@ def build_assistance_records(engine: sa.Engine, catalog: Any, *, now: datetime) 
             # The monitor and the feedback DAGs both rebuild: one waits for the other instead of both inserting
             # the same new records and one failing on the key (SQLite serialises writers by itself).
             conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": BUILD_LOCK})
-        for source in SOURCES:
-            if source.name not in catalog:  # a city without this feed
-                continue
-            inserted, updated = _write(conn, t, source.build(ctx), batch_id=batch_id, now=now)
+        for source in sources:
+            inserted, updated = _write(conn, t, _select(ctx, source), batch_id=batch_id, now=now)
             counts["inserted"] += inserted
             counts["updated"] += updated
-            counts[source.name] = counts.get(source.name, 0) + inserted + updated
+            counts[source.feed] = counts.get(source.feed, 0) + inserted + updated
         counts["records"] = conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
     return counts

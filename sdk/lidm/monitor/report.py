@@ -414,6 +414,7 @@ def report(settings: Any, out: Path | None = None, *, rebuild: bool = True, top:
     """
     from lidm.central import db
     from lidm.contracts.load import load_catalog
+    from lidm.monitor.assistance_spec import assistance_dir
     from lidm.monitor.lifecycle import city_now
     from lidm.monitor.rules import load_rules
 
@@ -425,7 +426,7 @@ def report(settings: Any, out: Path | None = None, *, rebuild: bool = True, top:
     try:
         db.migrate(engine)
         if rebuild:
-            build_assistance_records(engine, catalog, now=now)
+            build_assistance_records(engine, catalog, now=now, directory=assistance_dir(settings.rules_dir))
         return write_report(engine, catalog, out, now=now, rule_titles={r.id: r.title for r in rules}, top=top)
     finally:
         engine.dispose()

@@ -154,13 +154,17 @@ def happiness_task() -> dict[str, Any]:
     from lidm.central import db
     from lidm.config import get_settings
     from lidm.contracts import load_catalog
+    from lidm.monitor.assistance_spec import assistance_dir
     from lidm.monitor.happiness import build_assistance_records
     from lidm.monitor.lifecycle import city_now
 
     settings = get_settings()
+    catalog = load_catalog(settings.contracts_dir)
     engine = db.connect(settings)
     try:
-        counts = build_assistance_records(engine, load_catalog(settings.contracts_dir), now=city_now(settings.timezone))
+        counts = build_assistance_records(
+            engine, catalog, now=city_now(settings.timezone), directory=assistance_dir(settings.rules_dir)
+        )
     finally:
         engine.dispose()
     log.info("happiness list rebuilt: %s", counts)
