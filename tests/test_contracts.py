@@ -156,3 +156,59 @@ def test_incremental_contract_needs_a_watermark(tmp_path: Path):
 def test_contract_loads_into_json_serialisable_model():
     c = load_catalog()["health.population"]
     assert json.loads(c.model_dump_json())["id"] == "health.population"
+
+
+# --------------------------------------------------------------------------- the compiled catalogue
+
+
+def _catalogue_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "contracts"
+    _write(folder, _population_text())
+    return folder
+
+
+def test_a_compiled_catalogue_is_used_until_a_contract_changes_and_a_broken_one_is_still_refused(
+    tmp_path: Path, monkeypatch
+):
+    import lidm.contracts.load as load_module
+
+    monkeypatch.setenv("LIDM_CACHE_DIR", str(tmp_path / "cache"))
+    folder = _catalogue_folder(tmp_path)
+    assert load_catalog(folder).ids() == ["health.population"]
+    (kept,) = (tmp_path / "cache").glob("catalog-*.pickle")
+    assert oct(kept.stat().st_mode & 0o777) == "0o600" and oct((tmp_path / "cache").stat().st_mode & 0o777) == "0o700"
+
+    def no_schema_check(_doc):
+        raise AssertionError("the ODCS schema was checked again for an unchanged catalogue")
+
+    monkeypatch.setattr(load_module, "_first_odcs_error", no_schema_check)
+    assert load_catalog(folder)["health.population"].title  # compiled: no schema check
+    monkeypatch.undo()
+    monkeypatch.setenv("LIDM_CACHE_DIR", str(tmp_path / "cache"))
+
+    # An edit changes the key: the contract is checked again and refused, with file and line.
+    path = folder / "health" / "population.yaml"
+    path.write_text(re.sub(r"^version: (\S+)$", r"version: [\1", path.read_text("utf-8"), count=1, flags=re.M))
+    with pytest.raises(ContractError, match=r"population\.yaml:\d+: YAML error"):
+        load_catalog(folder)
+    path.write_text(_population_text().replace("kind: DataContract", "kind: NotAContract"), "utf-8")
+    with pytest.raises(ContractError, match="not valid ODCS v3"):
+        load_catalog(folder)
+
+
+def test_a_compiled_catalogue_others_could_write_is_ignored(tmp_path: Path, monkeypatch):
+    import pickle
+
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("LIDM_CACHE_DIR", str(cache))
+    folder = _catalogue_folder(tmp_path)
+    load_catalog(folder)
+    (kept,) = cache.glob("catalog-*.pickle")
+    kept.write_bytes(pickle.dumps({"forged": True}))  # whoever could write it chose what it holds
+    kept.chmod(0o666)
+    assert load_catalog(folder).ids() == ["health.population"]  # not trusted: checked afresh
+    (kept,) = cache.glob("catalog-*.pickle")
+    kept.write_bytes(pickle.dumps({"forged": True}))
+    kept.chmod(0o600)
+    cache.chmod(0o777)
+    assert load_catalog(folder).ids() == ["health.population"]  # a folder others may write: not trusted either

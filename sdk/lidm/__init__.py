@@ -3,18 +3,62 @@
 The public API an adapter may use is what this module exports; everything else is internal.
 """
 
-from lidm.adapter import Adapter, Convert, codes, date, fen_to_yuan, labels, source_column
-from lidm.errors import (
-    ConfigError,
-    ContractError,
-    HostKeyError,
-    KeyringError,
-    LidmError,
-    RejectedBatch,
-    SourceError,
-)
-from lidm.sources import DropSource, SqlSource
-from lidm.standard_codes import GB_DISABILITY_TYPE, GB_GENDER, LOW_INCOME_CATEGORY_SHORT
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+# Where each public name lives. They are imported on first use (PEP 562), so declaring an adapter (what an
+# Airflow DAG parse does for every feed) costs no pyarrow, no SSH and no database driver.
+_WHERE = {
+    "Adapter": "lidm.adapter",
+    "Convert": "lidm.adapter",
+    "codes": "lidm.adapter",
+    "date": "lidm.adapter",
+    "fen_to_yuan": "lidm.adapter",
+    "labels": "lidm.adapter",
+    "source_column": "lidm.adapter",
+    "ConfigError": "lidm.errors",
+    "ContractError": "lidm.errors",
+    "HostKeyError": "lidm.errors",
+    "KeyringError": "lidm.errors",
+    "LidmError": "lidm.errors",
+    "RejectedBatch": "lidm.errors",
+    "SourceError": "lidm.errors",
+    "DropSource": "lidm.sources.drops",
+    "SqlSource": "lidm.sources.sql",
+    "GB_DISABILITY_TYPE": "lidm.standard_codes",
+    "GB_GENDER": "lidm.standard_codes",
+    "LOW_INCOME_CATEGORY_SHORT": "lidm.standard_codes",
+}
+
+if TYPE_CHECKING:
+    from lidm.adapter import Adapter, Convert, codes, date, fen_to_yuan, labels, source_column
+    from lidm.errors import (
+        ConfigError,
+        ContractError,
+        HostKeyError,
+        KeyringError,
+        LidmError,
+        RejectedBatch,
+        SourceError,
+    )
+    from lidm.sources.drops import DropSource
+    from lidm.sources.sql import SqlSource
+    from lidm.standard_codes import GB_DISABILITY_TYPE, GB_GENDER, LOW_INCOME_CATEGORY_SHORT
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module 'lidm' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))
+
 
 __all__ = [
     "GB_DISABILITY_TYPE",

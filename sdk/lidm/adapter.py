@@ -1,4 +1,8 @@
-"""Adapters declare; the SDK runs. An adapter names its contract, its source and its column mapping."""
+"""Adapters declare; the SDK runs. An adapter names its contract, its source and its column mapping.
+
+pyarrow is imported where a conversion runs, not where it is declared: an Airflow DAG parse declares every
+adapter and converts nothing, and must stay quick.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import pyarrow as pa
-import pyarrow.compute as pc
-
-from lidm import dates
 from lidm.errors import ConfigError
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from lidm.contracts.model import Field
     from lidm.sources import DropSource, SqlSource
 
@@ -41,6 +43,9 @@ class _Codes(Convert):
         self.table = {str(k): str(v) for k, v in table.items()}
 
     def apply(self, values: pa.Array) -> pa.Array:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         text = pc.utf8_trim_whitespace(pc.cast(values, pa.string()))
         keys = pa.array(list(self.table), type=pa.string())
         idx = pc.index_in(text, value_set=keys)
@@ -68,6 +73,11 @@ class _Date(Convert):
         self.excel_serial = excel_serial
 
     def apply(self, values: pa.Array) -> pa.Array:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        from lidm import dates
+
         if not (pa.types.is_string(values.type) or pa.types.is_large_string(values.type)):
             return values
         text = pc.utf8_trim_whitespace(values)
@@ -78,6 +88,9 @@ class _Date(Convert):
 class _FenToYuan(Convert):
     def apply(self, values: pa.Array) -> pa.Array:
         # Exact: move the decimal point in the text (1890 fen -> "18.90"), never through a float.
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
         text = pc.utf8_trim_whitespace(pc.cast(values, pa.string()))
         ok = pc.fill_null(pc.match_substring_regex(text, r"^-?\d+$"), False)
         negative = pc.fill_null(pc.starts_with(text, "-"), False)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, TypeAdapter, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -248,3 +249,16 @@ def json_setting(raw: str | None, setting: str) -> tuple[object, str] | None:
         where = text
         text = Path(text).read_text("utf-8")
     return json.loads(text), where
+
+
+_DURATION = TypeAdapter(timedelta)
+
+
+def duration(text: str | None) -> timedelta | None:
+    """An ISO 8601 duration (P2D, PT6H) as a timedelta; None when absent or not one."""
+    if not text:
+        return None
+    try:
+        return _DURATION.validate_python(text)
+    except ValidationError:
+        return None

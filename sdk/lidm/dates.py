@@ -6,11 +6,8 @@ must be quarantined, not silently moved, so every parse is checked by formatting
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import TypeAdapter, ValidationError
 
 _LEADING_ZEROS = r"(^|\D)0+(\d)"
 
@@ -79,16 +76,3 @@ def from_excel_serial(text: pa.Array) -> pa.Array:
     plausible = pc.and_(shaped, pc.and_(pc.greater_equal(days, 61), pc.less_equal(days, 2958465)))
     as_date = pc.cast(pc.subtract(days, _EXCEL_UNIX_EPOCH), pa.int32()).cast(pa.date32())
     return pc.if_else(plausible, _format(as_date, "%Y-%m-%d"), pa.nulls(len(text), pa.string()))
-
-
-_DURATION = TypeAdapter(timedelta)
-
-
-def duration(text: str | None) -> timedelta | None:
-    """An ISO 8601 duration (P2D, PT6H) as a timedelta; None when absent or not one."""
-    if not text:
-        return None
-    try:
-        return _DURATION.validate_python(text)
-    except ValidationError:
-        return None

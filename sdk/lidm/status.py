@@ -19,9 +19,8 @@ from lidm.central.schema import dataset_table
 from lidm.central.schema import quarantine as quarantine_table
 from lidm.central.schema import reconcile as reconcile_table
 from lidm.central.schema import watermark as watermark_table
-from lidm.config import Settings
+from lidm.config import Settings, duration
 from lidm.contracts import Contract, load_catalog
-from lidm.dates import duration
 from lidm.errors import LidmError
 from lidm.registry import adapters
 

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 
 from lidm.config import Settings
 from lidm.errors import ConfigError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic is imported by the functions that migrate or compare revisions: a DAG parse or a CLI start that never
+# migrates does not pay for it.
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # A link that carries nothing for 30 s is probed every 10 s; 3 unanswered probes (about a minute) end it. Set on
@@ -65,6 +67,8 @@ def _session_args(url: sa.URL, settings: Settings) -> dict[str, Any]:
 
 
 def _config(engine: sa.Engine) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["engine"] = engine
@@ -94,6 +98,8 @@ def connect_current(settings: Settings) -> sa.Engine:
 
 def migrate(engine: sa.Engine, revision: str = "head") -> None:
     """Apply migrations up to `revision` (idempotent)."""
+    from alembic import command
+
     try:
         command.upgrade(_config(engine), revision)
     except sa.exc.DBAPIError as exc:
@@ -108,6 +114,9 @@ def migrate(engine: sa.Engine, revision: str = "head") -> None:
 
 def revision(engine: sa.Engine, message: str, metadata: sa.MetaData) -> str | None:
     """Write a new migration with what the contracts need and the database (at head) lacks; review it."""
+    from alembic import command
+    from alembic.script import ScriptDirectory
+
     cfg = _config(engine)
     cfg.attributes["target_metadata"] = metadata
     script = ScriptDirectory.from_config(cfg)
@@ -122,6 +131,9 @@ def revision(engine: sa.Engine, message: str, metadata: sa.MetaData) -> str | No
 
 def is_current(engine: sa.Engine) -> bool:
     """True when the database is at the newest migration."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(_config(engine)).get_current_head()
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision() == head

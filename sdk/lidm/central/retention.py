@@ -30,10 +30,9 @@ from lidm.central import audit, db, release
 from lidm.central.schema import batch as batch_table
 from lidm.central.schema import dataset_table
 from lidm.central.schema import quarantine as quarantine_table
-from lidm.config import Settings
+from lidm.config import Settings, duration
 from lidm.contracts import Contract, UpdateMode, load_catalog
 from lidm.contracts.model import LogicalType, Protection
-from lidm.dates import duration
 from lidm.errors import ConfigError
 from lidm.keys import load_keyring_or_none
 

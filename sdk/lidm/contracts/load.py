@@ -14,10 +14,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 from pydantic import ValidationError
 
+from lidm.contracts import compiled
 from lidm.contracts.consumers import FILE as CONSUMERS_FILE
 from lidm.contracts.consumers import Consumers, load_consumers
 from lidm.contracts.model import (
@@ -45,8 +45,10 @@ def odcs_schema() -> dict[str, Any]:
 
 
 @lru_cache(maxsize=1)
-def _validator() -> jsonschema.Draft202012Validator:
+def _validator() -> Any:
     """Compiled once: building a validator re-reads the whole ODCS schema."""
+    import jsonschema  # here, not at the top: a compiled catalogue never needs it (contracts.compiled)
+
     return jsonschema.Draft202012Validator(odcs_schema())
 
 
@@ -319,8 +321,15 @@ class ContractCatalog:
 
 
 def load_catalog(directory: Path | None = None) -> ContractCatalog:
-    """Load contracts/<department>/<dataset>.yaml; the file path must match the contract id."""
+    """Load contracts/<department>/<dataset>.yaml; the file path must match the contract id.
+
+    Checked once per content and then read compiled (contracts.compiled): the same guarantees, in milliseconds.
+    """
     directory = directory or default_contracts_dir()
+    return compiled.cached(compiled.fingerprint(directory, CONSUMERS_FILE), lambda: _load_catalog(directory))
+
+
+def _load_catalog(directory: Path) -> ContractCatalog:
     consumers = load_consumers(directory) if (directory / CONSUMERS_FILE).exists() else None
     contracts = {c.id: c for c in (_checked(p, directory, consumers) for p in sorted(directory.glob("*/*.yaml")))}
     return ContractCatalog(contracts, consumers)

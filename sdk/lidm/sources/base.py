@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
-
-import pyarrow as pa
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lidm.errors import RejectedBatch
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+MERGED_CELLS = ("refuse", "fill")  # what an XLSX drop may do with a merged range in its data
 
 
 def column_names(header: list[str], file: str) -> list[str]:

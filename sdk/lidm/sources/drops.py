@@ -18,17 +18,19 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-
-import pyarrow as pa
+from typing import TYPE_CHECKING
 
 from lidm.config import Settings
 from lidm.errors import ConfigError, RejectedBatch, SourceError
 from lidm.producers import MANIFEST_SUFFIX, SIGNATURE_SUFFIX, DropTrust, verify_drop
-from lidm.sources.base import ReadOptions, SourceBatch
-from lidm.sources.csvfile import ROW, read_csv_chunks
+from lidm.sources.base import MERGED_CELLS, ReadOptions, SourceBatch
 from lidm.sources.names import display_name
-from lidm.sources.stores import Store, open_store
-from lidm.sources.xlsxfile import MERGED_CELLS, read_xlsx_chunks
+from lidm.sources.stores import open_store
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from lidm.sources.stores import Store
 
 log = logging.getLogger("lidm.sources")
 
@@ -75,6 +77,10 @@ class DropSource:
             store.close()
 
     def sample(self, url: str, settings: Settings, rows: int) -> pa.Table | None:
+        import pyarrow as pa
+
+        from lidm.sources.csvfile import ROW
+
         store = open_store(url, settings)
         try:
             first = next(self.batches(store), None)
@@ -147,6 +153,10 @@ class DropSource:
         where = f"{store.where}/{shown}"
 
         def chunks() -> Iterator[pa.Table]:
+            # The readers (pyarrow, openpyxl) load when a drop is read, not when a feed is declared.
+            from lidm.sources.csvfile import read_csv_chunks
+            from lidm.sources.xlsxfile import read_xlsx_chunks
+
             size = store.size(name)
             if size > self.max_bytes:
                 raise RejectedBatch(

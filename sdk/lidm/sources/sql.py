@@ -16,13 +16,13 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
-
-import pyarrow as pa
-import pyarrow.compute as pc
+from typing import TYPE_CHECKING, Any
 
 from lidm.errors import ConfigError, SourceError
 from lidm.sources.base import ReadOptions, SourceBatch
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 ROW = "__row"
 MAX_TEXT = 4096  # bytes of one text value in transit; a longer value fails the read, naming its column
@@ -168,6 +168,9 @@ class SqlSource:
             meta |= {"clock": clock, "deferred": deferred, "deferred_latest": latest}
 
         def chunks() -> Iterator[pa.Table]:
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
             read = _reader(url)
             first = 1
             tables = self._pages(read, url, chunk_rows) if self.page_by else read(url, sql, params, chunk_rows)
@@ -274,6 +277,7 @@ def _clock_query(url: str) -> str:
 
 def _odbc_chunks(url: str, sql: str, params: list[Any], chunk_rows: int) -> Iterator[pa.Table]:
     import arrow_odbc
+    import pyarrow as pa
 
     conn_str = url.removeprefix("odbc:")
     try:
@@ -331,6 +335,7 @@ def _wide_text_columns(conn_str: str, sql: str, params: list[Any]) -> list[str]:
 
 
 def _sqlalchemy_chunks(url: str, sql: str, params: list[Any], chunk_rows: int) -> Iterator[pa.Table]:
+    import pyarrow as pa
     import sqlalchemy as sa
 
     try:

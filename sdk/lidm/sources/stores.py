@@ -13,7 +13,6 @@ from urllib.parse import unquote, urlsplit
 
 from lidm.config import Settings
 from lidm.sources.localstore import LocalStore
-from lidm.sources.sftp import SftpStore, SftpTarget
 
 
 class Store(Protocol):
@@ -40,6 +39,8 @@ class Store(Protocol):
 def open_store(url: str, settings: Settings) -> Store:
     """sftp://… for a folder on an SFTP server, file:///… or a plain path for a local one."""
     if url.startswith("sftp://"):
+        from lidm.sources.sftp import SftpStore, SftpTarget  # paramiko loads when an SFTP folder is opened
+
         return SftpStore(SftpTarget.from_url(url, settings.known_hosts), timeout=settings.sftp_timeout_seconds)
     if url.startswith("file://"):
         return LocalStore(Path(unquote(urlsplit(url).path)))

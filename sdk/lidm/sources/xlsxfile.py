@@ -28,7 +28,6 @@ from lidm.errors import RejectedBatch
 from lidm.sources.base import column_names
 
 ROW = "__row"
-MERGED_CELLS = ("refuse", "fill")
 _WORKBOOK_XML_LIMIT = 8 << 20  # workbook.xml lists sheets and views; a larger one is not trusted for the view
 
 

@@ -116,15 +116,14 @@ def _feed_dag(feed: str, adapter: Adapter, contract: Contract) -> DAG:
                 task_id="reconcile", feed=feed, trigger_rule="all_done", retries=0, **check
             )
         if adapter.source.delivers_files:
-            from lidm.config import get_settings
-            from lidm.status import freshness_limit
+            from lidm.config import duration, get_settings
 
             # Wait (deferred, holding no worker slot) for a complete drop; give up once the feed is late.
             wait = sensors.DropSensor(
                 task_id="wait_for_drop",
                 feed=feed,
                 poke_interval=get_settings().drop_poll_seconds,
-                timeout=(freshness_limit(contract) or timedelta(days=1)).total_seconds(),
+                timeout=(duration(contract.freshness) or timedelta(days=1)).total_seconds(),
                 pool=adapter.pool or "default_pool",
             )
             wait >> loaded
