@@ -134,3 +134,13 @@ def test_the_sdk_ships_no_synthetic_data() -> None:
     ]
     assert uses == []
     assert not (SDK / "lidm" / "samples").exists()
+
+
+def test_no_module_is_over_500_lines_outside_the_migrations() -> None:
+    """A module a reader cannot hold in mind is split by what it does (issue 16)."""
+    long = {
+        str(p.relative_to(SDK)): n
+        for p in (SDK / "lidm").rglob("*.py")
+        if "migrations" not in p.parts and (n := len(p.read_text("utf-8").splitlines())) > 500
+    }
+    assert not long, long

@@ -37,6 +37,7 @@ from lidm.producers import drop_trust
 from lidm.protect import unseal
 from lidm.registry import adapters, get_adapter
 from lidm.sources import ReadOptions, SourceBatch
+from lidm.sources.feedback import FeedbackRow, write_feedback
 from lidm.sources.stores import open_store
 from lidm.transform import ChunkTransform, encrypt_payload, transform_chunks
 
@@ -171,8 +172,6 @@ def _run_locked(feed: Feed, url: str, progress: Progress | None, since: str | No
 
 def _feed_back(feed: Feed, url: str, table: str, batch_id: str | None) -> None:
     """Write the batch's quarantined rows to the department's feedback table: its own key value, field, reason."""
-    from lidm.sources.feedback import FeedbackRow, write_feedback
-
     key_conv = feed.adapter.converters().get(feed.contract.key[0])
     key_column = key_conv.column.lower() if key_conv else None
     now = datetime.now(UTC)
