@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml samples/pyproject.toml | $(UV)
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml samples/pyproject.toml | $(UV)
-	$(UV) pip install --quiet --python $(BIN)/python -e '.[dev,airflow]' -e samples
+	$(UV) pip install --quiet --python $(BIN)/python -e '.[dev,airflow,celery]' -e samples
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed

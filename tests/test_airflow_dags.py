@@ -729,3 +729,74 @@ def test_an_sftp_server_lost_mid_transfer_is_retried_cleanly(airflow_env, sftp_s
     counts = _assert_counts_match(report, batches)
     assert len(batches) == 1 and counts["extracted"] == len(rows) == counts["loaded"] + counts["quarantined"]
     assert sorted(p.name for p in drop_folder.iterdir()) == ["archive"]
+
+
+def test_lidm_airflow_connections_round_trip_through_airflow(airflow_env, tmp_path):
+    """What `lidm airflow connections` writes, imported as Airflow connections, is read back by the tasks as the
+    very URL the operator had (sources of every kind lidm reads), and is what `airflow connections import` takes."""
+    from urllib.parse import quote
+
+    # Each known_hosts in a folder of its own: the reading script removes it as it does a task's scratch folder.
+    kh1, kh2, key = tmp_path / "kh1" / "known_hosts", tmp_path / "kh2" / "known_hosts", tmp_path / "keys" / "id"
+    for path in (kh1, kh2, key):
+        path.parent.mkdir()
+        path.write_text("[127.0.0.1]:2222 ssh-ed25519 AAAA\n")
+    kh1_q, kh2_q, key_q = (quote(str(p), safe="") for p in (kh1, kh2, key))
+    urls = {
+        "pg": "postgresql+psycopg://lidm:p%40ss%3Aw%2Frd@db.example:5433/central?sslmode=require",
+        "lite": "sqlite:////srv/lidm/health.db",
+        "folder": "file:///srv/drops/roster",
+        "odbc": "odbc:DRIVER={MariaDB Unicode};SERVER=10.0.0.5;DATABASE=health;UID=reader;PWD=s3cret;PORT=3306;"
+        "CHARSET=utf8mb4;",
+        "relative": f"sftp://drop:pw@127.0.0.1:2222/outbox/roster?key_file={key_q}&known_hosts={kh1_q}",
+        "absolute": f"sftp://drop@127.0.0.1:22//srv/outbox?known_hosts={kh2_q}",
+    }
+    source = tmp_path / "connections.json"
+    source.write_text(json.dumps(urls))
+    out = tmp_path / "airflow-connections.json"
+    cli = subprocess.run(
+        [str(AIRFLOW.parent / "lidm"), "airflow", "connections", "--connections", str(source), "--out", str(out)],
+        env=airflow_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert cli.returncode == 0, cli.stdout + cli.stderr
+    assert oct(out.stat().st_mode & 0o777) == "0o600"  # it holds passwords
+    imported = subprocess.run(
+        [str(AIRFLOW), "connections", "import", str(out)], env=airflow_env, capture_output=True, text=True, timeout=180
+    )
+    assert imported.returncode == 0, imported.stdout + imported.stderr
+    listed = subprocess.run(
+        [str(AIRFLOW), "connections", "list", "-o", "json"], env=airflow_env, capture_output=True, text=True, timeout=180
+    )
+    stored = {c["conn_id"]: c["conn_type"] for c in json.loads(listed.stdout[listed.stdout.index("[") :])}
+    assert {k: stored.get(k) for k in urls} == {k: v["conn_type"] for k, v in json.loads(out.read_text()).items()}
+    # A task reads a connection the way the deployment provides it; here as AIRFLOW_CONN_<ID>, the same JSON.
+    spec = {"urls": list(urls), "feeds": {}}
+    report_file = tmp_path / "glue.json"
+    conns = {"AIRFLOW_CONN_" + k.upper(): json.dumps(v) for k, v in json.loads(out.read_text()).items()}
+    read = subprocess.run(
+        [sys.executable, "-c", GLUE_SCRIPT, json.dumps(spec), str(report_file)],
+        env=airflow_env | conns,
+        cwd=airflow_env["AIRFLOW_HOME"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert read.returncode == 0, (read.stdout + read.stderr)[-4000:]
+    got = {name: r.get("url") or r.get("error") for name, r in json.loads(report_file.read_text())["urls"].items()}
+    assert got["pg"] == urls["pg"] and got["lite"] == urls["lite"] and got["folder"] == urls["folder"]
+    odbc = dict(p.split("=", 1) for p in got["odbc"].removeprefix("odbc:").split(";") if p)
+    assert odbc == dict(p.split("=", 1) for p in urls["odbc"].removeprefix("odbc:").split(";") if p)
+    assert got["relative"] == urls["relative"]  # the same user, password, folder, key and pinned host key
+    assert got["absolute"] == urls["absolute"]
+    assert "s3cret" not in read.stdout + read.stderr and "s3cret" not in cli.stdout + cli.stderr
+    unsupported = subprocess.run(
+        [str(AIRFLOW.parent / "lidm"), "airflow", "connections", "--connections", '{"web": "https://example.org"}'],
+        env=airflow_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert unsupported.returncode == 2 and "connection web" in unsupported.stdout

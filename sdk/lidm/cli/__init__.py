@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from lidm.cli import adapter, audit, central, contracts, feeds, grants, keys, monitor
+from lidm.cli import adapter, airflow, audit, central, contracts, feeds, grants, keys, monitor
 from lidm.cli.common import console
 from lidm.config import get_settings
 
@@ -49,3 +49,4 @@ app.add_typer(grants.grants_app, name="grants")
 app.add_typer(audit.audit_app, name="audit")
 app.add_typer(central.batch_app, name="batch")
 app.add_typer(central.quarantine_app, name="quarantine")
+app.add_typer(airflow.airflow_app, name="airflow")

@@ -18,14 +18,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from lidm.errors import ConfigError
+from lidm.integrations.airflow.connections import PG_PARAMS
 
 if TYPE_CHECKING:
     from airflow.sdk import Connection
 
     from lidm.config import Settings
 
-# libpq parameters passed through from a postgres connection's extra.
-_PG_PARAMS = ("sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "application_name", "options")
 _HOST_KEY_TYPES = (
     "ssh-ed25519",
     "ssh-rsa",
@@ -207,7 +206,7 @@ def _postgres_url(conn_id: str, conn: Connection, extra: dict[str, Any]) -> str:
     if not conn.host:
         raise ConfigError(f"connection {conn_id} (conn_type {conn.conn_type}): host is required")
     url = PostgresHook(postgres_conn_id=conn_id).sqlalchemy_url
-    query = dict(url.query) | {k: str(extra[k]) for k in _PG_PARAMS if extra.get(k) is not None}
+    query = dict(url.query) | {k: str(extra[k]) for k in PG_PARAMS if extra.get(k) is not None}
     url = url.set(drivername="postgresql+psycopg", query=query)
     if url.password:
         _mask(url.password, quote(url.password, safe=""), quote(url.password, safe="+"))
