@@ -768,7 +768,11 @@ def test_lidm_airflow_connections_round_trip_through_airflow(airflow_env, tmp_pa
     )
     assert imported.returncode == 0, imported.stdout + imported.stderr
     listed = subprocess.run(
-        [str(AIRFLOW), "connections", "list", "-o", "json"], env=airflow_env, capture_output=True, text=True, timeout=180
+        [str(AIRFLOW), "connections", "list", "-o", "json"],
+        env=airflow_env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     stored = {c["conn_id"]: c["conn_type"] for c in json.loads(listed.stdout[listed.stdout.index("[") :])}
     assert {k: stored.get(k) for k in urls} == {k: v["conn_type"] for k, v in json.loads(out.read_text()).items()}
