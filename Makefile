@@ -18,8 +18,19 @@ $(VENV)/.installed-dev: pyproject.toml samples/pyproject.toml | $(UV)
 	$(UV) pip install --quiet --python $(BIN)/python -e '.[dev,airflow,celery]' -e samples
 	touch $@ $(VENV)/.installed
 
+# datacontract-cli, which tests the contracts `lidm contracts export --format odcs` writes, has a virtual environment
+# of its own (as a consuming team installs it, a tool): in ours it would move typer and python-dateutil back and
+# bring pandas, ibis and boto3 next to Airflow. Raise the lower bound here; tests/test_consumer_contracts.py runs it.
+DATACONTRACT     := $(VENV)/datacontract
+DATACONTRACT_CLI := datacontract-cli[postgres]>=1.2.8
+
+$(DATACONTRACT)/.installed: Makefile | $(UV)
+	$(UV) venv --quiet --allow-existing --python $(BIN)/python $(DATACONTRACT)
+	$(UV) pip install --quiet --python $(DATACONTRACT)/bin/python '$(DATACONTRACT_CLI)'
+	touch $@
+
 install: $(VENV)/.installed
-install-dev: $(VENV)/.installed-dev
+install-dev: $(VENV)/.installed-dev $(DATACONTRACT)/.installed
 
 ## Runs both foundation feeds on embedded defaults (SQLite central database, local drop folder).
 demo: install

@@ -177,17 +177,45 @@ def contracts_publish() -> None:
 
 @contracts_app.command("export")
 def contracts_export(
-    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("build/catalogue"),
-    fmt: Annotated[str, typer.Option("--format", help="jsonschema or html.")] = "html",
+    out: Annotated[
+        Path | None, typer.Option(help="Output folder (default build/catalogue; with odcs build/odcs/<consumer>).")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="jsonschema, html or odcs.")] = "html",
+    consumer: Annotated[
+        str | None, typer.Option(help="With --format odcs: the consumer whose views to describe, e.g. education.")
+    ] = None,
 ) -> None:
-    """Export the catalogue: one JSON Schema per contract, or a static HTML catalogue."""
+    """Export the catalogue (one JSON Schema per contract, or a static HTML catalogue), or, with --format odcs and
+    --consumer, one ODCS contract per view that consumer reads, to test with `datacontract test`."""
     from lidm.contracts.export import html, jsonschema
 
     catalog = read_catalog()
-    if fmt == "jsonschema":
-        paths = jsonschema.write(catalog, out, current_settings().city_prefix)
+    settings = current_settings()
+    if fmt == "odcs":
+        if consumer is None:
+            fail(LidmError("--format odcs describes one consumer's views; add --consumer <id from consumers.yaml>"))
+        from lidm.central.grants.delivered import deliveries
+        from lidm.contracts.export import odcs
+
+        out = out or Path("build/odcs") / consumer
+        try:
+            got = deliveries(catalog, consumer)
+            paths = odcs.write(got, odcs.Server.from_url(settings.effective_central_url), out, settings.city_prefix)
+        except LidmError as exc:
+            fail(exc)
+        for d in got:
+            if not d.columns:
+                console.print(
+                    f"[yellow]{d.contract.id}[/]: no view (every granted field is stored only encrypted: clear only "
+                    "by re-identification), no contract",
+                    highlight=False,
+                )
+    elif consumer is not None:
+        fail(LidmError("--consumer goes with --format odcs; the other formats describe the whole catalogue"))
+    elif fmt == "jsonschema":
+        paths = jsonschema.write(catalog, out or Path("build/catalogue"), settings.city_prefix)
     elif fmt == "html":
-        paths = html.write(catalog, out)
+        paths = html.write(catalog, out or Path("build/catalogue"))
     else:
-        fail(LidmError(f"unknown format {fmt}; use jsonschema or html"))
-    console.print(f"wrote {len(paths)} file(s) to {out}")
+        fail(LidmError(f"unknown format {fmt}; use jsonschema, html or odcs"))
+    console.print(f"wrote {len(paths)} file(s) to {out or Path('build/catalogue')}")

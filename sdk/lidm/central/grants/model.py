@@ -61,6 +61,7 @@ class View:
     withheld: tuple[str, ...]  # granted clear, stored only encrypted: re-identification only
     key_columns: tuple[str, ...] = ()  # the base table's key: a release re-releases a changed row by it
     scopes: tuple[tuple[str, str], ...] = ()  # (token column, pseudonym scope: a dataset id or release.LINKABLE)
+    row_filter: tuple[str, tuple[str, ...]] | None = None  # (column, values): the grant's rows, as conditions says
 
     @property
     def release(self) -> str:
@@ -232,6 +233,7 @@ def _view(contract: Contract, grant: Grant, consumer: Consumer, schema: str) -> 
             )
     conditions = ['"_retired_batch" IS NULL']
     reads = [*columns, "_retired_batch"]
+    row_filter: tuple[str, tuple[str, ...]] | None = None
     if grant.rows is RowScope.OWN_DISTRICTS:
         col = _filter_column(contract, contract.district_field, "lidmDistrictField", grant)
         if not consumer.districts:
@@ -239,11 +241,13 @@ def _view(contract: Contract, grant: Grant, consumer: Consumer, schema: str) -> 
         codes = ", ".join(_literal(d, f"district of {consumer.id}") for d in consumer.districts)
         conditions.append(f"{ident(col)} IN ({codes})")
         reads.append(col)
+        row_filter = (col, consumer.districts)
     elif grant.rows is RowScope.OWN_DEPARTMENT:
         col = _filter_column(contract, contract.department_field, "lidmDepartmentField", grant)
         department = consumer.department or consumer.id
         conditions.append(f"{ident(col)} = {_literal(department, f'department of {consumer.id}')}")
         reads.append(col)
+        row_filter = (col, (department,))
     scopes = tuple(
         (f.name + "_token", release_mod.LINKABLE if f.name in grant.linkable else contract.id)
         for f in contract.fields
@@ -263,6 +267,7 @@ def _view(contract: Contract, grant: Grant, consumer: Consumer, schema: str) -> 
         withheld=tuple(withheld),
         key_columns=keys,
         scopes=scopes,
+        row_filter=row_filter,
     )
 
 

@@ -19,6 +19,17 @@ _TYPES: dict[LogicalType, dict[str, Any]] = {
 }
 
 
+def check_pattern(f: Field, city_prefix: str) -> str | None:
+    """The pattern a field's domain check implies (id number, phone, a division code of this city), if any."""
+    if Check.DIVISION_CODE in f.checks:
+        return f"^{city_prefix}[0-9]{{{max((f.max_length or 6), 6) - len(city_prefix)},}}$"
+    if Check.PHONE in f.checks:
+        return PHONE
+    if Check.ID_NUMBER in f.checks:
+        return "^[0-9]{17}[0-9Xx]$"
+    return None
+
+
 def _field(f: Field, city_prefix: str) -> dict[str, Any]:
     out: dict[str, Any] = {"title": f.business_name or f.name, **_TYPES[f.type]}
     if f.description:
@@ -34,12 +45,9 @@ def _field(f: Field, city_prefix: str) -> dict[str, Any]:
         for key, value in (("minimum", f.minimum), ("maximum", f.maximum)):
             if value is not None:
                 out[key] = value
-    if Check.ID_NUMBER in f.checks:
-        out["pattern"] = "^[0-9]{17}[0-9Xx]$"
-    if Check.PHONE in f.checks:
-        out["pattern"] = PHONE
-    if Check.DIVISION_CODE in f.checks:
-        out["pattern"] = f"^{city_prefix}[0-9]{{{max((f.max_length or 6), 6) - len(city_prefix)},}}$"
+    pattern = check_pattern(f, city_prefix)
+    if pattern is not None:
+        out["pattern"] = pattern
     if f.unit:
         out["x-lidm-unit"] = f.unit
     out["x-lidm-classification"] = f.classification.value
