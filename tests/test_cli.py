@@ -62,3 +62,67 @@ def test_run_without_connection_explains_how_to_configure(tmp_path, monkeypatch)
 def test_feeds_lists_registered_adapters():
     out = runner.invoke(app, ["feeds"])
     assert out.exit_code == 0 and "health.population" in out.output and "roster_*.csv" in out.output
+
+
+READ_ONLY = [
+    ["status"],
+    ["status", "--json"],
+    ["batch", "list"],
+    ["quarantine", "list"],
+    ["quarantine", "export", "civil_affairs.low_income_roster", "--out", "q.csv"],
+    ["audit", "show"],
+    ["audit", "verify"],
+    ["export", "civil_affairs.low_income_roster", "--consumer", "civil_affairs", "--out", "x.csv"],
+    ["report"],
+]
+
+
+@pytest.fixture
+def empty_home(tmp_path, monkeypatch):
+    """An operator's shell with a fresh, empty LIDM_HOME and no LIDM_CENTRAL_URL."""
+    from lidm.config import get_settings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LIDM_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("LIDM_CENTRAL_URL", raising=False)
+    monkeypatch.delenv("LIDM_ADMIN_URL", raising=False)
+    get_settings.cache_clear()
+    yield tmp_path
+    get_settings.cache_clear()
+
+
+def test_a_missing_central_url_is_said_and_nothing_is_created(empty_home):
+    from fastapi.testclient import TestClient
+
+    from lidm.config import get_settings
+    from lidm.integrations.feeds_page import create_app
+
+    for args in READ_ONLY:
+        out = runner.invoke(app, args)
+        text = " ".join(out.output.split())
+        assert out.exit_code == 2, (args, out.output)
+        assert "LIDM_CENTRAL_URL is not set" in text and "`lidm db upgrade`" in text and "`lidm demo`" in text, args
+    page = TestClient(create_app(get_settings))
+    for path in ("/feeds", "/api/feeds"):
+        response = page.get(path)
+        assert response.status_code == 503 and "LIDM_CENTRAL_URL" in response.text, path
+    assert list(empty_home.iterdir()) == []  # no central.db, not even LIDM_HOME
+
+    out = runner.invoke(app, ["db", "upgrade"])
+    assert out.exit_code == 0, out.output
+    central = empty_home / "home" / "central.db"
+    assert stat.S_IMODE(central.stat().st_mode) == 0o600  # the gateway's data, its owner's only
+    out = runner.invoke(app, ["status"])
+    assert out.exit_code == 0 and "health.population" in out.output and "never" in out.output, out.output
+    assert page.get("/api/feeds").status_code == 200
+
+
+def test_an_empty_postgresql_database_is_not_taken_for_the_central_one(empty_home, pg_clean_url, monkeypatch):
+    from lidm.config import get_settings
+
+    monkeypatch.setenv("LIDM_CENTRAL_URL", pg_clean_url.replace("postgres@", "postgres:s3cret@"))
+    get_settings.cache_clear()
+    out = runner.invoke(app, ["status"])
+    text = " ".join(out.output.split())
+    assert out.exit_code == 2 and "has no lidm tables" in text and "LIDM_CENTRAL_URL" in text, out.output
+    assert "s3cret" not in out.output

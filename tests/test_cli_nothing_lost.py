@@ -97,3 +97,28 @@ def test_feeds_json_carries_the_reconciliation(operator):
 
     [f] = feed_status(get_settings(), feeds=[FEED])
     assert f.reconciled in ("ok", "mismatch") and json.dumps(f.notes)
+
+
+def _json_lines(args: list[str]) -> list[dict]:
+    out = runner.invoke(app, args)
+    assert out.exit_code == 0, out.output
+    assert not kinds_in(out.stdout)  # codes, counts, ids and times: nothing of a person
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert rows and len({tuple(r) for r in rows}) == 1, args  # one object per line, the same keys on each
+    return rows
+
+
+def test_listings_print_json_lines_an_operator_can_script(operator):
+    from datetime import datetime
+
+    batches = _json_lines(["batch", "list", "--json", "--limit", "5"])
+    assert {"batch_id", "feed", "status", "reason", "started_at", "loaded", "quarantined"} <= set(batches[0])
+    assert all(isinstance(b["loaded"], int) and datetime.fromisoformat(b["started_at"]).tzinfo for b in batches)
+    entries = _json_lines(["audit", "show", "--json", "--last", "5"])
+    assert [e["seq"] for e in entries] == sorted(e["seq"] for e in entries)
+    assert all(isinstance(e["detail"], dict) and datetime.fromisoformat(e["at"]).tzinfo for e in entries)
+    assert all(isinstance(e["sealed"], bool) for e in entries)
+    rules = _json_lines(["monitor", "rules", "--json"])
+    assert all(isinstance(r["due_days"], int) and isinstance(r["feeds"], list) for r in rules)
+    feeds = _json_lines(["feeds", "--json"])
+    assert "health.population" in {f["feed"] for f in feeds}

@@ -92,8 +92,10 @@ def test_status_has_counts_reasons_freshness_and_versions(central):
     assert population.top_reasons and all(n >= 1 for _, n in population.top_reasons)
     assert by_feed["health.deaths"].state == "late"  # 10 days old against a 2-day freshness
     roster = by_feed["civil_affairs.low_income_roster"]
-    assert roster.state == "failing" and "empty_file" in roster.reason
-    assert roster.loaded > 0  # the last good batch's counts stay visible
+    assert roster.state == "failing" and roster.last.reason_code == "empty_file"
+    assert (roster.extracted, roster.loaded, roster.quarantined) == (0, 0, 0)  # the rejected delivery's own
+    assert roster.last_good.loaded > 0 and roster.last_loaded == roster.last_good.at  # the load before it, apart
+    assert roster.rejected_since_load == 1
     assert by_feed["education.student_enrollment"].state == "never"
     warnings = {w.department: (w.open, w.overdue) for w in warning_status(settings)}
     assert warnings == {"civil_affairs": (2, 1), "education": (1, 0)}
@@ -111,6 +113,63 @@ def test_page_marks_late_and_rejected_feeds_and_shows_no_personal_data(central):
     assert "26</b> feeds" in page and "2</b>\nlate, rejected or not reconciled" in page
     assert "expected within 2 days" in page
     assert kinds_in(page) == []
+
+
+def test_a_rejected_delivery_shows_its_own_reason_and_counts_beside_the_load_before_it(central):
+    """The roster loaded one batch, then its next delivery (an empty file) was rejected."""
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from lidm.integrations.feeds_page import create_app
+
+    _, settings, sources = central
+    page = TestClient(create_app(lambda: settings)).get("/feeds").text
+    row = re.search(r'<tr class="failing" data-feed="civil_affairs.low_income_roster">.*?</tr>', page, re.S)[0]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", row, re.S)
+    assert cells[3:6] == ["0", "0", "0"]  # what the rejected delivery brought: nothing loaded, nothing held
+    rejected, _, earlier = cells[6].partition("last loaded:")
+    assert "rejected:" in rejected and "empty_file" in rejected and "roster_20261128.csv" in rejected
+    written = sources.by_dataset()["civil_affairs.low_income_roster"]
+    loaded = written.rows - written.expected_quarantine
+    assert f"{written.rows:,} extracted, {loaded:,} loaded, {written.expected_quarantine:,} quarantined" in earlier
+    assert "empty_file" not in earlier and "×" in earlier  # the load's own quarantine reasons, not the rejection
+
+
+def test_status_json_is_the_feeds_page_json(central, monkeypatch):
+    """`lidm status --json` and /lidm/api/feeds: the same rows, from one function (lidm.status.feed_row)."""
+    from fastapi.testclient import TestClient
+    from typer.testing import CliRunner
+
+    from lidm import cli
+    from lidm.integrations.feeds_page import create_app
+
+    _, settings, _ = central
+    monkeypatch.setattr(cli, "get_settings", lambda: settings)
+    out = CliRunner().invoke(cli.app, ["status", "--json"])
+    assert out.exit_code == 1  # a feed is late, one rejected: said in JSON as in the table
+    lines = [json.loads(line) for line in out.stdout.splitlines()]
+    api = TestClient(create_app(lambda: settings)).get("/api/feeds").json()
+    assert lines == api["feeds"] + api["warnings"]
+    feeds = [r for r in lines if r["kind"] == "feed"]
+    assert len({tuple(r) for r in feeds}) == 1 and len(feeds) == 26  # every row the same keys
+    by_feed = {r["feed"]: r for r in feeds}
+    roster = by_feed["civil_affairs.low_income_roster"]
+    assert roster["state"] == "failing" and roster["last_batch"]["reason_code"] == "empty_file"
+    assert roster["last_batch"]["loaded"] == 0 and roster["last_loaded_batch"]["loaded"] > 0
+    assert datetime.fromisoformat(roster["last_data_at"]) == datetime.fromisoformat(
+        roster["last_loaded_batch"]["finished_at"]
+    )
+    assert datetime.fromisoformat(roster["last_data_at"]).tzinfo is not None
+    population = by_feed["health.population"]
+    assert population["state"] == "fresh" and isinstance(population["last_batch"]["extracted"], int)
+    assert all(isinstance(r["rows"], int) for r in population["last_batch"]["top_reasons"])
+    assert by_feed["education.student_enrollment"]["last_batch"] is None
+    assert [r for r in lines if r["kind"] == "warnings"] == [
+        {"kind": "warnings", "department": "civil_affairs", "open": 2, "overdue": 1},
+        {"kind": "warnings", "department": "education", "open": 1, "overdue": 0},
+    ]
+    assert kinds_in(out.stdout) == []
 
 
 def test_lidm_status_says_the_same_and_fails_when_a_feed_needs_attention(central):

@@ -46,3 +46,43 @@ def test_a_contract_change_without_migration_is_detected(tmp_path, monkeypatch):
         diff = compare_metadata(ctx, full_metadata([changed, catalog["civil_affairs.low_income_roster"]]))
     engine.dispose()
     assert any(d[0] == "add_column" and d[3].name == "ethnicity" for d in diff)
+
+
+def test_a_load_setting_up_a_new_embedded_database_says_so_and_keeps_it_private(tmp_path, caplog):
+    import logging
+    import stat
+
+    from lidm.central.db import ensure_current
+
+    engine = connect(Settings(home=tmp_path))
+    try:
+        with caplog.at_level(logging.INFO):
+            ensure_current(engine)  # what a feed run or a monitoring run does first
+        assert "setting up a new central database" in caplog.text and "LIDM_CENTRAL_URL" in caplog.text
+        assert "Context impl" not in caplog.text and "transactional DDL" not in caplog.text
+        assert "setup plugin" not in caplog.text
+        for name in ("central.db", "central.db-wal", "central.db-shm"):
+            path = tmp_path / name
+            assert not path.exists() or stat.S_IMODE(path.stat().st_mode) == 0o600, name
+        caplog.clear()
+        with caplog.at_level(logging.INFO):
+            ensure_current(engine)
+        assert caplog.text == ""  # at head: nothing to say, alembic not even asked
+    finally:
+        engine.dispose()
+    # quieted only while lidm migrates: the process's own logging is as it was
+    assert logging.getLogger("alembic.runtime.migration").level == logging.NOTSET
+
+
+@pytest.mark.postgres
+def test_migrating_postgresql_leaves_no_alembic_lines_in_the_log(pg_clean_url, tmp_path, caplog):
+    import logging
+
+    engine = connect(Settings(home=tmp_path, central_url=pg_clean_url))
+    try:
+        with caplog.at_level(logging.INFO):
+            migrate(engine)
+            assert is_current(engine)
+    finally:
+        engine.dispose()
+    assert "PostgresqlImpl" not in caplog.text and "transactional DDL" not in caplog.text, caplog.text

@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from lidm.central import connect, migrate
 from lidm.config import Settings
 from lidm.keys import generate_keyring, write_keyring
 from lidm.monitor.lifecycle import MonitorResult
@@ -58,6 +59,11 @@ def run_demo(
     if central_url is None:
         for suffix in ("", "-wal", "-shm"):
             (home / f"central.db{suffix}").unlink(missing_ok=True)
+    engine = connect(settings)  # the demo sets its database up on purpose, as `lidm db upgrade` does
+    try:
+        migrate(engine)
+    finally:
+        engine.dispose()
     sources = make_sources(home, size, seed, bad, feeds)
     results: list[BatchResult] = []
     for written in sources.written:

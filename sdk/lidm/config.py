@@ -52,11 +52,18 @@ class Settings(BaseSettings):
     contracts_dir: Path | None = Field(
         default=None, description="Folder of contract YAML files.", json_schema_extra={"section": "general"}
     )
+    cache_dir: Path | None = Field(
+        default=None,
+        description="Where the compiled catalogue is kept between processes (read before the settings are: an "
+        "environment variable only).",
+        json_schema_extra={"section": "general"},
+    )
 
     # --- central: the central database
     central_url: str | None = Field(
         default=None,
-        description="SQLAlchemy URL of the central database; embedded SQLite when unset.",
+        description="SQLAlchemy URL of the central database; embedded SQLite ($LIDM_HOME/central.db, mode 600) when "
+        "unset, made by `lidm db upgrade`, `lidm demo` or a first load, never by a command that only reads.",
         json_schema_extra={"section": "central"},
     )
     admin_url: str | None = Field(

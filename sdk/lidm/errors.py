@@ -52,6 +52,10 @@ class CentralUnavailable(LidmError):
     """The central database could not be reached or dropped the connection mid-transaction (transient: retry)."""
 
 
+class CentralNotSetUp(ConfigError):
+    """A command that only reads found no central database set up where the settings point (LIDM_CENTRAL_URL)."""
+
+
 class FeedBusy(LidmError):
     """Another run of the same feed holds its lock: this run read, wrote and settled nothing."""
 

@@ -1,7 +1,9 @@
-"""Feed health for operators: per feed the last batch and its counts, top quarantine reasons, freshness
-against the contract; per department the open and overdue warnings. Counts only, never a person's data.
+"""Feed health for operators: per feed the newest delivery with its own counts and reasons (a rejected one's
+rejection, a loaded one's top quarantine reasons), the newest loaded one, freshness against the contract; per
+department the open and overdue warnings. Counts only, never a person's data.
 
-The Feeds page of the Airflow plugin and `lidm status` both render what this module returns.
+The Feeds page of the Airflow plugin and `lidm status` both render what this module returns; `feed_row` and
+`warning_row` are the one JSON shape of both (`lidm status --json`, /lidm/api/feeds).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -21,11 +24,39 @@ from lidm.central.schema import reconcile as reconcile_table
 from lidm.central.schema import watermark as watermark_table
 from lidm.config import Settings, duration
 from lidm.contracts import Contract, load_catalog
-from lidm.errors import LidmError
 from lidm.registry import adapters
 
 WARNING_CONTRACT = "platform.warning"
 OPEN_WARNING = ("raised", "pushed", "acknowledged", "overdue")
+DELIVERED = ("loaded", "rejected")  # a recalled batch was withdrawn: it is no delivery of the feed's any more
+
+
+@dataclass
+class Delivery:
+    """One batch of a feed as an operator reads it: its own counts, its own reasons."""
+
+    batch_id: str
+    source: str  # the drop file or the database read it came from
+    status: str  # loaded | rejected
+    contract_version: str
+    started: datetime
+    finished: datetime | None
+    extracted: int
+    loaded: int
+    quarantined: int
+    reason: str | None = None  # why it was rejected: "[code] what, where and what to do"
+    top_reasons: list[tuple[str, int]] = field(default_factory=list)  # its quarantine reasons, most rows first
+
+    @property
+    def at(self) -> datetime:
+        return self.finished or self.started
+
+    @property
+    def reason_code(self) -> str | None:
+        """The rejection's code, e.g. empty_file (None for a loaded batch)."""
+        if not self.reason:
+            return None
+        return self.reason.removeprefix("[").split("]", 1)[0] if self.reason.startswith("[") else self.reason
 
 
 @dataclass
@@ -38,20 +69,49 @@ class FeedStatus:
     source: str
     freshness: str | None  # ISO 8601 duration from the contract, e.g. P1D
     state: str  # fresh | late | never | failing
-    last_status: str | None = None  # loaded | rejected
-    last_version: str | None = None  # contract version the last batch was loaded under
-    last_started: datetime | None = None
-    last_loaded: datetime | None = None  # when data last arrived
-    extracted: int = 0
-    loaded: int = 0
-    quarantined: int = 0
-    reason: str | None = None  # why the last batch was rejected
-    top_reasons: list[tuple[str, int]] = field(default_factory=list)
+    last: Delivery | None = None  # the newest delivery, loaded or rejected: what the counts and reasons are of
+    last_good: Delivery | None = None  # the newest loaded delivery (``last`` itself when that loaded)
+    rejected_since_load: int = 0  # deliveries rejected after the newest loaded one
     open_quarantine: int = 0  # quarantined rows of the feed no corrected re-delivery has resolved yet
     deferred: int = 0  # source rows dated after the source's clock at the last read (held back)
     reconciled: str | None = None  # ok | mismatch: the last `lidm reconcile`
     reconciled_at: datetime | None = None
     reconcile_summary: str | None = None  # e.g. "12 missing on 2026-11-30"; counts and buckets only
+
+    @property
+    def last_status(self) -> str | None:
+        return self.last.status if self.last else None
+
+    @property
+    def last_version(self) -> str | None:
+        """The contract version the newest delivery was read under."""
+        return self.last.contract_version if self.last else None
+
+    @property
+    def last_loaded(self) -> datetime | None:
+        """When data last arrived."""
+        return self.last_good.at if self.last_good else None
+
+    @property
+    def extracted(self) -> int:
+        return self.last.extracted if self.last else 0
+
+    @property
+    def loaded(self) -> int:
+        return self.last.loaded if self.last else 0
+
+    @property
+    def quarantined(self) -> int:
+        return self.last.quarantined if self.last else 0
+
+    @property
+    def reason(self) -> str | None:
+        """Why the newest delivery was rejected (None when it loaded)."""
+        return self.last.reason if self.last else None
+
+    @property
+    def top_reasons(self) -> list[tuple[str, int]]:
+        return self.last.top_reasons if self.last else []
 
     @property
     def notes(self) -> list[str]:
@@ -75,14 +135,6 @@ class WarningStatus:
     overdue: int
 
 
-def _unreachable(exc: sa.exc.DBAPIError) -> LidmError:
-    """Say which database and what kind of fault, never the URL (it may carry a password)."""
-    return LidmError(
-        f"the central database could not be read ({type(exc.orig).__name__}); check LIDM_CENTRAL_URL and that "
-        "the database is up"
-    )
-
-
 def freshness_limit(contract: Contract) -> timedelta | None:
     """The contract's freshness as a duration (None when it has none or it does not parse)."""
     return duration(contract.freshness)
@@ -97,17 +149,15 @@ def _aware(value: datetime | None) -> datetime | None:
 def feed_status(
     settings: Settings, now: datetime | None = None, feeds: Iterable[str] | None = None
 ) -> list[FeedStatus]:
-    """One entry per registered feed, in name order."""
+    """One entry per registered feed, in name order; a central database nothing has set up is refused."""
     now = now or datetime.now(UTC)
     catalog = load_catalog(settings.contracts_dir)
     registered = adapters()
     names = sorted(feeds) if feeds is not None else list(registered)
-    engine = db.connect(settings)
+    engine = db.connect_existing(settings)
     out: list[FeedStatus] = []
     try:
-        insp = sa.inspect(engine)
-        ready = insp.has_table(batch_table.name)  # a central database nothing has run against yet
-        checked = insp.has_table(reconcile_table.name)  # migrated to 0011: held rows and reconciliation kept
+        checked = sa.inspect(engine).has_table(reconcile_table.name)  # 0011: held rows and reconciliation kept
         with engine.connect() as conn:
             for name in names:
                 adapter = registered[name]
@@ -122,8 +172,7 @@ def feed_status(
                     freshness=contract.freshness,
                     state="never",
                 )
-                if ready:
-                    _fill(conn, status)
+                _fill(conn, status)
                 if checked:
                     _fill_checks(conn, status)
                 limit = freshness_limit(contract)
@@ -134,47 +183,56 @@ def feed_status(
                     status.state = "failing"
                 out.append(status)
     except sa.exc.DBAPIError as exc:
-        raise _unreachable(exc) from None
+        raise db.unreachable(exc) from None
     finally:
         engine.dispose()
     return out
 
 
-def _fill(conn: sa.Connection, status: FeedStatus) -> None:
-    b = batch_table
-    last = (
-        conn.execute(sa.select(b).where(b.c.feed == status.feed).order_by(b.c.started_at.desc()).limit(1))
-        .mappings()
-        .first()
-    )
-    if last is None:
-        return
-    status.last_status = last["status"]
-    status.last_version = last["contract_version"]
-    status.last_started = _aware(last["started_at"])
-    status.reason = last["reason"]
-    loaded = (
+def _newest(conn: sa.Connection, feed: str, statuses: tuple[str, ...]) -> Delivery | None:
+    b, q = batch_table, quarantine_table
+    row = (
         conn.execute(
-            sa.select(b).where(b.c.feed == status.feed, b.c.status == "loaded").order_by(b.c.started_at.desc()).limit(1)
+            sa.select(b).where(b.c.feed == feed, b.c.status.in_(statuses)).order_by(b.c.started_at.desc()).limit(1)
         )
         .mappings()
         .first()
     )
-    if loaded is None:
+    if row is None:
+        return None
+    reasons = conn.execute(
+        sa.select(q.c.reason, sa.func.count())
+        .where(q.c.batch_id == row["batch_id"])
+        .group_by(q.c.reason)
+        .order_by(sa.func.count().desc(), q.c.reason)
+        .limit(3)
+    )
+    return Delivery(
+        batch_id=row["batch_id"],
+        source=row["source_name"],
+        status=row["status"],
+        contract_version=row["contract_version"],
+        started=_aware(row["started_at"]),  # type: ignore[arg-type]
+        finished=_aware(row["finished_at"]),
+        extracted=row["extracted"],
+        loaded=row["loaded"],
+        quarantined=row["quarantined"],
+        reason=row["reason"] if row["status"] == "rejected" else None,
+        top_reasons=[(reason, n) for reason, n in reasons],
+    )
+
+
+def _fill(conn: sa.Connection, status: FeedStatus) -> None:
+    status.last = _newest(conn, status.feed, DELIVERED)
+    if status.last is None:
         return
-    status.last_loaded = _aware(loaded["finished_at"] or loaded["started_at"])
-    status.extracted, status.loaded, status.quarantined = loaded["extracted"], loaded["loaded"], loaded["quarantined"]
-    q = quarantine_table
-    status.top_reasons = [
-        (reason, n)
-        for reason, n in conn.execute(
-            sa.select(q.c.reason, sa.func.count())
-            .where(q.c.batch_id == loaded["batch_id"])
-            .group_by(q.c.reason)
-            .order_by(sa.func.count().desc(), q.c.reason)
-            .limit(3)
-        )
-    ]
+    status.last_good = status.last if status.last.status == "loaded" else _newest(conn, status.feed, ("loaded",))
+    if status.last.status == "rejected":
+        b = batch_table
+        since = [b.c.feed == status.feed, b.c.status == "rejected"]
+        if status.last_good is not None:
+            since.append(b.c.started_at > status.last_good.started)
+        status.rejected_since_load = conn.execute(sa.select(sa.func.count()).where(*since)).scalar_one()
 
 
 def _fill_checks(conn: sa.Connection, status: FeedStatus) -> None:
@@ -207,7 +265,7 @@ def warning_status(settings: Settings, today: date | None = None) -> list[Warnin
     table = dataset_table(contract, sa.MetaData())
     is_open = table.c.status.in_(OPEN_WARNING)
     overdue = sa.and_(is_open, sa.or_(table.c.status == "overdue", table.c.due_date < today))
-    engine = db.connect(settings)
+    engine = db.connect_existing(settings)
     try:
         if not sa.inspect(engine).has_table(table.name):
             return []
@@ -223,7 +281,61 @@ def warning_status(settings: Settings, today: date | None = None) -> list[Warnin
                 .order_by(table.c.target_department)
             ).all()
     except sa.exc.DBAPIError as exc:
-        raise _unreachable(exc) from None
+        raise db.unreachable(exc) from None
     finally:
         engine.dispose()
     return [WarningStatus(dept, int(o or 0), int(d or 0)) for dept, o, d in rows if o]
+
+
+def feed_row(s: FeedStatus) -> dict[str, Any]:
+    """One feed as plain JSON values: a line of `lidm status --json`, an entry of the Feeds page's /api/feeds.
+
+    Keys are stable; times are ISO 8601 with their zone, counts are numbers; codes, counts and names only."""
+    return {
+        "kind": "feed",
+        "feed": s.feed,
+        "contract": s.contract,
+        "title": s.title,
+        "department": s.department,
+        "contract_version": s.contract_version,
+        "source": s.source,
+        "freshness": s.freshness,
+        "state": s.state,
+        "last_data_at": _iso(s.last_loaded),
+        "last_batch": _delivery_row(s.last),
+        "last_loaded_batch": _delivery_row(s.last_good),
+        "rejected_since_load": s.rejected_since_load,
+        "open_quarantine": s.open_quarantine,
+        "deferred": s.deferred,
+        "reconciled": s.reconciled,
+        "reconciled_at": _iso(s.reconciled_at),
+        "reconcile_summary": s.reconcile_summary,
+    }
+
+
+def warning_row(w: WarningStatus) -> dict[str, Any]:
+    """One department's open and overdue warnings as plain JSON values (`lidm status --json`, /api/feeds)."""
+    return {"kind": "warnings", "department": w.department, "open": w.open, "overdue": w.overdue}
+
+
+def _delivery_row(d: Delivery | None) -> dict[str, Any] | None:
+    if d is None:
+        return None
+    return {
+        "batch_id": d.batch_id,
+        "source": d.source,
+        "status": d.status,
+        "contract_version": d.contract_version,
+        "started_at": _iso(d.started),
+        "finished_at": _iso(d.finished),
+        "extracted": d.extracted,
+        "loaded": d.loaded,
+        "quarantined": d.quarantined,
+        "reason_code": d.reason_code,
+        "reason": d.reason,
+        "top_reasons": [{"reason": reason, "rows": n} for reason, n in d.top_reasons],
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()

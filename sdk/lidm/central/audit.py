@@ -73,6 +73,19 @@ class Entry:
     def data(self) -> dict[str, Any]:
         return json.loads(self.detail)
 
+    def as_row(self) -> dict[str, Any]:
+        """The entry for `lidm audit show --json`: its detail as an object, its time in UTC, sealed or not."""
+        return {
+            "seq": self.seq,
+            "at": self.at.replace(tzinfo=UTC).isoformat(),
+            "actor": self.actor,
+            "action": self.action,
+            "subject": self.subject,
+            "detail": self.data,
+            "hash": self.hash,
+            "sealed": self.seal is not None,
+        }
+
 
 def canonical(data: Any) -> str:
     """The one JSON form hashed and stored: sorted keys, no spaces, UTF-8 kept."""

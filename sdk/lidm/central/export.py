@@ -56,22 +56,24 @@ def granted_view(settings: Settings, consumer: str, dataset: str) -> View:
 def export_dataset(settings: Settings, consumer: str, dataset: str, out: Path) -> ExportResult:
     """Write the consumer's granted columns and rows of a dataset as CSV (UTF-8 with BOM), atomically."""
     view = granted_view(settings, consumer, dataset)
-    # Tokens leave as the consumer's pseudonyms, exactly as its released table holds them (lidm.central.release).
-    keys: dict[int, bytes] = {}
-    if view.scopes:
-        keyring = load_keyring(settings)
-        scoped = dict(view.scopes)
-        keys = {
-            i: release.pseudonym_key(keyring, consumer, scoped[c]) for i, c in enumerate(view.columns) if c in scoped
-        }
+    engine = db.connect_existing(settings)  # first: a central database that is not there is the first thing to say
     cols = ", ".join(ident(c) for c in view.columns)
     query = sa.text(f"SELECT {cols} FROM {ident(view.table)} WHERE {' AND '.join(view.conditions)}")
-    engine = db.connect(settings)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
     writer.writerow(view.columns)
     rows = 0
     try:
+        # Tokens leave as the consumer's pseudonyms, exactly as its released table holds them (lidm.central.release).
+        keys: dict[int, bytes] = {}
+        if view.scopes:
+            keyring = load_keyring(settings)
+            scoped = dict(view.scopes)
+            keys = {
+                i: release.pseudonym_key(keyring, consumer, scoped[c])
+                for i, c in enumerate(view.columns)
+                if c in scoped
+            }
         with engine.connect() as conn:
             for row in conn.execute(query):
                 cells = [release.pseudonym(keys[i], v) if i in keys else v for i, v in enumerate(row)]

@@ -109,7 +109,7 @@ def list_quarantine(
         query = query.where(q.c.resolved_batch.is_(None))
     if limit:
         query = query.limit(limit)
-    engine = db.connect_current(settings)
+    engine = db.connect_existing(settings)
     try:
         with engine.connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]

@@ -190,12 +190,14 @@ def _rewind(conn: sa.Connection, row: Any, result: RecallResult) -> None:
 
 
 def list_batches(settings: Settings, *, feed: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-    """The newest batches (of one feed), with status, counts and recall details."""
+    """The newest batches (of one feed), with status, counts and recall details; from a database already set up."""
     b = batch_table
     cols = [
         b.c.batch_id,
         b.c.feed,
+        b.c.source_name,
         b.c.status,
+        b.c.reason,
         b.c.started_at,
         b.c.finished_at,
         b.c.extracted,
@@ -211,7 +213,7 @@ def list_batches(settings: Settings, *, feed: str | None = None, limit: int = 50
     query = sa.select(*cols).order_by(b.c.started_at.desc()).limit(limit)
     if feed:
         query = query.where(b.c.feed == feed)
-    engine = db.connect_current(settings)
+    engine = db.connect_existing(settings)
     try:
         with engine.connect() as conn:
             return [dict(r._mapping) for r in conn.execute(query)]

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 import typer
 from rich.table import Table
 
-from lidm.cli.common import console, current_settings, fail, keyring_or_none, wide
+from lidm.cli.common import JsonOption, console, current_settings, fail, keyring_or_none, print_json_lines, wide
 from lidm.errors import LidmError
 
 audit_app = typer.Typer(help="The tamper-evident audit log: verify the chain, show entries.", no_args_is_help=True)
@@ -23,10 +23,13 @@ def audit_verify(
     ] = None,
 ) -> None:
     """Recompute the hash chain (seals with the keyring, checkpoints with their public keys); exit 1 at a break."""
-    from lidm.central import audit, connect
+    from lidm.central import audit, connect_existing
     from lidm.keys import load_audit_public_keys
 
-    engine = connect(current_settings())
+    try:
+        engine = connect_existing(current_settings())
+    except LidmError as exc:
+        fail(exc)
     keyring = keyring_or_none()
     try:
         public_keys = load_audit_public_keys(current_settings()) or None
@@ -99,17 +102,22 @@ def audit_checkpoint() -> None:
 def audit_show(
     last: Annotated[int, typer.Option(help="How many of the newest entries.")] = 20,
     action: Annotated[str | None, typer.Option(help="Only this action, e.g. reidentify.")] = None,
+    as_json: JsonOption = False,
 ) -> None:
     """The newest entries: who did what to which feed, batch, push or consumer (counts and ids only)."""
-    from lidm.central import audit, connect
+    from lidm.central import audit, connect_existing
 
-    engine = connect(current_settings())
     try:
-        rows = audit.entries(engine, last=last, action=action)
+        engine = connect_existing(current_settings())
+        try:
+            rows = audit.entries(engine, last=last, action=action)
+        finally:
+            engine.dispose()
     except LidmError as exc:
         fail(exc)
-    finally:
-        engine.dispose()
+    if as_json:
+        print_json_lines(e.as_row() for e in rows)
+        return
     table = Table(title="Audit log")
     for col in ("seq", "at (UTC)", "actor", "action", "subject", "detail", "sealed"):
         table.add_column(col, overflow="fold", justify="right" if col == "seq" else "left")

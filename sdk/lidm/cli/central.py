@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from lidm.cli.common import console, current_settings, fail, read_catalog, wide
+from lidm.cli.common import JsonOption, console, current_settings, fail, print_json_lines, read_catalog, wide
 from lidm.config import Settings
 from lidm.errors import LidmError
 from lidm.redact import redact_url
@@ -78,6 +78,7 @@ def reidentify_command(
 def batch_list(
     feed: Annotated[str | None, typer.Option(help="Only this feed, e.g. health.population.")] = None,
     limit: Annotated[int, typer.Option(help="How many of the newest batches.")] = 50,
+    as_json: JsonOption = False,
 ) -> None:
     """The newest batches: status (loaded, rejected, recalled), counts, watermark, recall reason."""
     from lidm.central.recall import list_batches
@@ -86,6 +87,9 @@ def batch_list(
         rows = list_batches(current_settings(), feed=feed, limit=limit)
     except LidmError as exc:
         fail(exc)
+    if as_json:
+        print_json_lines(rows)
+        return
     table = Table(title="Batches")
     for col in ("batch", "feed", "status", "finished", "loaded", "quarantined", "ins/upd/ret", "watermark", "recall"):
         table.add_column(col, overflow="fold")

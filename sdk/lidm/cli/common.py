@@ -1,6 +1,14 @@
-"""What every `lidm` command shares: the one console, the settings, failing with exit 2, the catalogue, the keyring."""
+"""What every `lidm` command shares: the one console, the settings, failing with exit 2, the catalogue, the keyring,
+and --json."""
 
 from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from enum import Enum
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -9,6 +17,34 @@ from lidm.config import Settings
 from lidm.errors import LidmError
 
 console = Console()
+
+# Every listing command's --json: JSON Lines, one object per row of its table, the same keys on every row.
+JsonOption = Annotated[
+    bool,
+    typer.Option(
+        "--json", help="Print one JSON object per row (JSON Lines): stable keys, ISO 8601 times, numbers as numbers."
+    ),
+]
+
+
+def print_json_lines(rows: Iterable[Mapping[str, Any]]) -> None:
+    """Write rows as JSON Lines on stdout, for scripts: nothing else is printed, so `jq` reads every line."""
+    for row in rows:
+        typer.echo(json.dumps(row, ensure_ascii=False, default=_plain))
+
+
+def _plain(value: Any) -> Any:
+    """Machine values: a time as ISO 8601 with its zone (the gateway keeps naive times in UTC), a decimal as a
+    number."""
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, Enum):
+        return value.value
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def current_settings() -> Settings:

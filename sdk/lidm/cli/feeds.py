@@ -8,7 +8,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from lidm.cli.common import console, current_settings, fail, wide
+from lidm.cli.common import JsonOption, console, current_settings, fail, print_json_lines, wide
 from lidm.errors import FeedBusy, LidmError
 
 
@@ -127,15 +127,25 @@ def reconcile_command(
         raise typer.Exit(code=1)
 
 
-def status() -> None:
-    """Feed health: last batch and counts, top quarantine reasons, freshness; warnings per department."""
-    from lidm.status import feed_status, warning_status
+def status(as_json: JsonOption = False) -> None:
+    """Feed health: last delivery and its counts, top quarantine or rejection reasons, freshness; warnings per
+    department. Exit 1 when a feed is late, rejected or not reconciled."""
+    from lidm.status import feed_row, feed_status, warning_row, warning_status
 
     settings = current_settings()
     try:
         feeds_now, warnings = feed_status(settings), warning_status(settings)
     except LidmError as exc:
         fail(exc)
+    if as_json:
+        print_json_lines([*(feed_row(f) for f in feeds_now), *(warning_row(w) for w in warnings)])
+    else:
+        _print_status(feeds_now, warnings)
+    if any(f.state in ("late", "failing") or f.reconciled == "mismatch" for f in feeds_now):
+        raise typer.Exit(code=1)
+
+
+def _print_status(feeds_now, warnings) -> None:  # type: ignore[no-untyped-def]
     style = {"fresh": "green", "late": "bold red", "failing": "bold red", "never": "dim"}
     table = Table(title="Feeds")
     numeric = ("extracted", "loaded", "quarantined", "open q.")
@@ -158,18 +168,32 @@ def status() -> None:
         )
     wide().print(table)
     for f in feeds_now:
+        if f.state == "failing" and f.last_good is not None:
+            g = f.last_good
+            console.print(
+                f"[yellow]{f.feed}[/]: {f.rejected_since_load:,} delivery(ies) rejected since the last load "
+                f"({g.source}, {g.at:%Y-%m-%d %H:%M}: {g.extracted:,} extracted, {g.loaded:,} loaded, "
+                f"{g.quarantined:,} quarantined)",
+                highlight=False,
+            )
         for note in f.notes:
             console.print(f"[yellow]{f.feed}[/]: {note}", highlight=False)
     for w in warnings:
         console.print(f"warnings for {w.department}: {w.open} open, {w.overdue} overdue")
-    if any(f.state in ("late", "failing") or f.reconciled == "mismatch" for f in feeds_now):
-        raise typer.Exit(code=1)
 
 
-def feeds() -> None:
-    """List registered adapters (feeds) and their sources."""
-    from lidm.registry import adapters
+def feeds(as_json: JsonOption = False) -> None:
+    """List registered adapters (feeds) and their sources, and any that fail to load."""
+    from lidm.registry import adapters, broken
 
+    if as_json:
+        rows = [
+            {"feed": name, "contract": a.contract, "source": a.source.describe(), "broken": None}
+            for name, a in adapters().items()
+        ]
+        rows += [{"feed": name, "contract": None, "source": None, "broken": why} for name, why in broken().items()]
+        print_json_lines(rows)
+        return
     table = Table(title="Feeds")
     table.add_column("feed", no_wrap=True)
     for col in ("contract", "source"):

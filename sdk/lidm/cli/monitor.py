@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from lidm.cli.common import console, current_settings, fail, wide
+from lidm.cli.common import JsonOption, console, current_settings, fail, print_json_lines, wide
 from lidm.errors import LidmError
 
 monitor_app = typer.Typer(
@@ -35,7 +35,7 @@ def report_command(
 
 
 @monitor_app.command("rules")
-def monitor_rules() -> None:
+def monitor_rules(as_json: JsonOption = False) -> None:
     """Every monitoring rule: what it looks for, who must act, how fast, which feeds it reads."""
     from lidm.contracts.load import load_catalog
     from lidm.monitor import load_rules
@@ -47,6 +47,9 @@ def monitor_rules() -> None:
         )
     except LidmError as exc:
         fail(exc)
+    if as_json:
+        print_json_lines(r.as_row() for r in rules)
+        return
     table = Table(title="Monitoring rules")
     for col in ("rule", "hardship", "department", "urgency", "days", "feeds", "params"):
         table.add_column(col)

@@ -2,23 +2,23 @@
 
 Server-rendered HTML with no script, so it shows the same in any browser and behind any proxy; it
 refreshes itself every minute. Everything on it comes from `lidm.status`: counts, reasons, times and
-contract versions, never a person's data.
+contract versions, never a person's data. /api/feeds serves the rows of `lidm status --json`.
 """
 
 from __future__ import annotations
 
 import html
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from lidm.config import Settings, get_settings
 from lidm.errors import LidmError
-from lidm.status import FeedStatus, WarningStatus, duration, feed_status, warning_status
+from lidm.status import FeedStatus, WarningStatus, duration, feed_row, feed_status, warning_row, warning_status
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+    from fastapi.responses import JSONResponse
 
 STATE_LABEL = {"fresh": "on time", "late": "LATE", "never": "no data yet", "failing": "REJECTED"}
 ORDER = {"failing": 0, "late": 1, "fresh": 2, "never": 3}  # what needs an operator comes first
@@ -60,17 +60,30 @@ def _span(freshness: str | None) -> str:
     return f"{hours // 24} days" if hours >= 48 and hours % 24 == 0 else f"{hours} h"
 
 
+def _reasons(reasons: list[tuple[str, int]]) -> str:
+    return ", ".join(f"{html.escape(r)} ×{n}" for r, n in reasons) or "—"
+
+
 def _row(s: FeedStatus) -> str:
     e = html.escape
-    reasons = ", ".join(f"{e(r)} ×{n}" for r, n in s.top_reasons) or "—"
-    if s.state == "failing" and s.reason:
-        reasons = f"<b>rejected:</b> {e(s.reason[:240])}"
+    last, good = s.last, s.last_good
+    reasons = _reasons(s.top_reasons)
+    if last is not None and last.status == "rejected":
+        # The rejected delivery's own reason beside its own counts; the last load's apart, with its own.
+        reasons = f'<b>rejected:</b> {e((last.reason or "")[:240])}<br><span class="dim">{e(last.source)}</span>'
+        if s.rejected_since_load > 1:
+            reasons += f"<br><b>{s.rejected_since_load:,} deliveries rejected since the last load</b>"
+        if good is not None:
+            reasons += (
+                f'<br><span class="dim">last loaded: {e(good.source)}, {good.extracted:,} extracted, '
+                f"{good.loaded:,} loaded, {good.quarantined:,} quarantined ({_reasons(good.top_reasons)})</span>"
+            )
     version = e(s.contract_version)
     if s.last_version and s.last_version != s.contract_version:
-        version += f' <span class="dim">(loaded under {e(s.last_version)})</span>'
+        version += f' <span class="dim">(read under {e(s.last_version)})</span>'
     counts = (
         f'<td class="n">{s.extracted:,}</td><td class="n">{s.loaded:,}</td><td class="n">{s.quarantined:,}</td>'
-        if s.last_loaded
+        if last is not None
         else '<td class="n">—</td><td class="n">—</td><td class="n">—</td>'
     )
     if s.open_quarantine:
@@ -91,7 +104,7 @@ def _row(s: FeedStatus) -> str:
         f'<td><b>{e(s.feed)}</b><br><span class="dim">{e(s.title)}</span></td>'
         f"<td>{e(s.department)}</td>"
         f'<td><span class="badge {s.state}">{STATE_LABEL[s.state]}</span><br>'
-        f'<span class="dim">{"data " + _ago(s.age) if s.age else "no batch yet"}; expected within '
+        f'<span class="dim">{"data " + _ago(s.age) if s.age else "no data yet"}; expected within '
         f"{_span(s.freshness)}</span></td>"
         f'{counts}<td>{reasons}</td><td class="reconciled">{recon}</td><td>{version}</td>'
         f'<td class="dim">{e(s.source)}</td></tr>'
@@ -122,7 +135,7 @@ def render(feeds: list[FeedStatus], warnings: list[WarningStatus], now: datetime
 late, rejected or not reconciled · <b>{never}</b> without data · as of {now:%Y-%m-%d %H:%M} UTC</p>
 <table id="feeds">
 <tr><th>feed</th><th>department</th><th>freshness</th><th>extracted</th><th>loaded</th><th>quarantined</th>
-<th>top quarantine reasons</th><th>reconciled</th><th>contract</th><th>source</th></tr>
+<th>reasons (quarantine or rejection)</th><th>reconciled</th><th>contract</th><th>source</th></tr>
 {"".join(_row(f) for f in sorted(feeds, key=lambda f: (ORDER[f.state], f.feed)))}
 </table>
 <h2>Warnings by department</h2>
@@ -137,7 +150,7 @@ def create_app(settings: Callable[[], Settings] = get_settings, dependencies: Se
     do it for a plugin's app, so the plugin passes its auth manager's check; without one the app answers anyone.
     """
     from fastapi import FastAPI
-    from fastapi.responses import HTMLResponse
+    from fastapi.responses import HTMLResponse, JSONResponse
 
     app = FastAPI(title="lidm feeds", docs_url=None, redoc_url=None, dependencies=list(dependencies))
 
@@ -150,14 +163,16 @@ def create_app(settings: Callable[[], Settings] = get_settings, dependencies: Se
             body = f"<!doctype html><title>lidm · Feeds</title><h1>Feeds</h1><p>{html.escape(str(exc))}</p>"
             return HTMLResponse(body, status_code=503)
 
-    @app.get("/api/feeds")
-    def feeds_json() -> dict[str, Any]:
+    @app.get("/api/feeds", response_model=None)
+    def feeds_json() -> dict[str, Any] | JSONResponse:
+        """The rows of `lidm status --json` (`lidm.status.feed_row`, `warning_row`): feeds, then warnings."""
         current = settings()
-        return {
-            "feeds": [
-                asdict(f) | {"age_seconds": f.age.total_seconds() if f.age else None} for f in feed_status(current)
-            ],
-            "warnings": [asdict(w) for w in warning_status(current)],
-        }
+        try:
+            return {
+                "feeds": [feed_row(f) for f in feed_status(current)],
+                "warnings": [warning_row(w) for w in warning_status(current)],
+            }
+        except LidmError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=503)
 
     return app

@@ -110,6 +110,21 @@ class Rule(BaseModel):
             return self.params[name]
         return raw
 
+    def as_row(self) -> dict[str, Any]:
+        """The rule for `lidm monitor rules --json`: what it looks for, who must act, how fast, what it reads."""
+        return {
+            "rule": self.id,
+            "version": self.version,
+            "title": self.title,
+            "hardship_type": self.hardship_type,
+            "department": self.department,
+            "urgency": self.urgency.value,
+            "due_days": self.due_days,
+            "feeds": list(self.feeds),
+            "params": dict(self.params),
+            "summary": self.summary_text(),
+        }
+
     def summary_text(self) -> str:
         """The warning's reason with params filled in; params are thresholds, never personal values."""
         text = " ".join(self.summary.split())
