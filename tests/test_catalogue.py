@@ -232,3 +232,49 @@ def test_making_a_token_linkable_is_a_breaking_widening(contracts_copy):
     (problem,) = check_against_lock(load_catalog(contracts_copy), contracts_copy)
     (change,) = problem[0].changes
     assert (change.kind, change.breaking, change.field) == ("grant_widened", True, "household_id")
+
+
+def test_lint_refuses_a_county_grant_that_reads_every_district(contracts_copy):
+    """A county bureau reads its own districts only: a grant to it (or a group of counties) without that row scope
+    would give it the whole city."""
+    path = contracts_copy / "civil_affairs" / "low_income_roster.yaml"
+    text = path.read_text("utf-8")
+    assert text.count("rows: own_districts") == 1
+    path.write_text(text.replace("        rows: own_districts\n", ""), "utf-8")
+    messages = [str(f) for f in lint(load_catalog(contracts_copy), "4301") if f.severity == "error"]
+    assert any(
+        "grant to county_civil_affairs gives county bureau(s) civil_affairs.furong" in m and "own_districts" in m
+        for m in messages
+    ), messages
+
+
+def test_lint_refuses_a_shared_code_list_extended_with_codes_of_its_own(contracts_copy):
+    """Reusing disability_grade (一级 to 四级) with grades 1-10 is another list: it must say so by its name."""
+    other = contracts_copy / "health" / "population.yaml"
+    doc = yaml.safe_load(other.read_text("utf-8"))
+    grades = [{"value": str(i), "label": f"{'一二三四五六七八九十'[i - 1]}级"} for i in range(1, 11)]
+    field = {
+        "name": "injury_grade",
+        "logicalType": "string",
+        "classification": "sensitive",
+        "enum": grades,
+        "customProperties": [
+            {"property": "lidmProtection", "value": "clear"},
+            {"property": "lidmCodeList", "value": "disability_grade"},
+        ],
+    }
+    doc["schema"][0]["properties"].append(field)
+    other.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), "utf-8")
+    messages = [str(f) for f in lint(load_catalog(contracts_copy), "4301") if f.severity == "error"]
+    assert any("list disability_grade has no code 10, 5, 6, 7, 8, 9 elsewhere" in m for m in messages), messages
+    # Its own list, under its own name, is fine; a subset of the shared list is fine too.
+    field["customProperties"][1]["value"] = "work_injury_grade_ten"
+    doc["schema"][0]["properties"][-1] = field
+    doc["schema"][0]["properties"].append(field | {"name": "grade_again", "enum": grades[:2]})
+    doc["schema"][0]["properties"][-1]["customProperties"] = [
+        {"property": "lidmProtection", "value": "clear"},
+        {"property": "lidmCodeList", "value": "disability_grade"},
+    ]
+    other.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), "utf-8")
+    messages = [str(f) for f in lint(load_catalog(contracts_copy), "4301") if f.severity == "error"]
+    assert not [m for m in messages if "has no code" in m], messages

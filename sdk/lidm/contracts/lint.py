@@ -95,6 +95,16 @@ def _lint_grants(c: Contract, catalog: ContractCatalog) -> list[Finding]:
             say("warning", g.line, None, f"grant to {g.consumer} declares no purpose")
             for name in g.linkable:
                 say("error", g.line, name, f"linkable for {g.consumer} without a declared purpose to join it for")
+        members = catalog.consumers.expand(g.consumer) if catalog.consumers else []
+        counties = [m.id for m in members if m.kind == "county"]
+        if counties and g.rows is not RowScope.OWN_DISTRICTS:
+            say(
+                "error",
+                g.line,
+                None,
+                f"grant to {g.consumer} gives county bureau(s) {', '.join(counties)} every district's rows: "
+                "a county reads only its own districts; set rows: own_districts (with lidmDistrictField)",
+            )
         if g.rows is RowScope.OWN_DISTRICTS:
             if not c.district_field:
                 say(
@@ -103,7 +113,6 @@ def _lint_grants(c: Contract, catalog: ContractCatalog) -> list[Finding]:
                     None,
                     f"grant to {g.consumer} is limited to own districts but lidmDistrictField is unset",
                 )
-            members = catalog.consumers.expand(g.consumer) if catalog.consumers else []
             if any(not m.districts for m in members):
                 say("error", g.line, None, f"grant to {g.consumer} is limited to own districts but a member has none")
         if g.rows is RowScope.OWN_DEPARTMENT and not c.department_field:
@@ -143,13 +152,17 @@ def _lint_fields(c: Contract, city_prefix: str) -> list[Finding]:
 
 
 def _lint_code_lists(catalog: ContractCatalog) -> list[Finding]:
-    """The same code list means the same thing everywhere: a code never changes its label between contracts."""
+    """The same code list means the same thing everywhere: a code never changes its label between contracts, and
+    a contract that reuses a shared list uses its codes, never more (disability grades 1-4 are not 1-10): a list
+    of its own gets a name of its own."""
     labels: dict[str, dict[str, tuple[str, str]]] = defaultdict(dict)  # list -> code -> (label, where)
+    uses: dict[str, list[tuple[Contract, str, frozenset[str]]]] = defaultdict(list)
     out = []
     for c in catalog:
         for f in c.fields:
             if not f.code_list or not f.enum:
                 continue
+            uses[f.code_list].append((c, f.name, frozenset(f.enum)))
             for code, label in zip(f.enum, f.enum_labels or (None,) * len(f.enum), strict=True):
                 seen = labels[f.code_list].get(code)
                 if seen is None:
@@ -165,6 +178,25 @@ def _lint_code_lists(catalog: ContractCatalog) -> list[Finding]:
                             f"'{seen[0]}' in {seen[1]}",
                         )
                     )
+    for name, used in uses.items():
+        if len(used) < 2:
+            continue
+        for c, field, codes in used:
+            others = [(o, of, oc) for o, of, oc in used if (o.id, of) != (c.id, field)]
+            known = frozenset().union(*(oc for _, _, oc in others))
+            extra = sorted(codes - known)
+            if extra:
+                where = ", ".join(f"{o.id}.{of}" for o, of, _ in others)
+                out.append(
+                    Finding(
+                        "error",
+                        c.id,
+                        _where(c),
+                        field,
+                        f"list {name} has no code {', '.join(extra)} elsewhere ({where}): a contract that needs other "
+                        "codes declares a list of its own (another lidmCodeList name)",
+                    )
+                )
     return out
 
 
