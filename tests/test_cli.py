@@ -59,6 +59,18 @@ def test_run_without_connection_explains_how_to_configure(tmp_path, monkeypatch)
     assert out.exit_code == 2 and "LIDM_CONNECTIONS" in out.output
 
 
+def test_run_takes_the_connections_verify_takes(tmp_path, monkeypatch):
+    """`lidm run --connections FILE` reads the sources `lidm sample` wrote, as `lidm adapter verify` does."""
+    monkeypatch.chdir(tmp_path)
+    runner.invoke(app, ["keys", "init"])
+    sample = runner.invoke(app, ["sample", "--size", "200", "--dataset", "health.population", "--out", "sources"])
+    assert sample.exit_code == 0, sample.output
+    out = runner.invoke(app, ["run", "health.population", "--connections", "sources/connections.json"])
+    assert out.exit_code == 0 and "loaded" in out.output, out.output
+    bad = runner.invoke(app, ["run", "health.population", "--connections", '{"health_db": '])
+    assert bad.exit_code == 2 and "--connections" in bad.output
+
+
 def test_feeds_lists_registered_adapters():
     out = runner.invoke(app, ["feeds"])
     assert out.exit_code == 0 and "health.population" in out.output and "roster_*.csv" in out.output

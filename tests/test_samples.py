@@ -177,3 +177,12 @@ def test_population_table_round_trip(tmp_path, people):
         first = conn.execute(sa.text("SELECT sfzh, csrq, gxsj FROM t_population LIMIT 1")).one()
     assert isinstance(first.csrq, str) and len(first.csrq) == 8
     engine.dispose()
+
+
+def test_the_mariadb_server_is_given_as_every_other_odbc_connection(tmp_path):
+    """`lidm sample --mariadb odbc:DRIVER=…` (the form LIDM_CONNECTIONS uses) and the bare string mean the same."""
+    from lidm_samples.sources import Servers
+
+    bare = "DRIVER={MariaDB Unicode};SERVER=127.0.0.1;PORT=3306;UID=root;PWD="
+    assert Servers(tmp_path, mariadb_odbc="odbc:" + bare).mariadb_odbc == bare
+    assert Servers(tmp_path, mariadb_odbc=bare).mariadb_odbc == bare

@@ -295,3 +295,19 @@ def test_sample_to_a_server_that_is_down_says_which_and_why(tmp_path):
     down = Servers(tmp_path, mariadb_odbc="DRIVER={MariaDB Unicode};SERVER=127.0.0.1;PORT=1;UID=root;PWD=")
     with pytest.raises(SourceError, match=r"health\.population: the mariadb server refused the write"):
         write_sources(build_world(300, 1), down, datasets=["health.population"])
+
+
+def test_a_scaffolded_comment_never_cuts_a_code_in_two():
+    """Long code lists wrap between codes: every code of every field stands whole on one comment line, and no
+    line is longer than ruff allows."""
+    from lidm.contracts import load_catalog
+    from lidm.testkit.scaffold import render_adapter
+
+    for contract in load_catalog():
+        lines = render_adapter(contract, "sql", "x_db").splitlines()
+        assert max(len(line) for line in lines) <= 120, contract.id
+        comments = [line.split("#", 1)[1] for line in lines if "#" in line]
+        words = {w.strip(",") for comment in comments for w in comment.split()}
+        for f in contract.fields:
+            missing = [code for code in f.enum or () if code not in words]
+            assert not missing, (contract.id, f.name, missing)

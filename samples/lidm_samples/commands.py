@@ -82,7 +82,11 @@ def sample(
     out: Annotated[Path, typer.Option(help="Folder for file sources and connections.json.")] = Path(".lidm/sources"),
     dataset: Annotated[list[str] | None, typer.Option(help="Only these datasets (repeatable).")] = None,
     mariadb: Annotated[
-        str | None, typer.Option(help="ODBC string of a MariaDB server for the sources declared there.")
+        str | None,
+        typer.Option(
+            help="ODBC connection of a MariaDB server for the sources declared there, as everywhere else: "
+            "odbc:DRIVER={MariaDB Unicode};SERVER=…;PORT=…;UID=…;PWD=… (the odbc: prefix may be left out)."
+        ),
     ] = None,
     postgres: Annotated[str | None, typer.Option(help="SQLAlchemy URL of a PostgreSQL server (any database).")] = None,
     sftp: Annotated[

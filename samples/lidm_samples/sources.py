@@ -282,6 +282,11 @@ class Servers:
     sftp_url: str | None = None  # sftp://user@host:port/dir?key_file=…&known_hosts=…
     database_prefix: str = "lidm_src_"
 
+    def __post_init__(self) -> None:
+        # Given as every source connection is (odbc:DRIVER=…), or as the bare connection string.
+        if self.mariadb_odbc:
+            self.mariadb_odbc = self.mariadb_odbc.removeprefix("odbc:")
+
     def sql_url(self, source: SampleSource) -> tuple[str, str]:
         """(URL to write with, connection value for the adapter)."""
         name = f"{self.database_prefix}{source.connection}"

@@ -8,27 +8,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from lidm.cli.common import console, current_settings, fail, wide
+from lidm.cli.common import console, current_settings, fail, load_connections, wide
 from lidm.cli.feeds import feeds
 from lidm.errors import LidmError
 
 adapter_app = typer.Typer(help="Adapters: list, scaffold a new one, verify one (the test kit).", no_args_is_help=True)
-
-
-def _load_connections(value: str | None) -> dict[str, str] | None:
-    """A JSON object or a JSON file of connections (as written by `lidm sample`)."""
-    import json
-
-    if not value:
-        return None
-    try:
-        text = value if value.lstrip().startswith("{") else Path(value).read_text("utf-8")
-        loaded = json.loads(text)
-    except (OSError, json.JSONDecodeError) as exc:
-        raise LidmError(f"--connections: not a JSON object or a readable JSON file ({type(exc).__name__})") from None
-    if not isinstance(loaded, dict):
-        raise LidmError("--connections: expected a JSON object of name -> URL")
-    return {str(k): str(v) for k, v in loaded.items()}
 
 
 @adapter_app.command("list")
@@ -88,7 +72,7 @@ def adapter_verify(
     from lidm.testkit import FAIL, PASS, SKIP, WARN, verify
 
     try:
-        result = verify(name, connections=_load_connections(connections), sample_rows=sample_rows)
+        result = verify(name, connections=load_connections(connections), sample_rows=sample_rows)
     except LidmError as exc:
         fail(exc)
     style = {PASS: "green", WARN: "yellow", FAIL: "red", SKIP: "dim"}

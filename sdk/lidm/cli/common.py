@@ -79,3 +79,20 @@ def keyring_or_none():  # type: ignore[no-untyped-def]
     from lidm.keys import load_keyring_or_none
 
     return load_keyring_or_none(current_settings())
+
+
+def load_connections(value: str | None) -> dict[str, str] | None:
+    """A JSON object or a JSON file of connections (as `lidm sample` writes them), for --connections."""
+    import json
+    from pathlib import Path
+
+    if not value:
+        return None
+    try:
+        text = value if value.lstrip().startswith("{") else Path(value).read_text("utf-8")
+        loaded = json.loads(text)
+    except (OSError, json.JSONDecodeError) as exc:
+        raise LidmError(f"--connections: not a JSON object or a readable JSON file ({type(exc).__name__})") from None
+    if not isinstance(loaded, dict):
+        raise LidmError("--connections: expected a JSON object of name -> URL")
+    return {str(k): str(v) for k, v in loaded.items()}

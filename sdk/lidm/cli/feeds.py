@@ -8,7 +8,7 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from lidm.cli.common import JsonOption, console, current_settings, fail, print_json_lines, wide
+from lidm.cli.common import JsonOption, console, current_settings, fail, load_connections, print_json_lines, wide
 from lidm.errors import FeedBusy, LidmError
 
 
@@ -66,12 +66,18 @@ def run(
         str | None,
         typer.Option(help="Incremental database feed: read again from this day or time (e.g. what reconcile found)."),
     ] = None,
+    connections: Annotated[
+        str | None, typer.Option(help="JSON object or file of connections (default LIDM_CONNECTIONS).")
+    ] = None,
 ) -> None:
     """Run one feed: every pending batch, each loaded whole or rejected whole."""
     from lidm.pipeline import run_feed
 
     try:
-        results = run_with_progress(lambda tick: run_feed(feed, current_settings(), progress=tick, since=since))
+        urls = load_connections(connections)
+        results = run_with_progress(
+            lambda tick: run_feed(feed, current_settings(), connections=urls, progress=tick, since=since)
+        )
     except FeedBusy as exc:
         console.print(f"[yellow]already running:[/] {exc}", highlight=False)
         return

@@ -33,7 +33,7 @@ def _comment(contract: Contract, name: str) -> str:
     if f.primary_key:
         parts.append("key")
     if f.enum:
-        parts.append("codes " + "|".join(f.enum))
+        parts.append("codes " + " | ".join(f.enum))
     if f.type is LogicalType.DATE:
         parts.append("wrap in date(col, '<format>')")
     if f.unit:
@@ -77,7 +77,10 @@ def render_adapter(contract: Contract, kind: str, connection: str) -> str:
         if len(entry) + len(comment) + 4 <= 120:
             lines.append(f"{entry}  # {comment}")
         else:
-            lines += [f"        # {part}" for part in textwrap.wrap(comment, 110, break_on_hyphens=False)] + [entry]
+            lines += [
+                f"        # {part}"
+                for part in textwrap.wrap(comment, 110, break_on_hyphens=False, break_long_words=False)
+            ] + [entry]
     lines += ["    },", "    ignore=(),", f'    pool="{contract.department}",', ")", ""]
     return "\n".join(lines)
 
