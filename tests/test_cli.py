@@ -125,7 +125,7 @@ def test_a_missing_central_url_is_said_and_nothing_is_created(empty_home):
     central = empty_home / "home" / "central.db"
     assert stat.S_IMODE(central.stat().st_mode) == 0o600  # the gateway's data, its owner's only
     out = runner.invoke(app, ["status"])
-    assert out.exit_code == 0 and "health.population" in out.output and "never" in out.output, out.output
+    assert out.exit_code == 0 and "health.population" in out.output and "no data yet" in out.output, out.output
     assert page.get("/api/feeds").status_code == 200
 
 

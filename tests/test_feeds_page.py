@@ -183,7 +183,8 @@ def test_lidm_status_says_the_same_and_fails_when_a_feed_needs_attention(central
     )
     assert out.returncode == 1, out.stdout + out.stderr
     lines = {line.split("│")[1].strip(): line for line in out.stdout.splitlines() if line.count("│") > 3}
-    assert "late" in lines["health.deaths"] and "failing" in lines["civil_affairs.low_income_roster"]
+    # The states as the README and the Feeds page name them (the JSON keeps the codes late and failing).
+    assert "LATE" in lines["health.deaths"] and "REJECTED" in lines["civil_affairs.low_income_roster"]
     assert "warnings for civil_affairs: 2 open, 1 overdue" in out.stdout
 
 

@@ -27,6 +27,8 @@ from lidm.contracts import Contract, load_catalog
 from lidm.registry import adapters
 
 WARNING_CONTRACT = "platform.warning"
+# What each state is called where people read it (the CLI's table, the Feeds page); `state` stays the code.
+STATE_LABEL = {"fresh": "on time", "late": "LATE", "never": "no data yet", "failing": "REJECTED"}
 OPEN_WARNING = ("raised", "pushed", "acknowledged", "overdue")
 DELIVERED = ("loaded", "rejected")  # a recalled batch was withdrawn: it is no delivery of the feed's any more
 

@@ -136,7 +136,7 @@ def reconcile_command(
 def status(as_json: JsonOption = False) -> None:
     """Feed health: last delivery and its counts, top quarantine or rejection reasons, freshness; warnings per
     department. Exit 1 when a feed is late, rejected or not reconciled."""
-    from lidm.status import feed_row, feed_status, warning_row, warning_status
+    from lidm.status import STATE_LABEL, feed_row, feed_status, warning_row, warning_status
 
     settings = current_settings()
     try:
@@ -146,23 +146,23 @@ def status(as_json: JsonOption = False) -> None:
     if as_json:
         print_json_lines([*(feed_row(f) for f in feeds_now), *(warning_row(w) for w in warnings)])
     else:
-        _print_status(feeds_now, warnings)
+        _print_status(feeds_now, warnings, STATE_LABEL)
     if any(f.state in ("late", "failing") or f.reconciled == "mismatch" for f in feeds_now):
         raise typer.Exit(code=1)
 
 
-def _print_status(feeds_now, warnings) -> None:  # type: ignore[no-untyped-def]
+def _print_status(feeds_now, warnings, labels) -> None:  # type: ignore[no-untyped-def]
     style = {"fresh": "green", "late": "bold red", "failing": "bold red", "never": "dim"}
     table = Table(title="Feeds")
     numeric = ("extracted", "loaded", "quarantined", "open q.")
-    cols = ("feed", "state", "last data", *numeric, "top reasons", "reconciled", "contract")
+    cols = ("feed", "state", "loaded at", *numeric, "top reasons", "reconciled", "contract")
     for col in cols:
         table.add_column(col, justify="right" if col in numeric else "left")
     recon_style = {"ok": "green", "mismatch": "bold red"}
     for f in feeds_now:
         table.add_row(
             f.feed,
-            f"[{style[f.state]}]{f.state}[/]",
+            f"[{style[f.state]}]{labels[f.state]}[/]",
             f"{f.last_loaded:%Y-%m-%d %H:%M}" if f.last_loaded else "-",
             f"{f.extracted:,}",
             f"{f.loaded:,}",

@@ -14,13 +14,21 @@ from typing import TYPE_CHECKING, Any
 
 from lidm.config import Settings, get_settings
 from lidm.errors import LidmError
-from lidm.status import FeedStatus, WarningStatus, duration, feed_row, feed_status, warning_row, warning_status
+from lidm.status import (
+    STATE_LABEL,
+    FeedStatus,
+    WarningStatus,
+    duration,
+    feed_row,
+    feed_status,
+    warning_row,
+    warning_status,
+)
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
     from fastapi.responses import JSONResponse
 
-STATE_LABEL = {"fresh": "on time", "late": "LATE", "never": "no data yet", "failing": "REJECTED"}
 ORDER = {"failing": 0, "late": 1, "fresh": 2, "never": 3}  # what needs an operator comes first
 
 _STYLE = """
