@@ -76,6 +76,7 @@ def test_errors_say_whether_a_retry_can_help() -> None:
     terminal = [
         errors.RejectedBatch("replay", "x"),
         errors.ConfigError("x"),
+        errors.CentralSchemaBehind("x"),  # a missing table: a migration to write or apply, not a wait
         errors.ContractError("x"),
         errors.KeyringError("x"),
         errors.RuleError("x"),

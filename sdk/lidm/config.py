@@ -52,6 +52,13 @@ class Settings(BaseSettings):
     contracts_dir: Path | None = Field(
         default=None, description="Folder of contract YAML files.", json_schema_extra={"section": "general"}
     )
+    migrations_dir: Path | None = Field(
+        default=None,
+        description="Folder of the deployment's own migrations: the tables of datasets the SDK does not ship, "
+        "written there by `lidm db revision` and applied by `lidm db upgrade` after the SDK's own; migrations/ "
+        "next to the contracts folder when unset (none with the contracts installed with the package).",
+        json_schema_extra={"section": "general"},
+    )
     cache_dir: Path | None = Field(
         default=None,
         description="Where the compiled catalogue is kept between processes (read before the settings are: an "

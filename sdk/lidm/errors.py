@@ -56,6 +56,11 @@ class CentralNotSetUp(ConfigError):
     """A command that only reads found no central database set up where the settings point (LIDM_CENTRAL_URL)."""
 
 
+class CentralSchemaBehind(ConfigError):
+    """The central database lacks a table or column a contract needs: a migration is to be written or applied
+    (`lidm db revision`, `lidm db upgrade`), which no retry does."""
+
+
 class FeedBusy(LidmError):
     """Another run of the same feed holds its lock: this run read, wrote and settled nothing."""
 

@@ -27,11 +27,12 @@ from lidm.central import db, ledger
 from lidm.central.holds import Acceptance, accept_batch
 from lidm.central.loader import BatchWriter
 from lidm.central.lock import feed_lock
+from lidm.central.revision import missing_table
 from lidm.central.schema import dataset_table
 from lidm.config import Settings, get_settings
 from lidm.conform import check_columns, check_mapping
 from lidm.contracts import Contract, UpdateMode, load_one
-from lidm.errors import CentralUnavailable, ConfigError, LidmError, RejectedBatch, SourceError
+from lidm.errors import CentralSchemaBehind, CentralUnavailable, ConfigError, LidmError, RejectedBatch, SourceError
 from lidm.keys import Keyring, load_keyring
 from lidm.producers import drop_trust
 from lidm.protect import unseal
@@ -97,7 +98,7 @@ def prepare(adapter: Adapter | str, settings: Settings | None = None) -> Feed:
     keyring = load_keyring(settings)
     engine = db.connect(settings)
     try:
-        db.ensure_current(engine)
+        db.ensure_current(engine, settings)
     except sa.exc.OperationalError as exc:
         engine.dispose()
         raise CentralUnavailable(
@@ -340,10 +341,7 @@ def _refusal(feed: Feed, batch_id: str, exc: Exception, file: str) -> RejectedBa
     if code is None and "no such table" in str(orig):  # SQLite says it in words, without a SQLSTATE
         code = "42P01"
     if code == "42P01":
-        raise LidmError(
-            f"feed {feed.name}: the contract's table {feed.contract.table} does not exist in the central database; "
-            "nothing was written. Create it with `lidm db upgrade` (after `lidm db revision` for a new contract)."
-        ) from None
+        raise CentralSchemaBehind(f"feed {feed.name}: {missing_table(feed.contract, feed.settings)}") from None
     lost = isinstance(exc, sa.exc.DBAPIError) and (
         exc.connection_invalidated or isinstance(exc, sa.exc.OperationalError)
     )
@@ -354,14 +352,15 @@ def _refusal(feed: Feed, batch_id: str, exc: Exception, file: str) -> RejectedBa
             f"({name}, SQLSTATE {code or '-'}); nothing was written, the run can be retried."
         ) from None
     if code == "42501":  # a privilege, not the schema: e.g. a released table made since the loader's grants
-        raise LidmError(
+        raise ConfigError(
             f"feed {feed.name}: the central database refused batch {batch_id} a privilege ({name}); nothing was "
             "written. The owner should run `lidm grants apply` (it gives the loader what loading needs)."
         ) from None
     if code and code[:2] in ("42", "3F", "0A"):
-        raise LidmError(
+        raise CentralSchemaBehind(
             f"feed {feed.name}: central database refused batch {batch_id} ({name}, SQLSTATE {code}); nothing was "
-            "written. The schema does not match the contract: check the migration state with `lidm db upgrade`."
+            f"written. Its table {feed.contract.table} does not match the contract: `lidm db upgrade` applies the "
+            f'migrations there are; a changed contract needs one more, from `lidm db revision -m "{feed.contract.id}"`.'
         ) from None
     if code:
         return RejectedBatch(

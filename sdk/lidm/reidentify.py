@@ -108,7 +108,7 @@ def reidentify(
     scope = _scope(catalog, contract, grant, consumer, t)
     engine = db.connect(settings)
     try:
-        db.ensure_current(engine)
+        db.ensure_current(engine, settings)
         found: dict[str, tuple[str | None, str]] = {}
         with engine.connect() as conn:
             for start in range(0, len(wanted), 500):

@@ -67,7 +67,7 @@ def retokenize(settings: Settings, *, out: Path | None = None) -> Retokenized:
     write_keyring(new, staged, overwrite=True)
     engine = db.connect(settings)
     try:
-        db.ensure_current(engine)
+        db.ensure_current(engine, settings)
         with engine.begin() as conn:
             result = _rewrite(conn, settings, keyring, new)
     except BaseException:

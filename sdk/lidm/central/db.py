@@ -1,22 +1,35 @@
-"""Connect to the central database and bring its schema to the newest migration."""
+"""Connect to the central database and bring its schema to the newest migration.
+
+The migrations live in two places. The SDK's own chain (0001 onward: the core tables and the tables of the datasets
+lidm ships) is part of the package, in lidm/central/migrations/versions. A deployment's own migrations (the table of
+a dataset the SDK does not ship) live in the deployment's folder, LIDM_MIGRATIONS_DIR (migrations/ next to the
+contracts by default), on a branch of their own (lidm.central.revision writes them): a department adding a dataset
+never touches the installed SDK, and reinstalling lidm loses nothing. Alembic reads both folders as one history
+with two heads, and "newest" means both applied. Not the same as alembic_version listing both: the deployment's
+branch depends on the SDK migration of its day, which leaves the table once the branch is applied over it.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import os
+import site
+import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from lidm.config import Settings
+from lidm.config import Settings, get_settings
+from lidm.contracts.load import default_contracts_dir
 from lidm.errors import CentralNotSetUp, CentralUnavailable, ConfigError
 from lidm.redact import redact_url
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from alembic.script import ScriptDirectory
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +37,8 @@ log = logging.getLogger(__name__)
 # migrates does not pay for it.
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+CORE_VERSIONS = MIGRATIONS / "versions"  # the SDK's own chain; a deployment's migrations are never written here
+PACKAGE = Path(__file__).resolve().parents[1]  # the lidm package: replaced whole when lidm is reinstalled
 # A link that carries nothing for 30 s is probed every 10 s; 3 unanswered probes (about a minute) end it. Set on
 # both ends: libpq's side notices a vanished server, the server's side (tcp_keepalives_*) a vanished client host.
 KEEPALIVE = {"idle": 30, "interval": 10, "count": 3}
@@ -74,11 +89,11 @@ def connect_existing(settings: Settings, *, admin: bool = False) -> sa.Engine:
     engine = _engine(url, settings)
     try:
         with engine.connect() as conn:
-            revision = current_revision(conn)
+            applied = applied_revisions(conn)
     except sa.exc.DBAPIError as exc:
         engine.dispose()
         raise unreachable(exc) from None
-    if revision is None:
+    if not applied:
         engine.dispose()
         where = redact_url(engine.url.render_as_string(hide_password=True))
         raise CentralNotSetUp(_not_set_up(settings, f"{where} has no lidm tables"))
@@ -122,11 +137,12 @@ def _make_private(path: Path) -> None:
         os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
-def current_revision(conn: sa.Connection) -> str | None:
-    """The migration the database is at; None when none was ever applied (a database nothing has set up)."""
+def applied_revisions(conn: sa.Connection) -> frozenset[str]:
+    """The migrations the database is at, one per branch (the SDK's, the deployment's); empty when none was ever
+    applied (a database nothing has set up). Read from alembic_version directly: no Alembic import."""
     if not sa.inspect(conn).has_table("alembic_version"):
-        return None
-    return conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        return frozenset()
+    return frozenset(conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars())
 
 
 # Alembic says "setup plugin …" when first imported and "Context impl …", "Will assume transactional DDL" and
@@ -170,11 +186,59 @@ def _session_args(url: sa.URL, settings: Settings) -> dict[str, Any]:
     return {k: v for k, v in args.items() if k not in url.query} | {"options": " ".join(options)}
 
 
-def _config(engine: sa.Engine | None = None) -> Config:
+def deployment_migrations(settings: Settings) -> Path | None:
+    """The deployment's own migrations folder: LIDM_MIGRATIONS_DIR, else migrations/ next to the contracts folder.
+
+    None when neither applies: the contracts are the copy installed with the package, which has no such folder.
+    The folder may be missing or empty (the SDK's migrations alone are applied, as before any dataset of the
+    deployment's own); a folder inside the installed lidm or another installed package is refused.
+    """
+    folder = settings.migrations_dir
+    if folder is None:
+        folder = (settings.contracts_dir or default_contracts_dir()).resolve().parent / "migrations"
+        if installed(folder):
+            return None
+    folder = folder.expanduser().resolve()
+    if installed(folder):
+        raise ConfigError(
+            f"LIDM_MIGRATIONS_DIR is {folder}, inside an installed package (reinstalling lidm would lose it, and the "
+            "SDK's own migrations are not a deployment's): point it at a folder of the deployment, e.g. migrations/ "
+            "next to its contracts"
+        )
+    return folder
+
+
+def installed(path: Path) -> bool:
+    """Whether a path lies in the lidm package (a checkout's too) or in site-packages: what an install replaces."""
+    path = path.resolve()
+    return path == PACKAGE or PACKAGE in path.parents or in_site_packages(path)
+
+
+def in_site_packages(path: Path) -> bool:
+    """Whether a path lies in an environment's site-packages (where pip puts what it installs)."""
+    roots = {sysconfig.get_paths()[k] for k in ("purelib", "platlib")}
+    with contextlib.suppress(AttributeError):  # some embedded interpreters' site module lacks them
+        roots |= {*site.getsitepackages(), site.getusersitepackages()}
+    path = path.resolve()
+    return any(path == root or root in path.parents for root in {Path(r).resolve() for r in roots})
+
+
+def alembic_config(settings: Settings, engine: sa.Engine | None = None) -> Config:
+    """Alembic's configuration: the SDK's env.py and template, and both places of migrations (the SDK's, the
+    deployment's when there is a folder)."""
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
+    locations = [CORE_VERSIONS]
+    deployment = deployment_migrations(settings)
+    if deployment is not None:
+        locations.append(deployment)  # Alembic skips a folder that does not exist
+    cfg.set_main_option("version_locations", os.pathsep.join(str(p).replace("%", "%%") for p in locations))
+    # Split on os.pathsep, never on spaces: path_separator since Alembic 1.16 (read first, so the older name below
+    # draws no deprecation warning), version_path_separator before it.
+    cfg.set_main_option("path_separator", "os")
+    cfg.set_main_option("version_path_separator", "os")
     if engine is not None:
         cfg.attributes["engine"] = engine
     return cfg
@@ -183,43 +247,48 @@ def _config(engine: sa.Engine | None = None) -> Config:
 MIGRATION_WAIT_SECONDS = 300.0
 
 
-def ensure_current(engine: sa.Engine) -> None:
-    """Migrate to head when behind; two processes finding a new database at once migrate it once, not twice.
+def ensure_current(engine: sa.Engine, settings: Settings | None = None) -> None:
+    """Migrate to every head when behind; two processes finding a new database at once migrate it once, not twice.
 
     For the commands that write (loads, the monitoring loop): a database nothing has set up yet is set up here, and
     said so in the log with the database's place, so a missing LIDM_CENTRAL_URL does not go unnoticed."""
-    if is_current(engine):
+    settings = settings or get_settings()
+    if is_current(engine, settings):
         return
     from lidm.central.lock import feed_lock
 
     with feed_lock(engine, "(migrations)", MIGRATION_WAIT_SECONDS):
+        if is_current(engine, settings):
+            return  # another process migrated it while this one waited
         with engine.connect() as conn:
-            found = current_revision(conn)
-        if found == head():
-            return
-        if found is None:
+            found = applied_revisions(conn)
+        if not found:
             log.warning(
                 "setting up a new central database at %s (nothing was there); if the gateway should use another "
                 "one, set LIDM_CENTRAL_URL",
                 redact_url(engine.url.render_as_string(hide_password=True)),
             )
-        migrate(engine)
+        migrate(engine, settings)
 
 
 def connect_current(settings: Settings) -> sa.Engine:
     """An engine on a central database at the newest migration (migrated first when behind)."""
     engine = connect(settings)
-    ensure_current(engine)
+    ensure_current(engine, settings)
     return engine
 
 
-def migrate(engine: sa.Engine, revision: str = "head") -> None:
-    """Apply migrations up to `revision` (idempotent)."""
+def migrate(engine: sa.Engine, settings: Settings | None = None, *, revision: str = "heads") -> None:
+    """Apply the SDK's and the deployment's migrations up to `revision`, every head by default (idempotent)."""
+    settings = settings or get_settings()
+    cfg = alembic_config(settings, engine)
+    with engine.connect() as conn:
+        _refuse_unknown(applied_revisions(conn), known_revisions(settings), settings)
     try:
         with quiet_alembic():
             from alembic import command
 
-            command.upgrade(_config(engine), revision)
+            command.upgrade(cfg, revision)
     except sa.exc.DBAPIError as exc:
         if getattr(exc.orig, "sqlstate", None) != "42501":
             raise
@@ -230,37 +299,56 @@ def migrate(engine: sa.Engine, revision: str = "head") -> None:
         ) from None
 
 
-def revision(engine: sa.Engine, message: str, metadata: sa.MetaData) -> str | None:
-    """Write a new migration with what the contracts need and the database (at head) lacks; review it."""
-    with quiet_alembic():
-        from alembic import command
-        from alembic.script import ScriptDirectory
-
-    cfg = _config(engine)
-    cfg.attributes["target_metadata"] = metadata
-    script = ScriptDirectory.from_config(cfg)
-    newest = script.get_current_head() or "0000"
-    rev_id = f"{int(newest) + 1:04d}" if newest.isdigit() else None
-    slug = "".join(ch if ch.isalnum() else "_" for ch in message.lower()).strip("_")[:40]
-    cfg.set_main_option("file_template", f"%%(rev)s_{slug}")
-    with quiet_alembic():
-        result = command.revision(cfg, message=message, autogenerate=True, rev_id=rev_id)
-    scripts = result if isinstance(result, list) else [result]
-    return scripts[0].path if scripts and scripts[0] is not None else None
+def _refuse_unknown(applied: frozenset[str], known: frozenset[str], settings: Settings) -> None:
+    """A database migrated further than the migrations found here: Alembic would only say it cannot locate them."""
+    unknown = sorted(applied - known)
+    if unknown:
+        folder = deployment_migrations(settings)
+        raise ConfigError(
+            f"the central database has migration(s) {', '.join(unknown)} that are neither lidm's own nor in the "
+            f"deployment's migrations folder ({folder or 'none: LIDM_MIGRATIONS_DIR is not set'}); set "
+            "LIDM_MIGRATIONS_DIR to the folder the deployment's migrations are kept in (every process that writes "
+            "the central database needs it), or install the lidm that wrote them"
+        )
 
 
-def head() -> str | None:
-    """The newest migration this lidm has."""
-    with quiet_alembic():
-        from alembic.script import ScriptDirectory
-
-        return ScriptDirectory.from_config(_config()).get_current_head()
+def heads(settings: Settings | None = None) -> frozenset[str]:
+    """The newest migration of each branch: the SDK's, and the deployment's when it has any."""
+    return frozenset(_scripts(settings or get_settings()).get_heads())
 
 
-def is_current(engine: sa.Engine) -> bool:
-    """True when the database is at the newest migration."""
+def known_revisions(settings: Settings | None = None) -> frozenset[str]:
+    """Every migration found, in both places."""
+    return frozenset(s.revision for s in _scripts(settings or get_settings()).walk_revisions())
+
+
+def is_current(engine: sa.Engine, settings: Settings | None = None) -> bool:
+    """True when every head is applied: the SDK's newest migration and the deployment's.
+
+    Not the same as alembic_version holding the heads: a migration another one depends on (the SDK's newest, which
+    the deployment's branch depends on) leaves the table once that one is applied, as its ancestor."""
     with engine.connect() as conn:
-        return current_revision(conn) == head()
+        applied = applied_revisions(conn)
+    if not applied:
+        return False
+    scripts = _scripts(settings or get_settings())
+    with quiet_alembic():
+        from alembic.util import CommandError
+
+    done: set[str] = set()
+    try:
+        for rev in applied:  # every migration below an applied one, down its branch and its dependencies
+            done.update(s.revision for s in scripts.walk_revisions(base="base", head=rev))
+    except CommandError:
+        return False  # a migration not found here: migrate() says which, and where it looked
+    return set(scripts.get_heads()) <= done
+
+
+def _scripts(settings: Settings) -> ScriptDirectory:
+    with quiet_alembic():
+        from alembic.script import ScriptDirectory
+
+        return ScriptDirectory.from_config(alembic_config(settings))
 
 
 def by_key(

@@ -21,29 +21,50 @@ quarantine_app = typer.Typer(help="Rows held back by validation: list them, expo
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
-    """Bring the central database to the newest migration (as the owner: LIDM_ADMIN_URL when set)."""
+    """Bring the central database to the newest migrations, lidm's and the deployment's (LIDM_MIGRATIONS_DIR), as
+    the owner (LIDM_ADMIN_URL when set)."""
     from lidm.central import connect, migrate
+    from lidm.central.db import heads
 
     settings: Settings = current_settings()
-    engine = connect(settings, admin=True)
-    migrate(engine)
-    console.print(f"central database at head: {redact_url(engine.url.render_as_string(hide_password=False))}")
+    try:
+        engine = connect(settings, admin=True)
+        migrate(engine, settings)
+        at = ", ".join(sorted(heads(settings)))
+    except LidmError as exc:
+        fail(exc)
+    where = redact_url(engine.url.render_as_string(hide_password=False))
+    console.print(f"central database at head ({at}): {where}", highlight=False, soft_wrap=True)
 
 
 @db_app.command("revision")
-def db_revision(message: Annotated[str, typer.Option("-m", "--message", help="What the migration does.")]) -> None:
-    """Autogenerate a migration from the contracts against a scratch database at head (for maintainers)."""
-    import tempfile
+def db_revision(
+    message: Annotated[str, typer.Option("-m", "--message", help="What the migration does, e.g. the dataset.")],
+    core: Annotated[
+        bool,
+        typer.Option(
+            "--core", help="For lidm's own maintainers: a migration of the SDK itself (a source checkout only)."
+        ),
+    ] = False,
+) -> None:
+    """Write a migration for the tables the contracts need and the migrations lack (a new dataset's), into the
+    deployment's migrations folder (LIDM_MIGRATIONS_DIR), never into the installed lidm; review it, then
+    `lidm db upgrade`."""
+    from lidm.central import full_metadata
+    from lidm.central.revision import write_revision
 
-    from lidm.central import connect, full_metadata, migrate
-    from lidm.central.db import revision
-
-    with tempfile.TemporaryDirectory() as tmp:
-        engine = connect(Settings(home=Path(tmp)))
-        migrate(engine)
-        path = revision(engine, message, full_metadata(read_catalog()))
-        engine.dispose()
-    console.print(f"wrote {path}: review it, then commit" if path else "nothing to migrate")
+    try:
+        path = write_revision(current_settings(), message, full_metadata(read_catalog()), core=core)
+    except LidmError as exc:
+        fail(exc)
+    if path is None:
+        console.print("nothing to migrate: the migrations already make every table the contracts describe")
+        return
+    console.print(
+        f"wrote {path}: review it, keep it with the contracts, then run `lidm db upgrade`",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def reidentify_command(

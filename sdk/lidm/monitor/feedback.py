@@ -96,7 +96,7 @@ def collect_dispositions(
         raise ConfigError(f"no department {', '.join(unknown)}; one of {', '.join(known)}")
     engine = db.connect(settings)
     try:
-        db.ensure_current(engine)
+        db.ensure_current(engine, settings)
         collector = _Collector(settings, catalog, load_keyring(settings), engine, now or city_now(settings.timezone))
         targets = list(departments or known)
         for department in targets:

@@ -355,7 +355,7 @@ def monitor(settings: Any, *, as_of: date | None = None, rule_ids: Sequence[str]
     now = city_now(settings.timezone)
     engine = db.connect(settings)
     try:
-        db.ensure_current(engine)
+        db.ensure_current(engine, settings)
         from lidm.errors import KeyringError
         from lidm.keys import load_keyring
 

@@ -126,7 +126,7 @@ def push_warnings(
     keyring = load_keyring(settings)
     engine = db.connect(settings)
     try:
-        db.ensure_current(engine)
+        db.ensure_current(engine, settings)
         pusher = _Pusher(settings, catalog, Protector(catalog[WARNING_CONTRACT], keyring), engine, now)
         targets = list(departments or known)
         results: list[PushResult] = []

@@ -424,7 +424,7 @@ def report(settings: Any, out: Path | None = None, *, rebuild: bool = True, top:
     out = out or settings.home / "reports" / f"lidm-report-{now:%Y%m%d}.html"
     engine = db.connect_existing(settings)  # a report of a database nothing has set up would be empty, not news
     try:
-        db.ensure_current(engine)
+        db.ensure_current(engine, settings)
         if rebuild:
             build_assistance_records(engine, catalog, now=now, directory=assistance_dir(settings.rules_dir))
         return write_report(engine, catalog, out, now=now, rule_titles={r.id: r.title for r in rules}, top=top)

@@ -15,6 +15,7 @@ with engine.begin() as connection:
     context.configure(
         connection=connection,
         target_metadata=context.config.attributes.get("target_metadata"),
+        include_object=context.config.attributes.get("include_object"),  # a deployment's: its dataset tables only
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         process_revision_directives=_skip_empty,

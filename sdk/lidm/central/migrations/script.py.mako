@@ -2,6 +2,9 @@
 
 Revision ID: ${up_revision}
 Revises: ${down_revision | comma,n}
+% if depends_on:
+Depends on: ${depends_on | comma,n}
+% endif
 """
 
 import sqlalchemy as sa
@@ -9,8 +12,8 @@ from alembic import op
 ${imports if imports else ""}
 revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}
-branch_labels = None
-depends_on = None
+branch_labels = ${repr(branch_labels)}
+depends_on = ${repr(depends_on)}
 
 
 def upgrade() -> None:
