@@ -26,3 +26,10 @@ def test_the_guide_names_every_check_of_the_kit():
     text = GUIDE.read_text("utf-8")
     assert all(f"| `{check}` |" in text for check in CHECKS)
     assert "README" not in text or "write-your-adapter" in (ROOT / "README.md").read_text("utf-8")
+
+
+def test_the_guides_sample_declaration_is_the_one_the_tests_verify():
+    text = GUIDE.read_text("utf-8")
+    section = text[text.index("### Synthetic rows for a new dataset") :]
+    example = re.search(r"```yaml\n(.*?)```", section, re.S).group(1)
+    assert example == (ROOT / "tests/veterans_department/veterans/entitled_persons.sample.yaml").read_text("utf-8")

@@ -1,6 +1,9 @@
 """The catalogue of sample sources: every department's, and writing them where the feeds read them.
 
-Above `lidm_samples.departments` (one module per department, built from `lidm_samples.sources`' blocks).
+Above `lidm_samples.departments` (one module per department, built from `lidm_samples.sources`' blocks) and the
+sources declared as data beside their adapters (`lidm_samples.declared`, built by `lidm_samples.generate`). A
+dataset with both keeps its hand-written source: it models the real department's quirks, and the declaration is
+not read.
 """
 
 from __future__ import annotations
@@ -13,8 +16,11 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from lidm.config import Settings
 from lidm.errors import ConfigError, SourceError
 from lidm_samples import departments
+from lidm_samples.declared import find_declarations, load_declaration
+from lidm_samples.generate import declared_source
 from lidm_samples.sources import (
     SampleReport,
     SampleSource,
@@ -28,8 +34,32 @@ from lidm_samples.sources import (
 from lidm_samples.world import World
 
 
-def sample_sources() -> dict[str, SampleSource]:
-    """Every department's sample sources by dataset, from the modules in lidm_samples.departments."""
+def sample_sources(contracts_dir: Path | None = None) -> dict[str, SampleSource]:
+    """Every dataset's sample source by feed: the hand-written ones of lidm_samples.departments, then those declared
+    as data for the feeds that have none (checked against their adapters and the contracts of ``contracts_dir``,
+    LIDM_CONTRACTS_DIR by default)."""
+    found = hand_written_sources()
+    declared = {feed: path for feed, path in find_declarations().items() if feed not in found}
+    if declared:
+        from lidm.contracts import load_catalog
+        from lidm.registry import get_adapter
+
+        catalog = load_catalog(contracts_dir or Settings().contracts_dir)
+        for feed, path in declared.items():
+            try:
+                adapter = get_adapter(feed)
+            except ConfigError as exc:
+                raise ConfigError(f"{path}: declares the sample source of {feed}, but {exc}") from None
+            if adapter.contract not in catalog:
+                raise ConfigError(
+                    f"{path}: adapter {feed} fills contract {adapter.contract}, which is not in the catalogue"
+                )
+            found[feed] = declared_source(load_declaration(path, feed), adapter, catalog[adapter.contract])
+    return dict(sorted(found.items()))
+
+
+def hand_written_sources() -> dict[str, SampleSource]:
+    """The sample sources written in Python, by dataset, from the modules in lidm_samples.departments."""
     found: dict[str, SampleSource] = {}
     for info in sorted(pkgutil.iter_modules(departments.__path__), key=lambda i: i.name):
         module = importlib.import_module(f"{departments.__name__}.{info.name}")
@@ -46,9 +76,10 @@ def write_sources(
     *,
     bad: int = 0,
     datasets: Iterable[str] | None = None,
+    contracts_dir: Path | None = None,
 ) -> SampleReport:
     """Build and write the sample source of each dataset (all by default)."""
-    chosen = sample_sources()
+    chosen = sample_sources(contracts_dir)
     if datasets is not None:
         wanted = list(datasets)
         unknown = sorted(set(wanted) - set(chosen))

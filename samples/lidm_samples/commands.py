@@ -93,7 +93,8 @@ def sample(
         str | None, typer.Option(help="sftp://user@host:port/dir?key_file=…&known_hosts=… for drops.")
     ] = None,
 ) -> None:
-    """Write deterministic synthetic sources for every dataset (files by default, or the real servers)."""
+    """Write deterministic synthetic sources for every dataset (files by default, or the real servers): the
+    hand-written ones, and those declared beside their adapters (`<dataset>.sample.yaml`)."""
     from lidm_samples.catalog import save_connections, write_sources
     from lidm_samples.sources import Servers
     from lidm_samples.world import build_world
@@ -102,7 +103,9 @@ def sample(
         world = build_world(size, seed)
         out.mkdir(parents=True, exist_ok=True)
         servers = Servers(out, mariadb_odbc=mariadb, postgres_url=postgres, sftp_url=sftp)
-        report = write_sources(world, servers, bad=bad, datasets=dataset)
+        report = write_sources(
+            world, servers, bad=bad, datasets=dataset, contracts_dir=current_settings().contracts_dir
+        )
     except LidmError as exc:
         fail(exc)
     save_connections(report, out / "connections.json")

@@ -1,8 +1,9 @@
 """Sample sources: each department dataset's rows in the department's own shape, written where its
 adapter reads them (a SQL table on MariaDB, PostgreSQL or SQLite; a CSV or XLSX drop on SFTP or disk).
 
-A department module under ``lidm_samples.departments`` declares its ``SOURCES``; ``write_sources``
-writes them all for one world, either to files (the embedded default) or to the real servers, and
+A department module under ``lidm_samples.departments`` declares its ``SOURCES`` (a dataset new to the gateway
+declares its source as data beside its adapter instead: ``lidm_samples.declared``); ``write_sources`` writes them
+all for one world, either to files (the embedded default) or to the real servers, and
 returns the connections the adapters need plus how many faulty rows of each kind went in.
 """
 

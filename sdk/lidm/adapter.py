@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lidm.errors import ConfigError
 
@@ -32,6 +32,11 @@ class Convert:
         """The conversion for one contract field; most need nothing from the field."""
         return self
 
+    def encode(self, value: Any) -> Any:
+        """The inverse: the source value this conversion reads as the contract's ``value``. Synthetic sources
+        (lidm-samples' declared ones) write through it; a department's own conversion may override it."""
+        return value
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.column!r})"
 
@@ -52,6 +57,10 @@ class _Codes(Convert):
         mapped = pc.take(pa.array(list(self.table.values()), type=pa.string()), idx)
         # An unknown code is kept as it came, so validation quarantines it with an 'enum' reason.
         return pc.coalesce(mapped, text)
+
+    def encode(self, value: Any) -> Any:
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        return next((k for k, v in self.table.items() if v == text), value)
 
 
 class _Labels(Convert):
@@ -84,6 +93,9 @@ class _Date(Convert):
         iso = dates.to_iso(text, self.formats)
         return pc.coalesce(dates.from_excel_serial(text), iso) if self.excel_serial else iso
 
+    def encode(self, value: Any) -> Any:
+        return value.strftime(self.formats[0]) if hasattr(value, "strftime") else value
+
 
 class _FenToYuan(Convert):
     def apply(self, values: pa.Array) -> pa.Array:
@@ -103,6 +115,11 @@ class _FenToYuan(Convert):
             "",
         )
         return pc.if_else(ok, yuan, text)
+
+    def encode(self, value: Any) -> Any:
+        from decimal import Decimal
+
+        return value if value is None else int((Decimal(str(value)) * 100).to_integral_value())
 
 
 def source_column(column: str) -> Convert:
