@@ -5,8 +5,9 @@ The public API an adapter may use is what this module exports; everything else i
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from lidm import lazy
 
 # Where each public name lives. They are imported on first use (PEP 562), so declaring an adapter (what an
 # Airflow DAG parse does for every feed) costs no pyarrow, no SSH and no database driver.
@@ -48,18 +49,6 @@ if TYPE_CHECKING:
     from lidm.standard_codes import GB_DISABILITY_TYPE, GB_GENDER, LOW_INCOME_CATEGORY_SHORT
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'lidm' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_WHERE))
-
-
 __all__ = [
     "GB_DISABILITY_TYPE",
     "GB_GENDER",
@@ -82,3 +71,5 @@ __all__ = [
     "source_column",
 ]
 __version__ = "0.1.0"
+
+__getattr__, __dir__ = lazy.exports(__name__, _WHERE)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from lidm import lazy
 
 # Imported on first use (PEP 562): the monitoring DAGs' parse reads the rules and must not load the engine.
 _WHERE = {
@@ -39,10 +40,4 @@ __all__ = [
     "transition",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'lidm.monitor' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy.exports(__name__, _WHERE)

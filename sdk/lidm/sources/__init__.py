@@ -5,8 +5,9 @@ The names are imported on first use (as in ``lidm``): declaring a source must no
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from lidm import lazy
 
 _WHERE = {
     "DropSource": "lidm.sources.drops",
@@ -23,10 +24,4 @@ if TYPE_CHECKING:
 
 __all__ = ["DropSource", "ReadOptions", "Source", "SourceBatch", "SqlSource"]
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _WHERE:
-        raise AttributeError(f"module 'lidm.sources' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_WHERE[name]), name)
-    globals()[name] = value
-    return value
+__getattr__, __dir__ = lazy.exports(__name__, _WHERE)
