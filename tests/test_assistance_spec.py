@@ -193,3 +193,27 @@ def test_a_declaration_for_a_feed_the_city_lacks_is_skipped(tmp_path: Path) -> N
     finally:
         engine.dispose()
     assert counts["records"] == 3 and "justice.legal_aid" not in counts
+
+
+def test_every_declaration_file_kind_names_the_file_it_cannot_read(tmp_path):
+    """Rules, happiness-list sources and sample declarations read their YAML alike: a list where a mapping belongs,
+    or broken YAML, is refused naming the file, never with a traceback."""
+    import pytest
+    from lidm_samples.declared import load_declaration
+
+    from lidm.errors import ConfigError, RuleError
+    from lidm.monitor.assistance_spec import load_source
+    from lidm.monitor.rules import load_rule
+
+    listed, broken = tmp_path / "listed.yaml", tmp_path / "broken.yaml"
+    listed.write_text("- feed: x\n", "utf-8")
+    broken.write_text("feed: [x\n", "utf-8")
+    for load, error in ((load_rule, RuleError), (load_source, RuleError)):
+        with pytest.raises(error, match=rf"{listed}: a \w[\w ]* holds one mapping"):
+            load(listed)
+        with pytest.raises(error, match=rf"{broken}: cannot read the"):
+            load(broken)
+    with pytest.raises(ConfigError, match=rf"{listed}: a sample declaration holds one mapping \(source, people"):
+        load_declaration(listed, "x.y")
+    with pytest.raises(ConfigError, match=rf"{broken}: cannot read the sample declaration"):
+        load_declaration(broken, "x.y")

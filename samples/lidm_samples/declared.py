@@ -15,11 +15,11 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
 from lidm.errors import ConfigError
 from lidm.registry import GROUP, PACKAGE
+from lidm.yamlfile import read_mapping
 
 SUFFIX = ".sample.yaml"
 # What a column may take from the person a row is about (lidm_samples.people.Person, plus a few derived).
@@ -168,12 +168,7 @@ def _where(loc: tuple[Any, ...]) -> str:
 
 def load_declaration(path: Path, feed: str) -> Declaration:
     """One declaration, its structure checked (not yet against the adapter and the contract)."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read the sample declaration: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a sample declaration holds one mapping (source, people, columns, faults)")
+    data = read_mapping(path, "sample declaration", ConfigError, "source, people, columns, faults")
     try:
         declaration = Declaration.model_validate(data)
     except ValidationError as exc:

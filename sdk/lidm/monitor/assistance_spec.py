@@ -11,7 +11,6 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -30,6 +29,7 @@ from lidm.contracts.load import default_contracts_dir
 from lidm.contracts.model import Protection
 from lidm.errors import RuleError
 from lidm.monitor.rules import default_rules_dir
+from lidm.yamlfile import read_mapping
 
 RECORD_CONTRACT = "platform.assistance_record"
 # The run's dates: the day of `now`, its month's first and last day, and the month as text (2026-11).
@@ -294,12 +294,7 @@ def _message(error: Any) -> str:
 
 def load_source(path: Path) -> AssistanceSource:
     """One declaration, its structure checked (not yet against a catalogue)."""
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise RuleError(f"{path}: cannot read the declaration: {exc}") from None
-    if not isinstance(data, dict):
-        raise RuleError(f"{path}: a declaration holds one mapping")
+    data = read_mapping(path, "declaration", RuleError)
     try:
         source = AssistanceSource.model_validate(data)
     except ValidationError as exc:

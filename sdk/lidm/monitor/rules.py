@@ -10,12 +10,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from lidm.contracts.model import Contract, LogicalType, Protection
 from lidm.errors import LidmError, RuleError
 from lidm.monitor.engine import Compiled
+from lidm.yamlfile import read_mapping
 
 OPERATORS = ("not", "gt", "ge", "lt", "le", "within_days", "null", "differs_from_subject", "same_as_subject")
 _PARAM = re.compile(r"^\$([a-z_][a-z0-9_]*)$")
@@ -144,12 +144,7 @@ def default_rules_dir() -> Path:
 
 
 def load_rule(path: Path) -> Rule:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise RuleError(f"{path}: cannot read the rule: {exc}") from None
-    if not isinstance(data, dict):
-        raise RuleError(f"{path}: a rule file holds one mapping")
+    data = read_mapping(path, "rule", RuleError)
     for kind in ("match", "match_any", "absent"):  # YAML 1.1 reads a bare `on:` key as the boolean true
         for clause in data.get(kind) or ():
             if isinstance(clause, dict) and True in clause:
