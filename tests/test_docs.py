@@ -8,11 +8,14 @@ import re
 import shutil
 import subprocess
 import sys
+import sysconfig
+import tomllib
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 import yaml
+from _veterans import CONSUMERS, DEPARTMENT, FEED, add_department
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE = ROOT / "docs" / "write-your-adapter.md"
@@ -47,9 +50,10 @@ def test_the_guides_sample_declaration_is_the_one_the_tests_verify():
 # --------------------------------------------------------------------------- docs/add-a-dataset.md, executed
 
 ADD = ROOT / "docs" / "add-a-dataset.md"
-DEPARTMENT = ROOT / "tests" / "veterans_department"
-FEED = "veterans.entitled_persons"
-STEPS = ["lint", "gate", "revision", "upgrade", "scaffold", "sample", "keys", "verify", "run", "publish"]
+STEPS = [
+    "lint", "grants", "gate", "revision", "upgrade", "scaffold", "install", "sample", "keys", "verify", "run",
+    "publish",
+]  # fmt: skip
 
 
 def _guide_steps() -> list[tuple[str, str]]:
@@ -57,9 +61,10 @@ def _guide_steps() -> list[tuple[str, str]]:
     return re.findall(r"<!-- run: (\w+) -->\n```sh\n(.*?)```", ADD.read_text("utf-8"), re.S)
 
 
-def _guide_contract() -> str:
+def _guide_block(heading: str) -> str:
+    """The first YAML block under a heading of the guide."""
     text = ADD.read_text("utf-8")
-    return re.search(r"```yaml\n(.*?)```", text[text.index("## 1. The contract") :], re.S).group(1)
+    return re.search(r"```yaml\n(.*?)```", text[text.index(heading) :], re.S).group(1)
 
 
 def _sdk_status() -> set[str]:
@@ -67,23 +72,39 @@ def _sdk_status() -> set[str]:
     return set(out.stdout.splitlines())
 
 
-def _install_the_department(package: Path) -> None:
-    """What the team does between scaffolding and sampling, outside the guide's commands: fill in the adapter (the
-    finished one from tests/veterans_department), write the sample declaration beside it, and install the package.
-    `pip install -e` would change this virtual environment, so a dist-info with the entry point, on PYTHONPATH,
-    stands in for it (as tests/test_samples_declared.py does for the command line)."""
+def _department_venv(root: Path) -> Path:
+    """The department's own environment, where `pip install -e` of its package changes nothing of this one: a new
+    virtual environment that sees this one's packages (lidm among them) through a .pth file, so nothing is
+    downloaded, with `pip` and `lidm` commands of its own."""
+    venv = root / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    (site,) = (venv / "lib").glob("python3*/site-packages")
+    (site / "lidm_beside.pth").write_text(f"import site; site.addsitedir({sysconfig.get_path('purelib')!r})\n")
+    python = venv / "bin" / "python"
+    for command, entry in (
+        ("pip", "from pip._internal.cli.main import main"),
+        ("lidm", "from lidm.cli import app as main"),
+    ):
+        launcher = venv / "bin" / command
+        launcher.write_text(f"#!{python}\nimport sys\n{entry}\nsys.exit(main())\n", "utf-8")
+        launcher.chmod(0o755)
+    return venv / "bin"
+
+
+def _fill_in_the_adapter(package: Path) -> None:
+    """What the team does between scaffolding and installing, outside the guide's commands: fill in the adapter
+    (the finished one from tests/veterans_department) and write the sample declaration beside it."""
     scaffolded = (package / "veterans" / "entitled_persons.py").read_text("utf-8")
     assert 'contract="veterans.entitled_persons"' in scaffolded and "TODO_" in scaffolded
+    project = tomllib.loads((package / "pyproject.toml").read_text("utf-8"))
+    assert project["project"]["entry-points"]["lidm.adapters"] == {FEED: "veterans.entitled_persons:adapter"}
     for name in ("entitled_persons.py", "entitled_persons.sample.yaml"):
         shutil.copy(DEPARTMENT / "veterans" / name, package / "veterans" / name)
-    info = package / "veterans_gateway-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: veterans-gateway\nVersion: 1.0\n", "utf-8")
-    (info / "entry_points.txt").write_text(f"[lidm.adapters]\n{FEED} = veterans.entitled_persons:adapter\n", "utf-8")
 
 
-def test_the_guides_contract_is_the_worked_example():
-    assert _guide_contract() == (DEPARTMENT / "contracts" / "veterans" / "entitled_persons.yaml").read_text("utf-8")
+def test_the_guides_contract_and_consumer_are_the_worked_example():
+    assert _guide_block("## 1. The contract") == (DEPARTMENT / "contracts/veterans/entitled_persons.yaml").read_text()
+    assert _guide_block("## 2. Consumers and grants") == CONSUMERS.read_text("utf-8")
 
 
 def test_the_guides_are_linked():
@@ -93,24 +114,27 @@ def test_the_guides_are_linked():
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_a_dataset_is_added_by_running_the_guide(tmp_path, backend, request):
-    """Every marked block of docs/add-a-dataset.md, in order, in a folder of its own: the guide's contract in a copy
-    of the catalogue, the deployment's migrations there too, the department's package on PYTHONPATH."""
+    """Every marked block of docs/add-a-dataset.md, in order, in a folder of its own: the guide's contract and
+    consumer in a copy of the catalogue, the deployment's migrations there too, the department's package installed
+    with pip into an environment of its own."""
     from lidm_samples.declared import FAULT_REASONS
 
     steps = _guide_steps()
     assert [name for name, _ in steps] == STEPS
     sdk_before = _sdk_status()
     shutil.copytree(ROOT / "contracts", tmp_path / "contracts")
-    (tmp_path / "contracts" / "veterans").mkdir()
-    (tmp_path / "contracts" / "veterans" / "entitled_persons.yaml").write_text(_guide_contract(), "utf-8")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LIDM_")}
+    add_department(tmp_path / "contracts", _guide_block("## 1. The contract"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LIDM_", "PIP_"))}
     env.update(
-        PATH=f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
-        PYTHONPATH=os.pathsep.join(filter(None, [str(tmp_path / "veterans_gateway"), env.get("PYTHONPATH")])),
+        PATH=f"{_department_venv(tmp_path)}{os.pathsep}{env.get('PATH', '')}",
         LIDM_HOME=str(tmp_path / ".lidm"),
         LIDM_CONTRACTS_DIR=str(tmp_path / "contracts"),
         LIDM_MIGRATIONS_DIR=str(tmp_path / "migrations"),
         COLUMNS="200",
+        # the package is built with the setuptools this environment has, not one downloaded for the build
+        PIP_NO_BUILD_ISOLATION="0",
+        PIP_NO_INDEX="1",
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
     )
     if backend == "postgres":
         env["LIDM_CENTRAL_URL"] = request.getfixturevalue("pg_clean_url")
@@ -122,14 +146,18 @@ def test_a_dataset_is_added_by_running_the_guide(tmp_path, backend, request):
         said[name] = " ".join(done.stdout.split())
         assert done.returncode == 0, f"step {name}:\n{script}\n{done.stdout}\n{done.stderr}"
         if name == "scaffold":
-            _install_the_department(tmp_path / "veterans_gateway")
+            _fill_in_the_adapter(tmp_path / "veterans_gateway")
 
     assert "0 errors, 0 warnings" in said["lint"], said["lint"]
+    county, own = said["grants"].split("veterans: ", 1)
+    assert re.search(r"veterans\.entitled_persons .*own_districts", county), county
+    assert "id_number=masked" in own and "id_number=token" not in own
     (migration,) = (tmp_path / "migrations").glob("*.py")
     assert migration.name == "datasets_0001_veterans_entitled_persons.py"
     upgrade = migration.read_text("utf-8").split("def upgrade")[1].split("def downgrade")[0]
     assert re.findall(r"op\.create_table\('(\w+)'", upgrade) == ["veterans_entitled_persons"]
     assert "datasets_0001" in said["upgrade"]
+    assert "Successfully installed veterans-gateway" in said["install"], said["install"]
 
     declared = yaml.safe_load((DEPARTMENT / "veterans" / "entitled_persons.sample.yaml").read_text("utf-8"))["faults"]
     reasons = {FAULT_REASONS[kind] for kind in declared}
@@ -153,3 +181,38 @@ def test_a_dataset_is_added_by_running_the_guide(tmp_path, backend, request):
     assert loaded == loads["loaded"] and len(held) == loads["quarantined"] and set(held) == reasons
     assert FEED in json.loads((tmp_path / "contracts" / "catalog.lock.json").read_text("utf-8"))
     assert _sdk_status() == sdk_before  # nothing written into the SDK
+    if backend == "postgres":
+        _a_county_bureau_reads_its_own_districts(tmp_path, env)
+
+
+def _a_county_bureau_reads_its_own_districts(tmp_path: Path, env: dict[str, str]) -> None:
+    """After `lidm grants apply` (section 10), the county grant the guide wrote shows 芙蓉区 only its own rows."""
+    from lidm.central.grants import role_name, schema_name
+
+    done = subprocess.run(["lidm", "grants", "apply"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    engine = sa.create_engine(env["LIDM_CENTRAL_URL"])
+    try:
+        with engine.connect() as conn:
+            everywhere = conn.execute(
+                sa.text("SELECT count(DISTINCT district_code) FROM veterans_entitled_persons")
+            ).scalar_one()
+            own = conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM veterans_entitled_persons "
+                    "WHERE _retired_batch IS NULL AND district_code = '430102'"
+                )
+            ).scalar_one()
+            conn.execute(sa.text(f'SET ROLE "{role_name("civil_affairs.furong")}"'))
+            seen = conn.execute(
+                sa.text(
+                    f'SELECT district_code, count(*) FROM "{schema_name("civil_affairs.furong")}".'
+                    "veterans_entitled_persons GROUP BY district_code"
+                )
+            ).all()
+            conn.execute(sa.text("RESET ROLE"))
+            conn.rollback()
+    finally:
+        engine.dispose()
+    assert everywhere > 1 and own > 0
+    assert seen == [("430102", own)]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from _veterans import DEPARTMENT, FEED, add_department
 from lidm_samples.catalog import hand_written_sources, sample_sources, write_sources
 from lidm_samples.declared import FAULT_REASONS, load_declaration
 from lidm_samples.generate import declared_source
@@ -30,8 +31,6 @@ from lidm.errors import ConfigError
 from lidm.registry import adapters, refresh
 from lidm.testkit import PASS, verify
 
-DEPARTMENT = Path(__file__).resolve().parent / "veterans_department"
-FEED = "veterans.entitled_persons"
 DECLARATION = DEPARTMENT / "veterans" / "entitled_persons.sample.yaml"
 LIDM = str(Path(sys.executable).parent / "lidm")
 SIZE, SEED, BAD = 1500, 20261127, 14  # 14 faulty rows: two of each of the seven kinds declared
@@ -43,7 +42,7 @@ def contracts(tmp_path_factory):
     its table beside them (migrations/, written by `lidm db revision`, as the department does)."""
     target = tmp_path_factory.mktemp("catalogue") / "contracts"
     shutil.copytree(default_contracts_dir(), target)
-    shutil.copytree(DEPARTMENT / "contracts" / "veterans", target / "veterans")
+    add_department(target)
     made = subprocess.run(
         [LIDM, "db", "revision", "-m", FEED],
         capture_output=True,

@@ -255,6 +255,28 @@ def test_a_second_adapter_is_allowed_for_incremental_contracts_only(tmp_path):
     refresh()
 
 
+def test_a_package_of_ones_own_gets_a_project_that_registers_each_adapter_or_is_told_what_to_add(tmp_path):
+    """The first adapter scaffolded into a folder writes its pyproject.toml; a later one never edits it but says the
+    line that registers it, and nothing when that line is there."""
+    import tomllib
+
+    first = scaffold("justice", "legal_aid", kind="sql", into=tmp_path)
+    assert first.project == tmp_path / "pyproject.toml" and first.register is None
+    declared = tomllib.loads(first.project.read_text("utf-8"))
+    assert declared["project"]["entry-points"]["lidm.adapters"] == {"justice.legal_aid": "justice.legal_aid:adapter"}
+    assert declared["project"]["dependencies"] == ["lidm-gateway"]  # what lidm is installed as
+    before = first.project.read_text("utf-8")
+    second = scaffold("justice", "legal_aid", name="legal_aid_db", kind="sql", into=tmp_path)
+    assert second.project is None and first.project.read_text("utf-8") == before
+    assert '"justice.legal_aid_db" = "justice.legal_aid_db:adapter"' in second.register
+    again = scaffold("justice", "legal_aid", kind="sql", into=tmp_path, force=True)
+    assert again.project is None and again.register is None
+    (tmp_path / "pyproject.toml").write_text("[project\n", "utf-8")
+    broken = scaffold("justice", "legal_aid", kind="sql", into=tmp_path, force=True)
+    assert "not valid TOML" in broken.register
+    refresh()
+
+
 def test_two_registered_feeds_of_one_full_snapshot_refuse_to_run(files, monkeypatch, gateway_sqlite):
     from lidm import registry
     from lidm.errors import ConfigError

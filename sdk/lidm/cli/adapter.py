@@ -27,7 +27,13 @@ def adapter_new(
     dataset: Annotated[str, typer.Argument(help="Dataset of a contract, e.g. public_rental_housing.")],
     source: Annotated[str, typer.Option(help="sql, csv or xlsx.")] = "sql",
     connection: Annotated[str | None, typer.Option(help="Connection name (default <department>_db or _drop).")] = None,
-    into: Annotated[Path | None, typer.Option(help="Adapters folder (default: this checkout's adapters/).")] = None,
+    into: Annotated[
+        Path | None,
+        typer.Option(
+            help="Your own adapter package's folder; its pyproject.toml is written if missing "
+            "(default: this checkout's adapters/)."
+        ),
+    ] = None,
     tests: Annotated[Path | None, typer.Option(help="Also write a conformance test into this folder.")] = None,
     force: Annotated[bool, typer.Option(help="Overwrite an existing adapter.")] = False,
     name: Annotated[
@@ -52,6 +58,10 @@ def adapter_new(
     except LidmError as exc:
         fail(exc)
     console.print(f"wrote {made.adapter}" + (f" and {made.test}" if made.test else ""))
+    if made.project is not None:
+        console.print(f"wrote {made.project}: it registers {made.feed}; install it with `pip install -e {into}`")
+    if made.register is not None:
+        console.print(f"[yellow]{made.register}[/]", highlight=False)
     console.print(
         f"Next: replace every TODO_ with your column, then `lidm adapter verify {made.feed} "
         "--connections connections.json`."

@@ -7,7 +7,9 @@ until the team has named its real column, so nothing is forgotten silently.
 
 from __future__ import annotations
 
+import re
 import textwrap
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +27,8 @@ class Scaffold:
     adapter: Path
     test: Path | None
     feed: str
+    project: Path | None = None  # the package's pyproject.toml, when this call wrote it
+    register: str | None = None  # what to add to an existing pyproject.toml that does not register the adapter
 
 
 def _comment(contract: Contract, name: str) -> str:
@@ -161,10 +165,67 @@ def scaffold(
         test_path = tests / f"test_{department}_{module}.py"
         if not test_path.exists() or force:
             test_path.write_text(render_test(contract, connection, feed), "utf-8")
+    project = register = None
+    if into is not None:
+        project, register = _package_project(into, department, module, feed)
     from lidm.registry import refresh
 
     refresh()
-    return Scaffold(target, test_path, feed)
+    return Scaffold(target, test_path, feed, project, register)
+
+
+def render_project(folder: Path, department: str, module: str, feed: str) -> str:
+    """The pyproject.toml of a department's own adapter package: lidm finds its adapters through the
+    `lidm.adapters` entry-point group once it is installed beside lidm, and the sample declarations travel with it."""
+    name = re.sub(r"[^A-Za-z0-9.]+", "-", folder.resolve().name).strip("-").lower() or f"{department}-gateway"
+    return textwrap.dedent(
+        f"""\
+        # {department}'s lidm adapters: `pip install -e {folder.name}` beside lidm registers each adapter below.
+        [build-system]
+        requires = ["setuptools>=64"]
+        build-backend = "setuptools.build_meta"
+
+        [project]
+        name = "{name}"
+        version = "0.1.0"
+        requires-python = ">=3.11"
+        dependencies = ["{_distribution()}"]
+
+        # One line per adapter: "<feed>" = "<module>:adapter".
+        [project.entry-points."lidm.adapters"]
+        "{feed}" = "{department}.{module}:adapter"
+
+        [tool.setuptools.packages.find]
+        include = ["{department}*"]
+
+        [tool.setuptools.package-data]
+        "*" = ["*.sample.yaml"]
+        """
+    )
+
+
+def _distribution() -> str:
+    """The name lidm is installed under (the import name and the distribution's differ)."""
+    from importlib.metadata import packages_distributions
+
+    return next(iter(packages_distributions().get("lidm", [])), "lidm-gateway")
+
+
+def _package_project(folder: Path, department: str, module: str, feed: str) -> tuple[Path | None, str | None]:
+    """Write the package's pyproject.toml if it has none; otherwise say what registers the adapter if it does not."""
+    path = folder / "pyproject.toml"
+    line = f'"{feed}" = "{department}.{module}:adapter"'
+    if not path.exists():
+        path.write_text(render_project(folder, department, module, feed), "utf-8")
+        return path, None
+    try:
+        declared = tomllib.loads(path.read_text("utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        return None, f"{path} is not valid TOML ({exc}); register the adapter there: {line}"
+    entries = declared.get("project", {}).get("entry-points", {}).get("lidm.adapters", {})
+    if feed in entries:
+        return None, None
+    return None, f'add to {path}, under [project.entry-points."lidm.adapters"]: {line}; then reinstall the package'
 
 
 def _departments(catalog: ContractCatalog) -> str:
