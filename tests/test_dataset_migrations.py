@@ -202,7 +202,7 @@ def test_the_sdk_moving_on_after_a_deployments_migration_keeps_both_heads(deploy
         assert first is not None and first.parent == (deployment / "migrations").resolve()
         db.ensure_current(engine, settings)
         with engine.connect() as conn:
-            assert db.applied_revisions(conn) == {"datasets_0001"}  # 0013 is below it, as its dependency
+            assert db.applied_revisions(conn) == {"datasets_0001"}  # the SDK's head is below it, as its dependency
         assert db.heads(settings) == {sdk_head, "datasets_0001"} and db.is_current(engine, settings)
 
         release = f"{int(sdk_head) + 1:04d}"

@@ -80,7 +80,7 @@ def test_roster_drop_loads_archives_and_answers_with_a_receipt(drop, gateway_pg)
     ]
     assert not (folder / "roster_20261127.csv").exists()
     reasons = (folder / "archive" / "roster_20261127.csv.quarantine.csv").read_text("utf-8-sig").splitlines()
-    assert reasons[0] == "row,line,field,reason,message" and len(reasons) == 1 + r.quarantined
+    assert reasons[0] == "row,line,locator,field,reason,message" and len(reasons) == 1 + r.quarantined
     receipt = (folder / "archive" / "roster_20261127.csv.receipt.json").read_text()
     assert '"signature"' in receipt and r.batch_id in receipt
 

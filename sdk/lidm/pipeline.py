@@ -5,9 +5,7 @@ The CLI, the DAGs and the test kit all call run_feed; nothing else runs a feed.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
 import logging
 import traceback
@@ -24,7 +22,7 @@ import sqlalchemy as sa
 
 from lidm.adapter import Adapter
 from lidm.central import db, ledger
-from lidm.central.holds import Acceptance, accept_batch
+from lidm.central.holds import Acceptance, accept_batch, held_csv
 from lidm.central.loader import BatchWriter
 from lidm.central.lock import feed_lock
 from lidm.central.revision import missing_table
@@ -301,14 +299,10 @@ def run_batch(feed: Feed, src: SourceBatch, progress: Progress | None = None) ->
 
 
 def _reasons_back(feed: Feed, write: Callable[[str], None], batch_id: str) -> None:
-    """The department's copy of what this delivery had held back: where and why, never a value."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    columns = ("row_number", "line_number", "field", "reason", "message")
-    writer.writerow(["row", "line", "field", "reason", "message"])
-    writer.writerows(["" if r[c] is None else r[c] for c in columns] for r in ledger.held_rows(feed.engine, batch_id))
+    """The department's copy of what this delivery had held back: where (the row's key masked, its record time) and
+    why, never a value of the row's content."""
     try:
-        write("\ufeff" + out.getvalue())  # with a BOM: a department's spreadsheet opens it right
+        write(held_csv(ledger.held_rows(feed.engine, batch_id)))
     except (OSError, LidmError) as exc:
         log.warning(
             "feed %s: the reasons of batch %s could not be put next to the delivery (%s); export them with "
@@ -395,7 +389,10 @@ def _load(
     """Everything inside the batch's transaction; fills `result` and returns the signed receipt."""
     contract, keyring, batch_id = feed.contract, feed.keyring, result.batch_id
     table = dataset_table(contract, sa.MetaData())
-    writer = BatchWriter(conn, contract, table, batch_id, feed.name, work_mem=feed.settings.central_work_mem)
+    names = {f: c.column for f, c in feed.adapter.converters().items()}  # held rows named in the source's terms
+    writer = BatchWriter(
+        conn, contract, table, batch_id, feed.name, work_mem=feed.settings.central_work_mem, source_names=names
+    )
     transform = ChunkTransform(
         feed.adapter,
         contract,
@@ -409,6 +406,7 @@ def _load(
     content = hashlib.sha256()
     file = src.meta.get("file", src.name)
     reasons: Counter[str] = Counter()
+    newest = None
     delivery = ledger.Delivery(feed.name, contract, batch_id, src.name, file, started)
     ledger.open_batch(conn, delivery, keyring)
     for part in transform_chunks(transform, _chunks(src, feed.adapter, file), feed.settings.workers):
@@ -416,6 +414,8 @@ def _load(
         content.update(part.digests)
         reasons.update(part.reasons)
         writer.quarantine(part.quarantine)
+        if part.newest is not None and (newest is None or part.newest > newest):
+            newest = part.newest
         if part.csv is not None:
             writer.write_csv(part.csv)
         elif part.protected is not None:
@@ -458,6 +458,7 @@ def _load(
         content=content,
         watermark_from=ledger.as_text(src.watermark_from),
         watermark_to=ledger.as_text(src.watermark_to()),
+        newest_record=ledger.as_text(newest),
         producer=src.meta.get("state", {}).get("producer"),
         accepted=accepted,
     )

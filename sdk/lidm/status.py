@@ -48,6 +48,7 @@ class Delivery:
     quarantined: int
     reason: str | None = None  # why it was rejected: "[code] what, where and what to do"
     top_reasons: list[tuple[str, int]] = field(default_factory=list)  # its quarantine reasons, most rows first
+    newest_record: str | None = None  # the newest record time among the rows it loaded (the source's own clock)
 
     @property
     def at(self) -> datetime:
@@ -93,6 +94,12 @@ class FeedStatus:
     def last_loaded(self) -> datetime | None:
         """When data last arrived."""
         return self.last_good.at if self.last_good else None
+
+    @property
+    def newest_record(self) -> str | None:
+        """How new the loaded data is by the source's own record times: a snapshot loaded today may hold nothing
+        changed in a week, which the load time alone hides."""
+        return None if self.last_good is None else self.last_good.newest_record
 
     @property
     def extracted(self) -> int:
@@ -221,6 +228,7 @@ def _newest(conn: sa.Connection, feed: str, statuses: tuple[str, ...]) -> Delive
         quarantined=row["quarantined"],
         reason=row["reason"] if row["status"] == "rejected" else None,
         top_reasons=[(reason, n) for reason, n in reasons],
+        newest_record=row["newest_record"],
     )
 
 
@@ -304,6 +312,7 @@ def feed_row(s: FeedStatus) -> dict[str, Any]:
         "freshness": s.freshness,
         "state": s.state,
         "last_data_at": _iso(s.last_loaded),
+        "newest_record_at": s.newest_record,
         "last_batch": _delivery_row(s.last),
         "last_loaded_batch": _delivery_row(s.last_good),
         "rejected_since_load": s.rejected_since_load,
@@ -336,6 +345,7 @@ def _delivery_row(d: Delivery | None) -> dict[str, Any] | None:
         "reason_code": d.reason_code,
         "reason": d.reason,
         "top_reasons": [{"reason": reason, "rows": n} for reason, n in d.top_reasons],
+        "newest_record_at": d.newest_record,
     }
 
 

@@ -8,6 +8,7 @@ sockets, so a kill -9 of the loader leaves no orphan process and no open databas
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import json
@@ -23,6 +24,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -33,9 +35,10 @@ from lidm.adapter import Adapter
 from lidm.central.loader import SOURCE_LINE, SOURCE_ROW, to_csv
 from lidm.conform import conform
 from lidm.contracts import Contract
+from lidm.contracts.model import Classification, Field, LogicalType, Protection
 from lidm.errors import LidmError
 from lidm.keys import Keyring
-from lidm.protect import Protector, seal
+from lidm.protect import Protector, mask, seal
 from lidm.validate import LINE, ROW, Validated, Validator
 
 DIGEST = 32  # bytes of one row digest
@@ -54,6 +57,7 @@ class Transformed:
     reasons: Counter[str] = field(default_factory=Counter)
     digests: bytes = b""  # the row digests in source order: the batch's content digest is their hash
     csv: bytes | None = None  # `protected` already as COPY input, when the writer takes CSV
+    newest: Any = None  # the newest record time among the rows that will load (the contract's record_time field)
 
 
 def encrypt_payload(keyring: Keyring, feed: str, payload: dict[str, Any]) -> str:
@@ -84,6 +88,7 @@ class ChunkTransform:
         self.csv_columns = csv_columns  # render CSV here, in the worker, rather than in the loading process
         # Keyed row digests (change detection), never plain hashes of personal data.
         self.digest_key = hashlib.blake2b(keyring.token.root_key, digest_size=32, person=b"lidm-row").digest()
+        self.locate = locating_columns(contract, adapter)
 
     def __call__(self, chunk: pa.Table) -> Transformed:
         rows = self.validator.normalize(conform(chunk, self.adapter, self.contract))
@@ -94,6 +99,8 @@ class ChunkTransform:
             out.quarantine = self._bad_rows(chunk, rows, checked, out.reasons, row_digest)
         good = pa.array(np.isin(np.arange(rows.num_rows), checked.bad_rows, invert=True))
         n = checked.valid.num_rows
+        if n and self.contract.record_time is not None:
+            out.newest = pc.max(checked.valid[self.contract.record_time]).as_py()
         protected = self.protector.protect(checked.valid)
         for name, col in (
             ("_batch_id", pa.array([self.batch_id] * n, pa.string())),
@@ -159,6 +166,7 @@ class ChunkTransform:
                 {
                     "row_number": raw[i].pop(ROW),
                     "line_number": raw[i].pop(LINE, None),
+                    "locator": locator(self.locate, raw[i]),
                     "field": problems[0].field,
                     "reason": problems[0].code,
                     "message": "; ".join(p.message for p in problems),
@@ -170,6 +178,46 @@ class ChunkTransform:
                 }
             )
         return out
+
+
+def locating_columns(contract: Contract, adapter: Adapter) -> list[tuple[str, Field, bool]]:
+    """The source columns that name a row in the department's own system: those of the contract's key and record
+    time, each with its field and whether it may be shown as it is (else only masked, or not at all)."""
+    converters = adapter.converters()
+    out = []
+    for name in dict.fromkeys((*contract.key, contract.record_time)):
+        column = getattr(converters.get(name or ""), "column", None)
+        if name is None or column is None:
+            continue
+        f = contract.field(name)
+        clear = Protection.CLEAR in f.protection and f.classification is not Classification.DIRECT_IDENTIFIER
+        if clear or Protection.MASK in f.protection or f.classification is Classification.DIRECT_IDENTIFIER:
+            out.append((column, f, clear))
+    return out
+
+
+def locator(columns: list[tuple[str, Field, bool]], raw: dict[str, Any]) -> str | None:
+    """Where a held-back row is in the department's table, e.g. ``sfzh=4301************** gxsj=2026-11-30 10:22:01``:
+    its source key (masked where the contract masks it) and record time, as its own columns hold them. A database
+    source's read position is a place in watermark order, which nobody can find in the table itself."""
+    lower = None
+    parts = []
+    for column, f, clear in columns:
+        if column in raw:
+            value = raw[column]
+        else:
+            lower = lower or {k.lower(): v for k, v in raw.items() if isinstance(k, str)}
+            value = lower.get(column.lower())
+        if value is None or value == "":
+            continue
+        if isinstance(value, str) and f.type is LogicalType.TIMESTAMP:
+            with contextlib.suppress(ValueError):  # one form of a time, whichever the driver gave (SQLite: text)
+                value = datetime.fromisoformat(value)
+        text = str(value)  # a datetime as 2026-11-30 10:22:01, the way the department's tools print it
+        if not clear:
+            text = mask(f, pa.array([text], pa.string()))[0].as_py()
+        parts.append(f"{column}={text}")
+    return " ".join(parts)[:200] or None
 
 
 _WORKER: ChunkTransform | None = None

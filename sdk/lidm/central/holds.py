@@ -24,7 +24,9 @@ from lidm.errors import LidmError
 from lidm.keys import load_keyring
 
 ACCEPTABLE = ("suspicious_shrink",)
-QUARANTINE_COLUMNS = ("batch_id", "source", "row_number", "line_number", "field", "reason", "message", "resolved_batch")
+QUARANTINE_COLUMNS = (
+    "batch_id", "source", "row_number", "line_number", "locator", "field", "reason", "message", "resolved_batch",
+)  # fmt: skip
 
 
 @dataclass
@@ -85,7 +87,8 @@ def accept_batch(settings: Settings, batch_id: str, *, note: str, actor: str = "
 def list_quarantine(
     settings: Settings, feed: str | None = None, *, include_resolved: bool = False, limit: int | None = 200
 ) -> list[dict[str, Any]]:
-    """Quarantined rows, newest batch first: where (source, row, line, field), why, and whether resolved."""
+    """Quarantined rows, newest batch first: where (source, row, line, the row's key and record time, field), why,
+    and whether resolved."""
     q, b = quarantine_table, batch_table
     query = (
         sa.select(
@@ -95,6 +98,7 @@ def list_quarantine(
             b.c.started_at,
             q.c.row_number,
             q.c.line_number,
+            q.c.locator,
             q.c.field,
             q.c.reason,
             q.c.message,
@@ -115,6 +119,17 @@ def list_quarantine(
             return [dict(r) for r in conn.execute(query).mappings()]
     finally:
         engine.dispose()
+
+
+def held_csv(rows: list[sa.RowMapping]) -> str:
+    """A batch's held rows as the department gets them back beside its delivery: where (row, line, the locator: key
+    masked and record time) and why, never another value; with a BOM, so a spreadsheet opens it right."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    columns = ("row_number", "line_number", "locator", "field", "reason", "message")
+    writer.writerow(["row", "line", "locator", "field", "reason", "message"])
+    writer.writerows(["" if r[c] is None else r[c] for c in columns] for r in rows)
+    return "\ufeff" + out.getvalue()
 
 
 def quarantine_csv(rows: list[dict[str, Any]]) -> str:

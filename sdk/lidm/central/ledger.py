@@ -172,6 +172,7 @@ def seal_batch(
     content: str,
     watermark_from: str | None,
     watermark_to: str | None,
+    newest_record: str | None = None,
     producer: Any = None,
     accepted: int | None = None,
 ) -> str:
@@ -204,6 +205,7 @@ def seal_batch(
             **tallies,
             watermark_from=watermark_from,
             watermark_to=watermark_to,
+            newest_record=newest_record,
             manifest=body,
             signature=signature,
             finished_at=datetime.now(UTC),

@@ -8,6 +8,7 @@ so a re-run changes nothing), and a full snapshot retires the rows it no longer 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
 from lidm.central.schema import quarantine
-from lidm.contracts.model import Contract
+from lidm.contracts.model import Classification, Contract, Protection
 
 SOURCE_ROW = "_source_row"
 SOURCE_LINE = "_source_line"  # a text file's line where the row starts: duplicates are reported by line too
@@ -55,8 +56,10 @@ class BatchWriter:
         feed: str,
         *,
         work_mem: str | None = None,
+        source_names: Mapping[str, str] | None = None,
     ) -> None:
         self.conn = conn
+        self.source_names = source_names or {}  # contract field -> the department's column, to name held rows
         self.work_mem = work_mem  # PostgreSQL: memory for the final sort and hashes of the staged rows
         self.contract = contract
         self.table = table
@@ -102,6 +105,23 @@ class BatchWriter:
             self.conn.execute(quarantine.insert(), [{"batch_id": self.batch_id, "feed": self.feed} | r for r in rows])
             self.quarantined += len(rows)
 
+    def _locator(self, staged: Mapping[str, Any]) -> str | None:
+        """A staged row named as transform.locator names one: key masked (its stored display form) or as it is,
+        record time as it is, under the department's column names."""
+        parts = []
+        for name in dict.fromkeys((*self.contract.key, self.contract.record_time)):
+            if name is None:
+                continue
+            f = self.contract.field(name)
+            shown = (
+                staged.get(name)
+                if Protection.CLEAR in f.protection and f.classification is not Classification.DIRECT_IDENTIFIER
+                else staged.get(f"{name}_masked")
+            )
+            if shown is not None and shown != "":
+                parts.append(f"{self.source_names.get(name, name)}={shown}")
+        return " ".join(parts)[:200] or None
+
     def _key_match(self, a: sa.Table, b: sa.Table) -> sa.ColumnElement[bool]:
         return sa.and_(*(a.c[k] == b.c[k] for k in self.key))
 
@@ -121,6 +141,7 @@ class BatchWriter:
                 {
                     "row_number": r[SOURCE_ROW],
                     "line_number": r[SOURCE_LINE],
+                    "locator": self._locator(r),
                     "field": self.contract.key[0],
                     "reason": "duplicate_key",
                     "message": f"key {', '.join(self.contract.key)} appears more than once in this batch; "

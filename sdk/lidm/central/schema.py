@@ -35,6 +35,7 @@ batch = sa.Table(
     sa.Column("finished_at", sa.DateTime(timezone=True)),
     sa.Column("recalled_at", sa.DateTime(timezone=True)),  # lidm.central.recall (migration 0008)
     sa.Column("recall_reason", sa.Text),
+    sa.Column("newest_record", sa.String(64)),  # the newest record time among the rows it loaded (migration 0014)
 )
 sa.Index("ix_lidm_batch_feed_digest", batch.c.feed, batch.c.source_digest)
 
@@ -56,6 +57,9 @@ quarantine = sa.Table(
     sa.Column("line_number", sa.BigInteger),  # a text file's line where the row starts (migration 0011)
     sa.Column("resolved_batch", sa.String(36)),  # the batch that loaded a corrected row with the same key
     sa.Column("resolved_at", sa.DateTime(timezone=True)),
+    # where the department finds the row in its own system: its key (masked where the contract masks it) and its
+    # record time; the read position alone means nothing in a database table (migration 0014)
+    sa.Column("locator", sa.String(200)),
 )
 sa.Index("ix_lidm_quarantine_feed_digest", quarantine.c.feed, quarantine.c.row_digest)
 sa.Index("ix_lidm_quarantine_feed_key", quarantine.c.feed, quarantine.c.key_token)

@@ -183,7 +183,8 @@ def quarantine_list(
     resolved: Annotated[bool, typer.Option("--resolved", help="Also rows a corrected re-delivery resolved.")] = False,
     limit: Annotated[int, typer.Option(help="How many rows at most.")] = 200,
 ) -> None:
-    """Quarantined rows: source, row and line, field and reason (never a value); open ones unless --resolved."""
+    """Quarantined rows: source, row and line, the row's key (masked) and record time, field and reason; open ones
+    unless --resolved."""
     from lidm.central.holds import list_quarantine
 
     try:
@@ -191,7 +192,7 @@ def quarantine_list(
     except LidmError as exc:
         fail(exc)
     table = Table(title="Quarantine" + (f" of {feed}" if feed else ""))
-    for col in ("feed", "source", "row", "line", "field", "reason", "message", "resolved by"):
+    for col in ("feed", "source", "row", "line", "key and record time", "field", "reason", "message", "resolved by"):
         table.add_column(col, overflow="fold")
     for r in rows:
         table.add_row(
@@ -199,6 +200,7 @@ def quarantine_list(
             r["source"],
             str(r["row_number"] or ""),
             str(r["line_number"] or ""),
+            r["locator"] or "",
             r["field"] or "",
             r["reason"],
             r["message"],
@@ -213,7 +215,8 @@ def quarantine_export(
     out: Annotated[Path, typer.Option(help="CSV file to write (UTF-8 with BOM).")],
     resolved: Annotated[bool, typer.Option("--resolved", help="Also resolved rows.")] = False,
 ) -> None:
-    """Write a feed's quarantined rows (row, line, field, reason; no values) as CSV to send to the department."""
+    """Write a feed's quarantined rows (row, line, key masked and record time, field, reason) as CSV to send to the
+    department."""
     from lidm.central.holds import list_quarantine, quarantine_csv
 
     try:

@@ -155,7 +155,7 @@ def _print_status(feeds_now, warnings, labels) -> None:  # type: ignore[no-untyp
     style = {"fresh": "green", "late": "bold red", "failing": "bold red", "never": "dim"}
     table = Table(title="Feeds")
     numeric = ("extracted", "loaded", "quarantined", "open q.")
-    cols = ("feed", "state", "loaded at", *numeric, "top reasons", "reconciled", "contract")
+    cols = ("feed", "state", "loaded at", "newest record", *numeric, "top reasons", "reconciled", "contract")
     for col in cols:
         table.add_column(col, justify="right" if col in numeric else "left")
     recon_style = {"ok": "green", "mismatch": "bold red"}
@@ -164,6 +164,7 @@ def _print_status(feeds_now, warnings, labels) -> None:  # type: ignore[no-untyp
             f.feed,
             f"[{style[f.state]}]{labels[f.state]}[/]",
             f"{f.last_loaded:%Y-%m-%d %H:%M}" if f.last_loaded else "-",
+            (f.newest_record or "-")[:16],
             f"{f.extracted:,}",
             f"{f.loaded:,}",
             f"{f.quarantined:,}",

@@ -156,6 +156,15 @@ class Contract(BaseModel):
     def field_names(self) -> list[str]:
         return [f.name for f in self.fields]
 
+    @property
+    def record_time(self) -> str | None:
+        """The field that says when a record last changed at its source: the watermark, else the contract's one
+        timestamp field. `lidm status` shows its newest value beside the load time; quarantine names rows by it."""
+        if self.watermark is not None:
+            return self.watermark
+        stamps = [f.name for f in self.fields if f.type is LogicalType.TIMESTAMP]
+        return stamps[0] if len(stamps) == 1 else None
+
     def output_columns(self) -> list[tuple[Field, str, Protection]]:
         return [(f, col, p) for f in self.fields for col, p in f.output_columns()]
 

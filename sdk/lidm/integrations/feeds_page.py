@@ -107,13 +107,14 @@ def _row(s: FeedStatus) -> str:
         )
     else:
         recon = '<span class="dim">—</span>'
+    newest = f"<br>newest record {e(s.newest_record[:16])}" if s.newest_record else ""
     return (
         f'<tr class="{s.state}" data-feed="{e(s.feed)}">'
         f'<td><b>{e(s.feed)}</b><br><span class="dim">{e(s.title)}</span></td>'
         f"<td>{e(s.department)}</td>"
         f'<td><span class="badge {s.state}">{STATE_LABEL[s.state]}</span><br>'
-        f'<span class="dim">{"data " + _ago(s.age) if s.age else "no data yet"}; expected within '
-        f"{_span(s.freshness)}</span></td>"
+        f'<span class="dim">{"loaded " + _ago(s.age) if s.age else "no data yet"}; expected within '
+        f"{_span(s.freshness)}{newest}</span></td>"
         f'{counts}<td>{reasons}</td><td class="reconciled">{recon}</td><td>{version}</td>'
         f'<td class="dim">{e(s.source)}</td></tr>'
     )
