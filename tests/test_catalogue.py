@@ -248,6 +248,43 @@ def test_lint_refuses_a_county_grant_that_reads_every_district(contracts_copy):
     ), messages
 
 
+def test_a_consumers_own_grant_beside_its_groups_is_said_to_apply_and_differing_group_grants_are_refused(
+    contracts_copy, monkeypatch
+):
+    """芙蓉区 reached by the county group's grant and by one of its own reads by its own: lint says so when they
+    differ, and `lidm contracts grants` marks the group's as not applied. Two differing group grants and none of
+    its own cannot be applied at all: an error."""
+    from typer.testing import CliRunner
+
+    from lidm import cli
+    from lidm.config import Settings
+
+    path, doc, grants = _population_grants(contracts_copy)
+    county = next(g for g in grants if g["consumer"] == "county_civil_affairs")
+    own = {**county, "consumer": "civil_affairs.furong", "fields": {"district_code": "clear"}}
+    grants.append(own)
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), "utf-8")
+    found = [f for f in lint(load_catalog(contracts_copy), "4301") if "has a grant of its own" in f.message]
+    assert [(f.severity, f.contract) for f in found] == [("warning", "health.population")]
+    assert "applies instead of the differing grant to county_civil_affairs" in found[0].message
+    monkeypatch.setattr(cli, "get_settings", lambda: Settings(contracts_dir=contracts_copy))
+    out = CliRunner().invoke(cli.app, ["contracts", "grants", "civil_affairs.furong"], env={"COLUMNS": "250"})
+    assert out.exit_code == 0 and out.output.count("not applied: its own grant applies") == 1, out.output
+
+    grants.remove(own)
+    grants.append({**county, "consumer": "civil_affairs", "fields": {"district_code": "clear"}})
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), "utf-8")
+    consumers = contracts_copy / "consumers.yaml"
+    text = consumers.read_text("utf-8").replace(
+        "groups:\n", "groups:\n  everyone_civil:\n    - civil_affairs.furong\n", 1
+    )
+    consumers.write_text(text, "utf-8")
+    grants[-1]["consumer"] = "everyone_civil"
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), "utf-8")
+    errors = [f.message for f in lint(load_catalog(contracts_copy), "4301") if f.severity == "error"]
+    assert any("civil_affairs.furong is reached by differing grants" in m for m in errors), errors
+
+
 def test_lint_refuses_a_shared_code_list_extended_with_codes_of_its_own(contracts_copy):
     """Reusing disability_grade (一级 to 四级) with grades 1-10 is another list: it must say so by its name."""
     other = contracts_copy / "health" / "population.yaml"

@@ -80,7 +80,8 @@ def contracts_show(contract_id: Annotated[str, typer.Argument(help="e.g. health.
 
 @contracts_app.command("grants")
 def contracts_grants(consumer: Annotated[str, typer.Argument(help="Consumer id, e.g. medical_insurance.")]) -> None:
-    """What one consumer may read: per dataset the fields, their level, the rows and the purpose."""
+    """What one consumer may read: per dataset the fields, their level, the rows and the purpose. Where a grant of
+    its own and a group's both reach it, its own applies; the group's is shown, marked not applied."""
     catalog = read_catalog()
     try:
         grants = catalog.grants_for(consumer)
@@ -93,9 +94,12 @@ def contracts_grants(consumer: Annotated[str, typer.Argument(help="Consumer id, 
     table.add_column("fields (level)")
     table.add_column("rows")
     table.add_column("purpose")
+    own = {c.id for c, g in grants if g.consumer == consumer}
     for c, g in grants:
         levels = ", ".join(f"{name}={lvl.value}" for name, lvl in g.fields.items())
         via = f"\n[dim]via {g.consumer}[/]" if g.consumer != consumer else ""
+        if c.id in own and g.consumer != consumer:
+            via += "\n[yellow]not applied: its own grant applies[/]"
         table.add_row(c.id + via, levels, g.rows.value, g.purpose or "[red]none[/]")
     console.print(table)
 

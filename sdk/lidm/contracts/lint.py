@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from lidm.contracts.disclosure import REBUILD_THRESHOLD, rebuildable
 from lidm.contracts.load import ContractCatalog
-from lidm.contracts.model import Check, Classification, Contract, GrantLevel, Protection, RowScope
+from lidm.contracts.model import Check, Classification, Contract, Grant, GrantLevel, Protection, RowScope
 
 NEEDS = {
     GrantLevel.TOKEN: ({Protection.TOKEN}, "token"),
@@ -121,6 +121,49 @@ def _lint_grants(c: Contract, catalog: ContractCatalog) -> list[Finding]:
                 g.line,
                 None,
                 f"grant to {g.consumer} is limited to its department's rows but lidmDepartmentField is unset",
+            )
+    out += _lint_overlaps(c, catalog)
+    return out
+
+
+def _lint_overlaps(c: Contract, catalog: ContractCatalog) -> list[Finding]:
+    """A consumer reached by several grants on one dataset reads by one: its own grant wins over a group's, and
+    differing group grants with none of its own cannot be applied. Say which, where the reader would not guess."""
+    if catalog.consumers is None:
+        return []
+    reaching: dict[str, list[Grant]] = defaultdict(list)
+    for g in c.grants:
+        for m in catalog.consumers.expand(g.consumer):
+            reaching[m.id].append(g)
+    out = []
+    for member, grants in reaching.items():
+        if len(grants) < 2:
+            continue
+        own = [g for g in grants if g.consumer == member]
+        others = [g for g in grants if g.consumer != member]
+        if own:
+            for g in others:
+                if (g.fields, g.rows, g.linkable) != (own[0].fields, own[0].rows, own[0].linkable):
+                    out.append(
+                        Finding(
+                            "warning",
+                            c.id,
+                            _where(c, own[0].line),
+                            None,
+                            f"{member} has a grant of its own, which applies instead of the differing grant to "
+                            f"{g.consumer} (line {g.line}); {member} reads only what its own grant gives",
+                        )
+                    )
+        elif any((g.fields, g.rows) != (others[0].fields, others[0].rows) for g in others):
+            out.append(
+                Finding(
+                    "error",
+                    c.id,
+                    _where(c, others[0].line),
+                    None,
+                    f"{member} is reached by differing grants to {', '.join(g.consumer for g in others)} and has "
+                    "none of its own: give it one grant of its own, or make the group grants agree",
+                )
             )
     return out
 
