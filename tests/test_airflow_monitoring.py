@@ -54,7 +54,9 @@ def test_monitor_push_and_feedback_dags_run_the_loop_once(airflow_env, gateway_p
     pushed = [x for k, x in reports[PUSH_DAG]["xcom"].items() if k.endswith("return_value")]
     sent = sum(p["warnings"] for batch in pushed for p in batch if p["status"] == "pushed")
     assert sent == raised == _count(url, "SELECT count(*) FROM lidm_warning_state WHERE pushed_at IS NOT NULL")
-    outboxes = list((gateway_pg.home / "channels").glob("*/outbox/warnings_*.csv"))
+    # The machine files are those their manifests name; the files for people sit beside them.
+    manifests = (gateway_pg.home / "channels").glob("*/outbox/warnings_*.manifest.json")
+    outboxes = [m.with_name(json.loads(m.read_text())["file"]) for m in manifests]
     assert outboxes and sum(len(p.read_text(encoding="utf-8-sig").splitlines()) - 1 for p in outboxes) == raised
 
     departments = sorted({p.parts[-3] for p in outboxes})

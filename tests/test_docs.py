@@ -216,3 +216,34 @@ def _a_county_bureau_reads_its_own_districts(tmp_path: Path, env: dict[str, str]
         engine.dispose()
     assert everywhere > 1 and own > 0
     assert seen == [("430102", own)]
+
+
+# --------------------------------------------------------------------------- docs/for-departments.md
+
+FOR_DEPARTMENTS = ROOT / "docs" / "for-departments.md"
+
+
+def test_the_department_guide_says_what_the_platform_takes_and_refuses():
+    """Every outcome and assistance kind with its label and code, every accepted date form and every refusal code
+    the result files use: the guide a caseworker follows says what the code does."""
+    from lidm.contracts.load import load_catalog
+    from lidm.monitor import results
+    from lidm.monitor.answers import DATE_FORMS, TIME_FORMS
+
+    text = FOR_DEPARTMENTS.read_text("utf-8")
+    chinese, english = text.split("## English")
+    contract = load_catalog()["platform.disposition"]
+    for name in ("outcome", "assistance_kind"):
+        f = contract.field(name)
+        for code, label in zip(f.enum, f.enum_labels, strict=True):
+            assert f"{label}（{code}）" in chinese, (name, code)
+    for f in contract.fields:
+        if f.name not in ("disposition_id", "household_id", "updated_at"):
+            assert re.search(rf"\| (?:[^|]*、)?{f.business_name}(?:、[^|]*)? \|", chinese), f.name
+    for form in (*DATE_FORMS, *TIME_FORMS):
+        assert f"`{form}`" in chinese and f"`{form}`" in english, form
+    for code in results._CODE_FIELD:
+        assert f"`{code}`" in chinese, code
+    for code in ("encoding", "header", "delimiter", "merged_cells", "missing_sheet"):
+        assert code in results._WHOLE_FILE and f"`{code}`" in chinese
+    assert "docs/for-departments.md" in (ROOT / "README.md").read_text("utf-8")

@@ -22,7 +22,9 @@ from urllib.parse import urlencode
 import pyarrow as pa
 import pytest
 import sqlalchemy as sa
-from lidm_samples.demo import demo_settings, run_demo
+from _city import monitored_city, private_copy
+from _city import rows as _rows
+from lidm_samples.demo import demo_settings
 from lidm_samples.responses import DISPOSITION_COLUMNS, NO_SUCH_WARNING, respond
 
 import lidm.monitor.push as push_module
@@ -30,13 +32,12 @@ from lidm.config import Settings
 from lidm.contracts.load import load_catalog
 from lidm.errors import HostKeyError, SourceError
 from lidm.keys import load_keyring
-from lidm.monitor.channels import ChannelError, TableChannel
+from lidm.monitor.channels import REASON_COLUMNS, ChannelError, TableChannel
 from lidm.monitor.feedback import collect_dispositions
-from lidm.monitor.lifecycle import monitor, transition
+from lidm.monitor.lifecycle import transition
 from lidm.monitor.push import push_warnings, warning_grant
 from lidm.protect import Protector
 
-AS_OF = date(2026, 11, 27)
 PUSHED_AT = datetime(2026, 11, 28, 9, 0, 0)
 TODAY = date(2026, 12, 1)
 COLLECTED_AT = datetime(2026, 12, 1, 18, 0, 0)
@@ -44,43 +45,27 @@ BOM = b"\xef\xbb\xbf"
 DISPOSITION_HEADER = list(DISPOSITION_COLUMNS)
 
 
-def _city(home: Path, central_url: str | None = None) -> Settings:
-    run_demo(home, size=1500, bad=0, central_url=central_url)
-    settings = demo_settings(home, central_url)
-    monitor(settings, as_of=AS_OF)
-    return settings
-
-
 @pytest.fixture(scope="module")
 def city(tmp_path_factory) -> Path:
     """One monitored city for the module: about 60 warnings for five departments."""
     home = tmp_path_factory.mktemp("city")
-    _city(home)
+    monitored_city(home)
     return home
 
 
 @pytest.fixture
 def home(city: Path, tmp_path: Path) -> Path:
     """A private copy of the city's central database and keyring."""
-    dest = tmp_path / "home"
-    dest.mkdir()
-    for name in ("central.db", "central.db-wal", "central.db-shm", "keyring.json"):
-        if (city / name).exists():
-            shutil.copy2(city / name, dest / name)
-    return dest
-
-
-def _rows(settings: Settings, sql: str, **params) -> list[sa.Row]:
-    engine = sa.create_engine(settings.effective_central_url)
-    try:
-        with engine.connect() as conn:
-            return conn.execute(sa.text(sql), params).all()
-    finally:
-        engine.dispose()
+    return private_copy(city, tmp_path)
 
 
 def _one(settings: Settings, sql: str, **params):
     return _rows(settings, sql, **params)[0][0]
+
+
+def _machine_files(outbox: Path) -> list[Path]:
+    """The pushes' machine CSVs: the files their manifests name (the files for people sit beside them)."""
+    return sorted(outbox / json.loads(m.read_text())["file"] for m in outbox.glob("*.manifest.json"))
 
 
 def _read_csv(data: bytes) -> list[dict[str, str]]:
@@ -154,7 +139,7 @@ def test_folder_channel_round_trip(home: Path, caplog) -> None:
     received: dict[str, list[dict[str, str]]] = {}
     for dept, r in pushed.items():
         outbox = home / "channels" / dept / "outbox"
-        files = sorted(outbox.glob("*.csv"))
+        files = _machine_files(outbox)
         assert len(files) == 1 and r.target == str(files[0])
         data = files[0].read_bytes()
         manifest = json.loads(files[0].with_name(files[0].stem + ".manifest.json").read_text())
@@ -212,7 +197,7 @@ def test_folder_channel_round_trip(home: Path, caplog) -> None:
     again = push_warnings(settings)
     assert {r.status for r in again} == {"nothing"}
     assert _counts(settings) == before
-    assert all(len(list((home / "channels" / d / "outbox").glob("*.csv"))) == 1 for d in pushed)
+    assert all(len(_machine_files(home / "channels" / d / "outbox")) == 1 for d in pushed)
 
     answers = {d: respond(settings, d, seed=11, today=TODAY, faults=d == "civil_affairs") for d in pushed}
     collected = collect_dispositions(settings, now=COLLECTED_AT)
@@ -275,8 +260,8 @@ def test_refusals_reasons_and_corrections(home: Path, caplog) -> None:
     dept = "medical_insurance"
     push_warnings(settings, departments=[dept, "civil_affairs"], now=PUSHED_AT)
     channel = home / "channels" / dept
-    ours = _read_csv(next((channel / "outbox").glob("*.csv")).read_bytes())
-    theirs = _read_csv(next((home / "channels" / "civil_affairs" / "outbox").glob("*.csv")).read_bytes())
+    ours = _read_csv(_machine_files(channel / "outbox")[0].read_bytes())
+    theirs = _read_csv(_machine_files(home / "channels" / "civil_affairs" / "outbox")[0].read_bytes())
     assert len(ours) >= 8
     w = ours
 
@@ -411,12 +396,12 @@ def test_crash_between_file_and_commit_delivers_again(home: Path, monkeypatch) -
         push_warnings(settings, departments=[dept], now=PUSHED_AT)
     monkeypatch.undo()
     outbox = home / "channels" / dept / "outbox"
-    assert len(list(outbox.glob("*.csv"))) == 1
+    assert len(_machine_files(outbox)) == 1
     assert _one(settings, "SELECT count(*) FROM lidm_push") == 0
     assert set(_statuses(settings, dept).values()) == {"raised"}
 
     (result,) = push_warnings(settings, departments=[dept], now=PUSHED_AT + timedelta(minutes=5))
-    first, second = (_read_csv(p.read_bytes()) for p in sorted(outbox.glob("*.csv")))
+    first, second = (_read_csv(p.read_bytes()) for p in _machine_files(outbox))
     assert [r["warning_id"] for r in first] == [r["warning_id"] for r in second]
     assert result.warnings == len(second) and _one(settings, "SELECT count(*) FROM lidm_push") == 1
     assert set(_statuses(settings, dept).values()) == {"pushed"}
@@ -468,7 +453,7 @@ def test_cli_push_and_collect_render_counts(home: Path, monkeypatch) -> None:
     out = runner.invoke(cli.app, ["monitor", "push", "--department", "housing", "--department", "civil_affairs"])
     assert out.exit_code == 0, out.output
     assert re.search(r"civil_affairs\s+│\s+pushed\s+│\s+folder", out.output)
-    pushed = _read_csv(next((home / "channels" / "civil_affairs" / "outbox").glob("*.csv")).read_bytes())
+    pushed = _read_csv(_machine_files(home / "channels" / "civil_affairs" / "outbox")[0].read_bytes())
     respond(settings, "civil_affairs", seed=2, today=TODAY, faults=True)
     collected = runner.invoke(cli.app, ["monitor", "collect", "--department", "civil_affairs"])
     assert collected.exit_code == 0, collected.output
@@ -503,7 +488,7 @@ def test_sftp_channel(home: Path, sftp_server, caplog) -> None:
 
         (result,) = push_warnings(settings, departments=[dept], now=PUSHED_AT)
         assert result.status == "pushed" and result.channel == "sftp"
-        files = sorted((remote / "outbox").glob("*.csv"))
+        files = _machine_files(remote / "outbox")
         assert len(files) == 1 and (remote / "outbox" / (files[0].stem + ".manifest.json")).exists()
         assert len(_read_csv(files[0].read_bytes())) == result.warnings
         target = _one(settings, "SELECT target FROM lidm_push")
@@ -539,7 +524,7 @@ def test_sftp_channel(home: Path, sftp_server, caplog) -> None:
 @pytest.mark.postgres
 def test_table_channel_on_postgres(tmp_path: Path, pg_clean_url: str, pg_url: str, monkeypatch, caplog) -> None:
     caplog.set_level(logging.DEBUG)
-    settings = _city(tmp_path / "pg-city", pg_clean_url)
+    settings = monitored_city(tmp_path / "pg-city", pg_clean_url)
     dept = "medical_insurance"
     schema = f"dept_{secrets.token_hex(4)}"
     admin = sa.create_engine(pg_url)
@@ -568,7 +553,7 @@ def test_table_channel_on_postgres(tmp_path: Path, pg_clean_url: str, pg_url: st
 
     inspector_cols = lambda t: [c["name"] for c in sa.inspect(admin).get_columns(t, schema=schema)]  # noqa: E731
     granted = [f.name for f in catalog["platform.warning"].fields if f.name in grant.fields]
-    assert inspector_cols("lidm_warning") == [*granted, "push_id", "pushed_at", "acknowledged_at"]
+    assert inspector_cols("lidm_warning") == [*granted, "push_id", "pushed_at", "acknowledged_at", *REASON_COLUMNS]
     assert "lidm_status" in inspector_cols("lidm_warning_disposition")
     with admin.connect() as conn:
         table = conn.execute(sa.text(f"SELECT * FROM {schema}.lidm_warning")).mappings().all()

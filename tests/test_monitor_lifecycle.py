@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,9 @@ from lidm.central import db
 from lidm.central.schema import dataset_table, monitor_run, warning_event, warning_state
 from lidm.config import Settings
 from lidm.contracts.load import load_catalog
-from lidm.monitor import Compiled, RuleError, load_rules, run_monitor, transition
+from lidm.errors import ConfigError
+from lidm.keys import load_keyring
+from lidm.monitor import Compiled, MonitorResult, RuleError, evaluate, load_rules, run_monitor, transition
 from lidm.monitor.lifecycle import city_now, monitor, warning_table
 
 AS_OF = date(2026, 11, 27)
@@ -135,6 +138,14 @@ subject:
         ("match:\n  - feed: health.deaths\n    where: {death_date: {soon: 3}}\n", "unknown operator 'soon'"),
         ("match:\n  - feed: health.deaths\n    where: {death_date: {within_days: $days}}\n", "$days is not one of"),
         ("match:\n  - feed: health.deaths\n    where: {name: x}\n", "is not kept in clear"),
+        (
+            "match:\n  - feed: health.deaths\n    where: {death_date: {within_days: soon}}\n",
+            "not a whole number of days",
+        ),
+        (
+            "match:\n  - feed: health.medical_expenses\n    total: {field: out_of_pocket, greater_than: lots}\n",
+            "health.medical_expenses.out_of_pocket: 'lots' is not a number",
+        ),
     ],
 )
 def test_a_rule_naming_what_the_catalogue_lacks_is_refused_by_name(tmp_path: Path, extra: str, says: str) -> None:
@@ -159,11 +170,108 @@ def test_a_rule_file_must_be_named_for_its_id(tmp_path: Path) -> None:
 def test_params_are_overridden_from_configuration_and_unknown_ones_refused() -> None:
     rules = load_rules(catalog=CATALOG, params={"high_medical_cost_assistance.threshold": 50000})
     rule = next(r for r in rules if r.id == "high_medical_cost_assistance")
-    assert rule.params["threshold"] == 50000 and "50000" in rule.summary_text()
+    assert rule.param_values["threshold"] == 50000 and "50000" in rule.summary_text()
+    assert _rule("high_medical_cost_assistance").param_values["threshold"] == 20000  # the loaded rule is untouched
     with pytest.raises(RuleError, match="no param"):
         load_rules(catalog=CATALOG, params={"high_medical_cost_assistance.thresold": 1})
     with pytest.raises(RuleError, match="names no rule"):
         load_rules(catalog=CATALOG, params={"no_such_rule.threshold": 1})
+
+
+# LIDM_RULE_PARAMS as the operator writes it (JSON): what each bad value must be refused as.
+BAD_OVERRIDES = [
+    ('"30000; DROP TABLE platform_warning"', "threshold", "is not a number"),
+    ('"abc"', "threshold", "is not a number"),
+    ("1e999", "threshold", "is not a finite number"),
+    ('"1e999"', "threshold", "outside any range"),
+    ("NaN", "threshold", "is not a finite number"),
+    ('"Infinity"', "threshold", "is not a finite number"),
+    ("-5", "threshold", "-5 is below the minimum 0"),
+    ("1000001", "threshold", "is above the maximum 1000000"),
+    ("true", "threshold", "is true/false, not a number"),
+    ("90.5", "window_days", "90.5 is not a whole number"),
+    ("0", "window_days", "0 is below the minimum 1"),
+]
+
+
+@pytest.mark.parametrize(("value", "param", "says"), BAD_OVERRIDES)
+def test_a_bad_param_override_is_refused_naming_rule_param_problem_and_range(
+    monkeypatch: pytest.MonkeyPatch, value: str, param: str, says: str
+) -> None:
+    """Through the setting as deployed (environment JSON): a ConfigError, never a traceback or a run."""
+    monkeypatch.setenv("LIDM_RULE_PARAMS", f'{{"high_medical_cost_assistance.{param}": {value}}}')
+    settings = Settings()
+    with pytest.raises(ConfigError) as err:
+        load_rules(catalog=CATALOG, params=settings.rule_params)
+    message = str(err.value)
+    allowed = "a decimal number from 0 to 1000000" if param == "threshold" else "a whole number of days from 1 to 1095"
+    assert f"high_medical_cost_assistance.{param}" in message and says in message and allowed in message
+    assert isinstance(err.value, RuleError) and "DROP" not in message
+
+
+def test_a_bad_override_stops_lidm_monitor_with_a_message_and_the_listing_shows_ranges(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from typer.testing import CliRunner
+
+    from lidm import cli
+
+    monkeypatch.setattr(cli, "get_settings", Settings)
+    monkeypatch.setattr(cli.console, "width", 250)
+    runner = CliRunner()
+    monkeypatch.setenv("LIDM_RULE_PARAMS", '{"high_medical_cost_assistance.threshold": -5}')
+    for args in (["monitor", "rules"], ["monitor", "run"]):
+        out = runner.invoke(cli.app, args)
+        assert out.exit_code == 2, out.output  # an unexpected exception would be 1
+        assert "high_medical_cost_assistance.threshold" in out.output and "Traceback" not in out.output
+    monkeypatch.setenv("LIDM_RULE_PARAMS", '{"high_medical_cost_assistance.threshold": "30000"}')
+    out = runner.invoke(cli.app, ["monitor", "rules"])
+    assert out.exit_code == 0, out.output
+    assert "threshold=30000 (decimal 0..1000000)" in out.output and "window_days=365 (days 1..1095)" in out.output
+    assert "P180D" in out.output
+
+
+def test_a_rule_file_whose_default_is_outside_its_own_range_is_refused(tmp_path: Path) -> None:
+    param = "params:\n  days: {type: days, default: 5000, min: 1, max: 365}\n"
+    path = _write_rule(tmp_path, BASE + param)
+    with pytest.raises(RuleError) as err:
+        load_rules(tmp_path, catalog=CATALOG)
+    assert str(path) in str(err.value) and "params.days" in str(err.value)
+    assert "default 5000 is above the maximum 365" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("params", "says"),
+    [
+        ("  threshold: 20000\n", "declare a param as {type"),
+        ("  threshold: {type: decimal, default: 1, min: 0}\n", "declare a param as {type"),
+        ("  threshold: {type: money, default: 1, min: 0, max: 9}\n", "declare a param as {type"),
+        ("  threshold: {type: decimal, default: 1, min: 9, max: 0}\n", "min 9 is above max 0"),
+        ("  threshold: {type: decimal, default: 1, min: 0, max: .inf}\n", "max is not a finite number"),
+        ("  days: {type: days, default: 1, min: -1, max: 9}\n", "a number of days is not negative"),
+        ("  days: {type: days, default: 1.5, min: 0, max: 9}\n", "default 1.5 is not a whole number"),
+    ],
+)
+def test_a_param_declared_without_a_type_and_range_is_refused(tmp_path: Path, params: str, says: str) -> None:
+    _write_rule(tmp_path, BASE + "params:\n" + params)
+    with pytest.raises(RuleError) as err:
+        load_rules(tmp_path, catalog=CATALOG)
+    assert "bad_rule.yaml: params" in str(err.value) and says in str(err.value)
+
+
+@pytest.mark.parametrize("period", ["180", "P-1D", "PT6H", "P3651D", "soon"])
+def test_a_quiet_period_that_is_not_whole_days_is_refused(tmp_path: Path, period: str) -> None:
+    _write_rule(tmp_path, BASE + f"quiet_after_not_eligible: {period}\n")
+    with pytest.raises(RuleError, match="quiet_after_not_eligible: an ISO 8601 duration in whole days"):
+        load_rules(tmp_path, catalog=CATALOG)
+
+
+def test_every_rule_declares_its_params_and_a_quiet_period() -> None:
+    for rule in RULES:
+        assert rule.quiet_after_not_eligible.days > 0, rule.id
+        assert "quiet_after_not_eligible:" in (Path(__file__).parents[1] / "rules" / f"{rule.id}.yaml").read_text()
+        for name, param in rule.params.items():
+            assert param.min <= param.default <= param.max, (rule.id, name)
 
 
 def test_every_rule_is_evaluated_as_one_statement_per_rule(city: City) -> None:
@@ -340,3 +448,112 @@ def test_a_run_that_fails_half_way_leaves_nothing(city: City, monkeypatch: pytes
 def test_monitor_uses_the_deployment_settings_and_only_the_rules_asked(city: City) -> None:
     result = monitor(city.settings, as_of=AS_OF, rule_ids=["roster_deceased"])
     assert list(result.counts) == ["roster_deceased"] and result.counts["roster_deceased"].raised == 2
+
+
+# --------------------------------------------------------------------------- not asking the same person again
+
+NOW = datetime.combine(AS_OF, time(9))
+MEDICAL = "high_medical_cost_assistance"
+
+
+def _answer(city: City, warning: sa.Row, outcome: str, at: datetime) -> None:
+    """A department's answer as the intake stores it: a platform_disposition row, the warning disposed."""
+    d = city.table("platform.disposition")
+    did = f"D{at:%Y%m%d}-test-{warning.warning_id[-6:]}"
+    with city.engine.begin() as conn:
+        conn.execute(
+            sa.insert(d).values(
+                disposition_id=did,
+                warning_id=warning.warning_id,
+                department=warning.target_department,
+                outcome=outcome,
+                reason_enc="not-a-real-ciphertext",
+                handler_enc="not-a-real-ciphertext",
+                handler_masked="*",
+                disposed_at=at,
+                id_number_token=warning.id_number_token,
+                id_number_enc=warning.id_number_enc,
+                id_number_masked=warning.id_number_masked,
+                household_id_token=warning.household_id_token,
+                district_code=warning.district_code,
+                updated_at=at,
+                _batch_id="test",
+                _row_digest=f"test-{did}",
+            )
+        )
+        assert transition(
+            conn, CATALOG, [warning.warning_id], "disposed", actor="test", at=at, extra={"disposition_id": did}
+        )
+
+
+@pytest.mark.parametrize("case", ["within the period", "after the period", "data changed"])
+def test_a_not_eligible_answer_is_not_asked_again_when_a_threshold_comes_back(
+    city: City, case: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The department's report: threshold raised, then lowered back, and the person answered "not eligible"
+    was asked again. Within the rule's quiet period (P180D) and with their data unchanged they are not, and the
+    run says how many it held back; after the period, or once their data changed, they are."""
+    keyring = load_keyring(city.settings)
+    usual = [_rule(MEDICAL)]
+    raised = [r for r in load_rules(catalog=CATALOG, params={f"{MEDICAL}.threshold": 1000000}) if r.id == MEDICAL]
+
+    def run(rules: list) -> MonitorResult:  # type: ignore[type-arg]
+        return run_monitor(city.engine, rules, CATALOG, as_of=AS_OF, now=NOW, keyring=keyring)
+
+    run(usual)
+    with city.engine.connect() as conn:
+        still = evaluate(conn, raised, AS_OF, CATALOG)[MEDICAL]  # flagged whatever the threshold (emergency fund)
+    target = next(w for w in city.warnings(MEDICAL, "raised") if w.id_number_token not in still)
+    assert len(target._row_digest) == 64  # the evidence digest, kept when the warning was raised
+    answered = NOW - timedelta(days=181) if case == "after the period" else NOW
+    _answer(city, target, "not_eligible", answered)
+
+    up = run(raised)  # the condition goes away: the answered warning stops blocking
+    assert up.counts[MEDICAL].raised == 0 and up.counts[MEDICAL].closed > 0
+    [cleared] = [w for w in city.warnings(MEDICAL) if w.warning_id == target.warning_id]
+    assert cleared.status == "disposed" and cleared.condition_cleared_at is not None
+
+    if case == "data changed":  # a bill of the person changed: what the rule reads is no longer what was answered
+        bills = city.table("health.medical_expenses")
+        with city.engine.begin() as conn:
+            bill = conn.execute(
+                sa.select(bills.c.settlement_id).where(bills.c.id_number_token == target.id_number_token).limit(1)
+            ).scalar_one()
+            conn.execute(
+                sa.update(bills).where(bills.c.settlement_id == bill).values(out_of_pocket=bills.c.out_of_pocket + 1)
+            )
+
+    back = run(usual)
+    mine = [w for w in city.warnings(MEDICAL) if w.id_number_token == target.id_number_token]
+    with city.engine.connect() as conn:
+        counts = json.loads(
+            conn.execute(sa.select(monitor_run.c.counts).where(monitor_run.c.run_id == back.run_id)).scalar_one()
+        )
+    if case == "within the period":
+        assert [w.warning_id for w in mine] == [target.warning_id]
+        assert back.counts[MEDICAL].suppressed == 1 == counts[MEDICAL]["suppressed"]
+        assert back.counts[MEDICAL].raised == up.counts[MEDICAL].closed  # everyone else is asked again
+        from lidm.cli.monitor import print_monitor
+
+        print_monitor(back)
+        assert "suppressed" in capsys.readouterr().out
+    else:
+        assert back.counts[MEDICAL].suppressed == 0 == counts[MEDICAL]["suppressed"]
+        assert sorted(w.status for w in mine) == ["disposed", "raised"]
+        assert back.counts[MEDICAL].raised == up.counts[MEDICAL].closed + 1
+
+
+def test_only_a_not_eligible_answer_holds_back(city: City) -> None:
+    """A granted person whose condition comes back is asked again: the quiet period is about "not eligible"."""
+    keyring = load_keyring(city.settings)
+    usual = [_rule(MEDICAL)]
+    raised = [r for r in load_rules(catalog=CATALOG, params={f"{MEDICAL}.threshold": 1000000}) if r.id == MEDICAL]
+    run_monitor(city.engine, usual, CATALOG, as_of=AS_OF, now=NOW, keyring=keyring)
+    with city.engine.connect() as conn:
+        still = evaluate(conn, raised, AS_OF, CATALOG)[MEDICAL]
+    target = next(w for w in city.warnings(MEDICAL, "raised") if w.id_number_token not in still)
+    _answer(city, target, "terminated", NOW)
+    run_monitor(city.engine, raised, CATALOG, as_of=AS_OF, now=NOW, keyring=keyring)
+    back = run_monitor(city.engine, usual, CATALOG, as_of=AS_OF, now=NOW, keyring=keyring)
+    assert back.counts[MEDICAL].suppressed == 0
+    assert len([w for w in city.warnings(MEDICAL) if w.id_number_token == target.id_number_token]) == 2

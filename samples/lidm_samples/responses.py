@@ -147,7 +147,7 @@ def _answers(
     dispositions: list[dict[str, Any]] = []
     for i, w in enumerate(ordered):
         draw = rng.random()
-        at = datetime.combine(today, time(9)) + timedelta(minutes=rng.randrange(8 * 60))
+        at = datetime.combine(_answer_day(today, w), time(9)) + timedelta(minutes=rng.randrange(8 * 60))
         row = {
             "warning_id": w["warning_id"],
             "department": department,
@@ -178,6 +178,14 @@ def _answers(
         again = dict(final[-1]) | {"disposed_at": final[-1]["disposed_at"] + timedelta(hours=1)}
         dispositions += [unknown, again]
     return acks, dispositions
+
+
+def _answer_day(today: date, warning: dict[str, str]) -> date:
+    """A department answers a warning once it was raised: the platform refuses an answer dated before that day."""
+    try:
+        return max(today, date.fromisoformat((warning.get("raised_at") or "")[:10]))
+    except ValueError:
+        return today
 
 
 def _write_inbox(

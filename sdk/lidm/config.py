@@ -211,10 +211,12 @@ class Settings(BaseSettings):
         "sources.",
         json_schema_extra={"section": "monitor"},
     )
-    rule_params: dict[str, float | int | str] = Field(
+    # bool first: JSON true stays true and is refused by the rule's declared type, instead of becoming 1.0
+    rule_params: dict[str, bool | int | float | str] = Field(
         default_factory=dict,
         description="Overrides of rule params as {rule_id.param: value}, "
-        'e.g. {"high_medical_cost_assistance.threshold": 30000}.',
+        'e.g. {"high_medical_cost_assistance.threshold": 30000}; each must lie within the range its rule file '
+        "declares (`lidm monitor rules`).",
         json_schema_extra={"section": "monitor"},
     )
 

@@ -78,6 +78,11 @@ class RuleError(LidmError):
     retryable = False
 
 
+class RuleParamError(ConfigError, RuleError):
+    """LIDM_RULE_PARAMS names a rule or param that does not exist, or a value outside the range the rule declares:
+    a configuration error about a rule, so either kind of handler catches it."""
+
+
 class HostKeyError(SourceError):
     """An SFTP server presented an unknown or changed host key (never worth a retry)."""
 

@@ -51,12 +51,23 @@ def monitor_rules(as_json: JsonOption = False) -> None:
         print_json_lines(r.as_row() for r in rules)
         return
     table = Table(title="Monitoring rules")
-    for col in ("rule", "hardship", "department", "urgency", "days", "feeds", "params"):
+    for col in ("rule", "hardship", "department", "urgency", "days", "quiet", "feeds", "params (allowed range)"):
         table.add_column(col)
     for r in rules:
-        params = ", ".join(f"{k}={v}" for k, v in r.params.items())
-        table.add_row(r.id, r.hardship_type, r.department, r.urgency.value, str(r.due_days), "\n".join(r.feeds), params)
+        values = r.param_values
+        params = "\n".join(f"{k}={values[k]} ({p.type} {p.min}..{p.max})" for k, p in r.params.items())
+        table.add_row(
+            r.id,
+            r.hardship_type,
+            r.department,
+            r.urgency.value,
+            str(r.due_days),
+            r.quiet_text,
+            "\n".join(r.feeds),
+            params,
+        )
     wide().print(table)
+    console.print('quiet: how long a "not eligible" answer holds back the same warning for the same person')
 
 
 @monitor_app.command("run")
@@ -84,11 +95,16 @@ def monitor_run(
 
 def print_monitor(result) -> None:  # type: ignore[no-untyped-def]
     table = Table(title=f"Monitoring run {result.run_id[:8]} for {result.as_of}")
-    for col in ("rule", "matched", "raised", "closed", "open"):
+    for col in ("rule", "matched", "raised", "suppressed", "closed", "open"):
         table.add_column(col, justify="left" if col == "rule" else "right")
     for rule_id, c in result.counts.items():
-        table.add_row(rule_id, f"{c.matched:,}", f"{c.raised:,}", f"{c.closed:,}", f"{c.open:,}")
+        table.add_row(rule_id, f"{c.matched:,}", f"{c.raised:,}", f"{c.suppressed:,}", f"{c.closed:,}", f"{c.open:,}")
     wide().print(table)
+    if held := sum(c.suppressed for c in result.counts.values()):
+        console.print(
+            f"{held:,} warnings held back: flagged again within a rule's quiet period after a not_eligible answer, "
+            "their data unchanged (quiet_after_not_eligible)"
+        )
     if result.overdue:
         console.print(f"{result.overdue:,} warnings became overdue")
 
@@ -108,12 +124,17 @@ def monitor_push(
     except LidmError as exc:
         fail(exc)
     table = Table(title="Warnings pushed")
-    for col in ("department", "status", "channel", "warnings", "push"):
-        table.add_column(col, justify="right" if col == "warnings" else "left")
+    for col in ("department", "status", "channel", "warnings", "notices", "push"):
+        table.add_column(col, justify="right" if col in ("warnings", "notices") else "left")
     for r in results:
         style = {"pushed": "green", "failed": "red", "no_grant": "red"}.get(r.status, "dim")
         table.add_row(
-            r.department, f"[{style}]{r.status}[/]", r.channel or "", f"{r.warnings:,}", (r.push_id or "")[:8]
+            r.department,
+            f"[{style}]{r.status}[/]",
+            r.channel or "",
+            f"{r.warnings:,}",
+            f"{r.notices:,}",  # closures and overdue warnings told
+            (r.push_id or "")[:8],
         )
     wide().print(table)
     for r in results:
@@ -127,7 +148,10 @@ def monitor_push(
 def monitor_collect(
     department: Annotated[list[str] | None, typer.Option(help="Only this department (repeatable).")] = None,
 ) -> None:
-    """Take in the departments' acknowledgements and dispositions; refused rows are kept with their reason."""
+    """Take in the departments' acknowledgements and dispositions; refused rows are kept with their reason.
+
+    Exits 1 when a file was refused whole (the department must send it again; its outbox has the result), 2 when
+    a channel could not be read."""
     from lidm.monitor.feedback import CollectFailed, collect_dispositions
 
     failed = None
@@ -150,5 +174,14 @@ def monitor_collect(
         console.print("refused: " + ", ".join(f"{code} {n:,}" for code, n in result.refusals.most_common()))
     for dept, why in result.failed.items():
         console.print(f"[red]{dept}[/]: {why}")
+    refused = result.refused_files()
+    for s in refused:
+        console.print(f"[red]{s.department}[/]: {s.source.rsplit('/', 1)[-1]} refused whole: {s.reason}")
     if failed is not None:
         raise typer.Exit(code=2)
+    if refused:
+        console.print(
+            f"[red]{len(refused)} file(s) refused whole[/]: each department finds why in its outbox "
+            "(result_<file>.csv) and sends the file again"
+        )
+        raise typer.Exit(code=1)

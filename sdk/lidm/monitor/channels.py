@@ -9,9 +9,12 @@ Three kinds, chosen by the URL in ``settings.channels[department]``:
   database (``odbc:DRIVER=...;#table`` too, for MariaDB/MySQL and SQL Server drivers). The disposition table
   defaults to ``<table>_disposition``.
 
-A folder channel has ``outbox/`` (the platform writes warning files, each with a ``.manifest.json``) and
-``inbox/`` (the department writes ``ack_*.csv`` and ``disposition_*.csv``; the platform moves what it took to
-``inbox/done/`` and what it could not read to ``inbox/rejected/``). Every write is atomic (hidden ``.part`` name,
+A folder channel has ``outbox/`` (the platform writes warning files, each with a ``.manifest.json`` and, beside
+it, files for people and an answer workbook; ``notices_*`` of closed and overdue warnings (lidm.monitor.push); and a
+``result_*.csv`` per answer it took) and ``inbox/`` (the department writes ``ack_*`` and ``disposition_*`` files,
+CSV or XLSX; the platform moves what it took to ``inbox/done/`` and what it could not read to ``inbox/rejected/``).
+A folder URL's ``?encoding=gbk`` (or any codec) says how the department's CSV files are encoded; without it
+the platform tells UTF-8 (with or without BOM) from GB18030/GBK itself. Every write is atomic (hidden ``.part`` name,
 then rename). A table channel's layout is defined here too, so the platform and a department agree on it.
 
 Credentials never leave this module: ``where`` names host, port, folder or table only, and errors say what
@@ -42,8 +45,10 @@ __all__ = [
     "ACK_COLUMN",
     "DONE",
     "INBOX",
+    "LATER_FIELDS",
     "OUTBOX",
     "PLATFORM_ISSUED",
+    "REASON_COLUMNS",
     "REJECTED",
     "ChannelError",
     "FileChannel",
@@ -58,10 +63,15 @@ OUTBOX, INBOX = "outbox", "inbox"
 DONE, REJECTED = "inbox/done", "inbox/rejected"
 # Columns of a department's warning table besides the granted fields: when we pushed, and when they took it.
 ACK_COLUMN = "acknowledged_at"
+# Why a warning row's status changed (closed, overdue), re-upserted with the notice; tables laid out before
+# these columns existed are still used, without them.
+REASON_COLUMNS = ("status_reason_code", "status_reason")
 # Columns of a department's disposition table the platform fills in once it has taken a row.
 RESULT_COLUMNS = ("lidm_status", "lidm_reason", "lidm_disposition_id", "lidm_collected_at")
 # Disposition fields the platform issues itself; a department does not send them.
 PLATFORM_ISSUED = ("disposition_id", "updated_at")
+# Disposition fields added after departments' tables were laid out: a table without their columns is still read.
+LATER_FIELDS = ("notes",)
 
 _SQL_TYPES = {
     LogicalType.STRING: sa.Text,
@@ -103,7 +113,8 @@ def open_channel(settings: Settings, department: str) -> FileChannel | TableChan
 
 
 def _encoding(query: str) -> str:
-    return {k: v[-1] for k, v in parse_qs(query).items()}.get("encoding", "utf-8")
+    """The channel's ``encoding`` setting; "auto" (the default) tells UTF-8 from GB18030 by the bytes."""
+    return {k: v[-1] for k, v in parse_qs(query).items()}.get("encoding", "auto")
 
 
 def _sftp_channel(settings: Settings, department: str, url: str) -> FileChannel:
@@ -132,7 +143,7 @@ class FileChannel:
     department: str
     kind: str  # folder | sftp
     where: str  # for records, logs and errors: never a credential
-    encoding: str  # of the files the department writes
+    encoding: str  # of the CSV files the department writes; "auto": UTF-8 or GB18030, told by the bytes
     _root: Store = field(repr=False)
 
     def __enter__(self) -> FileChannel:
@@ -169,6 +180,11 @@ class FileChannel:
         with self._errors(f"write {folder}/{name}"):
             self._root.child(folder).put(name, data)
         return self.name_of(folder, name)
+
+    def arrived(self, folder: str, name: str) -> float:
+        """When a file was last written (seconds since the epoch): the order a department's answers arrived in."""
+        with self._errors(f"read the time of {folder}/{name}"):
+            return self._root.child(folder).mtime(name)
 
     def move(self, folder: str, name: str, dest: str) -> None:
         """Move a file into a folder inside its own (inbox/ to inbox/done/, outbox/ to outbox/received/)."""
@@ -245,7 +261,8 @@ class TableChannel:
             table.create(conn)
             return
         have = {c["name"].lower() for c in inspector.get_columns(table.name, schema=table.schema)}
-        missing = [c.name for c in table.columns if c.name.lower() not in have]
+        later = (*LATER_FIELDS, *REASON_COLUMNS)
+        missing = [c.name for c in table.columns if c.name.lower() not in have and c.name not in later]
         if missing:
             raise ChannelError(
                 f"channel of {self.department}: table {qualified((table.schema, table.name))} lacks column(s) "
@@ -260,13 +277,16 @@ def _column_type(f: Field, level: GrantLevel | None) -> sa.types.TypeEngine[Any]
 
 
 def warning_table_for(name: TableName, fields: Sequence[tuple[Field, GrantLevel]]) -> sa.Table:
-    """Layout of a department's warning table: warning_id key, granted fields, push_id, pushed_at, acknowledged_at."""
+    """Layout of a department's warning table: warning_id key, granted fields, push_id, pushed_at, acknowledged_at,
+    and the status reason columns a notice fills in."""
     cols = [sa.Column("warning_id", sa.String(40), primary_key=True)]
     cols += [sa.Column(f.name, _column_type(f, level)) for f, level in fields if f.name != "warning_id"]
     cols += [
         sa.Column("push_id", sa.String(36)),
         sa.Column("pushed_at", sa.DateTime),
         sa.Column(ACK_COLUMN, sa.DateTime),  # the department fills it in: the platform then marks acknowledged
+        sa.Column(REASON_COLUMNS[0], sa.String(40)),  # a closure or overdue notice's reason code
+        sa.Column(REASON_COLUMNS[1], sa.Text),  # and its Chinese wording
     ]
     return sa.Table(name[1], sa.MetaData(schema=name[0]), *cols)
 

@@ -8,7 +8,10 @@ matched to its warning and ends in exactly one of:
 - applied: stored protected in platform_disposition; a final outcome (included, granted, not_eligible,
   terminated) moves the warning to disposed; ``referred`` (一事一议) is stored and acknowledges the warning,
   which stays open for the final disposition the contract allows to follow;
-- refused, with a reason in lidm_disposition_result that names codes and ids, never a personal value;
+- refused, with a reason in lidm_disposition_result that names codes and ids, never a personal value (the
+  checks beyond the contract, outcome against assistance and the time against the warning's, are in
+  ``monitor.checks``: an answer dated before its warning was raised, or older than one already taken for it,
+  is refused);
 - unchanged: the same disposition was taken before (its id is derived from warning_id + disposed_at, so a
   re-sent row is recognised), or this very row of this very source was already decided.
 
@@ -37,7 +40,8 @@ from lidm.central.schema import disposition_result as result_table
 from lidm.contracts.load import ContractCatalog
 from lidm.errors import LidmError
 from lidm.keys import Keyring
-from lidm.monitor.channels import PLATFORM_ISSUED
+from lidm.monitor.channels import LATER_FIELDS, PLATFORM_ISSUED
+from lidm.monitor.checks import inconsistent_outcome, newest_taken, out_of_order
 from lidm.monitor.lifecycle import transition, warning_table
 from lidm.protect import Protector
 from lidm.validate import ROW, Validator
@@ -75,6 +79,7 @@ class Decision:
     warning_id: str | None = None  # set once the row names a known warning
     recorded: bool = True  # False: this row of this source was decided before; nothing new is written
     earlier: str | None = None  # then: what was decided (applied or refused), for the department's view
+    problems: tuple[tuple[str, str], ...] = ()  # (field, check) that the contract's checks refused
 
 
 def disposition_id(warning_id: str, disposed_at: datetime) -> str:
@@ -135,6 +140,7 @@ class Intake:
             w.c.id_number_token,
             w.c.household_id_token,
             w.c.district_code,
+            w.c.raised_at,
             ws.c.acknowledged_at,
             ws.c.disposition_id,
         ).join(ws, ws.c.warning_id == w.c.warning_id)
@@ -203,6 +209,11 @@ class Intake:
     def _digest(self, values: Sequence[Any]) -> str:
         text = "\x1f".join("\x00" if v is None else text_value(v) for v in values)
         return hashlib.blake2b(text.encode("utf-8"), key=self.row_key, digest_size=32).hexdigest()
+
+    def _row_digest(self, row: dict[str, Any]) -> str:
+        """A later field left empty is left out, so an answer taken before the field existed is still known."""
+        names = [f.name for f in self.contract.fields if f.name not in PLATFORM_ISSUED]
+        return self._digest([row.get(n) for n in names if n not in LATER_FIELDS or row.get(n) is not None])
 
     def dispositions(
         self,
@@ -308,9 +319,10 @@ class Intake:
                     Decision(m["row"], "refused", "-", digest, f"[malformed_row] {message}", "malformed_row")
                 )
 
-        names = [f.name for f in self.contract.fields if f.name not in PLATFORM_ISSUED]
-        digests = [self._digest([row.get(n) for n in names]) for row in rows]
+        digests = [self._row_digest(row) for row in rows]
         warnings = self._warnings(conn, [row.get("warning_id") or "" for row in rows])
+        for wid, at in newest_taken(conn, self.d, list(warnings)).items():
+            warnings[wid]["newest"] = at
         candidates: list[int] = []
         for i, (number, row, digest) in enumerate(zip(numbers, rows, digests, strict=True)):
             if seen(i, number, digest):
@@ -332,6 +344,7 @@ class Intake:
             message = "; ".join(dict.fromkeys(p.message for p in problems))
             wid = rows[i].get("warning_id")
             refuse(i, _raw_id(rows[i]), code, message, wid if wid in warnings else None)
+            decided[i].problems = tuple(dict.fromkeys((p.field, p.code) for p in problems))
         valid = checked.valid.to_pylist()
         protected = self.protector.protect(checked.valid).to_pylist() if valid else []
         ids = [disposition_id(v["warning_id"], v["disposed_at"]) for v in valid]
@@ -392,8 +405,7 @@ class Intake:
         def refuse(code: str, message: str) -> None:
             decided[i] = Decision(number, "refused", did, raw_digest, f"[{code}] {message}", code, wid)
 
-        names = [f.name for f in self.contract.fields if f.name not in PLATFORM_ISSUED]
-        digest = self._digest([v[n] for n in names])
+        digest = self._row_digest(v)
         earlier = stored.get(did)
         if v["department"] != dept:
             return refuse(
@@ -407,11 +419,14 @@ class Intake:
             return None
         if warn["status"] == "closed":
             return refuse("closed", f"warning {wid} was closed (its condition went away); no disposition is taken")
-        problem = _inconsistent(v)
+        problem = inconsistent_outcome(v)
         if problem:
             return refuse("inconsistent_outcome", problem)
         if p["id_number_token"] != warn["id_number_token"]:
             return refuse("id_number_mismatch", f"id_number is not the person of warning {wid}")
+        late = out_of_order(v["disposed_at"], warn, earlier is not None)
+        if late:
+            return refuse(*late)
         if earlier is None and warn["status"] == "disposed":
             return refuse(
                 "duplicate",
@@ -427,6 +442,7 @@ class Intake:
         else:
             conn.execute(sa.update(self.d).where(self.d.c.disposition_id == did).values(row))
         stored[did] = {"disposition_id": did, "_row_digest": digest, "outcome": v["outcome"], "warning_id": wid}
+        warn["newest"] = max(v["disposed_at"], warn.get("newest") or v["disposed_at"])
         file = source.rsplit("/", 1)[-1]
         if v["outcome"] in FINAL and warn["status"] != "disposed":
             transition(
@@ -454,27 +470,6 @@ class Intake:
         note = f"correction of disposition {did}" if earlier is not None else None
         decided[i] = Decision(number, "applied", did, raw_digest, note, None, wid)
         return None
-
-
-def _inconsistent(v: dict[str, Any]) -> str | None:
-    """Outcome and assistance must agree (the contract's descriptions); a message with no values, or None."""
-    outcome = v["outcome"]
-    present = {k: v.get(k) not in (None, "") for k in ("assistance_kind", "amount", "granted_on", "reason")}
-    if outcome == "granted":
-        missing = [k for k in ("assistance_kind", "amount", "granted_on") if not present[k]]
-        if missing:
-            return f"outcome granted needs assistance_kind, amount and granted_on; {', '.join(missing)} empty"
-    elif outcome == "included":
-        missing = [k for k in ("assistance_kind", "granted_on") if not present[k]]
-        if missing:
-            return f"outcome included needs assistance_kind and granted_on; {', '.join(missing)} empty"
-    else:
-        if not present["reason"]:
-            return f"outcome {outcome} needs a reason"
-        extra = [k for k in ("assistance_kind", "amount") if present[k]]
-        if extra:
-            return f"outcome {outcome} grants nothing, but {', '.join(extra)} is filled in"
-    return None
 
 
 def _raw_id(row: dict[str, str | None]) -> str:

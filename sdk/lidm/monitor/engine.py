@@ -104,6 +104,36 @@ class Compiled:
         base = self.parts[0].condition if part is not self.parts[0] else sa.true()
         return sa.select(s.c.id_number_token).where(s.c.id_number_token.in_(tokens), base, part.condition).distinct()
 
+    def evidence(self, tokens: sa.Select[Any] | Any) -> list[sa.Select[Any]]:
+        """What the rule reads of each person among ``tokens``: per feed it reads (subject, then each clause, in
+        order), the person's live rows (the household's, for a clause joined on it) on the columns the rule reads
+        there, whatever their values. Parameter-free and window-free, so a threshold or the passing days never
+        change it, only the person's data; the first column is the person's token."""
+        rule = self.rule
+        contract = self.subject_contract
+        s = self._table(contract).alias("e0")
+        token = s.c.id_number_token.label("subject_token")
+        person = [s.c.id_number_token.in_(tokens), s.c._retired_batch.is_(None)]
+        read = {*rule.subject.where, *([rule.subject.category] if rule.subject.category else [])}
+        for clause in (*rule.match, *rule.match_any, *rule.absent):
+            for cond in clause.where.values():
+                if isinstance(cond, dict):
+                    read |= {v for op, v in cond.items() if op in ("differs_from_subject", "same_as_subject")}
+        out = [sa.select(token, *(s.c[c] for c in sorted(read))).where(*person)]
+        for i, clause in enumerate((*rule.match, *rule.match_any, *rule.absent), 1):
+            t = self._table(self._catalog[clause.feed]).alias(f"e{i}")
+            cols = set(clause.where) | (
+                {clause.total.field, clause.total.date_field} - {None} if clause.total else set()
+            )
+            picked = [t.c[c] for c in sorted(cols)]
+            if clause.on == "person":
+                own = [t.c.id_number_token.in_(tokens), t.c._retired_batch.is_(None)]
+                out.append(sa.select(t.c.id_number_token.label("subject_token"), *picked).where(*own))
+            else:  # the household's rows, through the person's live subject rows
+                joined = s.join(t, t.c.household_id_token == s.c.household_id_token)
+                out.append(sa.select(token, *picked).select_from(joined).where(*person, t.c._retired_batch.is_(None)))
+        return out
+
     # -- compiling clauses -------------------------------------------------------------------------
     def _table(self, contract: Contract) -> sa.Table:
         table = self._md.tables.get(contract.table)
@@ -120,7 +150,7 @@ class Compiled:
             return sa.exists().where(*conds)
         total = clause.total
         if total.date_field and total.within_days is not None:
-            days = int(self.rule.value(total.within_days, self.as_of))
+            days = _days(self.rule.value(total.within_days, self.as_of), self.rule)
             conds.append(t.c[total.date_field] >= self._since(contract, total.date_field, days))
         limit = _coerce(contract, total.field, self.rule.value(total.greater_than, self.as_of), self.rule)
         summed = sa.select(sa.func.coalesce(sa.func.sum(t.c[total.field]), 0)).where(*conds).scalar_subquery()
@@ -153,7 +183,7 @@ class Compiled:
                 elif op == "null":
                     out.append(col.is_(None) if value else col.is_not(None))
                 elif op == "within_days":
-                    out.append(col >= self._since(contract, name, int(value)))
+                    out.append(col >= self._since(contract, name, _days(value, self.rule)))
                 else:
                     v = _coerce(contract, name, value, self.rule)
                     out.append({"gt": col > v, "ge": col >= v, "lt": col < v, "le": col <= v}[op])
@@ -181,8 +211,18 @@ def _coerce(contract: Contract, name: str, value: Any, rule: Rule) -> Any:
         if kind is LogicalType.TIMESTAMP:
             return value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
         return str(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, ArithmeticError) as exc:  # decimal.InvalidOperation is an ArithmeticError
         raise RuleError(f"rule {rule.id}: {contract.id}.{name}: {value!r} is not a {kind.value}: {exc}") from None
+
+
+def _days(value: Any, rule: Rule) -> int:
+    """A window in days; params are checked when they load, this catches a literal written in the rule file."""
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).strip().isdigit():
+        raise RuleError(f"rule {rule.id}: within_days {value!r} is not a whole number of days")
+    days = int(value)
+    if days > 36500:
+        raise RuleError(f"rule {rule.id}: within_days {days} is more than a century")
+    return days
 
 
 def evaluate(conn: sa.Connection, rules: list[Rule], as_of: date, catalog: Any = None) -> dict[str, set[str]]:

@@ -1,22 +1,25 @@
 """Take in what departments return through their channels: acknowledgements, then dispositions.
 
-From a folder or SFTP channel: ``inbox/ack_*.csv`` (warning_id, acknowledged_at) and ``inbox/disposition_*.csv``
-(the platform.disposition fields a department sends: warning_id, department, outcome, assistance_kind, amount,
-granted_on, reason, handler, disposed_at, id_number, household_id, district_code; department and district_code
-may be left out: the channel and the warning supply them). From a table channel: the ``acknowledged_at`` column
-of the department's warning table, and the rows of its disposition table not yet taken (``lidm_status`` empty).
+From a folder or SFTP channel: ``inbox/ack_*`` (warning_id, acknowledged_at) and ``inbox/disposition_*`` files,
+CSV or XLSX (the platform.disposition fields a department sends: warning_id, department, outcome,
+assistance_kind, amount, granted_on, reason, handler, disposed_at, id_number, household_id, district_code, notes;
+department and district_code may be left out: the channel and the warning supply them). ``monitor.answers`` reads
+them the way an office writes them (encoding, Chinese headers and labels, date forms, the answer workbook). From a
+table channel: the ``acknowledged_at`` column of the department's warning table, and the rows of its disposition
+table not yet taken (``lidm_status`` empty).
 
-The rows are read here, through the transport layer the drop feeds use (sources.stores and sources.tables), and
-applied by ``monitor.dispositions``. A file is one central transaction; then it moves to ``inbox/done/`` with a
-``.result.json`` (per row: status, disposition id, reason), or, when it cannot be read at all, to
-``inbox/rejected/`` with a ``.reason.txt``. A crash between the commit and the move re-reads the file next time,
-which records nothing new. A table's rows get their verdict in its ``lidm_*`` columns.
+The rows are applied by ``monitor.dispositions``, answers for one warning oldest first (``monitor.ordering``);
+each step is one central transaction. Then each file moves to ``inbox/done/`` with a ``.result.json`` (per row:
+status, disposition id, reason) for machines, and the department finds ``outbox/result_<file>.csv`` (Chinese
+first, ``monitor.results``). A file that cannot be read at all moves to ``inbox/rejected/`` with a
+``.reason.txt`` and gets a result file saying why and what to do; the collect then fails (the CLI exits 1, the
+Airflow task fails), naming it. A crash between a commit and the move re-reads the file next time, which records
+nothing new. A table's rows get their verdict in its ``lidm_*`` columns.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import io
 import json
 import logging
 from collections import Counter
@@ -33,15 +36,34 @@ from lidm.config import Settings
 from lidm.contracts.load import ContractCatalog, load_catalog
 from lidm.errors import ChannelError, ConfigError, LidmError, RejectedBatch
 from lidm.keys import Keyring, load_keyring
-from lidm.monitor.channels import DONE, INBOX, REJECTED, FileChannel, TableChannel, open_channel
-from lidm.monitor.dispositions import Intake, SourceResult
+from lidm.monitor import results
+from lidm.monitor.answers import (
+    ACK_COLUMNS,
+    IDENTIFYING,
+    Answer,
+    answer_time,
+    contract_columns,
+    normalise_row,
+    read_answer,
+)
+from lidm.monitor.channels import (
+    DONE,
+    INBOX,
+    LATER_FIELDS,
+    OUTBOX,
+    PLATFORM_ISSUED,
+    REJECTED,
+    FileChannel,
+    TableChannel,
+    open_channel,
+)
+from lidm.monitor.dispositions import Decision, Intake, SourceResult
 from lidm.monitor.lifecycle import WARNING_CONTRACT, city_now
+from lidm.monitor.ordering import schedule
 from lidm.monitor.push import departments_of, granted_fields, warning_grant
-from lidm.sources.csvfile import read_csv_chunks
-from lidm.validate import ROW
 
 log = logging.getLogger("lidm.monitor.feedback")
-ACK_PATTERN, DISPOSITION_PATTERN = "ack_*.csv", "disposition_*.csv"
+ACK_PATTERNS, DISPOSITION_PATTERNS = ("ack_*.csv", "ack_*.xlsx"), ("disposition_*.csv", "disposition_*.xlsx")
 # Columns a disposition file must have; department and district_code are supplied when left out.
 REQUIRED_COLUMNS = ("warning_id", "outcome", "handler", "disposed_at", "id_number")
 
@@ -66,6 +88,10 @@ class CollectResult:
 
     def departments(self) -> list[str]:
         return list(dict.fromkeys(self.checked + [s.department for s in self.sources] + list(self.failed)))
+
+    def refused_files(self) -> list[SourceResult]:
+        """Files refused whole: the department must send them again, so the CLI and the Airflow task fail."""
+        return [s for s in self.sources if s.status == "rejected"]
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -120,6 +146,7 @@ class _Collector:
     ) -> None:
         self.settings = settings
         self.catalog = catalog
+        self.reference = {n for f in catalog[WARNING_CONTRACT].fields for n in (f.name, f.business_name) if n}
         self.now = now
         self.result = CollectResult()
         self.intake = Intake(
@@ -131,6 +158,7 @@ class _Collector:
             timezone=settings.timezone,
             refusals=self.result.refusals,
         )
+        self.columns = contract_columns(self.intake.contract, PLATFORM_ISSUED)
 
     # ------------------------------------------------------------------------------------------ channels
 
@@ -157,68 +185,108 @@ class _Collector:
 
     def _folder(self, channel: FileChannel) -> None:
         names = channel.list(INBOX)
-        acks = [n for n in names if fnmatch.fnmatch(n.lower(), ACK_PATTERN)]
-        dispositions = [n for n in names if fnmatch.fnmatch(n.lower(), DISPOSITION_PATTERN)]
+        acks = [n for n in names if any(fnmatch.fnmatch(n.lower(), p) for p in ACK_PATTERNS)]
+        dispositions = [n for n in names if any(fnmatch.fnmatch(n.lower(), p) for p in DISPOSITION_PATTERNS)]
         other = len(names) - len(acks) - len(dispositions)
         if other:
             log.info(
                 "collect from %s: %d inbox file(s) are neither %s nor %s; left in place",
                 channel.department,
                 other,
-                ACK_PATTERN,
-                DISPOSITION_PATTERN,
+                " nor ".join(ACK_PATTERNS),
+                " nor ".join(DISPOSITION_PATTERNS),
             )
         # Acknowledgements first: a warning acknowledged and disposed in one round goes through both.
-        for name in acks + dispositions:
-            self._file(channel, name, "acknowledgements" if name in acks else "dispositions")
+        for name in acks:
+            answer = self._read(channel, name, "acknowledgements")
+            if answer is not None:
+                source = channel.name_of(INBOX, name)
+                outcome, report = self.intake.acks(channel.department, source, answer.rows, answer.numbers)
+                for r in report:
+                    r["sheet_row"] = answer.sheet_rows.get(r["row"])
+                self._settle(channel, name, outcome, report, results.ack_result(answer, report))
+        self._dispositions(channel, dispositions)
 
-    def _file(self, channel: FileChannel, name: str, kind: str) -> None:
+    def _read(self, channel: FileChannel, name: str, kind: str) -> Answer | None:
+        """The file's rows, or None when it was refused whole (set aside, with a reason and a result file)."""
         source = channel.name_of(INBOX, name)
         data = channel.read(INBOX, name)
         try:
-            rows, numbers, malformed = self._read_csv(data, source, channel.encoding, kind)
+            if kind == "acknowledgements":
+                columns, required, identifying = ACK_COLUMNS, ("warning_id",), ()
+            else:
+                columns, required, identifying = self.columns, REQUIRED_COLUMNS, IDENTIFYING
+            answer = read_answer(
+                data,
+                name=name,
+                source=source,
+                columns=columns,
+                required=required,
+                encoding=channel.encoding,
+                identifying=identifying,
+            )
         except RejectedBatch as exc:
+            channel.put(OUTBOX, results.result_name(name), results.refused_file(exc))
             channel.move(INBOX, name, REJECTED)
             channel.put(REJECTED, f"{name}.reason.txt", f"{exc}\n".encode())
             log.warning("collect from %s: %s rejected: %s", channel.department, name, exc)
             self.result.sources.append(SourceResult(channel.department, source, kind, "rejected", reason=str(exc)))
-            return
-        if kind == "acknowledgements":
-            outcome, rows_out = self.intake.acks(channel.department, source, rows, numbers)
-        else:
-            outcome, decisions = self.intake.dispositions(channel.department, source, rows, numbers, malformed)
-            rows_out = [
-                {"row": d.row_number, "status": d.status, "disposition_id": d.disposition_id, "reason": d.reason}
+            return None
+        # The answer workbook's own reference columns (the warning's name, due date, summary) go unremarked.
+        answer.ignored = [c for c in answer.ignored if c not in self.reference]
+        return answer
+
+    def _dispositions(self, channel: FileChannel, names: list[str]) -> None:
+        """Apply the disposition files in the order of each warning's answers (monitor.ordering), then settle each."""
+        dept = channel.department
+        read = []
+        for name in names:
+            answer = self._read(channel, name, "dispositions")
+            if answer is not None:
+                read.append((channel.arrived(INBOX, name), name, answer))
+        read.sort(key=lambda x: (x[0], x[1]))
+        steps = schedule([[(r.get("warning_id"), answer_time(r.get("disposed_at"))) for r in a.rows] for *_, a in read])
+        taken: dict[int, tuple[SourceResult, list[Decision]]] = {}
+        for f, idx in steps + [(f, []) for f in range(len(read)) if not read[f][2].rows]:
+            _, name, a = read[f]
+            malformed = [] if f in taken else a.malformed  # once per file
+            step = self.intake.dispositions(
+                dept, channel.name_of(INBOX, name), [a.rows[i] for i in idx], [a.numbers[i] for i in idx], malformed
+            )
+            taken[f] = _add(taken.get(f), step)
+        for f, (_, name, a) in enumerate(read):
+            outcome, decisions = taken[f]
+            decisions.sort(key=lambda d: d.row_number or 0)
+            report = [
+                {
+                    "row": d.row_number,
+                    "sheet_row": a.sheet_rows.get(d.row_number or 0),
+                    "status": d.status,
+                    "disposition_id": d.disposition_id,
+                    "reason": d.reason,
+                }
                 for d in decisions
             ]
-        channel.move(INBOX, name, DONE)
-        summary = {k: v for k, v in asdict(outcome).items() if k not in ("department", "source", "status")}
-        report = json.dumps(summary | {"file": name, "results": rows_out}, ensure_ascii=False, indent=1)
-        channel.put(DONE, f"{name}.result.json", report.encode("utf-8"))
-        self.result.sources.append(outcome)
+            result = results.disposition_result(self.intake.contract, dept, a, decisions)
+            self._settle(channel, name, outcome, report, result, ignored=a.ignored)
 
-    def _read_csv(
-        self, data: bytes, source: str, encoding: str, kind: str
-    ) -> tuple[list[dict[str, str | None]], list[int], list[dict[str, Any]]]:
-        """Rows as trimmed text (empty = None), their row numbers (1 = first after the header), malformed rows."""
-        names, chunks, _reader, malformed = read_csv_chunks(io.BytesIO(data), file=source, encoding=encoding)
-        need = ("warning_id",) if kind == "acknowledgements" else REQUIRED_COLUMNS
-        missing = [c for c in need if c not in names]
-        if missing:
-            raise RejectedBatch(
-                "missing_column",
-                f"the header lacks {', '.join(missing)}; a {kind[:-1]} file has the columns "
-                + ("warning_id, acknowledged_at" if kind == "acknowledgements" else "of platform.disposition"),
-                file=source,
-                row=1,
-            )
-        rows: list[dict[str, str | None]] = []
-        numbers: list[int] = []
-        for chunk in chunks:
-            for r in chunk.to_pylist():
-                numbers.append(r.pop(ROW))
-                rows.append({k: _clean(v) for k, v in r.items()})
-        return rows, numbers, malformed
+    def _settle(
+        self,
+        channel: FileChannel,
+        name: str,
+        outcome: SourceResult,
+        report: list[dict[str, Any]],
+        result: bytes,
+        ignored: list[str] | None = None,
+    ) -> None:
+        """Results first (the department's, then the machines'), then the move: a crash before it re-reads the
+        file, which records nothing new and writes the same results again."""
+        channel.put(OUTBOX, results.result_name(name), result)
+        summary = {k: v for k, v in asdict(outcome).items() if k not in ("department", "source", "status")}
+        summary |= {"file": name, "ignored_columns": ignored or [], "results": report}
+        channel.put(DONE, f"{name}.result.json", json.dumps(summary, ensure_ascii=False, indent=1).encode("utf-8"))
+        channel.move(INBOX, name, DONE)
+        self.result.sources.append(outcome)
 
     def _table(self, channel: TableChannel) -> None:
         dept = channel.department
@@ -240,11 +308,12 @@ class _Collector:
                     ).all()
             fresh = []
             if insp.has_table(dispositions_t.name, schema=dispositions_t.schema):
+                # a table laid out before a later field (notes) is read without it
+                have = {c["name"].lower() for c in insp.get_columns(dispositions_t.name, schema=dispositions_t.schema)}
+                cols = [c for c in dispositions_t.columns if c.name not in LATER_FIELDS or c.name.lower() in have]
                 fresh = list(
                     conn.execute(
-                        sa.select(dispositions_t)
-                        .where(dispositions_t.c.lidm_status.is_(None))
-                        .order_by(dispositions_t.c.row_id)
+                        sa.select(*cols).where(dispositions_t.c.lidm_status.is_(None)).order_by(dispositions_t.c.row_id)
                     ).mappings()
                 )
         if acked:
@@ -255,8 +324,12 @@ class _Collector:
             return
         source = channel.name_of(channel.dispositions_name)
         keep = [c.name for c in dispositions_t.columns if c.name != "row_id" and not c.name.startswith("lidm_")]
-        rows = [{k: _clean(text_value(r[k])) for k in keep} for r in fresh]
-        outcome, decisions = self.intake.dispositions(dept, source, rows, [r["row_id"] for r in fresh], [])
+        rows = [normalise_row({k: _clean(text_value(r[k])) for k in keep if k in r}, self.columns) for r in fresh]
+        taken = None  # rows arrive in row_id order; one warning's answers are applied oldest first, as files are
+        for _, idx in schedule([[(r.get("warning_id"), answer_time(r.get("disposed_at"))) for r in rows]]):
+            step = self.intake.dispositions(dept, source, [rows[i] for i in idx], [fresh[i]["row_id"] for i in idx], [])
+            taken = _add(taken, step)
+        outcome, decisions = taken or (SourceResult(dept, source, "dispositions", "taken"), [])
         self.result.sources.append(outcome)
         # The department sees the verdict on its own rows; a crash before this re-reads them, recording nothing new.
         verdicts = [
@@ -282,6 +355,18 @@ class _Collector:
                 ),
                 verdicts,
             )
+
+
+def _add(
+    total: tuple[SourceResult, list[Decision]] | None, step: tuple[SourceResult, list[Decision]]
+) -> tuple[SourceResult, list[Decision]]:
+    """One source applied in several steps (monitor.ordering) is one result: counts summed, decisions joined."""
+    if total is None:
+        return step
+    for k in ("rows", "applied", "refused", "unchanged"):
+        setattr(total[0], k, getattr(total[0], k) + getattr(step[0], k))
+    total[1].extend(step[1])
+    return total
 
 
 def _clean(value: Any) -> str | None:

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from lidm.central import audit, release
 from lidm.central.schema import dataset_table, monitor_run, warning_event, warning_state
 from lidm.errors import LidmError
+from lidm.monitor import quiet
 from lidm.monitor.engine import Compiled
 from lidm.monitor.rules import Rule
 
@@ -111,6 +112,7 @@ class RuleCount:
     raised: int = 0
     closed: int = 0
     open: int = 0
+    suppressed: int = 0  # flagged again but held back: a "not eligible" answer's quiet period, data unchanged
 
 
 @dataclass
@@ -139,8 +141,12 @@ def run_monitor(
     now: datetime | None = None,
     keyring: Any = None,
 ) -> MonitorResult:
-    """Evaluate every rule and bring the warnings up to date in one transaction: all of a run or none of it."""
+    """Evaluate every rule and bring the warnings up to date in one transaction: all of a run or none of it.
+
+    The keyring keys the evidence digests a "not eligible" answer's quiet period compares (lidm.monitor.quiet);
+    a keyless run keeps none and asks again whoever it cannot show unchanged."""
     now = now or city_now()
+    key = quiet.evidence_key(keyring)
     run_id = str(uuid.uuid4())
     result = MonitorResult(run_id, as_of)
     w = warning_table(catalog)
@@ -154,7 +160,7 @@ def run_monitor(
             )
         )
         for index, rule in enumerate(rules):
-            result.counts[rule.id] = _run_rule(conn, w, Compiled(rule, catalog, as_of), run_id, index, now)
+            result.counts[rule.id] = _run_rule(conn, w, Compiled(rule, catalog, as_of), run_id, index, now, key)
         overdue = (
             conn.execute(sa.select(w.c.warning_id).where(w.c.status.in_(_FROM["overdue"]), w.c.due_date < as_of))
             .scalars()
@@ -170,7 +176,9 @@ def run_monitor(
             .where(monitor_run.c.run_id == run_id)
             .values(counts=json.dumps(result.as_dict()["rules"]), finished_at=city_now())
         )
-        totals = {k: sum(getattr(c, k) for c in result.counts.values()) for k in ("matched", "raised", "closed")}
+        totals = {
+            k: sum(getattr(c, k) for c in result.counts.values()) for k in ("matched", "raised", "closed", "suppressed")
+        }
         release.sync(conn, keyring)  # the warnings, and the happiness list's noted rows
         audit.append(
             conn,
@@ -195,7 +203,13 @@ def _open_or_blocking(rule_id: str) -> sa.ColumnElement[bool]:
 
 
 def _run_rule(
-    conn: sa.Connection, w: sa.Table, compiled: Compiled, run_id: str, index: int, now: datetime
+    conn: sa.Connection,
+    w: sa.Table,
+    compiled: Compiled,
+    run_id: str,
+    index: int,
+    now: datetime,
+    key: bytes | None = None,
 ) -> RuleCount:
     rule = compiled.rule
     count = RuleCount()
@@ -203,35 +217,25 @@ def _run_rule(
     count.matched = conn.execute(sa.select(sa.func.count()).select_from(matches)).scalar_one()
     ws = warning_state
     blocked = sa.exists().where(_open_or_blocking(rule.id), ws.c.subject_token == matches.c.subject_token)
-    prefix = f"W{compiled.as_of:%Y%m%d}{run_id[:6]}{index:02d}-"
-    number = sa.func.row_number().over(order_by=matches.c.subject_token)
-    summary = rule.summary_text()
-    due = compiled.as_of + timedelta(days=rule.due_days)
-    new = sa.select(
-        (sa.literal(prefix, sa.String) + sa.cast(number, sa.String)).label("warning_id"),
-        sa.literal(rule.id, sa.String).label("rule_id"),
-        sa.literal(rule.hardship_type, sa.String).label("hardship_type"),
-        sa.literal(rule.department, sa.String).label("target_department"),
-        sa.literal(rule.urgency.value, sa.String).label("urgency"),
-        matches.c.subject_token.label("id_number_token"),
-        matches.c.id_number_enc,
-        matches.c.id_number_masked,
-        matches.c.name_enc,
-        matches.c.name_masked,
-        matches.c.household_id_token,
-        matches.c.low_income_category,
-        matches.c.district_code,
-        matches.c.street_code,
-        sa.literal(summary, sa.String).label("summary"),
-        sa.literal(now, sa.DateTime).label("raised_at"),
-        sa.literal(due, sa.Date).label("due_date"),
-        sa.literal("raised", sa.String).label("status"),
-        sa.literal(now, sa.DateTime).label("updated_at"),
-        sa.literal(run_id, sa.String).label("_batch_id"),
-        sa.literal(run_id, sa.String).label("_row_digest"),
-    ).where(~blocked)
-    names = [c.name for c in new.selected_columns]
-    conn.execute(sa.insert(w).from_select(names, new))
+    # Flagged again after a "not eligible" answer within the rule's quiet period: asked again only if the data
+    # the rule reads changed (lidm.monitor.quiet); the others are held back and counted.
+    answered = quiet.answered(compiled, compiled._catalog, matches.c.subject_token)
+    raise_now = ~blocked if answered is None else sa.and_(~blocked, ~answered)
+    conn.execute(sa.insert(w).from_select(*_new_warnings(compiled, matches, run_id, index, now, raise_now, 0)))
+    known: dict[str, str] = {}
+    if answered is not None:
+        candidates = conn.execute(sa.select(matches.c.subject_token).where(~blocked, answered)).scalars().all()
+        if candidates:
+            again, known = quiet.hold_back(conn, compiled, compiled._catalog, candidates, key)
+            count.suppressed = len(candidates) - len(again)
+            for chunk in _chunks(sorted(again), 500):
+                offset = conn.execute(
+                    sa.select(sa.func.count()).where(w.c._batch_id == run_id, w.c.rule_id == rule.id)
+                ).scalar_one()
+                only = matches.c.subject_token.in_(chunk)
+                conn.execute(
+                    sa.insert(w).from_select(*_new_warnings(compiled, matches, run_id, index, now, only, offset))
+                )
     count.raised = conn.execute(
         sa.select(sa.func.count()).where(w.c._batch_id == run_id, w.c.rule_id == rule.id)
     ).scalar_one()
@@ -276,6 +280,7 @@ def _run_rule(
         # Fresh statistics, or the planner re-runs the rule's query per warning row in the UPDATE below
         # (bench/monitor_rules.py: 29 s instead of 0.7 s for one rule on a new database).
         conn.execute(sa.text("ANALYZE lidm_warning_state, platform_warning"))
+    quiet.record(conn, compiled, w, run_id, key, known)
     matched_tokens = sa.select(matches.c.subject_token)
     conn.execute(
         sa.update(ws)
@@ -314,6 +319,48 @@ def _run_rule(
         sa.select(sa.func.count()).select_from(w).where(w.c.rule_id == rule.id, w.c.status.in_(OPEN))
     ).scalar_one()
     return count
+
+
+def _new_warnings(
+    compiled: Compiled,
+    matches: sa.Subquery,
+    run_id: str,
+    index: int,
+    now: datetime,
+    where: sa.ColumnElement[bool],
+    offset: int,
+) -> tuple[list[str], sa.Select[Any]]:
+    """The warnings to raise for the matches ``where`` holds: column names and the SELECT for INSERT … SELECT.
+    Numbered from ``offset`` + 1 in token order, so a second insert of the same run and rule continues the ids."""
+    rule = compiled.rule
+    prefix = f"W{compiled.as_of:%Y%m%d}{run_id[:6]}{index:02d}-"
+    number = sa.func.row_number().over(order_by=matches.c.subject_token) + offset
+    summary = rule.summary_text()
+    due = compiled.as_of + timedelta(days=rule.due_days)
+    new = sa.select(
+        (sa.literal(prefix, sa.String) + sa.cast(number, sa.String)).label("warning_id"),
+        sa.literal(rule.id, sa.String).label("rule_id"),
+        sa.literal(rule.hardship_type, sa.String).label("hardship_type"),
+        sa.literal(rule.department, sa.String).label("target_department"),
+        sa.literal(rule.urgency.value, sa.String).label("urgency"),
+        matches.c.subject_token.label("id_number_token"),
+        matches.c.id_number_enc,
+        matches.c.id_number_masked,
+        matches.c.name_enc,
+        matches.c.name_masked,
+        matches.c.household_id_token,
+        matches.c.low_income_category,
+        matches.c.district_code,
+        matches.c.street_code,
+        sa.literal(summary, sa.String).label("summary"),
+        sa.literal(now, sa.DateTime).label("raised_at"),
+        sa.literal(due, sa.Date).label("due_date"),
+        sa.literal("raised", sa.String).label("status"),
+        sa.literal(now, sa.DateTime).label("updated_at"),
+        sa.literal(run_id, sa.String).label("_batch_id"),
+        sa.literal(run_id, sa.String).label("_row_digest"),  # the evidence digest, when kept (quiet.record)
+    ).where(where)
+    return [c.name for c in new.selected_columns], new
 
 
 def _why_gone(conn: sa.Connection, compiled: Compiled, tokens: list[str]) -> dict[str, str]:

@@ -3,17 +3,34 @@
 For each department: the warnings targeted at it that were never pushed (pushed_at empty) and are raised or
 overdue. Each row carries only the fields of the department's grant on platform.warning, at the grant's level
 (clear: the clear column or the decrypted ``_enc`` one; masked: ``_masked``; token: the department's pseudonym
-of ``_token``, as in its view). A folder or
-SFTP channel gets one CSV per push (UTF-8 with BOM, header = contract field names) and then a
-``<name>.manifest.json`` with the row count and sha256, both written atomically; a table channel gets the rows
-upserted by warning_id in one transaction. Then, in one central transaction, the push is recorded in
-``lidm_push`` and the warnings move to pushed.
+of ``_token``, as in its view). A table channel gets the rows upserted by warning_id in one transaction. A folder
+or SFTP channel gets, in ``outbox/``, per push (``<stem>`` = ``warnings_<department>_<YYYYmmddTHHMMSS>_<push8>``):
+
+- ``<stem>.csv``: for systems, UTF-8 with BOM, header = contract field names, values as codes;
+- ``<stem>.zh.csv``: the same warnings for people (lidm.monitor.readable): Chinese headers and labels, the due
+  date in words;
+- ``<stem>.answer.xlsx``: the answer workbook (lidm.monitor.workbook): sheets 答复 (one row per warning to fill
+  in), 说明 (instructions) and 预警明细 (the warnings);
+- ``<stem>.answer.csv``: the same answer template for systems (header = disposition field names);
+- ``<stem>.manifest.json`` last, unchanged: rows and sha256 of ``<stem>.csv``. A file without its manifest is
+  still being delivered; a reader takes the file the manifest names (``file``), never every ``*.csv``.
+
+Every file is written atomically and the names sort together. Then, in one central transaction, the push is
+recorded in ``lidm_push`` and the warnings move to pushed.
+
+The same push tells the department of its warnings that closed or went overdue since (lidm.monitor.notices):
+a folder channel gets ``notices_<department>_<YYYYmmddTHHMMSS>_<push8>.csv`` (warning_id, status, changed_at,
+reason_code, reason_zh, reason, referred) and ``….zh.csv`` for people, no manifest (a reader pairing a ``.csv``
+with its ``.manifest.json`` must not take notices for warnings); a table channel gets those warning rows
+re-upserted with their new status and, where the table has them, ``status_reason_code`` and ``status_reason``.
+Each notice is recorded as a warning event in the same central transaction and counted in ``PushResult.notices``.
 
 Delivery is at-least-once, keyed by warning_id. The file (or the department's commit) comes first and the
-central commit second: a crash in between leaves the warnings unpushed, so the next push sends them again in
-a new file (a table channel upserts them again). A receiver therefore treats warning_id as the key and a
-second copy as a replacement. The other order could lose warnings (marked pushed, never delivered). Two push
-processes running at once for one department can likewise send a warning twice; Airflow runs one at a time.
+central commit second: a crash in between leaves the warnings unpushed (and the notices unsent), so the next
+push sends them again in new files (a table channel upserts them again). A receiver therefore treats warning_id
+as the key and a second copy as a replacement. The other order could lose warnings (marked pushed, never
+delivered). Two push processes running at once for one department can likewise send a warning twice; Airflow
+runs one at a time.
 """
 
 from __future__ import annotations
@@ -41,8 +58,10 @@ from lidm.contracts.load import ContractCatalog, load_catalog
 from lidm.contracts.model import Contract, Field, Grant, GrantLevel, Protection
 from lidm.errors import ConfigError, KeyringError, LidmError
 from lidm.keys import load_keyring
-from lidm.monitor.channels import OUTBOX, ChannelError, FileChannel, TableChannel, open_channel
+from lidm.monitor.channels import INBOX, OUTBOX, REASON_COLUMNS, ChannelError, FileChannel, TableChannel, open_channel
 from lidm.monitor.lifecycle import WARNING_CONTRACT, city_now, transition, warning_table
+from lidm.monitor.notices import NOTICE_STATUSES, Notice, due_notices, notice_files, record_sent
+from lidm.monitor.workbook import READABLE_SUFFIX, files_for_people
 from lidm.protect import Protector
 
 log = logging.getLogger("lidm.monitor.push")
@@ -63,13 +82,15 @@ class PushResult:
     """One department's push: counts and names only, safe for logs and XCom."""
 
     department: str
-    status: str  # pushed | nothing | no_grant | failed
+    status: str  # pushed (warnings or notices) | nothing | no_grant | failed
     channel: str | None = None  # folder | sftp | table
     target: str | None = None  # file or table, never a credential
     push_id: str | None = None
     warnings: int = 0
     fields: dict[str, str] = field(default_factory=dict)  # field -> level sent
     reason: str | None = None
+    notices: int = 0  # closures and overdue notices sent
+    notice_target: str | None = None  # the notice file, or the table the rows were re-upserted in
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -168,7 +189,9 @@ class _Pusher:
         fields = granted_fields(contract, grant)
         levels = {f.name: level.value for f, level in fields}
         rows = self._pending(department)
-        if not rows:
+        # A department whose grant hides the status was never shown one: it is not told of changes either.
+        notices = due_notices(self.engine, self.catalog, department) if "status" in levels else []
+        if not rows and not notices:
             return PushResult(department, "nothing", fields=levels)
         push_id = str(uuid.uuid4())
         # A token leaves as the department's pseudonym, the one its view of the warnings holds (lidm.central.release).
@@ -183,52 +206,89 @@ class _Pusher:
         header = [f.name for f, _ in fields]
         body = warnings_csv(header, records)
         digest = hashlib.sha256(body).hexdigest()
+        target = notice_target = None
         with open_channel(self.settings, department) as channel:
             if isinstance(channel, TableChannel):
-                target = self._to_table(channel, fields, records, push_id)
+                if rows:
+                    target = self._to_table(channel, fields, records, push_id)
+                if notices:
+                    notice_target = self._notices_to_table(channel, fields, keys, notices)
             else:
-                target = self._to_folder(channel, department, header, body, digest, push_id, levels, len(rows))
-        ids = [r["warning_id"] for r in rows]
+                if rows:
+                    target = self._to_folder(channel, department, fields, records, body, digest, push_id, levels)
+                if notices:
+                    notice_target = self._notices_to_folder(channel, department, push_id, notices, levels)
         with self.engine.begin() as conn:
-            conn.execute(
-                sa.insert(push_table).values(
-                    push_id=push_id,
-                    department=department,
-                    channel=channel.kind,
-                    target=target,
-                    warnings=len(rows),
-                    content_digest=digest,
-                    fields=json.dumps(levels),
-                    pushed_at=self.now,
+            if rows:
+                self._record_push(conn, department, channel.kind, target, push_id, digest, levels, rows)
+            if notices:
+                record_sent(conn, notices, push_id=push_id, department=department, channel=channel.kind, at=self.now)
+                kinds = {s: sum(1 for n in notices if n.status == s) for s in NOTICE_STATUSES}
+                audit.append(
+                    conn,
+                    actor="push",
+                    action="warnings.notify",
+                    subject=push_id,
+                    detail={"department": department, "channel": channel.kind, "target": notice_target} | kinds,
+                    keyring=self.protector.keyring,
                 )
+        if notices:
+            log.info("push %s: %d notice(s) to %s via %s", push_id, len(notices), department, channel.kind)
+        result = PushResult(department, "pushed", channel.kind, target, push_id, len(rows), levels)
+        result.notices, result.notice_target = len(notices), notice_target
+        return result
+
+    def _record_push(
+        self,
+        conn: sa.Connection,
+        department: str,
+        kind: str,
+        target: str | None,
+        push_id: str,
+        digest: str,
+        levels: dict[str, str],
+        rows: list[sa.RowMapping],
+    ) -> None:
+        """The central record of a push of warnings: lidm_push, the warnings pushed, the audit entry."""
+        ids = [r["warning_id"] for r in rows]
+        conn.execute(
+            sa.insert(push_table).values(
+                push_id=push_id,
+                department=department,
+                channel=kind,
+                target=target,
+                warnings=len(rows),
+                content_digest=digest,
+                fields=json.dumps(levels),
+                pushed_at=self.now,
             )
-            transition(
-                conn,
-                self.catalog,
-                ids,
-                "pushed",
-                actor=f"push {push_id}",
-                detail=f"to {department} via {channel.kind}",
-                at=self.now,
-                extra={"push_id": push_id},
-            )
-            audit.append(
-                conn,
-                actor="push",
-                action="warnings.push",
-                subject=push_id,
-                detail={
-                    "department": department,
-                    "channel": channel.kind,
-                    "target": target,
-                    "warnings": len(rows),
-                    "content_digest": digest,
-                    "fields": levels,
-                },
-                keyring=self.protector.keyring,
-            )
-        log.info("push %s: %d warning(s) to %s via %s (%s)", push_id, len(rows), department, channel.kind, target)
-        return PushResult(department, "pushed", channel.kind, target, push_id, len(rows), levels)
+        )
+        transition(
+            conn,
+            self.catalog,
+            ids,
+            "pushed",
+            actor=f"push {push_id}",
+            detail=f"to {department} via {kind}",
+            at=self.now,
+            extra={"push_id": push_id},
+        )
+        audit.append(
+            conn,
+            actor="push",
+            action="warnings.push",
+            subject=push_id,
+            detail={
+                "department": department,
+                "channel": kind,
+                "target": target,
+                "warnings": len(rows),
+                "content_digest": digest,
+                "fields": levels,
+            },
+            keyring=self.protector.keyring,
+        )
+        log.info("push %s: %d warning(s) to %s via %s (%s)", push_id, len(rows), department, kind, target)
 
     def _where_pending(self, w: sa.Table, department: str) -> sa.ColumnElement[bool]:
         return sa.and_(
@@ -236,11 +296,15 @@ class _Pusher:
         )
 
     def _pending(self, department: str) -> list[sa.RowMapping]:
+        return self._warnings(lambda w: self._where_pending(w, department))
+
+    def _warnings(self, where: Any) -> list[sa.RowMapping]:
+        """Warning rows (with the contract their ciphertexts are bound to) that ``where(table)`` picks."""
         w = warning_table(self.catalog)
         query = (
             sa.select(w, warning_state.c.sealed_by)
             .join(warning_state, warning_state.c.warning_id == w.c.warning_id)
-            .where(self._where_pending(w, department))
+            .where(where(w))
             .order_by(w.c.warning_id)
         )
         with self.engine.connect() as conn:
@@ -310,23 +374,28 @@ class _Pusher:
         self,
         channel: FileChannel,
         department: str,
-        header: list[str],
+        fields: list[tuple[Field, GrantLevel]],
+        records: list[dict[str, Any]],
         body: bytes,
         digest: str,
         push_id: str,
         levels: dict[str, str],
-        count: int,
     ) -> str:
         channel.prepare()
-        name = f"warnings_{department}_{self.now:%Y%m%dT%H%M%S}_{push_id[:8]}.csv"
+        stem = f"warnings_{department}_{self.now:%Y%m%dT%H%M%S}_{push_id[:8]}"
+        name = f"{stem}.csv"
         target = channel.put(OUTBOX, name, body)
+        # For people, beside the machine file: the warnings in Chinese, and what to answer with.
+        inbox = channel.name_of(INBOX, "").rstrip("/")
+        for suffix, data in files_for_people(self.catalog, fields, records, self.now.date(), inbox=inbox).items():
+            channel.put(OUTBOX, stem + suffix, data)
         manifest = {
             "push_id": push_id,
             "department": department,
             "contract": WARNING_CONTRACT,
             "contract_version": self.catalog[WARNING_CONTRACT].version,
             "file": name,
-            "rows": count,
+            "rows": len(records),
             "sha256": digest,
             "encoding": "utf-8-sig",
             "fields": levels,
@@ -334,8 +403,43 @@ class _Pusher:
             "pushed_at": self.now.isoformat(sep=" "),
         }
         # Written after the data: a file without its manifest is still being delivered.
-        channel.put(OUTBOX, name.removesuffix(".csv") + MANIFEST_SUFFIX, json.dumps(manifest, indent=2).encode())
+        channel.put(OUTBOX, stem + MANIFEST_SUFFIX, json.dumps(manifest, indent=2).encode())
         return target
+
+    def _notices_to_folder(
+        self, channel: FileChannel, department: str, push_id: str, notices: list[Notice], levels: dict[str, str]
+    ) -> str:
+        """The notice files: for systems (codes), then for people (Chinese); each atomic, no manifest."""
+        channel.prepare()
+        stem = f"notices_{department}_{self.now:%Y%m%dT%H%M%S}_{push_id[:8]}"
+        machine, readable = notice_files(notices, self.catalog, self.now.date(), list(levels))
+        target = channel.put(OUTBOX, f"{stem}.csv", machine)
+        channel.put(OUTBOX, stem + READABLE_SUFFIX, readable)
+        return target
+
+    def _notices_to_table(
+        self,
+        channel: TableChannel,
+        fields: list[tuple[Field, GrantLevel]],
+        keys: dict[str, bytes],
+        notices: list[Notice],
+    ) -> str:
+        """Re-upsert the warning rows with their new status (and the reason, where the table has its columns);
+        push_id, pushed_at and the department's acknowledged_at are left as they are."""
+        by_id = {n.warning_id: n for n in notices}
+        rows = self._warnings(lambda w: w.c.warning_id.in_(list(by_id)))
+        table = channel.warning_table(fields)
+        with channel.begin("upsert the closed and overdue warnings") as conn:
+            channel.ensure(conn, table)
+            have = {c["name"].lower() for c in sa.inspect(conn).get_columns(table.name, schema=table.schema)}
+            upserts = []
+            for r in rows:
+                record = self._record(r, fields, keys)
+                n = by_id[r["warning_id"]]
+                reason = dict(zip(REASON_COLUMNS, (n.reason_code, n.reason_zh), strict=True))
+                upserts.append(record | {k: v for k, v in reason.items() if k in have})
+            upsert(conn, table, upserts, key="warning_id")
+        return channel.where
 
     def _to_table(
         self, channel: TableChannel, fields: list[tuple[Field, GrantLevel]], records: list[dict[str, Any]], push_id: str

@@ -231,12 +231,20 @@ def render(data: ReportData, labels: Labels, *, generated_at: datetime) -> str:
     )
     run = data.run
     rule_table = _table(
-        ("规则 / rule", "说明 / title", "比中 / matched", "新预警 / raised", "关闭 / closed", "未办结 / open"),
         (
-            (rid, labels.rule(rid), c.get("matched", 0), c.get("raised", 0), c.get("closed", 0), c.get("open", 0))
+            "规则 / rule",
+            "说明 / title",
+            "比中 / matched",
+            "新预警 / raised",
+            "暂缓 / suppressed",
+            "关闭 / closed",
+            "未办结 / open",
+        ),
+        (
+            (rid, labels.rule(rid), *(c.get(k, 0) for k in ("matched", "raised", "suppressed", "closed", "open")))
             for rid, c in (run.rules.items() if run else ())
         ),
-        numeric=(2, 3, 4, 5),
+        numeric=(2, 3, 4, 5, 6),
     )
     run_note = (
         f"最近一次比对：{run.as_of}（运行 {run.run_id[:8]}）/ latest monitoring run for {run.as_of}"
@@ -323,8 +331,9 @@ def render(data: ReportData, labels: Labels, *, generated_at: datetime) -> str:
             _section(
                 "rules",
                 title["rules"],
-                "最近一次比对每条规则比中、新生成、关闭和未办结的预警数：规则是否在起作用。"
-                " / Per rule, in the latest run: matched, raised, closed and still open — whether each rule earns its"
+                "最近一次比对每条规则比中、新生成、暂缓（已答复“不符合条件”且数据未变，免于重复打扰）、关闭和未办结的预警数："
+                "规则是否在起作用。 / Per rule, in the latest run: matched, raised, suppressed (answered not eligible"
+                " within the rule's quiet period, data unchanged), closed and still open — whether each rule earns its"
                 " keep.",
                 f'<p class="why">{_e(run_note)}</p>',
                 rule_table,

@@ -4,21 +4,25 @@ from __future__ import annotations
 
 import importlib.resources
 import re
-from datetime import date
+from datetime import date, timedelta
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
+from lidm.config import duration
 from lidm.contracts.model import Contract, LogicalType, Protection
-from lidm.errors import LidmError, RuleError
+from lidm.errors import LidmError, RuleError, RuleParamError
 from lidm.monitor.engine import Compiled
+from lidm.monitor.params import Number, Param, ParamProblem
 from lidm.yamlfile import read_mapping
 
 OPERATORS = ("not", "gt", "ge", "lt", "le", "within_days", "null", "differs_from_subject", "same_as_subject")
 _PARAM = re.compile(r"^\$([a-z_][a-z0-9_]*)$")
+QUIET_DEFAULT = timedelta(days=180)  # a rule that says nothing: half a year, the policy's "not again and again"
+QUIET_LONGEST = timedelta(days=3650)
 
 
 class Urgency(StrEnum):
@@ -68,11 +72,14 @@ class Rule(BaseModel):
     urgency: Urgency
     due_days: int = Field(gt=0, le=365)
     summary: str
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: dict[str, Param] = Field(default_factory=dict)  # declared: type, range, default (rules/README.md)
+    # How long a "not eligible" answer holds back the same warning for the same person (lidm.monitor.quiet).
+    quiet_after_not_eligible: timedelta = QUIET_DEFAULT
     subject: Subject
     match: tuple[Clause, ...] = ()
     match_any: tuple[Clause, ...] = ()
     absent: tuple[Clause, ...] = ()
+    _overrides: dict[str, Number] = PrivateAttr(default_factory=dict)  # LIDM_RULE_PARAMS, each checked
 
     @field_validator("id")
     @classmethod
@@ -80,6 +87,24 @@ class Rule(BaseModel):
         if not re.fullmatch(r"[a-z][a-z0-9_]{2,39}", value):
             raise ValueError("a rule id is 3-40 lowercase letters, digits and underscores")
         return value
+
+    @field_validator("quiet_after_not_eligible", mode="before")
+    @classmethod
+    def _quiet(cls, value: Any) -> timedelta:
+        period = value if isinstance(value, timedelta) else duration(value) if isinstance(value, str) else None
+        if period is None or period % timedelta(days=1) or not timedelta(0) <= period <= QUIET_LONGEST:
+            raise ValueError(f"an ISO 8601 duration in whole days from P0D to P{QUIET_LONGEST.days}D, e.g. P180D")
+        return period
+
+    @property
+    def quiet_text(self) -> str:
+        """The quiet period as the rule file writes it (P180D)."""
+        return f"P{self.quiet_after_not_eligible.days}D"
+
+    @property
+    def param_values(self) -> dict[str, Number]:
+        """The value of each param in force: its declared default unless LIDM_RULE_PARAMS overrides it."""
+        return {name: self._overrides.get(name, p.default) for name, p in self.params.items()}
 
     @cached_property
     def feeds(self) -> tuple[str, ...]:
@@ -91,11 +116,24 @@ class Rule(BaseModel):
         return tuple(seen)
 
     def with_params(self, overrides: dict[str, Any]) -> Rule:
-        """The rule with some of its params replaced (LIDM_RULE_PARAMS), only params it declares."""
+        """The rule with some of its params replaced (LIDM_RULE_PARAMS): only params it declares, each within the
+        range its file declares; refused naming rule, param, what is wrong and what is allowed."""
         unknown = set(overrides) - set(self.params)
         if unknown:
-            raise RuleError(f"rule {self.id}: no param {', '.join(sorted(unknown))}; it has {', '.join(self.params)}")
-        return self.model_copy(update={"params": {**self.params, **overrides}})
+            has = f"it has {', '.join(self.params)}" if self.params else "it has none"
+            raise RuleParamError(f"LIDM_RULE_PARAMS: rule {self.id} has no param {', '.join(sorted(unknown))}; {has}")
+        checked = {}
+        for name, raw in overrides.items():
+            param = self.params[name]
+            try:
+                checked[name] = param.parse(raw)
+            except ParamProblem as exc:
+                raise RuleParamError(
+                    f"LIDM_RULE_PARAMS {self.id}.{name}: the value {exc}; allowed: {param.allowed()}"
+                ) from None
+        rule = self.model_copy()
+        rule._overrides = {**self._overrides, **checked}
+        return rule
 
     def value(self, raw: Any, as_of: date) -> Any:
         """A literal of the rule with $param and $as_of_year resolved."""
@@ -107,7 +145,7 @@ class Rule(BaseModel):
                 return as_of.year
             if name not in self.params:
                 raise RuleError(f"rule {self.id}: ${name} is not one of its params")
-            return self.params[name]
+            return self.param_values[name]
         return raw
 
     def as_row(self) -> dict[str, Any]:
@@ -121,14 +159,16 @@ class Rule(BaseModel):
             "urgency": self.urgency.value,
             "due_days": self.due_days,
             "feeds": list(self.feeds),
-            "params": dict(self.params),
+            "params": self.param_values,
+            "param_ranges": {name: p.as_row() for name, p in self.params.items()},
+            "quiet_after_not_eligible": self.quiet_text,
             "summary": self.summary_text(),
         }
 
     def summary_text(self) -> str:
         """The warning's reason with params filled in; params are thresholds, never personal values."""
         text = " ".join(self.summary.split())
-        for name, value in self.params.items():
+        for name, value in self.param_values.items():
             text = text.replace(f"${name}", str(value))
         return text
 
@@ -144,6 +184,7 @@ def default_rules_dir() -> Path:
 
 
 def load_rule(path: Path) -> Rule:
+    """One rule file; refused naming the file and the key, a param whose default is outside its own range too."""
     data = read_mapping(path, "rule", RuleError)
     for kind in ("match", "match_any", "absent"):  # YAML 1.1 reads a bare `on:` key as the boolean true
         for clause in data.get(kind) or ():
@@ -152,7 +193,9 @@ def load_rule(path: Path) -> Rule:
     try:
         rule = Rule.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()
+        )
         raise RuleError(f"{path}: {problems}") from None
     if rule.id != path.stem:
         raise RuleError(f"{path}: the rule id {rule.id!r} must equal the file name {path.stem!r}")
@@ -169,7 +212,10 @@ def load_rules(directory: Path | None = None, catalog: Any = None, params: dict[
         overrides.setdefault(rule_id, {})[name] = value
     known = {r.id for r in rules}
     if unknown := set(overrides) - known:
-        raise RuleError(f"LIDM_RULE_PARAMS names no rule {', '.join(sorted(unknown))}")
+        raise RuleParamError(
+            f"LIDM_RULE_PARAMS names no rule {', '.join(sorted(unknown))}; its keys are rule_id.param, "
+            "e.g. high_medical_cost_assistance.threshold"
+        )
     rules = [r.with_params(overrides[r.id]) if r.id in overrides else r for r in rules]
     if catalog is not None:
         for rule in rules:

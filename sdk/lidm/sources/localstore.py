@@ -135,6 +135,13 @@ class LocalStore(Folder):
             raise SourceError(f"{self.where}/{display_name(name)} is not a regular file; refused")
         return st.st_size
 
+    def mtime(self, name: str) -> float:
+        """When a file was last written (seconds since the epoch), from lstat: the order files arrived in."""
+        st = os.lstat(self.root / check_name(name, self.where))
+        if not stat.S_ISREG(st.st_mode):
+            raise SourceError(f"{self.where}/{display_name(name)} is not a regular file; refused")
+        return st.st_mtime
+
     def _write(self, folder: str, name: str, data: bytes) -> None:
         check_name(name, self.where)
         part = f".{name}.part"

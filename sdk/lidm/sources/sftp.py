@@ -260,6 +260,10 @@ class SftpStore(Folder):
         """Bytes of a drop file, from lstat: checked against the feed's limit before a byte is read."""
         return self._regular(name).st_size or 0
 
+    def mtime(self, name: str) -> float:
+        """When a file was last written (seconds since the epoch), from lstat: the order files arrived in."""
+        return float(self._regular(name).st_mtime or 0)
+
     def open(self, name: str) -> BinaryIO:
         """Open a regular file, never a symlink: lstat first, then check the open handle is that same file."""
         before = self._regular(name)

@@ -112,9 +112,11 @@ def settings_with_channel(settings: Settings, department: str, scratch: Scratch)
     except ConfigError:
         return settings
     url = connection_url(channel_conn_id(department), scratch)
+    extra = conn.extra_dejson or {}
     if (conn.conn_type or "").lower() not in ("sftp", "ssh", "fs", "file"):
-        table = (conn.extra_dejson or {}).get("table", "lidm_warning")
-        url = f"{url}#{table}"
+        url = f"{url}#{extra.get('table', 'lidm_warning')}"
+    elif extra.get("encoding"):  # the department's CSV encoding, when the platform must not tell it by itself
+        url += ("&" if "?" in url else "?") + urlencode({"encoding": str(extra["encoding"])})
     return settings.model_copy(update={"channels": {**settings.channels, department: url}})
 
 

@@ -139,10 +139,11 @@ def monitor_task() -> dict[str, Any]:
     counts = _plain(result)
     for rule, c in counts["rules"].items():
         log.info(
-            "rule %s: matched %d, raised %d, closed %d, open %d",
+            "rule %s: matched %d, raised %d, suppressed %d, closed %d, open %d",
             rule,
             c["matched"],
             c["raised"],
+            c["suppressed"],
             c["closed"],
             c["open"],
         )
@@ -194,10 +195,21 @@ def push_task(department: str) -> Any:
 
 
 def collect_task(department: str) -> Any:
-    """Take in the department's acknowledgements and dispositions."""
+    """Take in the department's acknowledgements and dispositions; a file refused whole fails the task (no retry:
+    the department must send it again), after everything else was taken in."""
+    from airflow.sdk.exceptions import AirflowFailException
+
     from lidm.monitor.feedback import collect_dispositions
 
-    return _through_channel(department, "dispositions from", collect_dispositions)
+    result = _through_channel(department, "dispositions from", collect_dispositions)
+    refused = [s for s in result["sources"] if s["status"] == "rejected"]
+    if refused:
+        files = "; ".join(f"{s['source'].rsplit('/', 1)[-1]}: {s['reason']}" for s in refused)
+        raise AirflowFailException(
+            f"dispositions from {department}: {len(refused)} file(s) refused whole, the rest taken in; the "
+            f"department finds why in its outbox (result_<file>.csv) and sends them again: {files}"
+        )
+    return result
 
 
 def purge_task() -> dict[str, Any]:
