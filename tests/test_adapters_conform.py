@@ -203,6 +203,8 @@ def test_rows_landing_on_the_watermark_after_a_run_are_picked_up(on_servers, tmp
     from conftest import _gateway
     from lidm_samples import make_id_number
 
+    from lidm.contracts.load import load_catalog
+    from lidm.contracts.model import Protection
     from lidm.pipeline import run_feed
 
     gateway = _gateway(tmp_path / "gw", None)
@@ -210,11 +212,22 @@ def test_rows_landing_on_the_watermark_after_a_run_are_picked_up(on_servers, tmp
     [first] = run_feed(dataset, gateway.settings, connections=conns)
     assert first.status == "loaded"
     url = _writable(conns[adapters()[dataset].source.connection])
+    # the newest row the first run loaded (not one of the faulty rows the samples put in), where its key is in clear
+    contract = load_catalog()[dataset]
+    field = contract.field(contract.key[0])
+    loaded = (
+        [r[0] for r in query(gateway.settings.effective_central_url, f"SELECT {field.name} FROM {contract.table}")]
+        if Protection.CLEAR in field.protection
+        else None
+    )
     engine = sa.create_engine(url)
     try:
         source = sa.Table(table, sa.MetaData(), autoload_with=engine)
+        newest_first = sa.select(source).order_by(source.c.gxsj.desc()).limit(1)
+        if loaded is not None:
+            newest_first = newest_first.where(source.c[key].in_(loaded))
         with engine.connect() as conn:
-            newest = conn.execute(sa.select(source).order_by(source.c.gxsj.desc()).limit(1)).mappings().one()
+            newest = conn.execute(newest_first).mappings().one()
     finally:
         engine.dispose()
     assert newest["gxsj"].microsecond, "the sample source keeps sub-second precision"
@@ -226,7 +239,8 @@ def test_rows_landing_on_the_watermark_after_a_run_are_picked_up(on_servers, tmp
         late.append(row)
     append_rows(url, table, late)
     [second] = run_feed(dataset, gateway.settings, connections=conns)
-    assert (second.status, second.inserted, second.updated, second.quarantined) == ("loaded", 2, 0, 0)
+    assert (second.status, second.inserted, second.updated) == ("loaded", 2, 0)
+    assert second.quarantined <= first.quarantined  # only a faulty sample row sharing the tie's stamp, read again
     [third] = run_feed(dataset, gateway.settings, connections=conns)
     assert third.status == "unchanged"
     (stored,) = query(gateway.settings.effective_central_url, "SELECT value FROM lidm_watermark")[0]

@@ -143,6 +143,7 @@ def test_json_schema_export_agrees_with_the_gateway(catalog, tmp_path):
         "household_id": "MZ4301020000001",
         "relation_to_head": "head",
         "category": "dibao",
+        "categories": "dibao,return_risk",
         "district_code": "430102",
         "street_code": "430102001",
         "approval_date": "2024-01-05",
@@ -156,6 +157,7 @@ def test_json_schema_export_agrees_with_the_gateway(catalog, tmp_path):
     assert list(validator.iter_errors(good)) == []
     for field, value in (
         ("category", "低收入"),
+        ("categories", "dibao,低收入"),
         ("district_code", "110101"),
         ("monthly_amount", -5),
         ("id_number", "43010219900307123"),

@@ -49,7 +49,9 @@ CASES = {
     "made_required": lambda c: _with_field(c, "termination_date", required=True),
     "made_optional": lambda c: _with_field(c, "street_code", required=False),
     "enum_value_removed": lambda c: _with_field(c, "category", enum=("dibao", "tekun")),
-    "enum_value_added": lambda c: _with_field(c, "status", enum=("active", "suspended", "terminated", "pending")),
+    "enum_value_added": lambda c: _with_field(
+        c, "status", enum=("active", "suspended", "gradual_exit", "terminated", "pending")
+    ),
     "range_narrowed": lambda c: _with_field(c, "monthly_amount", maximum=5000),
     "length_narrowed": lambda c: _with_field(c, "name", max_length=20),
     "key_changed": lambda c: c.model_copy(update={"key": ("household_id",)}),

@@ -48,7 +48,7 @@ def test_a_county_gets_its_districts_rows_and_no_encrypted_column(city, tmp_path
 
 def test_a_department_gets_only_its_granted_columns(city, tmp_path: Path) -> None:
     result = export_dataset(city, "hr_social_security", ROSTER, tmp_path / "hr.csv")
-    assert set(result.columns) == {"id_number_token", "category", "status", "district_code"}
+    assert set(result.columns) == {"id_number_token", "category", "categories", "status", "district_code"}
     rows = _read(result.path)
     assert rows and set(rows[0]) == set(result.columns)
 

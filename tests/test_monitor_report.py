@@ -25,6 +25,7 @@ from lidm.monitor import stats
 from lidm.monitor.happiness import build_assistance_records
 from lidm.monitor.lifecycle import OPEN, monitor, transition, warning_table
 from lidm.monitor.report import SECTIONS, report, write_report
+from lidm.monitor.rules import load_rules
 
 AS_OF = date(2026, 11, 27)
 LATER = date(2027, 1, 5)  # a second run, past the first warnings' due dates: some become overdue
@@ -433,6 +434,23 @@ def test_the_report_is_one_offline_html_file_without_personal_values(template: C
     assert leaked == [], f"{len(leaked)} personal values in the report"
     # A masked ID number says nothing (4301************** for everyone): the report does not show one.
     assert "4301" + "*" * 14 not in page
+
+
+def test_the_report_keeps_the_three_groups_apart(template: City, tmp_path: Path) -> None:
+    """On the roster and needing more help, on no roster and maybe qualifying, on the roster and maybe leaving: each
+    group's warnings are totalled from its rules (Rule.group_of), the three always shown, every warning in one."""
+    from lidm.monitor.scenarios import GROUP_LABELS, group_counts
+
+    rules = load_rules(catalog=CATALOG)
+    groups = {r.id: r.group_of.value for r in rules}
+    page = write_report(template.engine, CATALOG, tmp_path / "g.html", now=NOW, rule_groups=groups).read_text()
+    assert all(label in page for label in GROUP_LABELS.values())
+    with template.engine.connect() as conn:
+        by_rule = stats.warning_counts(conn, CATALOG, "rule")
+    totals = group_counts(by_rule, groups)
+    assert list(totals)[:3] == ["needs_more_help", "may_qualify", "may_leave"]
+    assert sum(c.total for c in totals.values()) == sum(c.total for c in by_rule.values())
+    assert totals["may_qualify"].total == sum(c.total for rid, c in by_rule.items() if groups.get(rid) == "may_qualify")
 
 
 def test_lidm_report_writes_the_file(city_copy: City, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

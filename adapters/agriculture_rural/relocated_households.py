@@ -11,7 +11,9 @@ adapter = Adapter(
         "name": "户主姓名",
         "phone": "联系电话",
         "household_size": "搬迁人口",
-        "relocation_category": labels("搬迁对象类别"),
+        "relocation_category": labels(
+            "搬迁对象类别", extra={"建档立卡贫困户": "registered_poor"}
+        ),  # the name before 2021
         "resettlement_mode": labels("安置方式"),
         "origin_district_code": "迁出地区县代码",
         "origin_street_code": "迁出地乡镇代码",

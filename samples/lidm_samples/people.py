@@ -47,7 +47,7 @@ _PHONE_SECOND = "3333355555778889999"  # 13x/15x/18x/19x dominate; 14x, 16x and 
 RESIDENCE_STATUSES = ("registered", "resident", "moved_out", "deceased")
 RELATIONS = ("head", "spouse", "child", "parent", "grandchild", "other")
 CATEGORIES = ("dibao", "tekun", "dibao_edge", "rigid_expense", "return_risk", "other_hardship")
-ROSTER_STATUSES = ("active", "suspended", "terminated")
+ROSTER_STATUSES = ("active", "suspended", "terminated")  # gradual_exit (渐退) is planted, never drawn
 
 
 def id_check_char(first17: str) -> str:
@@ -93,6 +93,14 @@ class RosterMember:
     updated_at: datetime
     # 城镇住房困难: certified at the household's last review (urban households only); None when not assessed.
     housing_difficulty: bool | None = None
+    # Categories held beside ``category`` (低保 and 防止返贫监测 at once); ``categories`` lists them all.
+    extra_categories: tuple[str, ...] = ()
+    exit_reason: str | None = None  # why a gradual_exit or terminated member is leaving or left
+
+    @property
+    def categories(self) -> tuple[str, ...]:
+        """Every category held, the primary one first."""
+        return (self.category, *(c for c in self.extra_categories if c != self.category))
 
 
 def _street_code(district: str, index: int, street: str) -> str:

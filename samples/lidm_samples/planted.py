@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from lidm_samples import planted_leaving as leaving
+from lidm_samples import planted_missing as missing
 from lidm_samples.departments import agriculture_rural as agriculture
 from lidm_samples.departments import disability_federation as federation
 from lidm_samples.departments import emergency, housing, medical_insurance
@@ -33,7 +35,7 @@ from lidm_samples.departments.hr_social_security.careers import careers
 from lidm_samples.people import REFERENCE_DATE, RosterMember
 from lidm_samples.world import World
 
-MEDICAL_THRESHOLD_FEN = 2_000_000  # high_medical_cost_*: 20000 yuan of out-of-pocket costs ...
+MEDICAL_THRESHOLD_FEN = 2_000_000  # high_medical_cost_*: 20000 yuan of in-policy self pay (政策范围内的个人自负) ...
 MEDICAL_WINDOW_DAYS = 365  # ... over the last year, or a fund case approved in it
 DISASTER_WINDOW_DAYS = 180  # disaster_no_transitional_relief
 STUDENT_AID_WINDOW_DAYS = 365  # student_no_education_assistance
@@ -55,6 +57,8 @@ RULES = (
     "rural_dangerous_house_not_renovated",
     "severe_disability_no_care_subsidy",
     "student_no_education_assistance",
+    *missing.RULES,  # subjects not the roster (主动发现): lidm_samples.planted_missing
+    *leaving.RULES,  # on the roster, may no longer qualify (应退), and people who left: lidm_samples.planted_leaving
 )
 
 
@@ -103,13 +107,26 @@ def _high_medical_costs(world: World, as_of: date) -> set[str]:
     totals: dict[str, int] = {}
     for s in hospital_settlements(world):
         if not s.reversed and s.settled >= since:  # a reversed settlement never reaches health.medical_expenses
-            totals[s.person.id_number] = totals.get(s.person.id_number, 0) + s.out_of_pocket
+            totals[s.person.id_number] = totals.get(s.person.id_number, 0) + s.policy_self_pay
     heavy = {i for i, fen in totals.items() if fen > MEDICAL_THRESHOLD_FEN}
     granted = {FUND_STATUS["approved"], FUND_STATUS["paid"]}
     fund = {
         r["身份证号"] for r in fund_rows(world) if r["身份证号"] and r["拨付状态"] in granted and r["审核日期"] >= since
     }
     return heavy | fund
+
+
+def medically_assisted(world: World, as_of: date) -> set[str]:
+    """People given inpatient, catastrophic-illness or re-assistance (approved or paid) within the window."""
+    kind, status = _decode(medical_insurance.KIND_CODES), _decode(medical_insurance.STATUS_CODES)
+    since = as_of - timedelta(days=MEDICAL_WINDOW_DAYS)
+    return {
+        str(r["sfzh"])
+        for r in medical_insurance.medical_assistance_rows(world)
+        if kind[str(r["jzlx"])] in ("inpatient", "catastrophic", "re_assistance")
+        and status[str(r["ffzt"])] in ("approved", "paid")
+        and r["jzrq"] >= since  # type: ignore[operator]
+    }
 
 
 def _public_rental_households(world: World) -> set[str]:
@@ -139,15 +156,21 @@ def _paid_subsidy(rows: list[dict[str, object]]) -> set[str]:
     return {str(r["sfzh"]) for r in rows if r["zt"] in running}
 
 
-def _monitoring(world: World) -> set[str]:
-    return {r["证件号码"] for r in agriculture.monitoring_rows(world) if r["监测状态"] == "风险未消除"}
+def _monitoring(world: World, standard: int | None = None) -> set[str]:
+    """Monitored people (risk not eliminated), those at or below an annual income standard if one is given."""
+    return {
+        r["证件号码"]
+        for r in agriculture.monitoring_rows(world)
+        if r["监测状态"] == "风险未消除" and (standard is None or Decimal(r["家庭人均纯收入"]) <= standard)
+    }
 
 
 # --- the rules ----------------------------------------------------------------------------------------------
 
 
 def _roster_deceased(world: World, as_of: date) -> set[str]:
-    return _active(world).keys() & _dead(world)
+    paid = {m.person.id_number for m in world.roster if m.status in ("active", "gradual_exit")}  # 渐退 still paid
+    return paid & _dead(world)
 
 
 def _roster_unemployed(world: World, as_of: date) -> set[str]:
@@ -155,11 +178,14 @@ def _roster_unemployed(world: World, as_of: date) -> set[str]:
 
 
 def _high_medical_cost_assistance(world: World, as_of: date) -> set[str]:
-    return _active(world).keys() & _high_medical_costs(world, as_of)
+    return (_active(world).keys() & _high_medical_costs(world, as_of)) - medically_assisted(world, as_of)
+
+
+RIGID_NOT = ("dibao", "tekun", "dibao_edge", "rigid_expense")  # 刚性支出困难: households not of these
 
 
 def _high_medical_cost_rigid_expense(world: World, as_of: date) -> set[str]:
-    subjects = {i for i, m in _active(world).items() if m.category != "rigid_expense"}
+    subjects = {i for i, m in _active(world).items() if not set(m.categories) & set(RIGID_NOT)}
     return subjects & _high_medical_costs(world, as_of)
 
 
@@ -199,8 +225,8 @@ def _relocated_enrolled_twice(world: World, as_of: date) -> set[str]:
 
 
 def _return_risk_not_on_roster(world: World, as_of: date) -> set[str]:
-    enrolled = {m.person.id_number for m in world.roster if m.status in ("active", "suspended")}
-    return _monitoring(world) - enrolled
+    enrolled = {m.person.id_number for m in world.roster if m.status in ("active", "suspended", "gradual_exit")}
+    return _monitoring(world, agriculture.ANNUAL_DIBAO_STANDARD) - enrolled
 
 
 def _rural_dangerous_house_not_renovated(world: World, as_of: date) -> set[str]:
@@ -221,7 +247,8 @@ def _severe_disability_no_care_subsidy(world: World, as_of: date) -> set[str]:
 
 
 def _disability_no_living_subsidy(world: World, as_of: date) -> set[str]:
-    subjects = {i for i, m in _active(world).items() if m.category != "tekun"}
+    reach = {"dibao", "dibao_edge", "rigid_expense"}  # 三(五): extended to the edge and rigid-expense families
+    subjects = {i for i, m in _active(world).items() if set(m.categories) & reach and "tekun" not in m.categories}
     return (subjects & _valid_certificates(world)) - _paid_subsidy(hardship_subsidy_rows(world))
 
 
@@ -246,7 +273,7 @@ def _student_no_education_assistance(world: World, as_of: date) -> set[str]:
         for r in education_assistance_rows(world)
         if r["发放状态"] in granted and _day(str(r["审批日期"])) >= since
     }
-    enrolled = {s.person.id_number for s in students(world) if s.status == "enrolled" and s.stage != "preschool"}
+    enrolled = {s.person.id_number for s in students(world) if s.status == "enrolled"}  # 在园幼儿 included
     return (_active(world).keys() & enrolled) - aided
 
 
@@ -265,6 +292,8 @@ _EXPECTED: dict[str, Callable[[World, date], set[str]]] = {
     "rural_dangerous_house_not_renovated": _rural_dangerous_house_not_renovated,
     "severe_disability_no_care_subsidy": _severe_disability_no_care_subsidy,
     "student_no_education_assistance": _student_no_education_assistance,
+    **missing.EXPECTED,
+    **leaving.EXPECTED,
 }
 
 
@@ -280,12 +309,14 @@ def planted_cases(world: World) -> dict[str, set[str]]:
     def category(people: str, categories: tuple[str, ...]) -> set[str]:
         return {i for i in _ids(world.cohort(people)) if active[i].category in categories}
 
-    costly = _ids(world.cohort("catastrophic_costs")) | _ids(world.cohort("emergency_fund_roster"))
+    # other_hardship members after a catastrophic stay: no one-stop assistance, in-policy self pay far above 20000
+    unassisted = category("catastrophic_costs", ("other_hardship",))
+    fund = _ids(world.cohort("emergency_fund_roster")) - medically_assisted(world, REFERENCE_DATE)
     return {
         "disability_no_living_subsidy": _ids(world.cohort("living_subsidy_missing")),
         "disaster_no_transitional_relief": _ids(world.cohort("disaster_no_transitional")),
-        "high_medical_cost_assistance": costly,
-        "high_medical_cost_rigid_expense": {i for i in costly if active[i].category != "rigid_expense"},
+        "high_medical_cost_assistance": unassisted | fund,
+        "high_medical_cost_rigid_expense": unassisted,
         "housing_no_public_rental": _households(world, world.cohort("housing_waiting")),
         "premium_subsidy_not_full": category("premium_subsidy_missing", FULL_CATEGORIES),
         "premium_subsidy_not_half": category("premium_subsidy_missing", HALF_CATEGORIES),
@@ -295,11 +326,13 @@ def planted_cases(world: World) -> dict[str, set[str]]:
             for h in world.cohort("return_risk_off_roster")
             for p in world.living(world.households[h.household_id])
         },
-        "roster_deceased": active.keys() & _dead(world),
+        "roster_deceased": _roster_deceased(world, REFERENCE_DATE),
         "roster_unemployed": active.keys() & _ids(world.cohort("roster_unemployed")),
         "rural_dangerous_house_not_renovated": _ids(world.cohort("renovation_stalled")),
         "severe_disability_no_care_subsidy": _ids(world.cohort("care_subsidy_missing")),
         "student_no_education_assistance": _ids(world.cohort("student_aid_missing")),
+        **missing.planted_cases(world),
+        **leaving.planted_cases(world),
     }
 
 
@@ -313,7 +346,11 @@ def near_misses(world: World) -> dict[str, set[str]]:
 
     employees = _ids(world.cohort("roster_employees"))
     lapsed = _ids(world.cohort("emergency_fund_lapsed"))
-    rigid = category(_ids(world.cohort("catastrophic_costs")), ("rigid_expense",))
+    catastrophic = _ids(world.cohort("catastrophic_costs"))
+    rigid = category(catastrophic, ("rigid_expense",))
+    # DOMAIN: 刚性支出困难 are households *not* dibao, tekun or dibao-edge: such a member with the same stay is no case
+    dibao_tier = category(catastrophic, ("dibao", "tekun", "dibao_edge"))
+    settled = catastrophic & medically_assisted(world, as_of)  # settled one-stop at discharge: not flagged again
 
     def subsidised(categories: tuple[str, ...], ratio: int) -> set[str]:
         """One member of these categories whose premium subsidy this year is right (the first, by ID number)."""
@@ -328,19 +365,27 @@ def near_misses(world: World) -> dict[str, set[str]]:
         for h in world.cohort("return_risk_eliminated")
         for p in world.living(world.households[h.household_id])
     }
+    above = {
+        p.id_number
+        for h in world.cohort("return_risk_above_standard")
+        for p in world.living(world.households[h.household_id])
+    }
     return {
-        "disability_no_living_subsidy": _ids(world.cohort("tekun_disabled")),
+        "disability_no_living_subsidy": _ids(world.cohort("tekun_disabled"))
+        | _ids(world.cohort("living_subsidy_beyond")),
         "disaster_no_transitional_relief": _ids(world.cohort("disaster_transitional")),
-        "high_medical_cost_assistance": lapsed,
-        "high_medical_cost_rigid_expense": lapsed | rigid,
+        "high_medical_cost_assistance": lapsed | settled,
+        "high_medical_cost_rigid_expense": lapsed | rigid | dibao_tier,
         "housing_no_public_rental": _households(world, world.cohort("housing_supported")),
         "premium_subsidy_not_full": category(employees, FULL_CATEGORIES) | subsidised(FULL_CATEGORIES, FULL_RATIO),
         "premium_subsidy_not_half": category(employees, HALF_CATEGORIES) | subsidised(HALF_CATEGORIES, HALF_RATIO),
         "relocated_enrolled_twice": _ids(world.cohort("relocated_hukou_moved")),
-        "return_risk_not_on_roster": eliminated | monitored_on_roster,
+        "return_risk_not_on_roster": eliminated | monitored_on_roster | above,
         "roster_deceased": _ids(world.cohort("deceased_left_roster")),
         "roster_unemployed": _ids(world.cohort("unemployment_closed")),
         "rural_dangerous_house_not_renovated": _ids(world.cohort("renovation_resumed")),
         "severe_disability_no_care_subsidy": set(severe[:2]),
         "student_no_education_assistance": _ids(world.cohort("student_suspended")),
+        **missing.near_misses(world),
+        **leaving.near_misses(world),
     }

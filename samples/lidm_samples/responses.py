@@ -64,6 +64,7 @@ _DEFAULT = ("granted", "temporary_assistance", 500, 3000)
 _TERMINATED = {"death": "核实已死亡，停发并办理注销", "duplicate": "核实重复享受，已终止迁出地救助"}
 _NOT_ELIGIBLE = ("经核查家庭收入超过认定标准", "已享受同类救助，不重复给予", "经入户核查困难情形已消除")
 _REFERRED = "困难情形复杂，提交县级困难群众基本生活保障工作协调机制一事一议"
+_INFORMED = "已入户告知最低生活保障、临时救助等救助政策及申请方式，本人暂不申请"  # 二(三) "应当告知相关救助政策"
 _HANDLERS = ("王敏", "李静", "张伟", "刘洋", "陈芳", "杨帆", "赵磊", "黄丽", "周婷", "吴强")
 NO_SUCH_WARNING = "W00000000NOSUCH00-0"
 
@@ -164,6 +165,8 @@ def _answers(
             continue  # still being handled: acknowledged, no disposition yet
         elif draw < 0.22:
             row |= {"outcome": "not_eligible", "reason": rng.choice(_NOT_ELIGIBLE)}
+        elif draw < 0.4 and department == "civil_affairs" and not w.get("low_income_category"):
+            row |= {"outcome": "informed_not_applied", "reason": _INFORMED}  # on no roster: told, did not apply
         elif outcome == "terminated":
             row |= {"outcome": "terminated", "reason": _TERMINATED.get(hardship, "核实后终止救助")}
         else:

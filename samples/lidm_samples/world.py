@@ -71,9 +71,34 @@ PLANTED = (
     "disaster_transitional",  # heads whose house was badly damaged lately and who got transitional aid (near miss)
     "student_aid_missing",  # enrolled in primary school or above this year, no student aid at all
     "student_suspended",  # on leave from school (休学), no aid (near miss)
+    "living_subsidy_beyond",  # return_risk with a grade 3-4 certificate: beyond the subsidy's categories (near miss)
+    "return_risk_above_standard",  # monitored, not on the roster, income above the dibao standard (near miss)
+    # On the roster, may no longer qualify (应退) and people who left (lidm_samples.leavers)
+    "dibao_and_return_risk",  # dibao households also under return-to-poverty monitoring (two categories)
+    "newly_employed",  # a job as an employee (a wage record) started in the last half year
+    "exiting_employed",  # the same, already in gradual exit (渐退) for it (near miss)
+    "pension_started",  # began drawing an enterprise pension this year
+    "moved_out_on_roster",  # hukou moved out of the city, still active
+    "moved_out_left_roster",  # hukou moved out, assistance ended for it (near miss)
+    "left_roster_unemployed",  # left the roster this year (income improved), now registered unemployed
+    "left_roster_long_ago",  # left years ago, now registered unemployed (near miss: beyond the watch period)
+    "legal_aid_refused",  # an active adult member's legal aid application refused this year
+    "legal_aid_granted",  # the same, granted (near miss)
+    "died_on_dibao",  # an active dibao or tekun member died last week (funeral fee waiver)
+    # On no roster at all (主动发现): people whose situation matches a programme, and near misses.
+    "hardship_student_overlooked",  # a pupil and a preschool child certified in hardship, no student aid
+    "hardship_student_aided",  # certified in hardship, student aid paid (near miss)
+    "student_not_difficult",  # assessed 不困难 by the school, no aid (near miss)
+    "severe_disabled_off_roster",  # grade 1-2 certificate, no pension, high policy-scope self pay
+    "mild_disabled_off_roster",  # grade 3-4 certificate, the same signals (near miss)
+    "self_pay_off_roster",  # a catastrophic stay: policy-scope self pay far above 20000 yuan, no assistance
+    "disaster_off_roster",  # heads whose house collapsed or was badly damaged lately, no transitional aid
+    "disaster_off_roster_relieved",  # the same, transitional aid given (near miss)
+    "child_allowance_missing",  # recognised orphans or de-facto unsupported children, allowance 0
+    "child_allowance_paid",  # recognised, allowance paid (near miss)
 )
 # Categories that must each have at least this many active roster members for the planted cases.
-_CATEGORY_NEEDS = {"tekun": 1, "rigid_expense": 2, "dibao_edge": 3, "return_risk": 3}  # living, fit members
+_CATEGORY_NEEDS = {"tekun": 1, "rigid_expense": 2, "dibao_edge": 3, "return_risk": 3, "other_hardship": 4}
 _HOUSING_DIFFICULTY_SHARE = 0.3  # urban roster households certified in housing difficulty
 
 
@@ -216,6 +241,8 @@ def build_world(size: int, seed: int, roster_share: float = 0.05) -> World:
     jobless = {p.id_number for p in world.cohorts["unemployed"]}
     choose("employed", lambda: _pick(rng, [p for p in working if p.id_number not in jobless], 0.6))
     _plant(world)
+    _plant_off_roster(world)
+    _plant_leavers(world)
     return world
 
 
@@ -326,10 +353,24 @@ def _plant(world: World) -> None:
 
     # people
     pupils = world.aged(7, 22, members)
-    add("students", take("student_aid_missing", "education", pupils, at_least=2))
+    # 三(二)2 "对低收入家庭中符合条件的在园幼儿、在校学生…给予教育救助": a preschool child too, where the roster has one
+    infants = world.aged(3, 5, members)
+    add("students", take("student_aid_missing", "education", pupils, infants, at_least=(2, 1)))
     add("students", take("student_suspended", "education", pupils))
     take("unemployment_closed", "unemployment", outside(world.aged(20, 59, members), "unemployed"))
-    costly = take("catastrophic_costs", "medical", of(members, *others), of(members, "rigid_expense"), at_least=(2, 1))
+    # 三(二)1 "对低收入人口门诊、住院所发生的属于政策范围内的个人自负医疗费用…给予…医疗救助": other_hardship members
+    # get no one-stop assistance (settlements.ASSISTANCE_RATIO), insured as residents (no job, no pension): their
+    # in-policy self pay stays high. DOMAIN: 刚性支出困难 are households *not* dibao, tekun or dibao-edge, so the
+    # dibao-tier and rigid_expense members with the same stay are near misses of the rigid-expense rule.
+    unassisted = outside(of(members, "other_hardship"), "employed", "pensioners")
+    costly = take(
+        "catastrophic_costs",
+        "medical",
+        unassisted,
+        of(members, "dibao", "tekun", "dibao_edge"),
+        of(members, "rigid_expense"),
+        at_least=(2, 1, 1),
+    )
     add("high_out_of_pocket", costly)
     healthy = outside(of(members, *others), "high_out_of_pocket")
     take("emergency_fund_roster", "medical", healthy)
@@ -340,12 +381,13 @@ def _plant(world: World) -> None:
     add("employed", take("roster_employees", "premium", of(workers, *full), of(workers, *half)))
     tekun = take("tekun_disabled", "disability", of(members, "tekun"))
     severe = take("care_subsidy_missing", "disability", members, at_least=2)
-    mild = outside(of(members, *others, "rigid_expense"), "severe_disabled")
-    mild = take(
-        "living_subsidy_missing", "disability", [p for p in mild if by_id[p.id_number].category != "tekun"], at_least=2
-    )
+    # 三(五) "逐步将…困难残疾人生活补贴…延伸至最低生活保障边缘家庭成员和刚性支出困难家庭成员": dibao, edge and
+    # rigid_expense members
+    mild = outside(members, "severe_disabled")
+    mild = take("living_subsidy_missing", "disability", of(mild, "dibao", "dibao_edge", "rigid_expense"), at_least=2)
+    beyond = take("living_subsidy_beyond", "disability", of(outside(members, "severe_disabled"), "return_risk"))
     add("severe_disabled", severe)
-    add("disabled", severe + mild + tekun)
+    add("disabled", severe + mild + tekun + beyond)
 
     # households, by their head: each household carries one planted case at most
     heads = [h for h in _fit(_heads(world, members)) if h.id_number in by_id]
@@ -362,8 +404,10 @@ def _plant(world: World) -> None:
     def household_of(head: Person) -> list[RosterMember]:
         return households[by_id[head.id_number].household_id]
 
-    certified = [h for h in heads if by_id[h.id_number].housing_difficulty]
-    urban = [h for h in heads if h.street_code[6] == "0" and not by_id[h.id_number].housing_difficulty]
+    # the roster's own head: housing_no_public_rental warns the head (a household whose head died lists a spouse first)
+    own = [h for h in heads if by_id[h.id_number].relation_to_head == "head"]
+    certified = [h for h in own if by_id[h.id_number].housing_difficulty]
+    urban = [h for h in own if h.street_code[6] == "0" and not by_id[h.id_number].housing_difficulty]
     for head in rng.sample(urban, min(len(urban), max(0, 3 - len(certified)))):
         for m in household_of(head):
             m.housing_difficulty = True  # certified at the last review
@@ -387,8 +431,69 @@ def _plant(world: World) -> None:
     ]
     add("return_risk", household("return_risk_off_roster", off_roster, at_least=2))
     add("return_risk", household("return_risk_eliminated", off_roster))
+    # 一(三) "将符合条件的防止返贫监测对象及时纳入救助兜底保障范围": only below the dibao standard (near miss: above it)
+    add("return_risk", household("return_risk_above_standard", off_roster))
+
+
+def _plant_off_roster(world: World) -> None:
+    """The planted cohorts of the rules whose subject is not the roster (主动发现): people on no roster at all whose
+    situation matches a programme, and near misses; each person in one of these cohorts at most."""
+    rng = world.rng("planted:off_roster")
+    off = [p for p in _fit(world.living()) if world.roster_of(p) is None]
+    busy = {
+        p.id_number
+        for c in ("disabled", "employed", "unemployed", "pensioners", "children_in_need")
+        for p in world.cohorts[c]
+    }
+    hit = {p.id_number for c in ("disaster_households", "return_risk") for p in world.cohorts[c]}
+    taken: set[str] = set()
+
+    def take(name: str, *pools: Sequence[Person], at_least: int = 1) -> list[Person]:
+        chosen: list[Person] = []
+        for pool in pools:
+            fresh = sorted((p for p in pool if p.id_number not in taken), key=lambda p: p.id_number)
+            picked = _pick(rng, fresh, 0.0, at_least)
+            taken.update(p.id_number for p in picked)
+            chosen += picked
+        world.cohorts[name] = sorted(chosen, key=lambda p: p.id_number)
+        return chosen
+
+    def add(cohort: str, people: Sequence[Person]) -> None:
+        world.cohorts[cohort] = sorted(_union(world.cohorts[cohort], people), key=lambda p: p.id_number)
+
+    pupils, infants = world.aged(7, 22, off), world.aged(3, 5, off)
+    add("students", take("hardship_student_overlooked", pupils, infants))
+    add("students", take("hardship_student_aided", pupils))
+    add("students", take("student_not_difficult", pupils))
+    # Adults without a job, a pension or a certificate: insured as residents, so a catastrophic stay leaves a high
+    # policy-scope self pay (lidm_samples.departments.health.settlements).
+    adults = [p for p in world.aged(18, 59, off) if p.id_number not in busy]
+    severe = take("severe_disabled_off_roster", adults, at_least=2)
+    mild = take("mild_disabled_off_roster", adults)
+    costly = take("self_pay_off_roster", adults, at_least=2)
+    add("severe_disabled", severe)
+    add("disabled", severe + mild)
+    add("high_out_of_pocket", severe + mild + costly)
+    homes = [
+        h
+        for h in _fit(_heads(world, off))
+        if not any(world.roster_of(m) for m in world.households[h.household_id]) and h.id_number not in hit
+    ]
+    add("disaster_households", take("disaster_off_roster", homes, at_least=2))
+    add("disaster_households", take("disaster_off_roster_relieved", homes))
+    children = [p for p in world.aged(0, 17, off) if p.id_number not in busy]
+    add("children_in_need", take("child_allowance_missing", children, at_least=2))
+    add("children_in_need", take("child_allowance_paid", children))
 
 
 def other_district(district: str, rng: random.Random) -> str:
     """A district of the city other than ``district`` (for relocations and double enrolments)."""
     return rng.choice([d for d in DISTRICTS if d != district])
+
+
+def _plant_leavers(world: World) -> None:
+    """The planted cohorts of 应退 and 渐退 (lidm_samples.leavers): roster members who may no longer qualify, people
+    who left and are still watched, and a household holding two categories; each person in one cohort at most."""
+    from lidm_samples.leavers import plant_leavers  # a module of its own: world.py is shared and near its limit
+
+    plant_leavers(world, _fit, _pick)

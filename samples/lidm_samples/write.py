@@ -37,11 +37,20 @@ CATEGORY_LABELS = {
     "return_risk": "防返贫监测",
     "other_hardship": "其他困难",
 }
-STATUS_LABELS = {"active": "在保", "suspended": "暂停", "terminated": "终止"}
+STATUS_LABELS = {"active": "在保", "suspended": "暂停", "gradual_exit": "渐退", "terminated": "终止"}
+EXIT_REASON_LABELS = {
+    "income_improved": "家庭经济状况好转",
+    "employed": "就业",
+    "pension": "领取养老金",
+    "moved_out": "户籍迁出",
+    "deceased": "死亡",
+    "transferred": "转入其他类别",
+    "other": "其他",
+}
 YES_NO = {True: "是", False: "否"}
 ROSTER_HEADER_LINE = (
     "身份证号,姓名,家庭编号,与户主关系,保障类别,区县代码,街道代码,"
-    "认定日期,终止日期,月保障金额,城镇住房困难,保障状态,联系电话,更新时间"
+    "认定日期,终止日期,月保障金额,城镇住房困难,保障状态,联系电话,更新时间,全部类别,退出原因"
 )
 ROSTER_HEADER = tuple(ROSTER_HEADER_LINE.split(","))
 
@@ -126,6 +135,8 @@ def roster_rows(members: Sequence[RosterMember], bad: int = 0, seed: int = 0) ->
             "保障状态": STATUS_LABELS[m.status],
             "联系电话": m.person.phone or "",
             "更新时间": f"{m.updated_at:%Y-%m-%d %H:%M:%S}",
+            "全部类别": "、".join(CATEGORY_LABELS[c] for c in m.categories),
+            "退出原因": EXIT_REASON_LABELS[m.exit_reason] if m.exit_reason else "",
         }
         for m in members
     ]

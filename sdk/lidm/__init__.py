@@ -15,6 +15,7 @@ _WHERE = {
     "Adapter": "lidm.adapter",
     "Convert": "lidm.adapter",
     "codes": "lidm.adapter",
+    "code_list": "lidm.adapter",
     "date": "lidm.adapter",
     "fen_to_yuan": "lidm.adapter",
     "labels": "lidm.adapter",
@@ -34,7 +35,7 @@ _WHERE = {
 }
 
 if TYPE_CHECKING:
-    from lidm.adapter import Adapter, Convert, codes, date, fen_to_yuan, labels, source_column
+    from lidm.adapter import Adapter, Convert, code_list, codes, date, fen_to_yuan, labels, source_column
     from lidm.errors import (
         ConfigError,
         ContractError,
@@ -64,6 +65,7 @@ __all__ = [
     "RejectedBatch",
     "SourceError",
     "SqlSource",
+    "code_list",
     "codes",
     "date",
     "fen_to_yuan",

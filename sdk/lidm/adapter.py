@@ -75,6 +75,34 @@ class _Labels(Convert):
         return _Codes(self.column, table | self.extra)
 
 
+class _CodeList(_Codes):
+    """Several codes in one cell (低保、防返贫监测): each translated, joined with commas in the order written; an
+    unknown one is kept as it came, so validation quarantines the row."""
+
+    def __init__(self, column: str, table: Mapping[str | int, str], separators: str) -> None:
+        super().__init__(column, table)
+        self.separators = separators
+
+    def apply(self, values: pa.Array) -> pa.Array:
+        import re
+
+        import pyarrow as pa
+
+        split = re.compile(f"[{re.escape(self.separators)}]")
+        out = []
+        for cell in pa.array(values).cast(pa.string()).to_pylist():
+            parts = [p.strip() for p in split.split(cell)] if cell is not None else []
+            codes = [self.table.get(p, p) for p in parts if p]
+            out.append(",".join(dict.fromkeys(codes)) or None)
+        return pa.array(out, type=pa.string())
+
+    def encode(self, value: Any) -> Any:
+        if value is None:
+            return None
+        back = {v: k for k, v in reversed(list(self.table.items()))}
+        return self.separators[0].join(back.get(code, code) for code in str(value).split(","))
+
+
 class _Date(Convert):
     def __init__(self, column: str, formats: tuple[str, ...], excel_serial: bool = False) -> None:
         super().__init__(column)
@@ -140,6 +168,12 @@ def labels(column: str, extra: Mapping[str | int, str] | None = None) -> Convert
     """The contract's own labels (男 → male, 低保 → dibao, as `lidm contracts show` lists them) to codes;
     `extra` adds the department's other spellings of the same codes."""
     return _Labels(column, extra or {})
+
+
+def code_list(column: str, table: Mapping[str | int, str], separators: str = "、,，;；") -> Convert:
+    """A cell holding several codes or labels (低保、防返贫监测) to the contract's comma-separated codes
+    (dibao,return_risk): for a person who holds several categories at once."""
+    return _CodeList(column, table, separators)
 
 
 def date(column: str, *formats: str, excel_serial: bool = False) -> Convert:

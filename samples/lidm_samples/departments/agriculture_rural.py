@@ -109,7 +109,7 @@ def relocated_rows(world: World) -> list[dict[str, Any]]:
                 "户主身份证号": head.id_number,
                 "联系电话": head.phone or "",
                 "搬迁人口": len(members),
-                "搬迁对象类别": "建档立卡贫困户" if on_roster or rng.random() < 0.4 else "同步搬迁户",
+                "搬迁对象类别": "脱贫户" if on_roster or rng.random() < 0.4 else "同步搬迁户",
                 "安置方式": "集中安置" if centralized else "分散安置",
                 "迁出地区县代码": origin,
                 "迁出地乡镇代码": origin_street,
@@ -238,6 +238,8 @@ def retired_fishermen(world: World, bad: int) -> SampleTable:
 
 # --- 防止返贫监测 (return-to-poverty monitoring) ---------------------------------------------------------
 
+# return_risk_not_on_roster's annual_dibao_standard default (a placeholder, not Changsha's published figure)
+ANNUAL_DIBAO_STANDARD = 8400
 MONITORING_COLUMNS = _header(
     "监测户编号",
     "姓名",
@@ -290,6 +292,7 @@ def monitoring_rows(world: World) -> list[dict[str, Any]]:
     rng = world.rng("agriculture_rural.return_risk_monitoring")
     still = {p.id_number for p in world.cohort("return_risk_off_roster")}
     cleared = {p.id_number for p in world.cohort("return_risk_eliminated")}
+    above = {p.id_number for p in world.cohort("return_risk_above_standard")}
     rows = []
     for head in world.cohort("return_risk"):
         members = _living_members(world, head)
@@ -297,7 +300,7 @@ def monitoring_rows(world: World) -> list[dict[str, Any]]:
             continue
         acting_head = head if head in members else members[0]  # the head died: the eldest survivor listed first
         roster = world.roster_of(acting_head)
-        monitored = roster is not None and roster.category == "return_risk" and roster.status != "terminated"
+        monitored = roster is not None and "return_risk" in roster.categories and roster.status != "terminated"
         kind = rng.choices(list(MONITORING_TYPE_LABELS), weights=(40, 40, 20))[0]
         causes = rng.sample(list(RISK_LABELS), 2)
         identified = a_day(rng, date(2021, 3, 1), REFERENCE_DATE - timedelta(days=60))
@@ -310,6 +313,10 @@ def monitoring_rows(world: World) -> list[dict[str, Any]]:
         ):
             eliminated = a_day(rng, settled, REFERENCE_DATE - timedelta(days=1))
         income = rng.randrange(4500, 9000) if eliminated is None else rng.randrange(9000, 16000)
+        if head.id_number in still:  # at or below the dibao standard: return_risk_not_on_roster must find them
+            income = 4500 + (income - 4500) % 3000
+        elif head.id_number in above:  # monitored, off the roster, above the standard (a near miss)
+            income = ANNUAL_DIBAO_STANDARD + 100 + income % 400
         stamp = _stamp(rng)
         for person in members:
             relation = RELATION_LABELS[relation_of(acting_head, person)][person.gender == "female"]

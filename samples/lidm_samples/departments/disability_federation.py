@@ -32,7 +32,13 @@ TYPE_CODES = {
 TYPE_WEIGHTS = (12, 14, 2, 45, 8, 11, 8)
 STATUS_CODES = {"valid": "1", "expired": "2", "cancelled": "3"}
 # Planted cohorts whose members must hold a valid certificate (see lidm_samples.world.PLANTED).
-PLANTED_HOLDERS = ("care_subsidy_missing", "living_subsidy_missing", "tekun_disabled")
+PLANTED_HOLDERS = (
+    "care_subsidy_missing",
+    "living_subsidy_missing",
+    "tekun_disabled",
+    "severe_disabled_off_roster",
+    "mild_disabled_off_roster",
+)
 REASON_CODES = {"deceased": "1", "reassessed": "2", "recovered": "3", "moved_out": "4", "voluntary": "5", "other": "9"}
 CERTIFICATE_COLUMNS = {
     "cjzh": code(20),

@@ -121,8 +121,8 @@ def relief_rows(world: World) -> list[dict[str, Any]]:
     any fault. Planted heads were hit by a recent disaster that left the house badly damaged or collapsed:
     the disaster_no_transitional ones got no transitional relief, the disaster_transitional ones did."""
     rng = world.rng("emergency.disaster_relief")
-    overlooked = {p.id_number for p in world.cohort("disaster_no_transitional")}
-    relieved = {p.id_number for p in world.cohort("disaster_transitional")}
+    overlooked = {p.id_number for c in ("disaster_no_transitional", "disaster_off_roster") for p in world.cohort(c)}
+    relieved = {p.id_number for c in ("disaster_transitional", "disaster_off_roster_relieved") for p in world.cohort(c)}
     rows: list[dict[str, Any]] = []
     for head in world.cohort("disaster_households"):
         label, struck = rng.choice(DISASTERS)

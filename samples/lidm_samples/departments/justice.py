@@ -114,6 +114,12 @@ def legal_aid(world: World, bad: int) -> SampleTable:
     ]
     for member in rng.sample(adults, max(1, round(0.06 * len(adults)))):
         applicants.append((member.person, "low_income", member.category, member.approval_date))
+    # lidm_samples.leavers: roster members whose application this year was refused, or granted (a near miss)
+    decided_as = {p.id_number: s for s in ("refused", "granted") for p in world.cohorts.get(f"legal_aid_{s}", [])}
+    have = {p.id_number for p, *_ in applicants}
+    for pid in sorted(decided_as.keys() - have):
+        member = world.roster_by_id[pid]
+        applicants.append((member.person, "low_income", member.category, member.approval_date))
     on_roster = {m.person.id_number for m in world.roster}
     others = [p for p in world.aged(14, 90) if p.id_number not in on_roster]
     for person in rng.sample(others, max(3, round(0.006 * len(others)))):
@@ -137,6 +143,8 @@ def legal_aid(world: World, bad: int) -> SampleTable:
     rows = []
     seq: dict[tuple[str, int], int] = {}
     for applied, person, basis, category in cases:
+        if person.id_number in decided_as:  # applied two months ago, decided within the week
+            applied = REFERENCE_DATE - timedelta(days=60)
         case_type, form = _case(rng, person, basis)
         district = person.district_code
         seq[district, applied.year] = seq.get((district, applied.year), 0) + 1
@@ -146,6 +154,8 @@ def legal_aid(world: World, bad: int) -> SampleTable:
         )[0]
         if age < 10:
             status = "received"
+        if person.id_number in decided_as:
+            status = decided_as[person.id_number]
         decided = applied + timedelta(days=rng.randint(1, 7)) if status != "received" else None
         closed = None
         if status in ("closed", "terminated") and decided is not None:

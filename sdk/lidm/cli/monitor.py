@@ -10,6 +10,7 @@ from rich.table import Table
 
 from lidm.cli.common import JsonOption, console, current_settings, fail, print_json_lines, wide
 from lidm.errors import LidmError
+from lidm.monitor.readable import URGENCY_COLOURS
 
 monitor_app = typer.Typer(
     help="The monitoring loop: rules, runs, warnings pushed to departments, dispositions taken in.",
@@ -39,6 +40,8 @@ def monitor_rules(as_json: JsonOption = False) -> None:
     """Every monitoring rule: what it looks for, who must act, how fast, which feeds it reads."""
     from lidm.contracts.load import load_catalog
     from lidm.monitor import load_rules
+    from lidm.monitor.rules import default_rules_dir
+    from lidm.monitor.scenarios import GROUPS, load_scenarios, per_scenario
 
     settings = current_settings()
     try:
@@ -51,16 +54,19 @@ def monitor_rules(as_json: JsonOption = False) -> None:
         print_json_lines(r.as_row() for r in rules)
         return
     table = Table(title="Monitoring rules")
-    for col in ("rule", "hardship", "department", "urgency", "days", "quiet", "feeds", "params (allowed range)"):
+    cols = ("rule", "scenario", "group", "hardship", "department", "urgency", "days", "quiet", "feeds", "params")
+    for col in cols:
         table.add_column(col)
     for r in rules:
         values = r.param_values
         params = "\n".join(f"{k}={values[k]} ({p.type} {p.min}..{p.max})" for k, p in r.params.items())
         table.add_row(
             r.id,
+            r.scenario or "",
+            r.group_of.value,
             r.hardship_type,
             r.department,
-            r.urgency.value,
+            f"{r.urgency.value} ({URGENCY_COLOURS[r.urgency.value]})",  # 红/橙/黄 as the pushed warnings say
             str(r.due_days),
             r.quiet_text,
             "\n".join(r.feeds),
@@ -68,6 +74,18 @@ def monitor_rules(as_json: JsonOption = False) -> None:
         )
     wide().print(table)
     console.print('quiet: how long a "not eligible" answer holds back the same warning for the same person')
+    scenarios = load_scenarios(settings.rules_dir or default_rules_dir())
+    summary = Table(title=f"Rules per section of the policy {scenarios.document.split(' ')[0]}".rstrip())
+    for col in ("scenario", "title", "rules", "needs more help", "may qualify", "may leave"):
+        summary.add_column(col, justify="right" if col not in ("scenario", "title") else "left")
+    for row in per_scenario(rules, scenarios):
+        summary.add_row(
+            row["scenario"],
+            row["title"],
+            *(str(row[k]) for k in ("rules", "needs_more_help", "may_qualify", "may_leave")),
+        )
+    summary.add_row("", "total", str(len(rules)), *(str(sum(r.group_of.value == g for r in rules)) for g in GROUPS))
+    wide().print(summary)
 
 
 @monitor_app.command("run")

@@ -6,8 +6,9 @@ each disposition row is validated by the contract's validator (types, required, 
 matched to its warning and ends in exactly one of:
 
 - applied: stored protected in platform_disposition; a final outcome (included, granted, not_eligible,
-  terminated) moves the warning to disposed; ``referred`` (一事一议) is stored and acknowledges the warning,
-  which stays open for the final disposition the contract allows to follow;
+  terminated, transferred_to_edge: 经本人同意转入低保边缘或刚性支出困难, 一(三)) moves the warning to
+  disposed; ``referred`` (一事一议) is stored and acknowledges the warning, which stays open for the final
+  disposition the contract allows to follow;
 - refused, with a reason in lidm_disposition_result that names codes and ids, never a personal value (the
   checks beyond the contract, outcome against assistance and the time against the warning's, are in
   ``monitor.checks``: an answer dated before its warning was raised, or older than one already taken for it,
@@ -48,7 +49,8 @@ from lidm.validate import ROW, Validator
 
 log = logging.getLogger("lidm.monitor.dispositions")
 DISPOSITION_CONTRACT = "platform.disposition"
-FINAL = ("included", "granted", "not_eligible", "terminated")
+# informed_not_applied: told of the policy (应当告知相关救助政策), not applied; a reason, no amount.
+FINAL = ("included", "granted", "not_eligible", "terminated", "transferred_to_edge", "informed_not_applied")
 ACKABLE = ("raised", "pushed", "overdue")
 
 

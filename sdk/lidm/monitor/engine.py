@@ -180,6 +180,11 @@ class Compiled:
                     out.append(
                         sa.or_(col.is_(None), col.not_in([_coerce(contract, name, v, self.rule) for v in values]))
                     )
+                elif op in ("holds", "holds_none"):  # a comma-separated code list holds one of these codes
+                    values = value if isinstance(value, list) else [value]
+                    cell = sa.literal(",") + sa.func.coalesce(col, "") + sa.literal(",")
+                    held = sa.or_(*(cell.contains(f",{v},", autoescape=True) for v in values))
+                    out.append(held if op == "holds" else ~held)
                 elif op == "null":
                     out.append(col.is_(None) if value else col.is_not(None))
                 elif op == "within_days":

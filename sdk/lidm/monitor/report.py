@@ -30,6 +30,7 @@ from lidm.monitor.charts import (
     warnings_chart,
 )
 from lidm.monitor.happiness import build_assistance_records
+from lidm.monitor.scenarios import GROUP_LABELS, group_counts, in_group_order
 
 
 @dataclass
@@ -99,6 +100,7 @@ def _section(anchor: str, title: str, why: str, *content: str) -> str:
 
 SECTIONS = (
     ("overview", "概览 / Overview"),
+    ("groups", "三类预警 / Three kinds of warnings"),
     ("warnings", "预警分布 / Warnings"),
     ("overdue", "逾期预警 / Overdue warnings"),
     ("dispositions", "处置结果 / Disposition outcomes"),
@@ -109,8 +111,10 @@ SECTIONS = (
 )
 
 
-def render(data: ReportData, labels: Labels, *, generated_at: datetime) -> str:
-    """The whole report as one HTML page with plotly.js embedded (opens offline)."""
+def render(data: ReportData, labels: Labels, *, generated_at: datetime, groups: dict[str, str] | None = None) -> str:
+    """The whole report as one HTML page with plotly.js embedded (opens offline); ``groups`` maps a rule to its group
+    (needs_more_help, may_qualify, may_leave: Rule.group_of), kept apart as the seed's three duties."""
+    groups = groups or {}
     o = data.overview
     title = dict(SECTIONS)
     cards = [
@@ -229,6 +233,30 @@ def render(data: ReportData, labels: Labels, *, generated_at: datetime) -> str:
         ((_household(c.household), c.district_code, c.records, c.departments, c.amount) for c in data.chains),
         numeric=(2, 3, 4),
     )
+    group_table = _table(
+        (
+            "类别 / group",
+            "规则 / rules",
+            "预警 / warnings",
+            "未办结 / open",
+            "已逾期 / overdue",
+            "已处置 / disposed",
+            "关闭 / closed",
+        ),
+        (
+            (GROUP_LABELS.get(g, g), c.rules, c.total, c.open, c.overdue, c.disposed, c.closed)
+            for g, c in group_counts(w["rule"], groups).items()
+        ),
+        numeric=(1, 2, 3, 4, 5, 6),
+    )
+    group_rules = _table(
+        ("类别 / group", "规则 / rule", "说明 / title", "预警 / warnings", "未办结 / open", "已处置 / disposed"),
+        (
+            (GROUP_LABELS.get(groups.get(rid, ""), "—"), rid, labels.rule(rid), c.total, c.open, c.disposed)
+            for rid, c in in_group_order(w["rule"], groups)
+        ),
+        numeric=(3, 4, 5),
+    )
     run = data.run
     rule_table = _table(
         (
@@ -259,6 +287,16 @@ def render(data: ReportData, labels: Labels, *, generated_at: datetime) -> str:
                 "全市低收入人口救助与预警的总体情况：多少户得到救助、多少预警待办、多少已逾期。"
                 " / The city at a glance: who was helped, how many warnings wait for a department, how many are late.",
                 overview,
+            ),
+            _section(
+                "groups",
+                title["groups"],
+                "大数据比对的三个方向：在保对象是否需加强帮扶、未纳入的困难群众是否可能符合条件（主动发现，应救尽救）、"
+                "在保对象是否可能不再符合条件（应退尽退）。 / The three ways cross-matching looks: people on the roster"
+                " who need more help, people on no roster who may qualify, people on the roster who may no longer"
+                " qualify.",
+                group_table,
+                group_rules,
             ),
             _section(
                 "warnings",
@@ -397,11 +435,12 @@ def write_report(
     rule_titles: dict[str, str] | None = None,
     top: int = 20,
     sample: int = 10,
+    rule_groups: dict[str, str] | None = None,
 ) -> Path:
     """Gather the figures and write the HTML atomically (a hidden part file renamed into place)."""
     with engine.connect() as conn:
         data = collect(conn, catalog, top=top, sample=sample)
-    page = render(data, Labels(catalog, rule_titles), generated_at=now)
+    page = render(data, Labels(catalog, rule_titles), generated_at=now, groups=rule_groups)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     part = out.with_name(f".{out.name}.part")
@@ -436,6 +475,14 @@ def report(settings: Any, out: Path | None = None, *, rebuild: bool = True, top:
         db.ensure_current(engine, settings)
         if rebuild:
             build_assistance_records(engine, catalog, now=now, directory=assistance_dir(settings.rules_dir))
-        return write_report(engine, catalog, out, now=now, rule_titles={r.id: r.title for r in rules}, top=top)
+        return write_report(
+            engine,
+            catalog,
+            out,
+            now=now,
+            rule_titles={r.id: r.title for r in rules},
+            top=top,
+            rule_groups={r.id: r.group_of.value for r in rules},
+        )
     finally:
         engine.dispose()

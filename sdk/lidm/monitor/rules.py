@@ -17,18 +17,42 @@ from lidm.contracts.model import Contract, LogicalType, Protection
 from lidm.errors import LidmError, RuleError, RuleParamError
 from lidm.monitor.engine import Compiled
 from lidm.monitor.params import Number, Param, ParamProblem
+from lidm.monitor.scenarios import with_scenarios
 from lidm.yamlfile import read_mapping
 
-OPERATORS = ("not", "gt", "ge", "lt", "le", "within_days", "null", "differs_from_subject", "same_as_subject")
+OPERATORS = (
+    "not",
+    "gt",
+    "ge",
+    "lt",
+    "le",
+    "within_days",
+    "null",
+    "differs_from_subject",
+    "same_as_subject",
+    "holds",  # a list of codes (civil_affairs.low_income_roster categories) holds one of these
+    "holds_none",  # ... holds none of these
+)
 _PARAM = re.compile(r"^\$([a-z_][a-z0-9_]*)$")
 QUIET_DEFAULT = timedelta(days=180)  # a rule that says nothing: half a year, the policy's "not again and again"
 QUIET_LONGEST = timedelta(days=3650)
+ROSTER_FEED = "civil_affairs.low_income_roster"  # the low-income roster: a rule's group follows from it by default
+# A section of the policy text, e.g. 三(二)1: chapter, section in brackets, item number; fullwidth brackets accepted.
+_SECTION = re.compile(r"^[一二三四五六七八九十]+\([一二三四五六七八九十]+\)[0-9]*$")
 
 
 class Urgency(StrEnum):
     HIGH = "high"
     MEDIUM = "medium"
     LOW = "low"
+
+
+class Group(StrEnum):
+    """The three ways cross-matching looks (DOMAIN: the monitoring loop), kept apart in the report."""
+
+    NEEDS_MORE_HELP = "needs_more_help"  # on the roster, needs more help
+    MAY_QUALIFY = "may_qualify"  # not on the roster, may qualify (主动发现, 应救尽救)
+    MAY_LEAVE = "may_leave"  # on the roster, may no longer qualify (应退尽退)
 
 
 class Total(BaseModel):
@@ -79,6 +103,11 @@ class Rule(BaseModel):
     match: tuple[Clause, ...] = ()
     match_any: tuple[Clause, ...] = ()
     absent: tuple[Clause, ...] = ()
+    # The policy section the rule serves (三(二)2), counted per section by `lidm monitor rules`; when the file says
+    # none, rules/scenarios/sections.yaml gives its hardship type's section (lidm.monitor.scenarios).
+    scenario: str | None = None
+    # Which of the report's three groups the warnings belong to; by default from the subject (group_of).
+    group: Group | None = None
     _overrides: dict[str, Number] = PrivateAttr(default_factory=dict)  # LIDM_RULE_PARAMS, each checked
 
     @field_validator("id")
@@ -87,6 +116,16 @@ class Rule(BaseModel):
         if not re.fullmatch(r"[a-z][a-z0-9_]{2,39}", value):
             raise ValueError("a rule id is 3-40 lowercase letters, digits and underscores")
         return value
+
+    @field_validator("scenario", mode="before")
+    @classmethod
+    def _scenario(cls, value: Any) -> str | None:
+        if value is None:
+            return None
+        text = str(value).strip().replace("（", "(").replace("）", ")")
+        if not _SECTION.fullmatch(text):
+            raise ValueError("a section of the policy text like 二(三) or 三(二)1")
+        return text
 
     @field_validator("quiet_after_not_eligible", mode="before")
     @classmethod
@@ -100,6 +139,13 @@ class Rule(BaseModel):
     def quiet_text(self) -> str:
         """The quiet period as the rule file writes it (P180D)."""
         return f"P{self.quiet_after_not_eligible.days}D"
+
+    @property
+    def group_of(self) -> Group:
+        """The rule's group: as its file says, else from its subject (the roster: needs more help; else may qualify)."""
+        if self.group is not None:
+            return self.group
+        return Group.NEEDS_MORE_HELP if self.subject.feed == ROSTER_FEED else Group.MAY_QUALIFY
 
     @property
     def param_values(self) -> dict[str, Number]:
@@ -163,6 +209,8 @@ class Rule(BaseModel):
             "param_ranges": {name: p.as_row() for name, p in self.params.items()},
             "quiet_after_not_eligible": self.quiet_text,
             "summary": self.summary_text(),
+            "scenario": self.scenario,
+            "group": self.group_of.value,
         }
 
     def summary_text(self) -> str:
@@ -217,6 +265,7 @@ def load_rules(directory: Path | None = None, catalog: Any = None, params: dict[
             "e.g. high_medical_cost_assistance.threshold"
         )
     rules = [r.with_params(overrides[r.id]) if r.id in overrides else r for r in rules]
+    rules = with_scenarios(rules, directory)
     if catalog is not None:
         for rule in rules:
             check_rule(rule, catalog)
@@ -296,6 +345,8 @@ def _check_where(rule: Rule, contract: Contract, where: dict[str, Any], subject:
                     _field(subject, operand, at)
                 elif op == "not":
                     _check_codes(rule, f, operand, name, at)
+                elif op in ("holds", "holds_none"):
+                    _check_held(rule, contract, operand, name, at)
         else:
             _check_codes(rule, f, cond, name, at)
 
@@ -307,3 +358,17 @@ def _check_codes(rule: Rule, f: Any, value: Any, name: str, at: str) -> None:
         bad = [str(v) for v in resolved if str(v) not in f.enum]
         if bad:
             raise RuleError(f"{at}: {name}: {', '.join(bad)} not among its codes {', '.join(f.enum)}")
+
+
+def _check_held(rule: Rule, contract: Contract, value: Any, name: str, at: str) -> None:
+    """holds/holds_none name codes of the list the field holds: the codes of the contract's single-code field of
+    the same list (categories holds codes of category)."""
+    codes: set[str] = set()
+    for f in contract.fields:
+        if f.enum and f.name in (name[:-3] + "y", name[:-1]):  # categories -> category, codes -> code
+            codes |= set(f.enum)
+    values = [str(rule.value(v, date.today())) for v in (value if isinstance(value, list) else [value])]
+    if not codes:
+        raise RuleError(f"{at}: {name}: holds applies to a list of codes beside a coded field ({name} has none)")
+    if bad := [v for v in values if v not in codes]:
+        raise RuleError(f"{at}: {name}: {', '.join(bad)} not among its codes {', '.join(sorted(codes))}")

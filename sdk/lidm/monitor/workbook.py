@@ -60,16 +60,18 @@ HOW = {
         "Required when the outcome is included or granted (choose from the list); empty otherwise.",
     ),
     "amount": (
-        "处置结果为“已给予救助”时必填，单位元，只填数字；“不符合条件”“已终止”“一事一议”留空。",
-        "Required when granted: yuan, digits only; empty for not eligible, terminated and referred.",
+        "处置结果为“已给予救助”时必填，单位元，只填数字；其他结果（如“不符合条件”“已告知政策，本人未申请”）留空。",
+        "Required when granted: yuan, digits only; empty for every other outcome (not eligible, informed, …).",
     ),
     "granted_on": (
         "处置结果为“已纳入”“已给予救助”时必填，填日期。",
         "Required when included or granted: a date.",
     ),
     "reason": (
-        "处置结果为“不符合条件”“已终止”“提交县级协调（一事一议）”时必填，写明原因；请勿写入身份证号、电话等个人信息。",
-        "Required when not eligible, terminated or referred: why. Write no id number, phone or other personal data.",
+        "处置结果不是“已纳入”“已给予救助”时必填（如不符合条件、已终止、一事一议、已告知政策本人未申请），写明原因或告知情况；"
+        "请勿写入身份证号、电话等个人信息。",
+        "Required for any outcome but included and granted (not eligible, terminated, referred, informed and not"
+        " applied): why, or how the person was informed. Write no id number, phone or other personal data.",
     ),
     "handler": ("必填，经办人姓名。", "Required: the handling officer's name."),
     "disposed_at": (

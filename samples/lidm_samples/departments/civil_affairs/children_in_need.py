@@ -64,6 +64,8 @@ def children_in_need(world: World, bad: int) -> SampleTable:
     """The child welfare register: every child in the children_in_need cohort, allowance in fen."""
     rng = world.rng("civil_affairs.children_in_need")
     rows = []
+    unpaid = {p.id_number for p in world.cohort("child_allowance_missing")}
+    planted = unpaid | {p.id_number for p in world.cohort("child_allowance_paid")}
     for child in world.cohort("children_in_need"):
         orphan = rng.random() < 0.4
         institution = orphan and rng.random() < 0.5
@@ -78,6 +80,8 @@ def children_in_need(world: World, bad: int) -> SampleTable:
             status, reason = "terminated", "adopted" if orphan else rng.choice(("adopted", "parent_resumed"))
         elif rng.random() < 0.03:
             status = "suspended"
+        if child.id_number in planted:  # recognised and on the register (lidm_samples.world.PLANTED)
+            status, reason = "active", None
         if status == "terminated":
             end = a_day(rng, approval + timedelta(days=30), REFERENCE_DATE - timedelta(days=1))
         if institution:
@@ -98,7 +102,7 @@ def children_in_need(world: World, bad: int) -> SampleTable:
                 "yyjgmc": home,
                 "jhrgx": GUARDIAN_CODES[relation],
                 "jhrlxdh": phone,
-                "yfbz_fen": CHILD_ALLOWANCE_FEN[placement],
+                "yfbz_fen": 0 if child.id_number in unpaid else CHILD_ALLOWANCE_FEN[placement],
                 "rdrq": f"{approval:%Y%m%d}",
                 "zzrq": f"{end:%Y%m%d}" if end else None,
                 "zzyy": CHILD_END_CODES[reason] if reason else None,

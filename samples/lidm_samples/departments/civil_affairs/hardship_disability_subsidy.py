@@ -89,7 +89,7 @@ def hardship_subsidy_rows(world: World) -> list[dict[str, Any]]:
                 "zhffyf": f"{max(paid, start):%Y-%m}",
                 "zzrq": end,
                 "zzyy": HARDSHIP_END_CODES[reason] if reason else None,
-                "zt": STATUS_CODES[member.status],
+                "zt": STATUS_CODES["active" if member.status == "gradual_exit" else member.status],  # 渐退: still paid
                 "yhkh": bank_card(rng),
                 "qxdm": person.district_code,
                 "jddm": person.street_code,

@@ -74,7 +74,7 @@ def education_assistance_rows(world: World) -> list[dict[str, str | None]]:
     """The student aid CSV's rows before any fault: awards to enrolled students of roster families and of
     families the school assessed in hardship; the student_aid_missing cohort was overlooked."""
     rng = world.rng("education.education_assistance")
-    overlooked = {p.id_number for p in world.cohort("student_aid_missing")}
+    overlooked = {p.id_number for c in ("student_aid_missing", "hardship_student_overlooked") for p in world.cohort(c)}
     rows = []
     number = 0
     for s in students(world):

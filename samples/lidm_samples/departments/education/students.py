@@ -146,6 +146,9 @@ def students(world: World) -> list[Student]:
     school_year = date(REFERENCE_DATE.year if REFERENCE_DATE.month >= 9 else REFERENCE_DATE.year - 1, 9, 1)
     no_aid = {p.id_number for p in world.cohort("student_aid_missing")}
     on_leave = {p.id_number for p in world.cohort("student_suspended")}
+    planted = ("hardship_student_overlooked", "hardship_student_aided")
+    certified = {p.id_number for c in planted for p in world.cohort(c)}
+    not_difficult = {p.id_number for p in world.cohort("student_not_difficult")}
     for p in world.cohort("students"):
         stage, grade = _stage(rng, age_on(p, school_year))
         streets = DISTRICTS[p.district_code][1]
@@ -193,5 +196,8 @@ def students(world: World) -> list[Student]:
                 if draw < 0.10
                 else None
             )
+        if p.id_number in certified or p.id_number in not_difficult:  # planted off the roster (world.PLANTED)
+            status, changed = "enrolled", None
+            hardship = "difficult" if p.id_number in certified else "not_difficult"
         out.append(Student(p, school, grade, enrolled, status, changed, boarding, hardship))
     return out

@@ -100,7 +100,7 @@ def assisted_on(member: RosterMember | None, day: date) -> bool:
     """Whether a roster member was entitled to assistance on ``day`` (approved, not suspended or ended)."""
     if member is None or member.approval_date > day:
         return False
-    return member.status == "active" or (
+    return member.status in ("active", "gradual_exit") or (  # 渐退: still assisted until it ends
         member.status == "terminated" and member.termination_date is not None and member.termination_date > day
     )
 
@@ -171,7 +171,8 @@ def hospital_settlements(world: World) -> list[Settlement]:
     def day_in(first: int, last: int) -> date:
         return a_day(rng, REFERENCE_DATE - timedelta(days=first), REFERENCE_DATE - timedelta(days=last))
 
-    catastrophic = {p.id_number for p in world.cohort("catastrophic_costs")}
+    planted = ("catastrophic_costs", "severe_disabled_off_roster", "mild_disabled_off_roster", "self_pay_off_roster")
+    catastrophic = {p.id_number for c in planted for p in world.cohort(c)}
     for person in world.cohort("high_out_of_pocket"):
         icd = rng.choice(SERIOUS if age_on(person) >= 18 else ("C92.0", "Q21.1"))
         hospital = _specialist(rng, person, icd)

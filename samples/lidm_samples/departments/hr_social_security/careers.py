@@ -111,6 +111,9 @@ def careers(world: World) -> dict[str, Career]:
         return rng.choices(reasons, weights=(35, 35, 10, 12, 8))[0]
 
     employees = {p.id_number for p in world.cohort("roster_employees")}
+    # lidm_samples.leavers: roster members whose job as an employee began lately (应退 or already 渐退)
+    hired = {p.id_number for c in ("newly_employed", "exiting_employed") for p in world.cohorts.get(c, [])}
+    employees |= hired
     for p in world.cohort("employed"):
         on_roster = world.roster_of(p) is not None
         adult = add_years(p.birth_date, 18)
@@ -120,6 +123,9 @@ def careers(world: World) -> dict[str, Career]:
         earliest = max(adult, add_years(REFERENCE_DATE, -3 if form == "public_welfare_post" else -20))
         career = Career(p)
         current = job(p, form, a_day(rng, earliest, REFERENCE_DATE - timedelta(days=30)))
+        if p.id_number in hired:  # a wage record from two to four months ago
+            current.start = REFERENCE_DATE - timedelta(days=60 + int(p.id_number[14:17]) % 60)
+            current.registered = current.start + timedelta(days=3)
         if (current.start - adult).days > 3 * 365 and rng.random() < 0.45:
             jobless = rng.random() < 0.25
             gap = rng.randint(90, 400) if jobless else rng.randint(1, 60)

@@ -37,9 +37,10 @@ def pension_schemes(world: World) -> dict[str, str]:
     rng = world.rng("hr_social_security.pension_schemes")
     pool = world.cohort("pensioners") + [p for p in world.cohort("deceased") if age_on(p) >= 60]
     out = {}
+    started = {p.id_number for p in world.cohorts.get("pension_started", [])}
     for p in sorted(pool, key=lambda x: x.id_number):
         draw = rng.random()
-        if draw < 0.80:
+        if draw < 0.80 or p.id_number in started:  # lidm_samples.leavers: a pension begun this year
             out[p.id_number] = "enterprise"
         elif draw < 0.93:
             out[p.id_number] = "institution"
@@ -106,8 +107,11 @@ def enterprise_pension(world: World, bad: int) -> SampleTable:
     deceased = [p for p in world.cohort("deceased") if schemes.get(p.id_number) == "enterprise"]
     still_paid = {p.id_number for p in rng.sample(deceased, min(len(deceased), 1 if len(deceased) < 10 else 2))}
     retired = [p for p in world.cohort("pensioners") if schemes.get(p.id_number) == "enterprise"] + deceased
+    begun = {p.id_number for p in world.cohorts.get("pension_started", [])}
     for p in sorted(retired, key=lambda x: x.id_number):
         started = _retirement(rng, p, institution=False)
+        if p.id_number in begun:  # paid up to fifteen years late (补缴), drawing since six weeks ago
+            started = REFERENCE_DATE - timedelta(days=45)
         work = _work_start(rng, p)
         insured = max(work, date(1986, 1, 1) + timedelta(days=rng.randrange(6 * 365)))
         if insured > started - timedelta(days=365):
@@ -121,7 +125,7 @@ def enterprise_pension(world: World, bad: int) -> SampleTable:
             record.pension = pension  # the death has not reached the pension system: monitoring must catch it
         elif p.residence_status == "deceased":
             record.status, record.ended, record.reason = "terminated", max(p.updated_at.date(), started), "deceased"
-        elif rng.random() < 0.02:
+        elif rng.random() < 0.02 and p.id_number not in begun:
             record.status = "suspended"  # the annual proof-of-life check was missed: payment paused
         else:
             record.pension = pension
