@@ -27,7 +27,7 @@ from lidm.protect import Protector
 PUSHED_AT = datetime(2026, 11, 28, 9, 0, 0)
 COLLECTED_AT = datetime(2026, 12, 6, 18, 0, 0)
 DISPOSITION = load_catalog()["platform.disposition"]
-XLSX_DEPT, CSV_DEPT = "medical_insurance", "hr_social_security"
+XLSX_DEPT = "medical_insurance"  # a city bureau; the CSV comes from a county bureau of HR and social security
 
 
 def _label(field: str, code: str) -> str:
@@ -58,6 +58,15 @@ def _fill(ws, rows: int) -> list[str]:
     return answered
 
 
+def _sql(settings, text: str) -> list[sa.Row]:
+    engine = sa.create_engine(settings.effective_central_url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text(text)).all()
+    finally:
+        engine.dispose()
+
+
 def _pushed_workbook(home: Path, dept: str) -> openpyxl.Workbook:
     (path,) = (home / "channels" / dept / "outbox").glob("*.answer.xlsx")
     return openpyxl.load_workbook(path)
@@ -81,6 +90,12 @@ def test_a_filled_answer_workbook_and_its_gbk_csv_come_back_applied_row_for_row(
     home = tmp_path / "city"
     url = request.getfixturevalue("pg_clean_url") if backend == "postgres" else None
     settings = monitored_city(home, url)
+    [(CSV_DEPT,)] = _sql(
+        settings,
+        "SELECT target_consumer FROM platform_warning WHERE target_department = 'hr_social_security' "
+        "GROUP BY target_consumer ORDER BY count(*) DESC, target_consumer LIMIT 1",
+    )
+    assert CSV_DEPT.startswith("hr_social_security.")
     push_warnings(settings, departments=[XLSX_DEPT, CSV_DEPT], now=PUSHED_AT)
 
     book = _pushed_workbook(home, XLSX_DEPT)

@@ -45,6 +45,16 @@ WARNING = CATALOG["platform.warning"]
 DISPOSITION = CATALOG["platform.disposition"]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _city_bureaus_only():
+    """These tests are about one city bureau's channel: every warning goes to the city bureau, as a deployment
+    whose county and street offices are not connected yet routes them (LIDM_ROUTING_LEVELS); routing itself is
+    tested in test_routing_and_handover.py."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LIDM_ROUTING_LEVELS", '["city"]')
+        yield
+
+
 @pytest.fixture(scope="module")
 def city(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One monitored city for the module (about 60 warnings for seven departments)."""
@@ -55,7 +65,15 @@ def city(tmp_path_factory: pytest.TempPathFactory) -> Path:
     engine = db.connect(settings)
     try:
         rules = load_rules(settings.rules_dir, catalog=catalog, params=settings.rule_params)
-        run_monitor(engine, rules, catalog, as_of=AS_OF, now=RAISED_AT, keyring=load_keyring(settings))
+        run_monitor(
+            engine,
+            rules,
+            catalog,
+            as_of=AS_OF,
+            now=RAISED_AT,
+            keyring=load_keyring(settings),
+            levels=settings.routing_levels,
+        )
     finally:
         engine.dispose()
     return home
@@ -136,8 +154,8 @@ def test_a_folder_push_writes_the_files_for_people_beside_the_machine_file(home:
         _check_workbook(outbox / f"{stem}.answer.xlsx", dept, body, fields, home)
         template = _csv((outbox / f"{stem}.answer.csv").read_bytes())
         answer_fields = [
-            "warning_id", "id_number", "outcome", "assistance_kind", "amount", "granted_on", "reason", "handler",
-            "disposed_at", "notes",
+            "warning_id", "id_number", "outcome", "assistance_kind", "amount", "granted_on", "transfer_to",
+            "handover_reason", "reason", "handler", "disposed_at", "notes",
         ]  # fmt: skip
         assert template[0] == answer_fields  # one header row of field names
         assert [r[:2] for r in template[1:]] == [[b["warning_id"], b["id_number"]] for b in body]
@@ -162,8 +180,8 @@ def _check_workbook(path: Path, dept: str, body: list[dict[str, str]], fields, h
     codes = [c.value for c in ws[2]]
     answers = codes[: codes.index("notes") + 1]
     assert answers == [
-        "warning_id", "id_number", "outcome", "assistance_kind", "amount", "granted_on", "reason", "handler",
-        "disposed_at", "notes",
+        "warning_id", "id_number", "outcome", "assistance_kind", "amount", "granted_on", "transfer_to",
+        "handover_reason", "reason", "handler", "disposed_at", "notes",
     ]  # fmt: skip
     # Row 1: the disposition contract's Chinese names (备注 for notes); row 2: the field names, in grey.
     by_name = {f.name: f.business_name for f in DISPOSITION.fields}

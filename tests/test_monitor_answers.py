@@ -47,6 +47,16 @@ ZH_HEADER = [ZH[n] for n in FIELDS]  # 预警编号, 处置结果, ... 备注: t
 # ------------------------------------------------------------------------------------------ reading, alone
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _city_bureaus_only():
+    """These tests are about one city bureau's channel: every warning goes to the city bureau, as a deployment
+    whose county and street offices are not connected yet routes them (LIDM_ROUTING_LEVELS); routing itself is
+    tested in test_routing_and_handover.py."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LIDM_ROUTING_LEVELS", '["city"]')
+        yield
+
+
 def _read(data: bytes, name: str = "disposition_x.csv", encoding: str = "auto"):
     return read_answer(
         data,
@@ -356,16 +366,15 @@ def test_an_unknown_label_is_refused_with_the_allowed_labels_and_codes(home: Pat
     assert _collect(settings).totals()["refused"] == 1
     text, (line,) = _refusal(home, "disposition_label.csv")
     assert (line["行号 row"], line["字段 field"], line["原因代码 code"]) == ("2", "处置结果 outcome", "invalid.enum")
+    outcome = load_catalog()["platform.disposition"].field("outcome")
+    codes = list(zip(outcome.enum, outcome.enum_labels, strict=True))
+    assert len(codes) >= 7  # every outcome the contract lists, each as label and code, in contract order
     assert line["说明"] == (
-        "“处置结果”的值不在允许范围内。可填：已纳入（included）、已给予救助（granted）、不符合条件（not_eligible）、"
-        "已终止（terminated）、提交县级协调（一事一议）（referred）、经本人同意转入低保边缘或刚性支出困难认定"
-        "（transferred_to_edge）、已告知政策，本人未申请（informed_not_applied）；中文或代码均可。"
+        "“处置结果”的值不在允许范围内。可填："
+        + "、".join(f"{label}（{code}）" for code, label in codes)
+        + "；中文或代码均可。"
     )
-    assert line["explanation"] == (
-        "outcome must be one of: 已纳入 (included), 已给予救助 (granted), 不符合条件 (not_eligible), 已终止 "
-        "(terminated), 提交县级协调（一事一议） (referred), "
-        "经本人同意转入低保边缘或刚性支出困难认定 (transferred_to_edge), 已告知政策，本人未申请 (informed_not_applied)"
-    )
+    assert line["explanation"] == "outcome must be one of: " + ", ".join(f"{label} ({code})" for code, label in codes)
     _no_personal_values(text, w, "已救助", "王敏")
 
 

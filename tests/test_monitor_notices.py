@@ -41,13 +41,25 @@ CATALOG = load_catalog()
 ROSTER = dataset_table(CATALOG["civil_affairs.low_income_roster"], sa.MetaData())
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _city_bureaus_only():
+    """These tests are about one city bureau's channel: every warning goes to the city bureau, as a deployment
+    whose county and street offices are not connected yet routes them (LIDM_ROUTING_LEVELS); routing itself is
+    tested in test_routing_and_handover.py."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LIDM_ROUTING_LEVELS", '["city"]')
+        yield
+
+
 def _monitor(settings: Settings, as_of: date, now: datetime) -> None:
     """A monitoring run at a chosen time, so the times of raising, pushing and going overdue are known."""
     catalog = load_catalog(settings.contracts_dir)
     engine = db.connect(settings)
     try:
         rules = load_rules(settings.rules_dir, catalog=catalog, params=settings.rule_params)
-        run_monitor(engine, rules, catalog, as_of=as_of, now=now, keyring=load_keyring(settings))
+        run_monitor(
+            engine, rules, catalog, as_of=as_of, now=now, keyring=load_keyring(settings), levels=settings.routing_levels
+        )
     finally:
         engine.dispose()
 

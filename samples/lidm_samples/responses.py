@@ -139,7 +139,8 @@ def _answers(
     faults: bool,
     result: Response,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    rng = random.Random(f"{seed}:{department}")
+    office, department = department, department.split(".", 1)[0]  # a county or street office acts for its department
+    rng = random.Random(f"{seed}:{office}")
     # Sorted on what does not change between runs of the same city (warning ids carry a run id).
     ordered = sorted(warnings, key=lambda w: (w.get("rule_id", ""), w.get("id_number", ""), w["warning_id"]))
     opened = datetime.combine(today, time(8, 30))

@@ -211,6 +211,12 @@ class Settings(BaseSettings):
         "sources.",
         json_schema_extra={"section": "monitor"},
     )
+    routing_levels: tuple[Literal["city", "county", "street"], ...] = Field(
+        default=("city", "county", "street"),
+        description='Levels whose offices receive warnings, e.g. ["city", "county"] while street offices are not '
+        "connected yet: a warning whose rule names a level left out goes to the office one level up.",
+        json_schema_extra={"section": "monitor"},
+    )
     # bool first: JSON true stays true and is refused by the rule's declared type, instead of becoming 1.0
     rule_params: dict[str, bool | int | float | str] = Field(
         default_factory=dict,

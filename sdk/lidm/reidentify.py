@@ -20,8 +20,9 @@ from cryptography.exceptions import InvalidTag
 from lidm.central import audit, db
 from lidm.central.schema import dataset_table, warning_state
 from lidm.config import Settings
+from lidm.contracts import scope
 from lidm.contracts.load import ContractCatalog, load_catalog
-from lidm.contracts.model import Contract, Grant, GrantLevel, Protection, RowScope
+from lidm.contracts.model import Contract, Grant, GrantLevel, Protection
 from lidm.errors import KeyringError, LidmError
 from lidm.keys import load_keyring
 from lidm.protect import Protector
@@ -82,11 +83,9 @@ def _check(catalog: ContractCatalog, consumer: str, purpose: str, dataset: str, 
 def _scope(catalog: ContractCatalog, contract: Contract, grant: Grant, consumer: str, table: sa.Table):  # type: ignore[no-untyped-def]
     """The grant's row scope as a condition, the same as the consumer's database view."""
     member = catalog.consumers.members[consumer] if catalog.consumers else None
-    if grant.rows is RowScope.OWN_DISTRICTS and member is not None and contract.district_field:
-        return table.c[contract.district_field].in_(member.districts)
-    if grant.rows is RowScope.OWN_DEPARTMENT and member is not None and contract.department_field:
-        return table.c[contract.department_field] == (member.department or member.id)
-    return sa.true()
+    if member is None:
+        return sa.true()
+    return sa.and_(sa.true(), *(table.c[col].in_(values) for col, values in scope.row_filter(contract, grant, member)))
 
 
 def reidentify(

@@ -81,10 +81,12 @@ def readers(catalog: ContractCatalog, contract: Contract) -> list[dict[str, Any]
             continue
         grant = deciding_grant(consumer.id, contract, grants)
         entry: dict[str, Any] = {"consumer": consumer.id, "rows": grant.rows.value, "fields": sorted(grant.fields)}
-        if grant.rows is RowScope.OWN_DISTRICTS:
+        if RowScope.OWN_DISTRICTS in (grant.rows, RowScope.OWN_DEPARTMENT_DISTRICTS):
             entry["districts"] = list(consumer.districts or ())
-        elif grant.rows is RowScope.OWN_DEPARTMENT:
-            entry["department"] = consumer.department or consumer.id
+        if RowScope.OWN_DEPARTMENT in (grant.rows, RowScope.OWN_DEPARTMENT_DISTRICTS):
+            entry["department"] = consumer.acts_for
+        if grant.rows is RowScope.OWN_STREETS:
+            entry["streets"] = list(consumer.streets)
         out.append(entry)
     return sorted(out, key=lambda e: e["consumer"])
 

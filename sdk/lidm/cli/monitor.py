@@ -129,9 +129,15 @@ def print_monitor(result) -> None:  # type: ignore[no-untyped-def]
 
 @monitor_app.command("push")
 def monitor_push(
-    department: Annotated[list[str] | None, typer.Option(help="Only this department (repeatable).")] = None,
+    department: Annotated[
+        list[str] | None,
+        typer.Option(help="Only this department (all its offices) or office (education.yuelu); repeatable."),
+    ] = None,
 ) -> None:
-    """Push each department its new warnings through its channel, only the fields its grant allows."""
+    """Push each office its new warnings through its channel, only the fields its grant allows.
+
+    A warning goes to the office of its rule's level where the person lives: the city bureau, the county bureau or
+    the street office (contracts/consumers.yaml); offices below the city bureau with nothing new are not listed."""
     from lidm.monitor.push import PushFailed, push_warnings
 
     failed = None
@@ -142,12 +148,12 @@ def monitor_push(
     except LidmError as exc:
         fail(exc)
     table = Table(title="Warnings pushed")
-    for col in ("department", "status", "channel", "warnings", "notices", "push"):
+    for col in ("office", "status", "channel", "warnings", "notices", "push"):
         table.add_column(col, justify="right" if col in ("warnings", "notices") else "left")
     for r in results:
         style = {"pushed": "green", "failed": "red", "no_grant": "red"}.get(r.status, "dim")
         table.add_row(
-            r.department,
+            r.consumer or r.department,
             f"[{style}]{r.status}[/]",
             r.channel or "",
             f"{r.warnings:,}",
@@ -157,16 +163,19 @@ def monitor_push(
     wide().print(table)
     for r in results:
         if r.reason:
-            console.print(f"[red]{r.department}[/]: {r.reason}")
+            console.print(f"[red]{r.consumer or r.department}[/]: {r.reason}")
     if failed is not None:
         raise typer.Exit(code=2)
 
 
 @monitor_app.command("collect")
 def monitor_collect(
-    department: Annotated[list[str] | None, typer.Option(help="Only this department (repeatable).")] = None,
+    department: Annotated[
+        list[str] | None,
+        typer.Option(help="Only this department (all its offices) or office (education.yuelu); repeatable."),
+    ] = None,
 ) -> None:
-    """Take in the departments' acknowledgements and dispositions; refused rows are kept with their reason.
+    """Take in the offices' acknowledgements and dispositions; refused rows are kept with their reason.
 
     Exits 1 when a file was refused whole (the department must send it again; its outbox has the result), 2 when
     a channel could not be read."""
@@ -181,7 +190,7 @@ def monitor_collect(
         fail(exc)
     cols = ("files", "rejected_files", "acknowledged", "applied", "refused", "unchanged")
     table = Table(title="Acknowledgements and dispositions taken in")
-    table.add_column("department")
+    table.add_column("office")
     for col in cols:
         table.add_column(col.replace("_", " "), justify="right")
     for dept in result.departments():

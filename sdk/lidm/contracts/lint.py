@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
+from lidm.contracts import scope
 from lidm.contracts.disclosure import REBUILD_THRESHOLD, rebuildable
 from lidm.contracts.load import ContractCatalog
 from lidm.contracts.model import Check, Classification, Contract, Grant, GrantLevel, Protection, RowScope
@@ -97,31 +98,31 @@ def _lint_grants(c: Contract, catalog: ContractCatalog) -> list[Finding]:
                 say("error", g.line, name, f"linkable for {g.consumer} without a declared purpose to join it for")
         members = catalog.consumers.expand(g.consumer) if catalog.consumers else []
         counties = [m.id for m in members if m.kind == "county"]
-        if counties and g.rows is not RowScope.OWN_DISTRICTS:
+        streets = [m.id for m in members if m.kind == "street"]
+        if counties and "district" not in scope.needs(g.rows):
             say(
                 "error",
                 g.line,
                 None,
                 f"grant to {g.consumer} gives county bureau(s) {', '.join(counties)} every district's rows: "
-                "a county reads only its own districts; set rows: own_districts (with lidmDistrictField)",
+                "a county reads only its own districts; set rows: own_districts or own_department_districts "
+                "(with lidmDistrictField)",
             )
-        if g.rows is RowScope.OWN_DISTRICTS:
-            if not c.district_field:
-                say(
-                    "error",
-                    g.line,
-                    None,
-                    f"grant to {g.consumer} is limited to own districts but lidmDistrictField is unset",
-                )
-            if any(not m.districts for m in members):
-                say("error", g.line, None, f"grant to {g.consumer} is limited to own districts but a member has none")
-        if g.rows is RowScope.OWN_DEPARTMENT and not c.department_field:
+        if streets and g.rows is not RowScope.OWN_STREETS:
             say(
                 "error",
                 g.line,
                 None,
-                f"grant to {g.consumer} is limited to its department's rows but lidmDepartmentField is unset",
+                f"grant to {g.consumer} gives street office(s) {', '.join(streets[:3])}… more than their streets' "
+                "rows: set rows: own_streets (with lidmStreetField)",
             )
+        prop = scope.missing_property(c, g.rows)
+        if prop is not None:
+            say("error", g.line, None, f"grant to {g.consumer} is limited to {g.rows.value} but {prop} is unset")
+        for what in scope.needs(g.rows):
+            attr = {"district": "districts", "street": "streets", "department": "acts_for"}[what]
+            if any(not getattr(m, attr) for m in members):
+                say("error", g.line, None, f"grant to {g.consumer} is limited to {g.rows.value} but a member has none")
     out += _lint_overlaps(c, catalog)
     return out
 

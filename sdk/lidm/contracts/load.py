@@ -168,6 +168,7 @@ def parse_contract(doc: dict[str, Any], *, source: str = "<contract>", root: yam
         raise ContractError(f"{source}: an incremental contract names its watermark field in lidmWatermark")
     grants = _grants(custom.get("lidmGrants"), source, root, doc)
     district, dept_field = custom.get("lidmDistrictField"), custom.get("lidmDepartmentField")
+    street = custom.get("lidmStreetField")
     retention, retention_field = custom.get("lidmRetention"), custom.get("lidmRetentionField")
     if retention is not None and not re.fullmatch(r"P(?!$)(\d+Y)?(\d+M)?(\d+W)?(\d+D)?", str(retention)):
         raise ContractError(f"{source}: lidmRetention {retention} is not an ISO 8601 duration such as P5Y or P90D")
@@ -180,6 +181,7 @@ def parse_contract(doc: dict[str, Any], *, source: str = "<contract>", root: yam
     fields_named = (
         ("lidmDistrictField", district),
         ("lidmDepartmentField", dept_field),
+        ("lidmStreetField", street),
         ("lidmRetentionField", retention_field),
     )
     for prop, name in fields_named:
@@ -211,6 +213,7 @@ def parse_contract(doc: dict[str, Any], *, source: str = "<contract>", root: yam
             min_k=min_k,
             district_field=district,
             department_field=dept_field,
+            street_field=street,
             grants=grants,
             source_file=source,
         )

@@ -63,6 +63,9 @@ class RowScope(StrEnum):
     ALL = "all"
     OWN_DISTRICTS = "own_districts"  # a county bureau sees only rows of its own districts
     OWN_DEPARTMENT = "own_department"  # a department sees only rows addressed to it (e.g. its warnings)
+    # a county bureau of a department other than civil affairs: rows addressed to its department, in its districts
+    OWN_DEPARTMENT_DISTRICTS = "own_department_districts"
+    OWN_STREETS = "own_streets"  # a street (乡镇/街道) office sees only rows of its own streets
 
 
 class Grant(BaseModel):
@@ -143,6 +146,7 @@ class Contract(BaseModel):
     min_k: int | None = None
     district_field: str | None = None
     department_field: str | None = None
+    street_field: str | None = None  # lidmStreetField: the 9-digit street code own_streets grants filter on
     grants: tuple[Grant, ...] = ()
     source_file: str | None = None
 

@@ -55,6 +55,7 @@ __all__ = [
     "TableChannel",
     "default_url",
     "disposition_table_for",
+    "has_channel",
     "open_channel",
     "warning_table_for",
 ]
@@ -71,7 +72,7 @@ RESULT_COLUMNS = ("lidm_status", "lidm_reason", "lidm_disposition_id", "lidm_col
 # Disposition fields the platform issues itself; a department does not send them.
 PLATFORM_ISSUED = ("disposition_id", "updated_at")
 # Disposition fields added after departments' tables were laid out: a table without their columns is still read.
-LATER_FIELDS = ("notes",)
+LATER_FIELDS = ("notes", "transfer_to", "handover_reason")
 
 _SQL_TYPES = {
     LogicalType.STRING: sa.Text,
@@ -86,6 +87,12 @@ _SQL_TYPES = {
 def default_url(settings: Settings, department: str) -> str:
     """The folder a department without a configured channel uses: home/channels/<department>."""
     return (settings.home / "channels" / department).resolve().as_uri()
+
+
+def has_channel(settings: Settings, holder: str) -> bool:
+    """Whether an office has a channel to read: configured, or its default folder made by an earlier push.
+    A county or street office never pushed to has nothing to collect; its folder is not created by looking."""
+    return holder in settings.channels or Path(unquote(urlsplit(default_url(settings, holder)).path)).is_dir()
 
 
 def open_channel(settings: Settings, department: str) -> FileChannel | TableChannel:

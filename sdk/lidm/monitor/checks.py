@@ -17,6 +17,12 @@ def inconsistent_outcome(v: dict[str, Any]) -> str | None:
     """Outcome and assistance must agree (the contract's descriptions); a message with no values, or None."""
     outcome = v["outcome"]
     present = {k: v.get(k) not in (None, "") for k in ("assistance_kind", "amount", "granted_on", "reason")}
+    if outcome == "transferred" and not v.get("transfer_to"):
+        return "outcome transferred needs transfer_to (a department code or an office's consumer id)"
+    if outcome != "transferred" and v.get("transfer_to"):
+        return f"transfer_to is filled in but the outcome is {outcome}, not transferred"
+    if outcome in ("transferred", "returned") and not v.get("handover_reason"):
+        return f"outcome {outcome} needs handover_reason"
     if outcome == "granted":
         missing = [k for k in ("assistance_kind", "amount", "granted_on") if not present[k]]
         if missing:

@@ -41,9 +41,11 @@ from lidm.central.schema import disposition_result as result_table
 from lidm.contracts.load import ContractCatalog
 from lidm.errors import LidmError
 from lidm.keys import Keyring
+from lidm.monitor import handover
 from lidm.monitor.channels import LATER_FIELDS, PLATFORM_ISSUED
 from lidm.monitor.checks import inconsistent_outcome, newest_taken, out_of_order
 from lidm.monitor.lifecycle import transition, warning_table
+from lidm.monitor.routing import holder_department
 from lidm.protect import Protector
 from lidm.validate import ROW, Validator
 
@@ -103,6 +105,7 @@ class Intake:
         city_prefix: str,
         timezone: str,
         refusals: Counter[str],
+        levels: Sequence[str] = handover.routing.ALL_LEVELS,
     ) -> None:
         self.catalog = catalog
         self.engine = engine
@@ -114,6 +117,7 @@ class Intake:
         self.validator = Validator(self.contract, city_prefix, timezone)
         self.row_key = hashlib.blake2b(keyring.token.root_key, digest_size=32, person=b"lidm-dispo").digest()
         self.refusals = refusals
+        self.levels = levels  # where a hand-over may land (LIDM_ROUTING_LEVELS)
 
     # ------------------------------------------------------------------------------------------ acks
 
@@ -124,7 +128,7 @@ class Intake:
             sa.select(w.c.warning_id)
             .join(ws, ws.c.warning_id == w.c.warning_id)
             .where(
-                w.c.target_department == dept,
+                w.c.target_consumer == dept,
                 ws.c.pushed_at.is_not(None),
                 ws.c.acknowledged_at.is_(None),
                 w.c.status.in_(ACKABLE),
@@ -138,6 +142,7 @@ class Intake:
         query = sa.select(
             w.c.warning_id,
             w.c.target_department,
+            *(w.c.target_consumer, w.c.action_level, w.c.street_code, w.c.due_date),
             w.c.status,
             w.c.id_number_token,
             w.c.household_id_token,
@@ -162,7 +167,7 @@ class Intake:
                 warn = known.get(r.get("warning_id") or "")
                 if warn is None:
                     status = "unknown_warning"
-                elif warn["target_department"] != dept:
+                elif warn["target_consumer"] != dept:
                     status = "other_department"
                 elif warn["acknowledged_at"] is not None or warn["status"] not in ACKABLE:
                     status = "unchanged"
@@ -372,7 +377,7 @@ class Intake:
                 elif f.name == "updated_at":
                     value = stamp
                 elif f.name == "department" and value is None:
-                    value = dept
+                    value = holder_department(self.catalog, dept)
                 elif f.name == "district_code" and value is None and warn is not None:
                     value = warn["district_code"]
                 cols[f.name].append(value)
@@ -409,12 +414,12 @@ class Intake:
 
         digest = self._row_digest(v)
         earlier = stored.get(did)
-        if v["department"] != dept:
+        if v["department"] != holder_department(self.catalog, dept):
             return refuse(
                 "department_mismatch", f"department is {v['department']} but the row came through {dept}'s channel"
             )
-        if warn["target_department"] != dept:
-            return refuse("other_department", f"warning {wid} is targeted at {warn['target_department']}, not {dept}")
+        if warn["target_consumer"] != dept:
+            return refuse("other_department", f"warning {wid} is held by {warn['target_consumer']}, not {dept}")
         if earlier is not None and earlier["_row_digest"] == digest:
             note = f"disposition {did} was taken before"
             decided[i] = Decision(number, "unchanged", did, raw_digest, note, None, wid)
@@ -429,6 +434,9 @@ class Intake:
         late = out_of_order(v["disposed_at"], warn, earlier is not None)
         if late:
             return refuse(*late)
+        to, refusal = handover.check(conn, self.catalog, warn, v, self.levels) if earlier is None else (None, None)
+        if refusal:
+            return refuse(*refusal)
         if earlier is None and warn["status"] == "disposed":
             return refuse(
                 "duplicate",
@@ -458,6 +466,8 @@ class Intake:
                 extra={"disposition_id": did},
             )
             warn["status"], warn["disposition_id"] = "disposed", did
+        elif to is not None:
+            handover.hand_over(conn, self.catalog, self.w, warn, to, v, actor=f"department {dept}", source=file)
         elif v["outcome"] == "referred" and warn["acknowledged_at"] is None and warn["status"] in ACKABLE:
             transition(
                 conn,

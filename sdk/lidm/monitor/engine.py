@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
@@ -47,9 +48,12 @@ class Part:
 class Compiled:
     """A rule compiled against the catalogue for one run day: its subject table and its conditions."""
 
-    def __init__(self, rule: Rule, catalog: Any, as_of: date) -> None:
+    def __init__(
+        self, rule: Rule, catalog: Any, as_of: date, levels: Sequence[str] = ("city", "county", "street")
+    ) -> None:
         self.rule = rule
         self.as_of = as_of
+        self.levels = tuple(levels)  # where warnings may be routed (LIDM_ROUTING_LEVELS)
         self._catalog = catalog
         self._md = sa.MetaData()
         self._n = 0

@@ -34,7 +34,7 @@ from lidm.cells import text_value
 from lidm.central import db
 from lidm.config import Settings
 from lidm.contracts.load import ContractCatalog, load_catalog
-from lidm.errors import ChannelError, ConfigError, LidmError, RejectedBatch
+from lidm.errors import ChannelError, LidmError, RejectedBatch
 from lidm.keys import Keyring, load_keyring
 from lidm.monitor import results
 from lidm.monitor.answers import (
@@ -55,12 +55,14 @@ from lidm.monitor.channels import (
     REJECTED,
     FileChannel,
     TableChannel,
+    has_channel,
     open_channel,
 )
 from lidm.monitor.dispositions import Decision, Intake, SourceResult
 from lidm.monitor.lifecycle import WARNING_CONTRACT, city_now
 from lidm.monitor.ordering import schedule
 from lidm.monitor.push import departments_of, granted_fields, warning_grant
+from lidm.monitor.routing import offices_named
 
 log = logging.getLogger("lidm.monitor.feedback")
 ACK_PATTERNS, DISPOSITION_PATTERNS = ("ack_*.csv", "ack_*.xlsx"), ("disposition_*.csv", "disposition_*.xlsx")
@@ -117,22 +119,21 @@ def collect_dispositions(
     """Take in every department's (or the named ones') acknowledgements and dispositions from its channel."""
     catalog = load_catalog(settings.contracts_dir)
     known = departments_of(catalog)
-    unknown = sorted(set(departments or ()) - set(known))
-    if unknown:
-        raise ConfigError(f"no department {', '.join(unknown)}; one of {', '.join(known)}")
+    named = offices_named(catalog, departments or known, known)
     engine = db.connect(settings)
     try:
         db.ensure_current(engine, settings)
         collector = _Collector(settings, catalog, load_keyring(settings), engine, now or city_now(settings.timezone))
-        targets = list(departments or known)
-        for department in targets:
+        # An office never pushed to (no channel configured, no folder yet) has nothing to collect.
+        targets = [h for h in named if h in known or h in (departments or ()) or has_channel(settings, h)]
+        for holder in targets:
             try:
-                collector.department(department)
+                collector.department(holder)
             except LidmError as exc:
                 if len(targets) == 1:
-                    raise  # one department asked (an Airflow task): its own error, retryable or not
-                log.warning("collect from %s failed: %s", department, exc)
-                collector.result.failed[department] = str(exc)
+                    raise  # one channel asked (an Airflow task): its own error, retryable or not
+                log.warning("collect from %s failed: %s", holder, exc)
+                collector.result.failed[holder] = str(exc)
         if collector.result.failed:
             raise CollectFailed(collector.result)
         return collector.result
@@ -157,6 +158,7 @@ class _Collector:
             city_prefix=settings.city_prefix,
             timezone=settings.timezone,
             refusals=self.result.refusals,
+            levels=settings.routing_levels,
         )
         self.columns = contract_columns(self.intake.contract, PLATFORM_ISSUED)
 

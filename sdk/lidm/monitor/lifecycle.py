@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from lidm.central import audit, release
 from lidm.central.schema import dataset_table, monitor_run, warning_event, warning_state
 from lidm.errors import LidmError
-from lidm.monitor import quiet
+from lidm.monitor import quiet, routing
 from lidm.monitor.engine import Compiled
 from lidm.monitor.rules import Rule
 
@@ -140,6 +140,7 @@ def run_monitor(
     as_of: date,
     now: datetime | None = None,
     keyring: Any = None,
+    levels: Sequence[str] = routing.ALL_LEVELS,
 ) -> MonitorResult:
     """Evaluate every rule and bring the warnings up to date in one transaction: all of a run or none of it.
 
@@ -160,7 +161,7 @@ def run_monitor(
             )
         )
         for index, rule in enumerate(rules):
-            result.counts[rule.id] = _run_rule(conn, w, Compiled(rule, catalog, as_of), run_id, index, now, key)
+            result.counts[rule.id] = _run_rule(conn, w, Compiled(rule, catalog, as_of, levels), run_id, index, now, key)
         overdue = (
             conn.execute(sa.select(w.c.warning_id).where(w.c.status.in_(_FROM["overdue"]), w.c.due_date < as_of))
             .scalars()
@@ -337,11 +338,17 @@ def _new_warnings(
     number = sa.func.row_number().over(order_by=matches.c.subject_token) + offset
     summary = rule.summary_text()
     due = compiled.as_of + timedelta(days=rule.due_days)
+    consumers = compiled._catalog.consumers
+    holder, landed = routing.routed(
+        consumers, rule.department, rule.level, matches.c.district_code, matches.c.street_code, compiled.levels
+    )
     new = sa.select(
         (sa.literal(prefix, sa.String) + sa.cast(number, sa.String)).label("warning_id"),
         sa.literal(rule.id, sa.String).label("rule_id"),
         sa.literal(rule.hardship_type, sa.String).label("hardship_type"),
         sa.literal(rule.department, sa.String).label("target_department"),
+        holder.label("target_consumer"),
+        landed.label("action_level"),
         sa.literal(rule.urgency.value, sa.String).label("urgency"),
         matches.c.subject_token.label("id_number_token"),
         matches.c.id_number_enc,
@@ -410,6 +417,8 @@ def monitor(settings: Any, *, as_of: date | None = None, rule_ids: Sequence[str]
             keyring = load_keyring(settings)  # seals the run's audit entry; a keyless run is audited unsealed
         except KeyringError:
             keyring = None
-        return run_monitor(engine, rules, catalog, as_of=as_of or now.date(), now=now, keyring=keyring)
+        return run_monitor(
+            engine, rules, catalog, as_of=as_of or now.date(), now=now, keyring=keyring, levels=settings.routing_levels
+        )
     finally:
         engine.dispose()

@@ -111,7 +111,7 @@ def due_notices(engine: sa.Engine, catalog: ContractCatalog, department: str) ->
         )
         .join(ws, ws.c.warning_id == w.c.warning_id)
         .where(
-            w.c.target_department == department,
+            w.c.target_consumer == department,
             ws.c.pushed_at.is_not(None),
             sa.or_(w.c.status == "closed", sa.and_(w.c.status == "overdue", ws.c.overdue_at >= ws.c.pushed_at)),
             ~sent,
@@ -165,7 +165,7 @@ def notice_files(
     """The notice file for systems (NOTICE_COLUMNS, codes) and the one for people (Chinese headers and labels,
     what to do, the warning's summary and due date where the grant shows them)."""
     machine = [[n.warning_id, n.status, n.at, n.reason_code, n.reason_zh, n.reason, n.referred] for n in notices]
-    readable = Readable(catalog[WARNING_CONTRACT], today)
+    readable = Readable(catalog[WARNING_CONTRACT], today, catalog.consumers)
     headers = [readable.header("warning_id"), readable.header("status"), "变更时间", "原因", "处理建议"]
     context = [name for name in ("summary", "due_date") if name in granted]
     headers += [readable.header(name) for name in context] + ["原因代码"]

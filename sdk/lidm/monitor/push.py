@@ -1,7 +1,10 @@
-"""Push new warnings to the departments that must act, each seeing only what its grant allows.
+"""Push new warnings to the offices that must act, each seeing only what its grant allows.
 
-For each department: the warnings targeted at it that were never pushed (pushed_at empty) and are raised or
-overdue. Each row carries only the fields of the department's grant on platform.warning, at the grant's level
+A warning is held by one office (``target_consumer``, lidm.monitor.routing): the city bureau of its department, a
+county bureau or a street office, as its rule's level and the person's district and street say. Each office has
+its own channel (``LIDM_CHANNELS[<office id>]``, else ``home/channels/<office id>``); "department" below means
+that office. A push for a department serves all its offices, city bureau first. For each office: the warnings it
+holds that were never pushed (pushed_at empty) and are raised or overdue. Each row carries only the fields of the department's grant on platform.warning, at the grant's level
 (clear: the clear column or the decrypted ``_enc`` one; masked: ``_masked``; token: the department's pseudonym
 of ``_token``, as in its view). A table channel gets the rows upserted by warning_id in one transaction. A folder
 or SFTP channel gets, in ``outbox/``, per push (``<stem>`` = ``warnings_<department>_<YYYYmmddTHHMMSS>_<push8>``):
@@ -61,6 +64,7 @@ from lidm.keys import load_keyring
 from lidm.monitor.channels import INBOX, OUTBOX, REASON_COLUMNS, ChannelError, FileChannel, TableChannel, open_channel
 from lidm.monitor.lifecycle import WARNING_CONTRACT, city_now, transition, warning_table
 from lidm.monitor.notices import NOTICE_STATUSES, Notice, due_notices, notice_files, record_sent
+from lidm.monitor.routing import holder_department, offices_named
 from lidm.monitor.workbook import READABLE_SUFFIX, files_for_people
 from lidm.protect import Protector
 
@@ -91,6 +95,7 @@ class PushResult:
     reason: str | None = None
     notices: int = 0  # closures and overdue notices sent
     notice_target: str | None = None  # the notice file, or the table the rows were re-upserted in
+    consumer: str | None = None  # the office pushed to: the city department, a county bureau or a street office
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -140,27 +145,30 @@ def push_warnings(
     """Send every department (or those named) its new warnings through its channel; one result per department."""
     catalog = load_catalog(settings.contracts_dir)
     known = departments_of(catalog)
-    unknown = sorted(set(departments or ()) - set(known))
-    if unknown:
-        raise ConfigError(f"no department {', '.join(unknown)}; one of {', '.join(known)}")
+    targets = offices_named(catalog, departments or known, known)
     now = now or city_now(settings.timezone)
     keyring = load_keyring(settings)
     engine = db.connect(settings)
     try:
         db.ensure_current(engine, settings)
         pusher = _Pusher(settings, catalog, Protector(catalog[WARNING_CONTRACT], keyring), engine, now)
-        targets = list(departments or known)
         results: list[PushResult] = []
         failures: list[tuple[str, LidmError]] = []
-        for department in targets:
+        for holder in targets:
+            department = holder_department(catalog, holder)
             try:
-                results.append(pusher.push(department))
+                result = pusher.push(holder)
             except LidmError as exc:
-                if len(targets) == 1:
-                    raise  # one department asked (an Airflow task): its own error, retryable or not
-                log.warning("push to %s failed, nothing recorded for it: %s", department, exc)
-                failures.append((department, exc))
-                results.append(PushResult(department, "failed", reason=str(exc)))
+                log.warning("push to %s failed, nothing recorded for it: %s", holder, exc)
+                failures.append((holder, exc))
+                results.append(PushResult(department, "failed", reason=str(exc), consumer=holder))
+                continue
+            # An office below the city bureau with nothing to send is left out unless named: 150 lines of "nothing"
+            # would say less than the few that matter.
+            if result.status != "nothing" or holder == department or holder in (departments or ()):
+                results.append(result)
+        if len(failures) == 1 and len(results) == 1:
+            raise failures[0][1]  # one channel asked (a test, a one-office deployment): its own error, retryable or not
         if failures:
             raise PushFailed(results, failures)
         return results
@@ -177,27 +185,28 @@ class _Pusher:
     now: datetime
     _rule_subjects: dict[str, str] | None = None
 
-    def push(self, department: str) -> PushResult:
+    def push(self, holder: str) -> PushResult:
+        department = holder_department(self.catalog, holder)
         contract = self.catalog[WARNING_CONTRACT]
-        grant = warning_grant(self.catalog, department)
+        grant = warning_grant(self.catalog, holder)
         if grant is None:
-            pending = self._pending_count(department)
-            reason = f"no grant to {department} on {WARNING_CONTRACT}; {pending} warning(s) wait" if pending else None
+            pending = self._pending_count(holder)
+            reason = f"no grant to {holder} on {WARNING_CONTRACT}; {pending} warning(s) wait" if pending else None
             if pending:
-                log.warning("push to %s: %s", department, reason)
-            return PushResult(department, "no_grant" if pending else "nothing", reason=reason)
+                log.warning("push to %s: %s", holder, reason)
+            return PushResult(department, "no_grant" if pending else "nothing", reason=reason, consumer=holder)
         fields = granted_fields(contract, grant)
         levels = {f.name: level.value for f, level in fields}
-        rows = self._pending(department)
+        rows = self._pending(holder)
         # A department whose grant hides the status was never shown one: it is not told of changes either.
-        notices = due_notices(self.engine, self.catalog, department) if "status" in levels else []
+        notices = due_notices(self.engine, self.catalog, holder) if "status" in levels else []
         if not rows and not notices:
-            return PushResult(department, "nothing", fields=levels)
+            return PushResult(department, "nothing", fields=levels, consumer=holder)
         push_id = str(uuid.uuid4())
         # A token leaves as the department's pseudonym, the one its view of the warnings holds (lidm.central.release).
         keys = {
             f.name: release.pseudonym_key(
-                self.protector.keyring, department, release.LINKABLE if f.name in grant.linkable else contract.id
+                self.protector.keyring, holder, release.LINKABLE if f.name in grant.linkable else contract.id
             )
             for f, level in fields
             if level is GrantLevel.TOKEN
@@ -207,7 +216,7 @@ class _Pusher:
         body = warnings_csv(header, records)
         digest = hashlib.sha256(body).hexdigest()
         target = notice_target = None
-        with open_channel(self.settings, department) as channel:
+        with open_channel(self.settings, holder) as channel:
             if isinstance(channel, TableChannel):
                 if rows:
                     target = self._to_table(channel, fields, records, push_id)
@@ -215,26 +224,32 @@ class _Pusher:
                     notice_target = self._notices_to_table(channel, fields, keys, notices)
             else:
                 if rows:
-                    target = self._to_folder(channel, department, fields, records, body, digest, push_id, levels)
+                    target = self._to_folder(channel, holder, fields, records, body, digest, push_id, levels)
                 if notices:
-                    notice_target = self._notices_to_folder(channel, department, push_id, notices, levels)
+                    notice_target = self._notices_to_folder(channel, holder, push_id, notices, levels)
         with self.engine.begin() as conn:
             if rows:
-                self._record_push(conn, department, channel.kind, target, push_id, digest, levels, rows)
+                self._record_push(conn, holder, channel.kind, target, push_id, digest, levels, rows)
             if notices:
-                record_sent(conn, notices, push_id=push_id, department=department, channel=channel.kind, at=self.now)
+                record_sent(conn, notices, push_id=push_id, department=holder, channel=channel.kind, at=self.now)
                 kinds = {s: sum(1 for n in notices if n.status == s) for s in NOTICE_STATUSES}
                 audit.append(
                     conn,
                     actor="push",
                     action="warnings.notify",
                     subject=push_id,
-                    detail={"department": department, "channel": channel.kind, "target": notice_target} | kinds,
+                    detail={
+                        "department": department,
+                        "consumer": holder,
+                        "channel": channel.kind,
+                        "target": notice_target,
+                    }
+                    | kinds,
                     keyring=self.protector.keyring,
                 )
         if notices:
-            log.info("push %s: %d notice(s) to %s via %s", push_id, len(notices), department, channel.kind)
-        result = PushResult(department, "pushed", channel.kind, target, push_id, len(rows), levels)
+            log.info("push %s: %d notice(s) to %s via %s", push_id, len(notices), holder, channel.kind)
+        result = PushResult(department, "pushed", channel.kind, target, push_id, len(rows), levels, consumer=holder)
         result.notices, result.notice_target = len(notices), notice_target
         return result
 
@@ -291,9 +306,7 @@ class _Pusher:
         log.info("push %s: %d warning(s) to %s via %s (%s)", push_id, len(rows), department, kind, target)
 
     def _where_pending(self, w: sa.Table, department: str) -> sa.ColumnElement[bool]:
-        return sa.and_(
-            w.c.target_department == department, warning_state.c.pushed_at.is_(None), w.c.status.in_(PUSHABLE)
-        )
+        return sa.and_(w.c.target_consumer == department, warning_state.c.pushed_at.is_(None), w.c.status.in_(PUSHABLE))
 
     def _pending(self, department: str) -> list[sa.RowMapping]:
         return self._warnings(lambda w: self._where_pending(w, department))

@@ -48,10 +48,11 @@ def as_date(value: Any) -> date | None:
 class Readable:
     """Chinese header and value of each field of one contract, for the files people read."""
 
-    def __init__(self, contract: Contract, today: date) -> None:
+    def __init__(self, contract: Contract, today: date, consumers: Any = None) -> None:
         self.contract = contract
         self.today = today
         self._fields = {f.name: f for f in contract.fields}
+        self._consumers = consumers  # lidm.contracts.consumers.Consumers: office and place names, when known
 
     def header(self, name: str) -> str:
         """The field's businessName, else its name."""
@@ -78,6 +79,11 @@ class Readable:
         if f.name == "due_date":
             due = as_date(value)
             return due_in_words(due, self.today) if due else ""
+        if self._consumers is not None and f.name == "target_consumer":
+            member = self._consumers.members.get(str(value))
+            return member.name.split(" / ")[0] if member else str(value)
+        if self._consumers is not None and f.name in ("district_code", "street_code"):
+            return self._consumers.place(str(value))
         if level is GrantLevel.TOKEN:
             return f"{str(value)[:PSEUDONYM_SHOWN]}…（化名）"
         if f.type is LogicalType.TIMESTAMP and isinstance(value, datetime):

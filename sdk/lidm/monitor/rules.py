@@ -93,6 +93,9 @@ class Rule(BaseModel):
     title: str
     hardship_type: str
     department: str
+    # Where the warning must be acted on: the city department, the county bureau or the street office of the
+    # person's district (lidm.monitor.routing); unset means city, as before levels existed.
+    level: Literal["city", "county", "street"] = "city"
     urgency: Urgency
     due_days: int = Field(gt=0, le=365)
     summary: str
@@ -202,6 +205,7 @@ class Rule(BaseModel):
             "title": self.title,
             "hardship_type": self.hardship_type,
             "department": self.department,
+            "level": self.level,
             "urgency": self.urgency.value,
             "due_days": self.due_days,
             "feeds": list(self.feeds),

@@ -93,7 +93,7 @@ def files_for_people(
 ) -> dict[str, bytes]:
     """What goes beside a push's machine CSV, by name ending: the warnings in Chinese, the answer workbook, and
     the answer template for systems."""
-    readable = Readable(catalog[WARNING_CONTRACT], today)
+    readable = Readable(catalog[WARNING_CONTRACT], today, catalog.consumers)
     granted = {f.name: level for f, level in fields}
     columns = answer_columns(catalog[DISPOSITION_CONTRACT], catalog[WARNING_CONTRACT], granted)
     return {

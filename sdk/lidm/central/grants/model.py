@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 
 from lidm.central import release as release_mod
 from lidm.central.sqltext import ident
+from lidm.contracts import scope
 from lidm.contracts.consumers import Consumer
 from lidm.contracts.load import ContractCatalog
-from lidm.contracts.model import Contract, Grant, GrantLevel, Protection, RowScope
+from lidm.contracts.model import Contract, Grant, GrantLevel, Protection
 from lidm.errors import ContractError
 
 ROLE_PREFIX = "lidm_c_"
@@ -61,7 +62,7 @@ class View:
     withheld: tuple[str, ...]  # granted clear, stored only encrypted: re-identification only
     key_columns: tuple[str, ...] = ()  # the base table's key: a release re-releases a changed row by it
     scopes: tuple[tuple[str, str], ...] = ()  # (token column, pseudonym scope: a dataset id or release.LINKABLE)
-    row_filter: tuple[str, tuple[str, ...]] | None = None  # (column, values): the grant's rows, as conditions says
+    row_filter: scope.RowFilter = ()  # (column, values) pairs: the grant's rows, as conditions says
 
     @property
     def release(self) -> str:
@@ -204,14 +205,6 @@ def deciding_grant(consumer: str, contract: Contract, grants: list[Grant]) -> Gr
     )
 
 
-def _filter_column(contract: Contract, name: str | None, prop: str, grant: Grant) -> str:
-    if name is None:
-        raise ContractError(f"{contract.source_file}: grant to {grant.consumer} limits rows but {prop} is unset")
-    if Protection.CLEAR not in contract.field(name).protection:
-        raise ContractError(f"{contract.source_file}: {prop} {name} must be stored clear to filter rows on it")
-    return name
-
-
 def _view(contract: Contract, grant: Grant, consumer: Consumer, schema: str) -> View:
     columns, withheld = [], []
     for f in contract.fields:  # contract order, whatever order the grant lists them in
@@ -233,21 +226,11 @@ def _view(contract: Contract, grant: Grant, consumer: Consumer, schema: str) -> 
             )
     conditions = ['"_retired_batch" IS NULL']
     reads = [*columns, "_retired_batch"]
-    row_filter: tuple[str, tuple[str, ...]] | None = None
-    if grant.rows is RowScope.OWN_DISTRICTS:
-        col = _filter_column(contract, contract.district_field, "lidmDistrictField", grant)
-        if not consumer.districts:
-            raise ContractError(f"consumers.yaml: {consumer.id} has no districts; {contract.id} grants own_districts")
-        codes = ", ".join(_literal(d, f"district of {consumer.id}") for d in consumer.districts)
-        conditions.append(f"{ident(col)} IN ({codes})")
+    row_filter = scope.row_filter(contract, grant, consumer)
+    for col, values in row_filter:
+        literals = ", ".join(_literal(v, f"{col} of {consumer.id}") for v in values)
+        conditions.append(f"{ident(col)} IN ({literals})")
         reads.append(col)
-        row_filter = (col, consumer.districts)
-    elif grant.rows is RowScope.OWN_DEPARTMENT:
-        col = _filter_column(contract, contract.department_field, "lidmDepartmentField", grant)
-        department = consumer.department or consumer.id
-        conditions.append(f"{ident(col)} = {_literal(department, f'department of {consumer.id}')}")
-        reads.append(col)
-        row_filter = (col, (department,))
     scopes = tuple(
         (f.name + "_token", release_mod.LINKABLE if f.name in grant.linkable else contract.id)
         for f in contract.fields

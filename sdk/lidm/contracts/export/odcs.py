@@ -21,6 +21,7 @@ from lidm.contracts.consumers import Consumer
 from lidm.contracts.export.jsonschema import check_pattern
 from lidm.contracts.load import odcs_schema
 from lidm.contracts.model import Contract, Field, Grant, GrantLevel, LogicalType
+from lidm.contracts.scope import RowFilter, describe
 from lidm.errors import ConfigError, ContractError
 
 API_VERSION = "v3.2.0"  # enum as a list of {value, label} is ODCS 3.2 (RFC 0033)
@@ -51,7 +52,7 @@ class Delivery:
     view: str
     columns: tuple[DeliveredColumn, ...]
     withheld: tuple[str, ...]  # granted clear, stored only encrypted: clear only by re-identification
-    row_filter: tuple[str, tuple[str, ...]] | None = None  # (column, values) the view's rows are limited to
+    row_filter: RowFilter = ()  # (column, values) pairs the view's rows are limited to
 
 
 @dataclass(frozen=True)
@@ -108,9 +109,9 @@ def _quality(c: DeliveredColumn, d: Delivery, city_prefix: str) -> list[dict[str
     if pattern is not None:
         arguments["pattern"] = pattern
         about.append(f"the gateway's {', '.join(ch.value for ch in c.field.checks)} check")
-    scope = d.row_filter
-    if scope is not None and scope[0] == c.name:
-        arguments["validValues"] = list(scope[1])
+    scope = dict(d.row_filter)
+    if c.name in scope:
+        arguments["validValues"] = list(scope[c.name])
         about.append(f"row scope {d.grant.rows.value}: only these values reach {d.consumer.id}")
     if not arguments:
         return []
@@ -177,10 +178,9 @@ def _property(c: DeliveredColumn, d: Delivery, city_prefix: str) -> dict[str, An
 
 
 def _rows(d: Delivery) -> str:
-    scope = d.row_filter
-    if scope is None:
+    if not d.row_filter:
         return "every current row"
-    return f"only current rows whose {scope[0]} is {' or '.join(scope[1])} ({d.grant.rows.value})"
+    return f"only current rows whose {describe(d.row_filter)} ({d.grant.rows.value})"
 
 
 def document(d: Delivery, server: Server, city_prefix: str = "4301") -> dict[str, Any]:
@@ -239,7 +239,7 @@ def document(d: Delivery, server: Server, city_prefix: str = "4301") -> dict[str
             lidmConsumer=who.id,
             lidmGrantedTo=d.grant.consumer,
             lidmRows=d.grant.rows.value,
-            lidmRowFilter=None if d.row_filter is None else {d.row_filter[0]: list(d.row_filter[1])},
+            lidmRowFilter={col: list(values) for col, values in d.row_filter} or None,
             lidmLinkable=list(d.grant.linkable),
             lidmWithheld=list(d.withheld),
             lidmView=f"{d.schema}.{d.view}",
