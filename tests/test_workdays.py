@@ -271,3 +271,21 @@ def test_the_stopgap_runs_and_says_so_in_the_audit_entry(city) -> None:  # type:
             sa.select(audit.c.detail).where(audit.c.action == "monitor.run").order_by(audit.c.seq.desc()).limit(1)
         ).scalar_one()
     assert json.loads(detail)["weekdays_assumed_for"] == ["roster_deceased"]
+
+
+def test_lidm_monitor_says_the_calendar_and_refuses_a_run_past_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from lidm import cli
+    from lidm.config import Settings
+
+    monkeypatch.setattr(cli, "get_settings", Settings)
+    monkeypatch.setattr(cli.console, "width", 250)
+    runner = CliRunner()
+    out = runner.invoke(cli.app, ["monitor", "run", "--as-of", f"{BEYOND}-03-02"])
+    assert out.exit_code == 2 and "Traceback" not in out.output, out.output
+    assert f"needs the official working-day calendar for {BEYOND}" in out.output
+    listing = runner.invoke(cli.app, ["monitor", "rules"])
+    assert listing.exit_code == 0, listing.output
+    assert f"working days (个工作日) are counted on {workdays.coverage_text()}" in listing.output
+    assert "10 working days" in listing.output  # the deadline column
