@@ -414,7 +414,9 @@ def monitor(settings: Any, *, as_of: date | None = None, rule_ids: Sequence[str]
             raise WarningError(f"no rule {', '.join(sorted(unknown))}; see `lidm monitor rules`")
         rules = [r for r in rules if r.id in rule_ids]
     now = city_now(settings.timezone)
-    due_dates(rules, as_of or now.date(), workdays.Calendar(settings.workdays_assume_weekdays_through))  # first
+    day = as_of or now.date()
+    calendar = workdays.Calendar(settings.workdays_assume_weekdays_through)
+    due_dates(rules, day, calendar)  # a calendar that runs out stops the run here, before the database is touched
     engine = db.connect(settings)
     try:
         db.ensure_current(engine, settings)
@@ -425,8 +427,6 @@ def monitor(settings: Any, *, as_of: date | None = None, rule_ids: Sequence[str]
             keyring = load_keyring(settings)  # seals the run's audit entry; a keyless run is audited unsealed
         except KeyringError:
             keyring = None
-        calendar = workdays.Calendar(settings.workdays_assume_weekdays_through)
-        day = as_of or now.date()
         return run_monitor(engine, rules, catalog, as_of=day, now=now, keyring=keyring, calendar=calendar)
     finally:
         engine.dispose()
