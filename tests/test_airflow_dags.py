@@ -17,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,8 @@ def _gateway_env(airflow_env: dict[str, str], gateway, conn_id: str, conn: dict)
         "LIDM_HOME": str(gateway.home),
         "LIDM_CENTRAL_URL": gateway.central_url,
         "LIDM_KEYRING": str(gateway.home / "keyring.json"),
+        # The monitor runs on today's date: its deadlines may fall in a year chinesecalendar does not hold yet.
+        "LIDM_WORKDAYS_ASSUME_WEEKDAYS_THROUGH": str(date.today().year + 1),
     }
 
 
@@ -464,6 +467,7 @@ def test_sdk_and_the_glue_import_without_airflow(tmp_path):
 # under each scenario's Airflow connection. Writes its JSON report to the file named by its second argument.
 GLUE_SCRIPT = """
 import json, os, shutil, sys
+from datetime import date
 from pathlib import Path
 from urllib.parse import unquote
 from airflow.sdk.exceptions import AirflowFailException

@@ -119,6 +119,7 @@ def test_listings_print_json_lines_an_operator_can_script(operator):
     assert all(isinstance(e["detail"], dict) and datetime.fromisoformat(e["at"]).tzinfo for e in entries)
     assert all(isinstance(e["sealed"], bool) for e in entries)
     rules = _json_lines(["monitor", "rules", "--json"])
-    assert all(isinstance(r["due_days"], int) and isinstance(r["feeds"], list) for r in rules)
+    assert all(isinstance(r["due_working_days"], int) and isinstance(r["feeds"], list) for r in rules)
+    assert all(r["due_days"] is None for r in rules)  # every shipped rule counts working days (rules/README.md)
     feeds = _json_lines(["feeds", "--json"])
     assert "health.population" in {f["feed"] for f in feeds}

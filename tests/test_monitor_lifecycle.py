@@ -315,7 +315,8 @@ def test_a_run_raises_warnings_once_and_a_rerun_raises_none(city: City) -> None:
         wrong = conn.execute(
             sa.select(sa.func.count())
             .where(
-                sa.or_(w.c.status != "raised", w.c.due_date != AS_OF + timedelta(days=30), w.c.id_number_enc.is_(None))
+                # 20 working days after Friday 2026-11-27 (tests/test_workdays.py has the holidays)
+                sa.or_(w.c.status != "raised", w.c.due_date != date(2026, 12, 25), w.c.id_number_enc.is_(None))
             )
             .where(w.c.rule_id == "roster_unemployed")
         ).scalar_one()
@@ -416,8 +417,9 @@ def test_a_disposed_warning_is_not_raised_again_while_its_condition_holds(city: 
 
 def test_past_its_due_date_a_warning_turns_overdue_and_stays_so_when_pushed(city: City) -> None:
     city.run()
-    late = AS_OF + timedelta(days=40)
-    result = city.run(as_of=late, rules=[_rule("roster_unemployed"), _rule("roster_deceased")])
+    # Past roster_deceased's due date (10 working days: 12-11); the run's own deadlines stay inside the calendar.
+    late = date(2026, 12, 14)
+    result = city.run(as_of=late, rules=[_rule("roster_deceased")])
     overdue = city.warnings("roster_deceased", "overdue") + city.warnings("roster_unemployed", "overdue")
     assert result.overdue >= len(overdue) > 0
     ids = [w.warning_id for w in overdue]

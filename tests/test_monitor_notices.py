@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from _city import rows as _rows
 from lidm_samples.demo import demo_settings, run_demo
 
+from lidm import workdays
 from lidm.central import db
 from lidm.central.schema import dataset_table
 from lidm.config import Settings
@@ -57,8 +58,19 @@ def _monitor(settings: Settings, as_of: date, now: datetime) -> None:
     engine = db.connect(settings)
     try:
         rules = load_rules(settings.rules_dir, catalog=catalog, params=settings.rule_params)
+        # Runs in December 2026 have deadlines in 2027: counted Monday to Friday on purpose until chinesecalendar
+        # holds that year (lidm.workdays); the calendar's own tests are tests/test_workdays.py.
+        calendar = workdays.Calendar(assume_weekdays_through=2027)
+        keyring = load_keyring(settings)
         run_monitor(
-            engine, rules, catalog, as_of=as_of, now=now, keyring=load_keyring(settings), levels=settings.routing_levels
+            engine,
+            rules,
+            catalog,
+            as_of=as_of,
+            now=now,
+            keyring=keyring,
+            calendar=calendar,
+            levels=settings.routing_levels,
         )
     finally:
         engine.dispose()
@@ -247,11 +259,12 @@ def test_a_table_channel_is_told_by_its_rows(tmp_path: Path, pg_clean_url: str, 
                 {"t": datetime(2026, 11, 29, 8, 30), "w": acked},
             )
         _leave_roster(settings, high[0])
-        _monitor(settings, date(2026, 12, 18), datetime(2026, 12, 18, 6, 0, 0))
+        # past high_medical_cost_assistance's due date (15 working days: Friday 12-18)
+        _monitor(settings, date(2026, 12, 21), datetime(2026, 12, 21, 6, 0, 0))
         expected = _changed(settings, dept)
         assert expected[high[0]] == "closed" and expected[acked] == "overdue"
 
-        (result,) = push_warnings(settings, departments=[dept], now=datetime(2026, 12, 18, 9, 0, 0))
+        (result,) = push_warnings(settings, departments=[dept], now=datetime(2026, 12, 21, 9, 0, 0))
         assert (result.status, result.warnings, result.notices) == ("pushed", 0, len(expected))
         assert result.notice_target == f"postgresql://127.0.0.1:5432/{pg_url.rsplit('/', 1)[1]}#{table}"
         after = rows()
@@ -259,7 +272,7 @@ def test_a_table_channel_is_told_by_its_rows(tmp_path: Path, pg_clean_url: str, 
             if w not in expected:
                 assert r == before[w]
                 continue
-            assert r["status"] == expected[w] and r["updated_at"] == datetime(2026, 12, 18, 9, 0, 0)
+            assert r["status"] == expected[w] and r["updated_at"] == datetime(2026, 12, 21, 9, 0, 0)
             assert (r["push_id"], r["pushed_at"]) == (before[w]["push_id"], before[w]["pushed_at"])
             code = "left_subject" if expected[w] == "closed" else "past_due"
             assert r["status_reason_code"] == code and r["status_reason"]
@@ -270,8 +283,8 @@ def test_a_table_channel_is_told_by_its_rows(tmp_path: Path, pg_clean_url: str, 
         with admin.begin() as conn:
             conn.execute(sa.text(f"ALTER TABLE {table} DROP COLUMN status_reason_code, DROP COLUMN status_reason"))
         _leave_roster(settings, acked)
-        _monitor(settings, date(2026, 12, 19), datetime(2026, 12, 19, 6, 0, 0))
-        (result,) = push_warnings(settings, departments=[dept], now=datetime(2026, 12, 19, 9, 0, 0))
+        _monitor(settings, date(2026, 12, 22), datetime(2026, 12, 22, 6, 0, 0))
+        (result,) = push_warnings(settings, departments=[dept], now=datetime(2026, 12, 22, 9, 0, 0))
         assert result.notices >= 1 and rows()[acked]["status"] == "closed"
         assert "s3cret-pw" not in caplog.text
     finally:

@@ -217,6 +217,16 @@ class Settings(BaseSettings):
         "connected yet: a warning whose rule names a level left out goes to the office one level up.",
         json_schema_extra={"section": "monitor"},
     )
+    workdays_assume_weekdays_through: int | None = Field(
+        default=None,
+        ge=2000,
+        le=2200,
+        description="Stopgap while the installed chinesecalendar lacks a year's official holiday notice: count "
+        "Monday to Friday as working days in the years after its last one through this year (e.g. 2027) instead "
+        "of refusing `lidm monitor run`; each run that does says so in its audit entry. Unset: refused until "
+        "chinesecalendar is upgraded.",
+        json_schema_extra={"section": "monitor"},
+    )
     # bool first: JSON true stays true and is refused by the rule's declared type, instead of becoming 1.0
     rule_params: dict[str, bool | int | float | str] = Field(
         default_factory=dict,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -54,7 +54,7 @@ def monitor_rules(as_json: JsonOption = False) -> None:
         print_json_lines(r.as_row() for r in rules)
         return
     table = Table(title="Monitoring rules")
-    cols = ("rule", "scenario", "group", "hardship", "department", "urgency", "days", "quiet", "feeds", "params")
+    cols = ("rule", "scenario", "group", "hardship", "department", "urgency", "due in", "quiet", "feeds", "params")
     for col in cols:
         table.add_column(col)
     for r in rules:
@@ -67,13 +67,14 @@ def monitor_rules(as_json: JsonOption = False) -> None:
             r.hardship_type,
             r.department,
             f"{r.urgency.value} ({URGENCY_COLOURS[r.urgency.value]})",  # 红/橙/黄 as the pushed warnings say
-            str(r.due_days),
+            r.due_text,
             r.quiet_text,
             "\n".join(r.feeds),
             params,
         )
     wide().print(table)
     console.print('quiet: how long a "not eligible" answer holds back the same warning for the same person')
+    _calendar_line(settings, rules)
     scenarios = load_scenarios(settings.rules_dir or default_rules_dir())
     summary = Table(title=f"Rules per section of the policy {scenarios.document.split(' ')[0]}".rstrip())
     for col in ("scenario", "title", "rules", "needs more help", "may qualify", "may leave"):
@@ -86,6 +87,24 @@ def monitor_rules(as_json: JsonOption = False) -> None:
         )
     summary.add_row("", "total", str(len(rules)), *(str(sum(r.group_of.value == g for r in rules)) for g in GROUPS))
     wide().print(summary)
+
+
+def _calendar_line(settings: Any, rules: list[Any]) -> None:
+    """Which official calendar counts the working days, and whether it reaches today's deadlines: told here, where
+    an operator looks, before a run is refused for it."""
+    from rich.markup import escape
+
+    from lidm import workdays
+    from lidm.errors import ConfigError
+    from lidm.monitor.lifecycle import city_now
+    from lidm.monitor.rules import due_dates
+
+    console.print(f"working days (个工作日) are counted on {workdays.coverage_text()}")
+    calendar = workdays.Calendar(settings.workdays_assume_weekdays_through)
+    try:
+        due_dates(rules, city_now(settings.timezone).date(), calendar)
+    except ConfigError as exc:
+        console.print(f"[bold red]today's run would be refused:[/] {escape(str(exc))}")
 
 
 @monitor_app.command("run")

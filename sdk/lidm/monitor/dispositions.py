@@ -105,7 +105,7 @@ class Intake:
         city_prefix: str,
         timezone: str,
         refusals: Counter[str],
-        levels: Sequence[str] = handover.routing.ALL_LEVELS,
+        handovers: handover.Policy = handover.DEFAULT,
     ) -> None:
         self.catalog = catalog
         self.engine = engine
@@ -117,7 +117,7 @@ class Intake:
         self.validator = Validator(self.contract, city_prefix, timezone)
         self.row_key = hashlib.blake2b(keyring.token.root_key, digest_size=32, person=b"lidm-dispo").digest()
         self.refusals = refusals
-        self.levels = levels  # where a hand-over may land (LIDM_ROUTING_LEVELS)
+        self.handovers = handovers  # where a hand-over may land, and how its new due date is counted
 
     # ------------------------------------------------------------------------------------------ acks
 
@@ -434,7 +434,9 @@ class Intake:
         late = out_of_order(v["disposed_at"], warn, earlier is not None)
         if late:
             return refuse(*late)
-        to, refusal = handover.check(conn, self.catalog, warn, v, self.levels) if earlier is None else (None, None)
+        to, refusal = (
+            handover.check(conn, self.catalog, warn, v, self.handovers.levels) if earlier is None else (None, None)
+        )
         if refusal:
             return refuse(*refusal)
         if earlier is None and warn["status"] == "disposed":
@@ -467,7 +469,7 @@ class Intake:
             )
             warn["status"], warn["disposition_id"] = "disposed", did
         elif to is not None:
-            handover.hand_over(conn, self.catalog, self.w, warn, to, v, actor=f"department {dept}", source=file)
+            handover.hand_over(conn, self.catalog, self.w, warn, to, v, self.handovers, f"department {dept}", file)
         elif v["outcome"] == "referred" and warn["acknowledged_at"] is None and warn["status"] in ACKABLE:
             transition(
                 conn,

@@ -30,6 +30,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from lidm import workdays
 from lidm.cells import text_value
 from lidm.central import db
 from lidm.config import Settings
@@ -59,6 +60,7 @@ from lidm.monitor.channels import (
     open_channel,
 )
 from lidm.monitor.dispositions import Decision, Intake, SourceResult
+from lidm.monitor.handover import Policy
 from lidm.monitor.lifecycle import WARNING_CONTRACT, city_now
 from lidm.monitor.ordering import schedule
 from lidm.monitor.push import departments_of, granted_fields, warning_grant
@@ -158,7 +160,7 @@ class _Collector:
             city_prefix=settings.city_prefix,
             timezone=settings.timezone,
             refusals=self.result.refusals,
-            levels=settings.routing_levels,
+            handovers=Policy(settings.routing_levels, workdays.Calendar(settings.workdays_assume_weekdays_through)),
         )
         self.columns = contract_columns(self.intake.contract, PLATFORM_ISSUED)
 

@@ -8,10 +8,10 @@ and a reason. The disposition is stored like any other; the warning then:
 - changes holder (``target_consumer``, ``target_department``, ``action_level``) and goes back to ``raised``, not
   pushed and not acknowledged, so the next push sends it to the new holder, who acknowledges and answers it; an
   answer from the old holder is refused from then on (``other_department``), so nothing is answered twice;
-- gets a new due date. **Deadline rule for hand-overs:** the new holder has as long as the first one had (the
-  rule's time, ``due_date`` − the raising day), counted from the day of the hand-over, so a warning passed on late
-  does not arrive overdue; an overdue warning handed over stops being overdue (its overdue event stays in its
-  history);
+- gets a new due date. **Deadline rule for hand-overs:** the new holder has as many working days as the first one
+  had (the rule's time: the working days from the raising day to ``due_date``), counted from the day of the
+  hand-over on the official calendar (lidm.workdays), so a warning passed on late does not arrive overdue; an
+  overdue warning handed over stops being overdue (its overdue event stays in its history);
 - records a ``transferred`` or ``returned`` event: from whom, to whom, the reason code, the holder's own time.
 
 A warning changes hands at most ``MAX_HANDOVERS`` times; after that a transfer or return is refused and the holder
@@ -22,11 +22,13 @@ one will take does not circle for ever.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
 import sqlalchemy as sa
 
+from lidm import workdays
 from lidm.cells import text_value
 from lidm.central.schema import warning_event, warning_state
 from lidm.contracts.consumers import Consumers
@@ -35,6 +37,17 @@ from lidm.monitor import routing
 
 HANDOVERS = ("transferred", "returned")
 MAX_HANDOVERS = 3
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The deployment's part in a hand-over: the levels it routes to (LIDM_ROUTING_LEVELS) and its calendar."""
+
+    levels: Sequence[str] = routing.ALL_LEVELS
+    calendar: workdays.Calendar = workdays.OFFICIAL
+
+
+DEFAULT = Policy()
 
 
 def destination(
@@ -105,7 +118,7 @@ def hand_over(
     warn: dict[str, Any],
     to: tuple[str, str],
     v: dict[str, Any],
-    *,
+    policy: Policy,
     actor: str,
     source: str,
 ) -> None:
@@ -114,8 +127,10 @@ def hand_over(
     holder, level = to
     department = routing.holder_department(catalog, holder)
     outcome, reason_code, stated, now = v["outcome"], v["handover_reason"], v["disposed_at"], v["updated_at"]
-    span = warn["due_date"] - warn["raised_at"].date()
-    due: date = now.date() + span
+    # The working days the first holder had, counted again from the hand-over day (lidm.workdays).
+    calendar = policy.calendar
+    span = calendar.working_days_between(warn["raised_at"].date(), warn["due_date"], "a hand-over's due date")
+    due: date = calendar.add_working_days(now.date(), max(span, 1), "a hand-over's due date")
     conn.execute(
         sa.update(w)
         .where(w.c.warning_id == warn["warning_id"])

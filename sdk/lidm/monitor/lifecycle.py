@@ -10,18 +10,19 @@ import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from lidm import workdays
 from lidm.central import audit, release
 from lidm.central.schema import dataset_table, monitor_run, warning_event, warning_state
 from lidm.errors import LidmError
 from lidm.monitor import quiet, routing
 from lidm.monitor.engine import Compiled
-from lidm.monitor.rules import Rule
+from lidm.monitor.rules import Rule, due_dates
 
 WARNING_CONTRACT = "platform.warning"
 OPEN = ("raised", "pushed", "acknowledged", "overdue")
@@ -141,12 +142,15 @@ def run_monitor(
     now: datetime | None = None,
     keyring: Any = None,
     levels: Sequence[str] = routing.ALL_LEVELS,
+    calendar: workdays.Calendar = workdays.OFFICIAL,
 ) -> MonitorResult:
     """Evaluate every rule and bring the warnings up to date in one transaction: all of a run or none of it.
 
     The keyring keys the evidence digests a "not eligible" answer's quiet period compares (lidm.monitor.quiet);
-    a keyless run keeps none and asks again whoever it cannot show unchanged."""
+    a keyless run keeps none and asks again whoever it cannot show unchanged. Every rule's due date is worked out
+    first, on the official working-day calendar: one that does not reach that far stops the run before it starts."""
     now = now or city_now()
+    dues = due_dates(rules, as_of, calendar)  # a ConfigError when the calendar runs out: nothing has started
     key = quiet.evidence_key(keyring)
     run_id = str(uuid.uuid4())
     result = MonitorResult(run_id, as_of)
@@ -161,7 +165,8 @@ def run_monitor(
             )
         )
         for index, rule in enumerate(rules):
-            result.counts[rule.id] = _run_rule(conn, w, Compiled(rule, catalog, as_of, levels), run_id, index, now, key)
+            compiled = Compiled(rule, catalog, as_of, levels)
+            result.counts[rule.id] = _run_rule(conn, w, compiled, run_id, index, now, dues[rule.id], key)
         overdue = (
             conn.execute(sa.select(w.c.warning_id).where(w.c.status.in_(_FROM["overdue"]), w.c.due_date < as_of))
             .scalars()
@@ -186,7 +191,9 @@ def run_monitor(
             actor="monitor",
             action="monitor.run",
             subject=run_id,
-            detail={"as_of": as_of.isoformat(), "rules": len(rules), "overdue": result.overdue} | totals,
+            detail={"as_of": as_of.isoformat(), "rules": len(rules), "overdue": result.overdue}
+            | totals
+            | _assumed(calendar, dues),
             keyring=keyring,
         )
     return result
@@ -210,6 +217,7 @@ def _run_rule(
     run_id: str,
     index: int,
     now: datetime,
+    due: date,
     key: bytes | None = None,
 ) -> RuleCount:
     rule = compiled.rule
@@ -222,7 +230,7 @@ def _run_rule(
     # the rule reads changed (lidm.monitor.quiet); the others are held back and counted.
     answered = quiet.answered(compiled, compiled._catalog, matches.c.subject_token)
     raise_now = ~blocked if answered is None else sa.and_(~blocked, ~answered)
-    conn.execute(sa.insert(w).from_select(*_new_warnings(compiled, matches, run_id, index, now, raise_now, 0)))
+    conn.execute(sa.insert(w).from_select(*_new_warnings(compiled, matches, run_id, index, now, due, raise_now, 0)))
     known: dict[str, str] = {}
     if answered is not None:
         candidates = conn.execute(sa.select(matches.c.subject_token).where(~blocked, answered)).scalars().all()
@@ -235,7 +243,7 @@ def _run_rule(
                 ).scalar_one()
                 only = matches.c.subject_token.in_(chunk)
                 conn.execute(
-                    sa.insert(w).from_select(*_new_warnings(compiled, matches, run_id, index, now, only, offset))
+                    sa.insert(w).from_select(*_new_warnings(compiled, matches, run_id, index, now, due, only, offset))
                 )
     count.raised = conn.execute(
         sa.select(sa.func.count()).where(w.c._batch_id == run_id, w.c.rule_id == rule.id)
@@ -328,6 +336,7 @@ def _new_warnings(
     run_id: str,
     index: int,
     now: datetime,
+    due: date,
     where: sa.ColumnElement[bool],
     offset: int,
 ) -> tuple[list[str], sa.Select[Any]]:
@@ -337,7 +346,6 @@ def _new_warnings(
     prefix = f"W{compiled.as_of:%Y%m%d}{run_id[:6]}{index:02d}-"
     number = sa.func.row_number().over(order_by=matches.c.subject_token) + offset
     summary = rule.summary_text()
-    due = compiled.as_of + timedelta(days=rule.due_days)
     consumers = compiled._catalog.consumers
     holder, landed = routing.routed(
         consumers, rule.department, rule.level, matches.c.district_code, matches.c.street_code, compiled.levels
@@ -368,6 +376,12 @@ def _new_warnings(
         sa.literal(run_id, sa.String).label("_row_digest"),  # the evidence digest, when kept (quiet.record)
     ).where(where)
     return [c.name for c in new.selected_columns], new
+
+
+def _assumed(calendar: workdays.Calendar, dues: dict[str, date]) -> dict[str, Any]:
+    """For the audit entry: the due dates counted by the stopgap (LIDM_WORKDAYS_ASSUME_WEEKDAYS_THROUGH), if any."""
+    rules = sorted(rule for rule, due in dues.items() if calendar.assumed(due))
+    return {"weekdays_assumed_for": rules} if rules else {}
 
 
 def _why_gone(conn: sa.Connection, compiled: Compiled, tokens: list[str]) -> dict[str, str]:
@@ -407,6 +421,9 @@ def monitor(settings: Any, *, as_of: date | None = None, rule_ids: Sequence[str]
             raise WarningError(f"no rule {', '.join(sorted(unknown))}; see `lidm monitor rules`")
         rules = [r for r in rules if r.id in rule_ids]
     now = city_now(settings.timezone)
+    day = as_of or now.date()
+    calendar = workdays.Calendar(settings.workdays_assume_weekdays_through)
+    due_dates(rules, day, calendar)  # a calendar that runs out stops the run here, before the database is touched
     engine = db.connect(settings)
     try:
         db.ensure_current(engine, settings)
@@ -418,7 +435,14 @@ def monitor(settings: Any, *, as_of: date | None = None, rule_ids: Sequence[str]
         except KeyringError:
             keyring = None
         return run_monitor(
-            engine, rules, catalog, as_of=as_of or now.date(), now=now, keyring=keyring, levels=settings.routing_levels
+            engine,
+            rules,
+            catalog,
+            as_of=day,
+            now=now,
+            keyring=keyring,
+            calendar=calendar,
+            levels=settings.routing_levels,
         )
     finally:
         engine.dispose()

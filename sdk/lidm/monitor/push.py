@@ -4,8 +4,9 @@ A warning is held by one office (``target_consumer``, lidm.monitor.routing): the
 county bureau or a street office, as its rule's level and the person's district and street say. Each office has
 its own channel (``LIDM_CHANNELS[<office id>]``, else ``home/channels/<office id>``); "department" below means
 that office. A push for a department serves all its offices, city bureau first. For each office: the warnings it
-holds that were never pushed (pushed_at empty) and are raised or overdue. Each row carries only the fields of the department's grant on platform.warning, at the grant's level
-(clear: the clear column or the decrypted ``_enc`` one; masked: ``_masked``; token: the department's pseudonym
+holds that were never pushed (pushed_at empty) and are raised or overdue. Each row carries only the fields of the
+department's grant on platform.warning, at the grant's level (clear: the clear column or the decrypted ``_enc``
+one; masked: ``_masked``; token: the department's pseudonym
 of ``_token``, as in its view). A table channel gets the rows upserted by warning_id in one transaction. A folder
 or SFTP channel gets, in ``outbox/``, per push (``<stem>`` = ``warnings_<department>_<YYYYmmddTHHMMSS>_<push8>``):
 

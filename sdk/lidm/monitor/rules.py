@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import importlib.resources
 import re
+from collections.abc import Sequence
 from datetime import date, timedelta
 from enum import StrEnum
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
+from lidm import workdays
 from lidm.config import duration
 from lidm.contracts.model import Contract, LogicalType, Protection
 from lidm.errors import LidmError, RuleError, RuleParamError
@@ -97,7 +99,10 @@ class Rule(BaseModel):
     # person's district (lidm.monitor.routing); unset means city, as before levels existed.
     level: Literal["city", "county", "street"] = "city"
     urgency: Urgency
-    due_days: int = Field(gt=0, le=365)
+    # The deadline, one of the two: working days (个工作日, lidm.workdays) or, for rule files written before them,
+    # calendar days (ending on a working day).
+    due_working_days: int | None = Field(default=None, gt=0, le=250)
+    due_days: int | None = Field(default=None, gt=0, le=365)
     summary: str
     params: dict[str, Param] = Field(default_factory=dict)  # declared: type, range, default (rules/README.md)
     # How long a "not eligible" answer holds back the same warning for the same person (lidm.monitor.quiet).
@@ -129,6 +134,29 @@ class Rule(BaseModel):
         if not _SECTION.fullmatch(text):
             raise ValueError("a section of the policy text like 二(三) or 三(二)1")
         return text
+
+    @model_validator(mode="after")
+    def _one_deadline(self) -> Rule:
+        if (self.due_working_days is None) == (self.due_days is None):
+            raise ValueError(
+                "give exactly one deadline: due_working_days (working days, 个工作日) or due_days (calendar days)"
+            )
+        return self
+
+    @property
+    def due_text(self) -> str:
+        """The deadline as listings show it: 20 working days, or 30 days."""
+        if self.due_working_days is not None:
+            return f"{self.due_working_days} working days"
+        return f"{self.due_days} days"
+
+    def due_date(self, raised: date, calendar: workdays.Calendar = workdays.OFFICIAL) -> date:
+        """When an answer to a warning raised on ``raised`` is due: always a working day (lidm.workdays)."""
+        what = f"rule {self.id} (due in {self.due_text} from {raised.isoformat()})"
+        if self.due_working_days is not None:
+            return calendar.add_working_days(raised, self.due_working_days, what)
+        assert self.due_days is not None  # _one_deadline
+        return calendar.next_working_day(raised + timedelta(days=self.due_days), what)
 
     @field_validator("quiet_after_not_eligible", mode="before")
     @classmethod
@@ -207,6 +235,7 @@ class Rule(BaseModel):
             "department": self.department,
             "level": self.level,
             "urgency": self.urgency.value,
+            "due_working_days": self.due_working_days,
             "due_days": self.due_days,
             "feeds": list(self.feeds),
             "params": self.param_values,
@@ -246,7 +275,8 @@ def load_rule(path: Path) -> Rule:
         rule = Rule.model_validate(data)
     except ValidationError as exc:
         problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()
+            ".".join(str(p) for p in e["loc"]) + ": " * bool(e["loc"]) + e["msg"].removeprefix("Value error, ")
+            for e in exc.errors()
         )
         raise RuleError(f"{path}: {problems}") from None
     if rule.id != path.stem:
@@ -274,6 +304,14 @@ def load_rules(directory: Path | None = None, catalog: Any = None, params: dict[
         for rule in rules:
             check_rule(rule, catalog)
     return rules
+
+
+def due_dates(rules: Sequence[Rule], as_of: date, calendar: workdays.Calendar = workdays.OFFICIAL) -> dict[str, date]:
+    """Every rule's due date for a run on ``as_of``, worked out before the run starts: a calendar that does not
+    reach that far stops the run with one clear ConfigError (lidm.workdays) instead of half-way."""
+    if not calendar.assumed(as_of):
+        workdays.check_covered(as_of, "the monitoring run's day")
+    return {rule.id: rule.due_date(as_of, calendar) for rule in rules}
 
 
 def check_rule(rule: Rule, catalog: Any) -> None:

@@ -151,9 +151,9 @@ def _monitor_doc(rules: list[Any], feeds: list[str]) -> str:
         "Runs when any feed a rule reads is loaded. Every rule is one set-based SQL statement; the whole run is "
         "one transaction (all of it or none of it).",
         "",
-        "| rule | hardship | department | urgency | days |",
+        "| rule | hardship | department | urgency | due in |",
         "|---|---|---|---|---|",
     ]
-    lines += [f"| `{r.id}` | {r.hardship_type} | {r.department} | {r.urgency.value} | {r.due_days} |" for r in rules]
+    lines += [f"| `{r.id}` | {r.hardship_type} | {r.department} | {r.urgency.value} | {r.due_text} |" for r in rules]
     lines += ["", "Scheduled on: " + ", ".join(f"`{f}`" for f in feeds)]
     return "\n".join(lines)
