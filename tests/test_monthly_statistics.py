@@ -9,6 +9,7 @@ plain rows where the module would count in SQL).
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections import Counter, defaultdict
 from collections.abc import Iterator
@@ -353,3 +354,21 @@ def test_libreoffice_converts_the_workbook_to_pdf(city, tmp_path) -> None:
     )
     pdf = tmp_path / "monthly.pdf"
     assert pdf.exists() and pdf.read_bytes().startswith(b"%PDF")
+
+
+def test_the_html_report_names_districts(city, tmp_path) -> None:
+    """Where a person reads a district (chart axis, needs list, happiness list), the report gives its name."""
+    import re
+
+    from lidm.monitor.report import write_report
+
+    _, engine, _ = city
+    page = write_report(engine, CATALOG, tmp_path / "r.html", now=NOW).read_text("utf-8")
+    cells = re.findall(r"<td>(\d{6})</td>", page)
+    assert cells == []  # no bare division code in a table cell
+    (code,) = _q(engine, "SELECT min(district_code) FROM platform_warning")[0]
+    assert f"<td>{DISTRICTS[code]}</td>" in page
+    chart = page[page.index('id="chart-warnings-district"') :]
+    chart = chart[: chart.index("</script>")]
+    name = DISTRICTS[code]
+    assert (name in chart or json.dumps(name)[1:-1] in chart) and code not in chart  # plotly escapes non-ASCII
