@@ -217,7 +217,7 @@ def test_new_and_exited_this_month_by_category_and_reason(city) -> None:
 
 def test_assistance_amounts_by_programme_equal_the_happiness_list(city) -> None:
     _, engine, book = city
-    table, head = _table(book, SHEETS[2], 1)
+    table, head = _table(book, SHEETS[2], 2)
     where = (
         "_retired_batch IS NULL AND disbursement_status <> 'revoked' "
         "AND COALESCE(period_start, granted_on) BETWEEN :first AND :last"
@@ -229,16 +229,21 @@ def test_assistance_amounts_by_programme_equal_the_happiness_list(city) -> None:
     )
     total = round(sum(float(r.s) for r in rows), 2)
     assert total > 0
-    assert table[("全市合计",)][:2] == [sum(r.n for r in rows), pytest.approx(total, abs=0.005)]
+    columns = head[1][4:]  # 全市合计, then the districts by name
+    assert columns[0] == "全市合计" and columns[1:10] == list(DISTRICTS.values())
+    (city_row,) = [v for (dept, _), v in table.items() if dept == "全市合计"]  # 部门 and 项目 merged
+    assert city_row[:2] == [sum(r.n for r in rows), pytest.approx(total, abs=0.005)]
     per_district: dict[str, float] = defaultdict(float)
     for r in rows:
         per_district[_name(r.district_code)] += float(r.s)
     for district, amount in per_district.items():
-        assert table[(district,)][1] == pytest.approx(amount, abs=0.005), district
-    kinds = head[1][4:]
-    dibao = [float(r.s) for r in rows if r.assistance_kind == "dibao_allowance"]
-    assert table[("全市合计",)][2 + kinds.index("低保金")] == pytest.approx(sum(dibao), abs=0.005)
-    assert sum(table[("全市合计",)][2:]) == pytest.approx(total, abs=0.01)  # programmes add up to the total
+        assert city_row[1 + columns.index(district)] == pytest.approx(amount, abs=0.005), district
+    assert sum(city_row[2:]) == pytest.approx(total, abs=0.01)  # the districts add up to the city
+    dibao = [r for r in rows if r.assistance_kind == "dibao_allowance"]
+    got = table["市民政局", "低保金"]
+    assert got[:2] == [sum(r.n for r in dibao), pytest.approx(sum(float(r.s) for r in dibao), abs=0.005)]
+    programmes = [v for (dept, kind), v in table.items() if dept != "全市合计" and kind != "小计"]
+    assert sum(v[1] for v in programmes) == pytest.approx(total, abs=0.01)  # programmes add up to the total
     revoked = "disbursement_status = 'revoked' AND COALESCE(period_start, granted_on) BETWEEN :first AND :last"
     (n, amount) = _q(engine, f"SELECT count(*), sum(amount) FROM platform_assistance_record WHERE {revoked}")[0]
     assert n >= 1 and float(amount) > 0  # revoked money of the month, left out of the totals above

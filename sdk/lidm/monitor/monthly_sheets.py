@@ -257,36 +257,43 @@ def _flow_sheet(wb: Any, f: MonthlyFigures, names: Names, info: tuple[str, str])
 
 
 def _money_sheet(wb: Any, f: MonthlyFigures, names: Names, info: tuple[str, str]) -> None:
+    """Programmes down (department, then kind), districts across: a dozen programmes print legibly this way."""
     dept_order = {d: i for i, d in enumerate(names.departments)}
     kind_order = {k: i for i, k in enumerate(names.kinds)}
     programmes = sorted(
         {(dept, kind) for _, dept, kind in f.money},
         key=lambda p: (dept_order.get(p[0], len(dept_order)), p[0], kind_order.get(p[1], len(kind_order)), p[1]),
     )
-    t = _Table(wb, SHEETS[2], f"{names.city}低收入人口救助资金统计表", "笔、元", info, 4 + len(programmes))
-    head = [(0, 1, 2, 1, "区划代码"), (0, 2, 2, 1, "区县"), (0, 3, 2, 1, "救助笔数"), (0, 4, 2, 1, "救助金额合计")]
-    col = 5
-    for dept in dict.fromkeys(p[0] for p in programmes):
-        span = sum(1 for p in programmes if p[0] == dept)
-        head.append((0, col, 1, span, names.departments.get(dept, dept)))
-        for p in programmes:
-            if p[0] == dept:
-                head.append((1, col, 1, 1, names.kinds.get(p[1], p[1])))
-                col += 1
+    districts = names.district_rows({k[0] for k in f.money})
+    t = _Table(wb, SHEETS[2], f"{names.city}低收入人口救助资金统计表", "笔、元", info, 5 + len(districts))
+    head = [(0, 1, 2, 1, "项目代码"), (0, 2, 2, 1, "实施部门"), (0, 3, 2, 1, "救助项目"), (0, 4, 2, 1, "救助笔数")]
+    head += [(0, 5, 1, 1 + len(districts), "救助金额")]
+    head += [(1, 5, 1, 1, TOTAL), *((1, 6 + i, 1, 1, name) for i, (_, name) in enumerate(districts))]
     t.header(head, 2)
-    records: dict[str | None, int] = defaultdict(int)
-    amounts: dict[tuple[str | None, tuple[str, str] | None], float] = defaultdict(float)
+    records: dict[tuple[str, str] | str | None, int] = defaultdict(int)
+    amounts: dict[tuple[tuple[str, str] | str | None, str | None], float] = defaultdict(float)
     for (d, dept, kind), (n, yuan) in f.money.items():
-        for district in (names.place(d), None):
-            records[district] += n
-            for p in ((dept, kind), None):
-                amounts[district, p] += yuan
-    formats = [COUNT_FORMAT, MONEY_FORMAT, *([MONEY_FORMAT] * len(programmes))]
-    for code, name in [(None, TOTAL), *names.district_rows({k[0] for k in f.money})]:
-        values = [records.get(code, 0), round(amounts.get((code, None), 0.0), 2)]
-        values += [round(amounts.get((code, p), 0.0), 2) for p in programmes]
-        t.line(code if code not in (None, OTHER) else "", [name], values, formats)
-    t.finish([8, 12, 9, 14, *([12] * len(programmes))], 1)
+        for row in ((dept, kind), dept, None):
+            records[row] += n
+            for district in (names.place(d), None):
+                amounts[row, district] += yuan
+    formats = [COUNT_FORMAT, *([MONEY_FORMAT] * (1 + len(districts)))]
+
+    def line(row: tuple[str, str] | str | None, code: str, labels: list[str]) -> None:
+        values = [records.get(row, 0), *(round(amounts.get((row, d), 0.0), 2) for d in (None, *dict(districts)))]
+        t.line(code, labels, values, formats)
+
+    line(None, "", [TOTAL, ""])
+    t.ws.merge_cells(start_row=t.row - 1, start_column=2, end_row=t.row - 1, end_column=3)
+    for dept in dict.fromkeys(p[0] for p in programmes):
+        first = t.row
+        label = names.departments.get(dept, dept)
+        for p in (p for p in programmes if p[0] == dept):
+            line(p, f"{p[0]}/{p[1]}", [label, names.kinds.get(p[1], p[1])])
+        if t.row - first > 1:
+            line(dept, dept, [label, SUBTOTAL])
+        t.merge_down(2, first, t.row - 1)
+    t.finish([8, 16, 16, 9, 13, *([12] * len(districts))], 2)
 
 
 def _handling_sheet(wb: Any, f: MonthlyFigures, names: Names, info: tuple[str, str]) -> None:
