@@ -13,9 +13,10 @@ import json
 import shutil
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from types import SimpleNamespace
+from zoneinfo import ZoneInfo
 
 import openpyxl
 import pytest
@@ -318,6 +319,10 @@ def test_notes_define_every_figure_and_say_when_and_by_what(city) -> None:
     ):
         assert figure in notes
     assert "lidm " in notes["生成程序"] and notes["统计月份"] == "2026年11月"
+    (loaded,) = _q(city[1], "SELECT max(finished_at) FROM lidm_batch WHERE feed = 'civil_affairs.low_income_roster'")[0]
+    loaded = _dt(loaded) if isinstance(loaded, str) or loaded.tzinfo is None else loaded.astimezone(UTC)
+    in_city = loaded.replace(tzinfo=UTC).astimezone(ZoneInfo("Asia/Shanghai"))  # the ledger keeps UTC
+    assert f"{in_city:%Y-%m-%d %H:%M}" in notes["名单数据截至"]
     title = wb[SHEETS[0]]
     assert title.cell(1, 2).value.endswith("低收入人口分类统计表") and "填报单位" in title.cell(2, 2).value
 

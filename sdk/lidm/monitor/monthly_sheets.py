@@ -15,9 +15,10 @@ import os
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from lidm.monitor.happiness import ASSISTANCE_CONTRACT
 from lidm.monitor.lifecycle import WARNING_CONTRACT
@@ -341,6 +342,9 @@ def _notes_sheet(wb: Any, f: MonthlyFigures, names: Names, info: tuple[str, str]
         ws.cell(i, 2, v).font = Font(name=FONT, size=10)
         for c in (1, 2):
             ws.cell(i, c).alignment = Alignment(vertical="top", wrap_text=True)
+        # Neither Excel nor LibreOffice grows a row for wrapped text written by a library: about 70 Chinese
+        # characters fit a line of column B.
+        ws.row_dimensions[i].height = 15 * (1 + len(v) // 70)
     ws.column_dimensions["A"].width = 20
     ws.column_dimensions["B"].width = 110
     ws.page_setup.orientation = "landscape"
@@ -379,12 +383,18 @@ def write_workbook(f: MonthlyFigures, names: Names, out: Path, *, generated_at: 
     return out
 
 
-def write_monthly(engine: Any, catalog: Any, month: Month, out: Path, *, now: datetime) -> Path:
-    """Gather the month's figures in one read-only connection and write the workbook."""
+def write_monthly(
+    engine: Any, catalog: Any, month: Month, out: Path, *, now: datetime, tz: str = "Asia/Shanghai"
+) -> Path:
+    """Gather the month's figures in one read-only connection and write the workbook (times in the city's ``tz``)."""
     from lidm import __version__
 
     with engine.connect() as conn:
         figures = monthly_figures(conn, catalog, month)
+    loaded = figures.roster_loaded_at
+    if loaded is not None:  # the ledger keeps UTC (SQLite hands it back naive); people read the city's clock
+        aware = loaded if loaded.tzinfo else loaded.replace(tzinfo=UTC)
+        figures.roster_loaded_at = aware.astimezone(ZoneInfo(tz)).replace(tzinfo=None)
     return write_workbook(figures, Names.of(catalog), out, generated_at=now, version=__version__)
 
 
@@ -407,6 +417,6 @@ def monthly_report(settings: Any, month: Month | None = None, out: Path | None =
         db.ensure_current(engine, settings)
         if rebuild:
             build_assistance_records(engine, catalog, now=now, directory=assistance_dir(settings.rules_dir))
-        return write_monthly(engine, catalog, month, out, now=now)
+        return write_monthly(engine, catalog, month, out, now=now, tz=settings.timezone)
     finally:
         engine.dispose()
