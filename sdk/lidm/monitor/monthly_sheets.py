@@ -123,6 +123,7 @@ class _Table:
             cell = ws.cell(2, a, text)
             cell.font, cell.alignment = self.font, Alignment(horizontal=how, vertical="center")
         self.row = 3
+        self.blocks: list[tuple[int, int]] = []  # rows of each merged block, kept on one printed page
 
     def header(self, cells: Sequence[tuple[int, int, int, int, str]], rows: int) -> None:
         """Header cells (row offset, column, row span, column span, text), merged, over ``rows`` rows."""
@@ -169,9 +170,27 @@ class _Table:
         return r
 
     def merge_down(self, col: int, first: int, last: int) -> None:
+        self.blocks.append((first, last))
         if last > first:
             self.ws.merge_cells(start_row=first, start_column=col, end_row=last, end_column=col)
         self.ws.cell(first, col).alignment = self.center
+
+    def _page_breaks(self, widths: Sequence[float]) -> None:
+        """Break pages between district blocks, never inside one (a merged name cut in two reads badly).
+
+        The rows a page holds are estimated from LibreOffice's PDF of A4 landscape: 31 data rows on the first page
+        (title and 表头 above) and 34 on the next at full size, more when fitting the width shrinks the sheet (a
+        character of column width prints about 6.5 pt wide)."""
+        from openpyxl.worksheet.pagebreak import Break
+
+        scale = min(1.0, 784 / (sum(widths) * 6.5))  # A4 landscape less 0.4 in margins, in points
+        room, used = int(31 / scale), 0
+        for first, last in self.blocks:
+            size = last - first + 1
+            if used and used + size > room:
+                self.ws.row_breaks.append(Break(id=first - 1))
+                room, used = int(34 / scale), 0
+            used += size
 
     def finish(self, widths: Sequence[float], freeze_cols: int) -> None:
         """Widths (hidden code column first), frozen header, and the print setup that makes the PDF right."""
@@ -181,6 +200,7 @@ class _Table:
         for i, w in enumerate(widths, start=1):
             ws.column_dimensions[get_column_letter(i)].width = w
         ws.column_dimensions["A"].hidden = True
+        self._page_breaks(widths[1:])
         ws.freeze_panes = ws.cell(self.header_rows[1] + 1, 2 + freeze_cols)
         ws.print_title_rows = f"{self.header_rows[0]}:{self.header_rows[1]}"
         ws.print_area = f"B1:{get_column_letter(self.width)}{self.row - 1}"
