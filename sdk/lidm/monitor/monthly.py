@@ -127,11 +127,6 @@ class MonthlyFigures:
     handling: dict[tuple[str, str], Handling] = field(default_factory=dict)  # (department, district)
     roster_loaded_at: datetime | None = None  # when the roster last loaded: the data's "as of"
 
-    def districts(self) -> set[str]:
-        """Every district code any figure names (empty string for rows without one)."""
-        keys = [*self.roster, *self.new, *self.exited, *self.money]
-        return {k[0] for k in keys} | {d for _, d in self.handling}
-
 
 def _people(conn: sa.Connection, r: sa.Table, where: Any, *dims: sa.ColumnElement[Any]) -> dict[tuple, Count]:
     """Persons and households (by their representative member) of the roster rows ``where``, per ``dims``."""

@@ -105,7 +105,6 @@ class _Table:
         thin = Side(style="thin", color="000000")
         self.border = Border(left=thin, right=thin, top=thin, bottom=thin)
         self.center = Alignment(horizontal="center", vertical="center", wrap_text=True)
-        self.left = Alignment(horizontal="left", vertical="center", wrap_text=True)
         self.header_fill = PatternFill("solid", fgColor=_HEADER_FILL)
         self.total_fill = PatternFill("solid", fgColor=_TOTAL_FILL)
         ws = self.ws
