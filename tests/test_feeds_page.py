@@ -27,7 +27,7 @@ from lidm.contracts import load_catalog
 from lidm.contracts.model import LogicalType
 from lidm.pipeline import run_feed
 from lidm.sources.localstore import LocalStore
-from lidm.status import feed_status, warning_status
+from lidm.status import district_warnings, feed_status, warning_status
 from lidm.testkit import kinds_in
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,14 +46,16 @@ def _warning_rows(contract) -> list[dict]:
             base[c.name] = filler[field.type]
     today = datetime.now(UTC).date()
     cases = [
-        ("W1", "civil_affairs", "pushed", today + timedelta(days=3)),
-        ("W2", "civil_affairs", "acknowledged", today - timedelta(days=2)),
-        ("W3", "civil_affairs", "disposed", today - timedelta(days=9)),
-        ("W4", "education", "raised", today + timedelta(days=5)),
+        ("W1", "civil_affairs", "pushed", today + timedelta(days=3), "430102"),
+        ("W2", "civil_affairs", "acknowledged", today - timedelta(days=2), "430104"),
+        ("W3", "civil_affairs", "disposed", today - timedelta(days=9), "430102"),
+        ("W4", "education", "raised", today + timedelta(days=5), "430102"),
     ]
     return [
-        base | {"warning_id": w, "target_department": d, "status": s, "due_date": due, "_retired_batch": None}
-        for w, d, s, due in cases
+        base
+        | {"warning_id": w, "target_department": d, "status": s, "due_date": due, "district_code": code}
+        | {"_retired_batch": None}
+        for w, d, s, due, code in cases
     ]
 
 
@@ -113,6 +115,25 @@ def test_page_marks_late_and_rejected_feeds_and_shows_no_personal_data(central):
     assert "26</b> feeds" in page and "2</b>\nlate, rejected or not reconciled" in page
     assert "expected within 2 days" in page
     assert kinds_in(page) == []
+
+
+def test_the_page_names_districts_where_the_json_keeps_codes(central):
+    import re
+
+    from fastapi.testclient import TestClient
+
+    from lidm.integrations.feeds_page import create_app
+
+    _, settings, _ = central
+    assert [(d.district_code, d.district, d.open, d.overdue) for d in district_warnings(settings)] == [
+        ("430102", "芙蓉区", 2, 0),
+        ("430104", "岳麓区", 1, 1),
+    ]
+    client = TestClient(create_app(lambda: settings))
+    table = re.search(r"<table id='districts'>.*?</table>", client.get("/feeds").text, re.S)[0]
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", table)
+    assert cells == ["芙蓉区", "2", "0", "岳麓区", "1", "1"]  # names for people, no bare code in a cell
+    assert "430102" in table  # kept for scripts, in a data attribute
 
 
 def test_a_rejected_delivery_shows_its_own_reason_and_counts_beside_the_load_before_it(central):

@@ -155,7 +155,7 @@ def test_roster_drop_is_gb18030_with_marker(tmp_path, people):
     text = data.decode("gb18030")
     assert text.splitlines()[0] == (
         "身份证号,姓名,家庭编号,与户主关系,保障类别,区县代码,街道代码,认定日期,终止日期,月保障金额,城镇住房困难,保障状态,联系电话,更新时间,"
-        "全部类别,退出原因"
+        "全部类别,退出原因,城乡属性"
     )
     assert data.count(b"\r\n") == len(rows) + 1
     read = list(csv.DictReader(text.splitlines()))

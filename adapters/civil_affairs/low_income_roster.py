@@ -22,6 +22,8 @@ adapter = Adapter(
         "housing_difficulty": codes("城镇住房困难", {"是": "true", "否": "false"}),
         "status": labels("保障状态"),
         "exit_reason": labels("退出原因"),
+        # 城镇/农村 as the contract labels them; older exports of the system wrote 城市/乡村
+        "urban_rural": labels("城乡属性", extra={"城市": "urban", "乡村": "rural"}),
         "phone": "联系电话",
         "updated_at": "更新时间",
     },

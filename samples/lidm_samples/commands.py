@@ -73,6 +73,7 @@ def _demo_loop(home: Path, central_url: str | None, seed: int) -> None:
     totals = loop.collected.totals()
     console.print("Dispositions taken in: " + ", ".join(f"{k} {v:,}" for k, v in sorted(totals.items()) if v))
     console.print(f"Report (happiness list, needs, statistics): {loop.report}")
+    console.print(f"Monthly statistical tables (民政统计月报): {loop.workbook}")
 
 
 def sample(

@@ -80,13 +80,16 @@ class LoopReport:
     responses: list[Any] = field(default_factory=list)
     collected: Any = None
     report: Path | None = None
+    workbook: Path | None = None  # the month's statistical tables (民政统计月报)
 
 
 def run_loop(settings: Settings, *, as_of: date, seed: int = 20261127) -> LoopReport:
     """One turn of the loop on the demo city: rules -> warnings -> push -> departments answer -> dispositions
-    -> happiness list -> HTML report. The departments are simulated (`lidm_samples.responses`)."""
+    -> happiness list -> HTML report and the month's statistical workbook. The departments are simulated
+    (`lidm_samples.responses`)."""
     from lidm.monitor.feedback import collect_dispositions
     from lidm.monitor.lifecycle import monitor
+    from lidm.monitor.monthly_sheets import monthly_report
     from lidm.monitor.push import push_warnings
     from lidm.monitor.report import report
     from lidm_samples.responses import respond
@@ -98,4 +101,5 @@ def run_loop(settings: Settings, *, as_of: date, seed: int = 20261127) -> LoopRe
     ]
     loop.collected = collect_dispositions(settings)
     loop.report = report(settings, settings.home / "reports" / "lidm-report.html")
+    loop.workbook = monthly_report(settings, rebuild=False)  # the happiness list the report just built
     return loop

@@ -102,6 +102,16 @@ class RosterMember:
         """Every category held, the primary one first."""
         return (self.category, *(c for c in self.extra_categories if c != self.category))
 
+    @property
+    def urban_rural(self) -> str:
+        """城镇 or 农村, from the street code (街道 0xx urban, 镇 1xx rural), so no random draw changes."""
+        return urban_rural_of(self.person.street_code)
+
+
+def urban_rural_of(street_code: str) -> str:
+    """urban for a street (街道, township code 0xx), rural for a town or township (镇 1xx, 乡 2xx)."""
+    return "urban" if street_code[6] == "0" else "rural"
+
 
 def _street_code(district: str, index: int, street: str) -> str:
     town_index = sum(1 for s in DISTRICTS[district][1][:index] if s.endswith("镇"))

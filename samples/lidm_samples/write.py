@@ -48,9 +48,10 @@ EXIT_REASON_LABELS = {
     "other": "其他",
 }
 YES_NO = {True: "是", False: "否"}
+URBAN_RURAL_LABELS = {"urban": "城镇", "rural": "农村"}
 ROSTER_HEADER_LINE = (
     "身份证号,姓名,家庭编号,与户主关系,保障类别,区县代码,街道代码,"
-    "认定日期,终止日期,月保障金额,城镇住房困难,保障状态,联系电话,更新时间,全部类别,退出原因"
+    "认定日期,终止日期,月保障金额,城镇住房困难,保障状态,联系电话,更新时间,全部类别,退出原因,城乡属性"
 )
 ROSTER_HEADER = tuple(ROSTER_HEADER_LINE.split(","))
 
@@ -137,6 +138,7 @@ def roster_rows(members: Sequence[RosterMember], bad: int = 0, seed: int = 0) ->
             "更新时间": f"{m.updated_at:%Y-%m-%d %H:%M:%S}",
             "全部类别": "、".join(CATEGORY_LABELS[c] for c in m.categories),
             "退出原因": EXIT_REASON_LABELS[m.exit_reason] if m.exit_reason else "",
+            "城乡属性": URBAN_RURAL_LABELS[m.urban_rural],
         }
         for m in members
     ]

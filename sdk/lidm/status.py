@@ -144,6 +144,16 @@ class WarningStatus:
     overdue: int
 
 
+@dataclass
+class DistrictWarnings:
+    """Open and overdue warnings of one district: the code for machines, the name (consumers.yaml) for people."""
+
+    district_code: str
+    district: str
+    open: int
+    overdue: int
+
+
 def freshness_limit(contract: Contract) -> timedelta | None:
     """The contract's freshness as a duration (None when it has none or it does not parse)."""
     return duration(contract.freshness)
@@ -295,6 +305,32 @@ def warning_status(settings: Settings, today: date | None = None) -> list[Warnin
     finally:
         engine.dispose()
     return [WarningStatus(dept, int(o or 0), int(d or 0)) for dept, o, d in rows if o]
+
+
+def district_warnings(settings: Settings, today: date | None = None) -> list[DistrictWarnings]:
+    """Open and overdue warnings per district in division-code order, named as the city names them."""
+    today = today or datetime.now(UTC).date()
+    catalog = load_catalog(settings.contracts_dir)
+    names = catalog.consumers.districts if catalog.consumers is not None else {}
+    table = dataset_table(catalog[WARNING_CONTRACT], sa.MetaData())
+    is_open = table.c.status.in_(OPEN_WARNING)
+    overdue = sa.and_(is_open, sa.or_(table.c.status == "overdue", table.c.due_date < today))
+    engine = db.connect_existing(settings)
+    try:
+        if not sa.inspect(engine).has_table(table.name):
+            return []
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(table.c.district_code, sa.func.count().filter(is_open), sa.func.count().filter(overdue))
+                .where(table.c._retired_batch.is_(None))
+                .group_by(table.c.district_code)
+            ).all()
+    except sa.exc.DBAPIError as exc:
+        raise db.unreachable(exc) from None
+    finally:
+        engine.dispose()
+    found = [(code or "", int(o or 0), int(d or 0)) for code, o, d in rows if o]
+    return [DistrictWarnings(c, names.get(c, c or "（空）"), o, d) for c, o, d in sorted(found)]
 
 
 def feed_row(s: FeedStatus) -> dict[str, Any]:

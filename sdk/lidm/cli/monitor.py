@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,18 +19,44 @@ monitor_app = typer.Typer(
 )
 
 
+class ReportFormat(StrEnum):
+    html = "html"
+    xlsx = "xlsx"
+
+
 def report_command(
     out: Annotated[
         Path | None,
-        typer.Option(help="HTML file to write; <home>/reports/lidm-report-<date>.html by default."),
+        typer.Option(
+            help="File to write; <home>/reports/lidm-report-<date>.html, or lidm-monthly-<YYYYMM>.xlsx, by default."
+        ),
     ] = None,
     rebuild: Annotated[bool, typer.Option(help="Bring the happiness list up to date first.")] = True,
+    format: Annotated[  # the option is --format
+        ReportFormat,
+        typer.Option(
+            "--format", help="html: the analyst's report; xlsx: the monthly statistical tables (民政统计月报)."
+        ),
+    ] = ReportFormat.html,
+    month: Annotated[
+        str | None,
+        typer.Option(help="Month of the xlsx tables (YYYY-MM); the current month in the city's time zone by default."),
+    ] = None,
 ) -> None:
-    """One self-contained HTML report for analysts: warnings, dispositions, the happiness and needs lists."""
-    from lidm.monitor.report import report
-
+    """The analyst's HTML report (warnings, dispositions, the happiness and needs lists), or with --format xlsx the
+    monthly statistical workbook in the civil-affairs bureau's own form."""
     try:
-        path = report(current_settings(), out, rebuild=rebuild)
+        if format is ReportFormat.xlsx:
+            from lidm.monitor.monthly import Month
+            from lidm.monitor.monthly_sheets import monthly_report
+
+            path = monthly_report(current_settings(), Month.parse(month) if month else None, out, rebuild=rebuild)
+        else:
+            from lidm.monitor.report import report
+
+            if month:
+                raise LidmError("--month applies to --format xlsx; the HTML report covers everything loaded")
+            path = report(current_settings(), out, rebuild=rebuild)
     except LidmError as exc:
         fail(exc)
     console.print(f"report written to {path}")

@@ -16,8 +16,10 @@ from lidm.config import Settings, get_settings
 from lidm.errors import LidmError
 from lidm.status import (
     STATE_LABEL,
+    DistrictWarnings,
     FeedStatus,
     WarningStatus,
+    district_warnings,
     duration,
     feed_row,
     feed_status,
@@ -120,7 +122,25 @@ def _row(s: FeedStatus) -> str:
     )
 
 
-def render(feeds: list[FeedStatus], warnings: list[WarningStatus], now: datetime | None = None) -> str:
+def _district_table(districts: Sequence[DistrictWarnings]) -> str:
+    """Open and overdue warnings per district, by name (the code stays in a data attribute for scripts)."""
+    if not districts:
+        return ""
+    rows = "".join(
+        f"<tr data-district='{html.escape(d.district_code)}'><td>{html.escape(d.district)}</td>"
+        f"<td class='n'>{d.open:,}</td><td class='n{' overdue' if d.overdue else ''}'>{d.overdue:,}</td></tr>"
+        for d in districts
+    )
+    head = "<tr><th>district</th><th>open</th><th>overdue</th></tr>"
+    return f"<h2>Warnings by district</h2><table id='districts'>{head}{rows}</table>"
+
+
+def render(
+    feeds: list[FeedStatus],
+    warnings: list[WarningStatus],
+    now: datetime | None = None,
+    districts: Sequence[DistrictWarnings] = (),
+) -> str:
     """The whole page."""
     now = now or datetime.now(UTC)
     late = sum(1 for f in feeds if f.state in ("late", "failing") or f.reconciled == "mismatch")
@@ -149,6 +169,7 @@ late, rejected or not reconciled · <b>{never}</b> without data · as of {now:%Y
 </table>
 <h2>Warnings by department</h2>
 {warn_table}
+{_district_table(districts)}
 </body></html>"""
 
 
@@ -167,7 +188,8 @@ def create_app(settings: Callable[[], Settings] = get_settings, dependencies: Se
     def feeds_page() -> HTMLResponse:
         current = settings()
         try:
-            return HTMLResponse(render(feed_status(current), warning_status(current)))
+            page = render(feed_status(current), warning_status(current), districts=district_warnings(current))
+            return HTMLResponse(page)
         except LidmError as exc:  # the operator sees why, not a bare 500
             body = f"<!doctype html><title>lidm · Feeds</title><h1>Feeds</h1><p>{html.escape(str(exc))}</p>"
             return HTMLResponse(body, status_code=503)

@@ -45,6 +45,8 @@ class Labels:
             f = catalog[contract_id].field(field_name)
             self._labels[kind] = {v: lab for v, lab in zip(f.enum or (), f.enum_labels or (), strict=False) if lab}
         self.rule_titles = rule_titles or {}
+        consumers = getattr(catalog, "consumers", None)
+        self.districts: dict[str, str] = dict(consumers.districts) if consumers is not None else {}
         kinds = list(self._labels.get("kind", {}))
         self._colours = {k: PALETTE[i % len(PALETTE)] for i, k in enumerate(kinds)}
 
@@ -55,6 +57,12 @@ class Labels:
         zh = self._labels.get(kind, {}).get(code)
         en = code.replace("_", " ")
         return f"{zh} / {en}" if zh else code
+
+    def district(self, code: str | None) -> str:
+        """A district as a person reads it: 芙蓉区 (consumers.yaml); a code the city does not have stays a code."""
+        if not code:
+            return "（空）/ none"
+        return self.districts.get(code, code)
 
     def order(self, kind: str) -> Any:
         """Sort key putting codes in their contract's order (unknown codes last)."""

@@ -139,7 +139,7 @@ def render(data: ReportData, labels: Labels, *, generated_at: datetime, groups: 
                 "chart-warnings-department",
             ),
             chart(
-                warnings_chart(w["district"], "按区县 / by district", lambda k: k or "（空）/ none"),
+                warnings_chart(w["district"], "按区县 / by district", labels.district),
                 "chart-warnings-district",
             ),
             chart(
@@ -182,7 +182,7 @@ def render(data: ReportData, labels: Labels, *, generated_at: datetime, groups: 
             (
                 _household(n.household),
                 f"{'、'.join(n.names_masked)}（{n.people}人）",
-                n.district_code,
+                labels.district(n.district_code),
                 labels("category", n.low_income_category),
                 "；".join(f"{labels('hardship', h)} ×{c}" for h, c in n.needs.items()),
                 "；".join(labels("department", d) for d in n.departments),
@@ -230,7 +230,10 @@ def render(data: ReportData, labels: Labels, *, generated_at: datetime, groups: 
     )
     chain_heads = _table(
         ("户（人）/ household", "区县 / district", "救助记录 / records", "部门数 / departments", "金额（元）/ amount"),
-        ((_household(c.household), c.district_code, c.records, c.departments, c.amount) for c in data.chains),
+        (
+            (_household(c.household), labels.district(c.district_code), c.records, c.departments, c.amount)
+            for c in data.chains
+        ),
         numeric=(2, 3, 4),
     )
     group_table = _table(
