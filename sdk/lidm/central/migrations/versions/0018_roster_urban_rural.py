@@ -4,14 +4,14 @@ civil_affairs.low_income_roster 4.1.0 adds the optional ``urban_rural`` (urban �
 keep it empty: the statistics count them as 未标注 until the next full roster file fills it.
 
 Revision ID: 0018
-Revises: 0016
+Revises: 0017
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0018"
-down_revision = "0016"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
