@@ -359,12 +359,15 @@ def test_an_unknown_label_is_refused_with_the_allowed_labels_and_codes(home: Pat
     assert line["说明"] == (
         "“处置结果”的值不在允许范围内。可填：已纳入（included）、已给予救助（granted）、不符合条件（not_eligible）、"
         "已终止（terminated）、提交县级协调（一事一议）（referred）、经本人同意转入低保边缘或刚性支出困难认定"
-        "（transferred_to_edge）、已告知政策，本人未申请（informed_not_applied）；中文或代码均可。"
+        "（transferred_to_edge）、已告知政策，本人未申请（informed_not_applied）、县级协调机制一事一议（须填跟进日期）"
+        "（case_by_case）、比对数据有误（data_error）；中文或代码均可。"
     )
     assert line["explanation"] == (
         "outcome must be one of: 已纳入 (included), 已给予救助 (granted), 不符合条件 (not_eligible), 已终止 "
         "(terminated), 提交县级协调（一事一议） (referred), "
-        "经本人同意转入低保边缘或刚性支出困难认定 (transferred_to_edge), 已告知政策，本人未申请 (informed_not_applied)"
+        "经本人同意转入低保边缘或刚性支出困难认定 (transferred_to_edge), "
+        "已告知政策，本人未申请 (informed_not_applied), "
+        "县级协调机制一事一议（须填跟进日期） (case_by_case), 比对数据有误 (data_error)"
     )
     _no_personal_values(text, w, "已救助", "王敏")
 
