@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typer
 from rich.table import Table
 
 from lidm.cli.common import JsonOption, console, current_settings, fail, print_json_lines, wide
@@ -28,3 +29,29 @@ def quality_command(as_json: JsonOption = False) -> None:
     wide().print(table)
     if not figures:
         console.print("no final disposition taken yet")
+
+
+def projects_command(as_json: JsonOption = False) -> None:
+    """项目清单: the city's assistance programmes (cash, in kind, services) and the rule outcomes and
+    happiness-list sources that lead to each; warnings for helping rules that lead to none."""
+    from lidm.monitor.projects import project_table
+
+    try:
+        projects, warnings = project_table(current_settings())
+    except LidmError as exc:
+        fail(exc)
+    if as_json:
+        print_json_lines(p.as_row() for p in projects)
+        for w in warnings:
+            typer.echo(f"warning: {w}", err=True)
+        return
+    table = Table(title="项目清单 / The project list")
+    for col in ("project", "name", "department", "kind", "assistance kind", "section", "leads from", "sources"):
+        table.add_column(col)
+    for p in projects:
+        kind = f"{p.kind} ({p.service_kind})" if p.service_kind else p.kind
+        leads = "\n".join(f"{lead.rule} → {lead.outcome}" for lead in p.outcomes)
+        table.add_row(p.id, p.name, p.department, kind, p.assistance_kind, p.section, leads, "\n".join(p.sources))
+    wide().print(table)
+    for w in warnings:
+        console.print(f"warning: {w}", style="yellow", highlight=False)

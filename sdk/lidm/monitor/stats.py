@@ -67,6 +67,8 @@ class Assistance:
     period_start: date | None = None
     period_end: date | None = None
     in_kind: str | None = None
+    service_kind: str | None = None  # 服务类社会救助 ("物质+服务")
+    project_id: str | None = None  # the programme of the project list (rules/projects.yaml)
 
 
 @dataclass
@@ -167,6 +169,8 @@ def happiness_list(
                 r.period_start,
                 r.period_end,
                 r.in_kind_description,
+                r.service_kind,
+                r.project_id,
             )
         )
     return list(chains.values())
