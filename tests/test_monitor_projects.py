@@ -30,6 +30,7 @@ from lidm.monitor.feedback import collect_dispositions
 from lidm.monitor.happiness import build_assistance_records
 from lidm.monitor.projects import ProjectError, lint, load_projects, projects_path
 from lidm.monitor.push import push_warnings
+from lidm.monitor.report import write_report
 from lidm.monitor.rules import load_rules
 
 CATALOG = load_catalog()
@@ -242,6 +243,10 @@ def test_records_name_their_project_and_service_and_the_money_adds_up(
                 sa.text("SELECT count(*), count(DISTINCT record_id) FROM platform_assistance_record")
             ).one()
             assert count == distinct  # naming projects added no row
+            services = {x.service_kind: x.records for x in stats.service_totals(conn, CATALOG)}
+            assert services["employment_services"] >= 1 and services["legal_aid"] >= 1  # "物质+服务"
+        page = write_report(engine, CATALOG, tmp_path / "r.html", now=datetime(2026, 12, 7, 9)).read_text("utf-8")
+        assert "服务类别 / service kind" in page and "法律援助服务 / legal aid" in page
         again = build_assistance_records(engine, CATALOG, now=datetime(2026, 12, 7, 9))
         assert (again["inserted"], again["updated"]) == (0, 0)  # nothing changed, nothing written
     finally:

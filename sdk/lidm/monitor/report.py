@@ -46,6 +46,7 @@ class ReportData:
     chains: list[stats.HouseholdChain]
     run: stats.RunCounts | None
     quality: dict[str, DataQuality] = field(default_factory=dict)
+    services: list[stats.ServiceTotal] = field(default_factory=list)
 
 
 def collect(
@@ -69,6 +70,7 @@ def collect(
         chains=stats.happiness_list(conn, catalog, limit=sample),
         run=stats.latest_run(conn),
         quality=data_quality(conn, catalog, sharing or {}),
+        services=stats.service_totals(conn, catalog),
     )
 
 
@@ -327,6 +329,11 @@ def render(data: ReportData, labels: Labels, *, generated_at: datetime, groups: 
                     "chart-assistance-records",
                 ),
                 totals_table,
+                page.table(
+                    ("服务类别 / service kind", "记录 / records", "户（人）/ households"),
+                    ((labels("service", x.service_kind), x.records, x.households) for x in data.services),
+                    numeric=(1, 2),
+                ),
             ),
             page.section(
                 "needs",

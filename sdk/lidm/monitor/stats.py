@@ -117,6 +117,26 @@ def assistance_totals(conn: sa.Connection, catalog: Any) -> list[AssistanceTotal
     return sorted(totals, key=lambda a: (-a.amount, -a.records, a.department, a.kind))
 
 
+@dataclass(frozen=True)
+class ServiceTotal:
+    """Services of one kind (服务类社会救助, "物质+服务"): records and households, revoked ones apart."""
+
+    service_kind: str
+    records: int
+    households: int
+
+
+def service_totals(conn: sa.Connection, catalog: Any) -> list[ServiceTotal]:
+    """Records that gave a service, per service kind, most records first."""
+    t = assistance_table(catalog)
+    rows = conn.execute(
+        sa.select(t.c.service_kind, sa.func.count(), sa.func.count(sa.distinct(chain_key(t))))
+        .where(t.c.disbursement_status != "revoked", t.c.service_kind.is_not(None))
+        .group_by(t.c.service_kind)
+    ).all()
+    return sorted((ServiceTotal(*r) for r in rows), key=lambda x: (-x.records, x.service_kind))
+
+
 def happiness_list(
     conn: sa.Connection, catalog: Any, *, limit: int | None = 20, households: Iterable[str] | None = None
 ) -> list[HouseholdChain]:
