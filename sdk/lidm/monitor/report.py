@@ -384,10 +384,10 @@ def render(data: ReportData, labels: Labels, *, generated_at: datetime, groups: 
             page.section(
                 "rules",
                 title["rules"],
-                "最近一次比对每条规则比中、新生成、暂缓（已答复“不符合条件”且数据未变，免于重复打扰）、关闭和未办结的预警数："
-                "规则是否在起作用。 / Per rule, in the latest run: matched, raised, suppressed (answered not eligible"
-                " within the rule's quiet period, data unchanged), closed and still open — whether each rule earns its"
-                " keep.",
+                "最近一次比对每条规则比中、新生成、暂缓（已答复“不符合条件”或“比对数据有误”且数据未变，免于重复打扰）、"
+                "关闭和未办结的预警数：规则是否在起作用。 / Per rule, in the latest run: matched, raised, suppressed"
+                " (answered not eligible within the rule's quiet period, or data error, data unchanged), closed and"
+                " still open — whether each rule earns its keep.",
                 f'<p class="why">{page.e(run_note)}</p>',
                 rule_table,
             ),
