@@ -154,8 +154,8 @@ def test_a_folder_push_writes_the_files_for_people_beside_the_machine_file(home:
         _check_workbook(outbox / f"{stem}.answer.xlsx", dept, body, fields, home)
         template = _csv((outbox / f"{stem}.answer.csv").read_bytes())
         answer_fields = [
-            "warning_id", "id_number", "outcome", "assistance_kind", "amount", "granted_on", "transfer_to",
-            "handover_reason", "reason", "handler", "disposed_at", "notes",
+            "warning_id", "id_number", "outcome", "assistance_kind", "amount", "granted_on", "follow_up_date",
+            "follow_up_result", "transfer_to", "handover_reason", "reason", "handler", "disposed_at", "notes",
         ]  # fmt: skip
         assert template[0] == answer_fields  # one header row of field names
         assert [r[:2] for r in template[1:]] == [[b["warning_id"], b["id_number"]] for b in body]
@@ -180,8 +180,8 @@ def _check_workbook(path: Path, dept: str, body: list[dict[str, str]], fields, h
     codes = [c.value for c in ws[2]]
     answers = codes[: codes.index("notes") + 1]
     assert answers == [
-        "warning_id", "id_number", "outcome", "assistance_kind", "amount", "granted_on", "transfer_to",
-        "handover_reason", "reason", "handler", "disposed_at", "notes",
+        "warning_id", "id_number", "outcome", "assistance_kind", "amount", "granted_on", "follow_up_date",
+        "follow_up_result", "transfer_to", "handover_reason", "reason", "handler", "disposed_at", "notes",
     ]  # fmt: skip
     # Row 1: the disposition contract's Chinese names (备注 for notes); row 2: the field names, in grey.
     by_name = {f.name: f.business_name for f in DISPOSITION.fields}
@@ -203,9 +203,10 @@ def _check_workbook(path: Path, dept: str, body: list[dict[str, str]], fields, h
     column = {code: openpyxl.utils.get_column_letter(i) for i, code in enumerate(codes, start=1)}
     assert ws[f"{column['id_number']}3"].number_format == "@"
     assert ws[f"{column['granted_on']}3"].number_format == "yyyy-mm-dd"
+    assert ws[f"{column['follow_up_date']}3"].number_format == "yyyy-mm-dd"  # 一事一议's follow-up date
     assert ws[f"{column['disposed_at']}3"].number_format == "yyyy-mm-dd hh:mm"
     lists = {str(dv.sqref): dv for dv in ws.data_validations.dataValidation}
-    for code in ("outcome", "assistance_kind"):
+    for code in ("outcome", "assistance_kind", "follow_up_result"):
         dv = lists[f"{column[code]}3:{column[code]}1048576"]
         assert dv.type == "list" and dv.showErrorMessage
         assert dv.formula1 == '"' + ",".join(_labels(code, DISPOSITION).values()) + '"'

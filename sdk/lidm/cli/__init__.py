@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from lidm.cli import adapter, airflow, audit, central, contracts, feeds, grants, keys, monitor
+from lidm.cli import adapter, airflow, audit, central, contracts, feeds, grants, keys, lists, monitor
 from lidm.cli.common import console
 from lidm.config import get_settings
 
@@ -43,6 +43,8 @@ app.add_typer(contracts.contracts_app, name="contracts")
 app.add_typer(adapter.adapter_app, name="adapter")
 app.add_typer(keys.keys_app, name="keys")
 app.add_typer(central.db_app, name="db")
+monitor.monitor_app.command("quality")(lists.quality_command)
+monitor.monitor_app.command("projects")(lists.projects_command)
 app.add_typer(monitor.monitor_app, name="monitor")
 app.add_typer(keys.drop_app, name="drop")
 app.add_typer(grants.grants_app, name="grants")

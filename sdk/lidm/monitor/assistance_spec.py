@@ -38,7 +38,7 @@ MONTH_IN_PREFIX = "$yyyymm"  # a monthly record's id carries its month: LB202611
 # Every record names its person and district; these columns of the feed are copied as they are.
 PERSON_COLUMNS = ("id_number_token", "id_number_enc", "id_number_masked", "district_code")
 # The record columns whose values the catalogue constrains to its codes.
-CODED = ("department", "assistance_kind", "disbursement_status")
+CODED = ("department", "assistance_kind", "disbursement_status", "service_kind")
 
 
 def _literal(value: Any) -> Any:
@@ -252,6 +252,8 @@ class AssistanceSource(_Model):
     granted_on: Expr
     disbursement_status: Expr
     in_kind_description: Expr = None
+    # The service given (服务类社会救助, "物质+服务"): a code, or mapped from a column; else the project's.
+    service_kind: Expr = None
     period: Literal["monthly"] | Period | None = None
     live: Cond | None = None
     where: Cond | None = None
@@ -451,7 +453,7 @@ def check_source(source: AssistanceSource, catalog: Any) -> None:
     check.cond(source.live, f"{where}: live")
     check.cond(source.where, f"{where}: where")
     record = catalog[RECORD_CONTRACT]
-    for name in ("department", "assistance_kind", "amount", "granted_on", "disbursement_status"):
+    for name in ("department", "assistance_kind", "amount", "granted_on", "disbursement_status", "service_kind"):
         codes = check.expr(getattr(source, name), f"{where}: {name}")
         allowed = record.field(name).enum if name in CODED else None
         if allowed and codes is not None and (bad := sorted(codes - set(allowed))):

@@ -72,7 +72,7 @@ RESULT_COLUMNS = ("lidm_status", "lidm_reason", "lidm_disposition_id", "lidm_col
 # Disposition fields the platform issues itself; a department does not send them.
 PLATFORM_ISSUED = ("disposition_id", "updated_at")
 # Disposition fields added after departments' tables were laid out: a table without their columns is still read.
-LATER_FIELDS = ("notes", "transfer_to", "handover_reason")
+LATER_FIELDS = ("notes", "follow_up_date", "follow_up_result", "transfer_to", "handover_reason")
 
 _SQL_TYPES = {
     LogicalType.STRING: sa.Text,

@@ -28,6 +28,7 @@ LABEL_FIELDS = {
     "urgency": (WARNING_CONTRACT, "urgency"),
     "warning_status": (WARNING_CONTRACT, "status"),
     "kind": (ASSISTANCE_CONTRACT, "assistance_kind"),
+    "service": (ASSISTANCE_CONTRACT, "service_kind"),
     "disbursement": (ASSISTANCE_CONTRACT, "disbursement_status"),
     "source": (ASSISTANCE_CONTRACT, "source"),
     "outcome": ("platform.disposition", "outcome"),

@@ -5,10 +5,10 @@ acknowledges the department's own open warning or is refused (unknown, another d
 each disposition row is validated by the contract's validator (types, required, codes, id-number checksum), then
 matched to its warning and ends in exactly one of:
 
-- applied: stored protected in platform_disposition; a final outcome (included, granted, not_eligible,
-  terminated, transferred_to_edge: 经本人同意转入低保边缘或刚性支出困难, 一(三)) moves the warning to
-  disposed; ``referred`` (一事一议) is stored and acknowledges the warning, which stays open for the final
-  disposition the contract allows to follow;
+- applied: stored protected in platform_disposition; a final outcome (``FINAL``) moves the warning to disposed;
+  ``referred`` and ``case_by_case`` (一事一议, with its follow-up date) acknowledge it, and it stays open for the
+  final disposition. A later case_by_case row is the 一事一议's follow-up: taken even after a newer answer or the
+  warning's disposal, since it changes no status;
 - refused, with a reason in lidm_disposition_result that names codes and ids, never a personal value (the
   checks beyond the contract, outcome against assistance and the time against the warning's, are in
   ``monitor.checks``: an answer dated before its warning was raised, or older than one already taken for it,
@@ -41,9 +41,9 @@ from lidm.central.schema import disposition_result as result_table
 from lidm.contracts.load import ContractCatalog
 from lidm.errors import LidmError
 from lidm.keys import Keyring
-from lidm.monitor import handover
+from lidm.monitor import checks, handover
 from lidm.monitor.channels import LATER_FIELDS, PLATFORM_ISSUED
-from lidm.monitor.checks import inconsistent_outcome, newest_taken, out_of_order
+from lidm.monitor.checks import CASE_BY_CASE, disposition_id
 from lidm.monitor.lifecycle import transition, warning_table
 from lidm.monitor.routing import holder_department
 from lidm.protect import Protector
@@ -52,7 +52,12 @@ from lidm.validate import ROW, Validator
 log = logging.getLogger("lidm.monitor.dispositions")
 DISPOSITION_CONTRACT = "platform.disposition"
 # informed_not_applied: told of the policy (应当告知相关救助政策), not applied; a reason, no amount.
-FINAL = ("included", "granted", "not_eligible", "terminated", "transferred_to_edge", "informed_not_applied")
+# data_error: 比对数据有误, the shared data was wrong (容错纠错): final, but not "not eligible" (monitor.quality).
+_CLOSING = ("included", "granted", "not_eligible", "terminated", "transferred_to_edge", "informed_not_applied")
+FINAL = (*_CLOSING, "data_error")
+# Outcomes that keep the warning open for a final one: handed to the county, 一事一议.
+PENDING = ("referred", CASE_BY_CASE)
+_PENDING_WORDS = {"referred": "referred to county coordination", CASE_BY_CASE: "一事一议 by county coordination"}
 ACKABLE = ("raised", "pushed", "overdue")
 
 
@@ -84,12 +89,6 @@ class Decision:
     recorded: bool = True  # False: this row of this source was decided before; nothing new is written
     earlier: str | None = None  # then: what was decided (applied or refused), for the department's view
     problems: tuple[tuple[str, str], ...] = ()  # (field, check) that the contract's checks refused
-
-
-def disposition_id(warning_id: str, disposed_at: datetime) -> str:
-    """The platform's number for a disposition: the same warning and time always give the same number."""
-    digest = hashlib.sha256(f"{warning_id}|{disposed_at.isoformat(sep=' ')}".encode()).hexdigest()
-    return f"D{disposed_at:%Y%m%d}-{digest[:20]}"
 
 
 class Intake:
@@ -328,8 +327,10 @@ class Intake:
 
         digests = [self._row_digest(row) for row in rows]
         warnings = self._warnings(conn, [row.get("warning_id") or "" for row in rows])
-        for wid, at in newest_taken(conn, self.d, list(warnings)).items():
+        for wid, at in checks.newest_taken(conn, self.d, list(warnings)).items():
             warnings[wid]["newest"] = at
+        for wid in checks.referred_case_by_case(conn, self.d, list(warnings)):
+            warnings[wid]["case_by_case"] = True
         candidates: list[int] = []
         for i, (number, row, digest) in enumerate(zip(numbers, rows, digests, strict=True)):
             if seen(i, number, digest):
@@ -337,7 +338,7 @@ class Intake:
             wid = row.get("warning_id")
             if wid and wid not in warnings:
                 # The value is not repeated: a shifted column could put anything there.
-                refuse(i, _raw_id(row), "unknown_warning", "no warning with this warning_id was raised")
+                refuse(i, checks.raw_id(row), "unknown_warning", "no warning with this warning_id was raised")
                 continue
             candidates.append(i)
 
@@ -350,7 +351,7 @@ class Intake:
             code = f"invalid.{problems[0].code}"
             message = "; ".join(dict.fromkeys(p.message for p in problems))
             wid = rows[i].get("warning_id")
-            refuse(i, _raw_id(rows[i]), code, message, wid if wid in warnings else None)
+            refuse(i, checks.raw_id(rows[i]), code, message, wid if wid in warnings else None)
             decided[i].problems = tuple(dict.fromkeys((p.field, p.code) for p in problems))
         valid = checked.valid.to_pylist()
         protected = self.protector.protect(checked.valid).to_pylist() if valid else []
@@ -426,12 +427,16 @@ class Intake:
             return None
         if warn["status"] == "closed":
             return refuse("closed", f"warning {wid} was closed (its condition went away); no disposition is taken")
-        problem = inconsistent_outcome(v)
+        follow = checks.follow_up_problem(v)
+        if follow:
+            return refuse(*follow)
+        problem = checks.inconsistent_outcome(v)
         if problem:
             return refuse("inconsistent_outcome", problem)
         if p["id_number_token"] != warn["id_number_token"]:
             return refuse("id_number_mismatch", f"id_number is not the person of warning {wid}")
-        late = out_of_order(v["disposed_at"], warn, earlier is not None)
+        follow_up = v["outcome"] == CASE_BY_CASE and bool(warn.get("case_by_case"))
+        late = checks.out_of_order(v["disposed_at"], warn, earlier is not None, follow_up)
         if late:
             return refuse(*late)
         to, refusal = (
@@ -439,7 +444,7 @@ class Intake:
         )
         if refusal:
             return refuse(*refusal)
-        if earlier is None and warn["status"] == "disposed":
+        if earlier is None and warn["status"] == "disposed" and not follow_up:
             return refuse(
                 "duplicate",
                 f"warning {wid} is already disposed (disposition {warn['disposition_id']}); a correction must "
@@ -470,26 +475,24 @@ class Intake:
             warn["status"], warn["disposition_id"] = "disposed", did
         elif to is not None:
             handover.hand_over(conn, self.catalog, self.w, warn, to, v, self.handovers, f"department {dept}", file)
-        elif v["outcome"] == "referred" and warn["acknowledged_at"] is None and warn["status"] in ACKABLE:
+        elif v["outcome"] in PENDING and warn["acknowledged_at"] is None and warn["status"] in ACKABLE:
             transition(
                 conn,
                 self.catalog,
                 [wid],
                 "acknowledged",
                 actor=f"department {dept}",
-                detail=f"referred to county coordination at {text_value(v['disposed_at'])} ({file})",
+                detail=f"{_PENDING_WORDS[v['outcome']]} at {text_value(v['disposed_at'])} ({file})",
                 at=self.now,
             )
             warn["acknowledged_at"] = self.now
+        if v["outcome"] == CASE_BY_CASE:
+            warn["case_by_case"] = True
         note = f"correction of disposition {did}" if earlier is not None else None
+        if follow_up and earlier is None:
+            note = "follow-up of the 一事一议 (case_by_case) already taken for this warning"
         decided[i] = Decision(number, "applied", did, raw_digest, note, None, wid)
         return None
-
-
-def _raw_id(row: dict[str, str | None]) -> str:
-    """A disposition number for a row that did not validate: from its text, so the same row gets the same one."""
-    text = f"{row.get('warning_id') or ''}|{row.get('disposed_at') or ''}"
-    return "R-" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:30]
 
 
 def _stated_time(text: str | None) -> str:

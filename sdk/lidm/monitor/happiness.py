@@ -33,6 +33,7 @@ import functools
 import hashlib
 import operator
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -46,6 +47,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from lidm.central.schema import core_metadata, dataset_table
 from lidm.errors import RuleError
 from lidm.monitor import assistance_spec as spec
+from lidm.monitor import projects as plist
 
 ASSISTANCE_CONTRACT = "platform.assistance_record"
 ROSTER = "civil_affairs.low_income_roster"
@@ -62,6 +64,8 @@ RECORD_COLUMNS = (
     "assistance_kind",
     "amount",
     "in_kind_description",
+    "service_kind",
+    "project_id",
     "period_start",
     "period_end",
     "granted_on",
@@ -150,6 +154,7 @@ class _Ctx:
     catalog: Any
     now: datetime
     md: sa.MetaData
+    projects: Sequence[plist.Project] = ()
 
     def __post_init__(self) -> None:
         self.today = self.now.date()
@@ -264,6 +269,31 @@ class _Compiler:
         return sa.exists().where(*clauses)
 
 
+def _project(ctx: _Ctx, src: spec.AssistanceSource, s: sa.Table, kind: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """The record's programme of the project list: for dispositions, by its warning's rule, its outcome and kind;
+    for a source, the programme naming it (told apart by the record's kind when several do); else null."""
+    text = sa.String(40)
+    if src.feed == plist.DISPOSITION_CONTRACT and "outcome" in s.c:
+        w = dataset_table(ctx.catalog["platform.warning"], ctx.md) if "platform.warning" in ctx.catalog else None
+        leads = plist.by_rule(ctx.projects)
+        if w is None or not leads:
+            return _null(text)
+        rule = sa.select(w.c.rule_id).where(w.c.warning_id == s.c.warning_id).limit(1).scalar_subquery()
+        whens = [(sa.and_(rule == r, s.c.outcome == o, kind == k), sa.literal(p, text)) for r, o, k, p in leads]
+        return sa.case(*whens, else_=_null(text))
+    found = plist.by_source(ctx.projects, src.path.stem)
+    if len(found) == 1:
+        return sa.literal(found[0][1], text)
+    whens = [(kind == k, sa.literal(p, text)) for k, p in found]
+    return sa.case(*whens, else_=_null(text)) if whens else _null(text)
+
+
+def _service(ctx: _Ctx, declared: sa.ColumnElement[Any], project: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
+    """The declared service kind, else the programme's (a service programme names one)."""
+    whens = [(project == p.id, sa.literal(p.service_kind, sa.String)) for p in ctx.projects if p.service_kind]
+    return sa.func.coalesce(declared, sa.case(*whens, else_=_null(sa.Text))) if whens else declared
+
+
 def _select(ctx: _Ctx, src: spec.AssistanceSource) -> sa.Select[Any]:
     """A SELECT of one declared source's rows shaped as records, with ``_live``: which may be inserted."""
     s = ctx.table(src.feed)
@@ -295,6 +325,8 @@ def _select(ctx: _Ctx, src: spec.AssistanceSource) -> sa.Select[Any]:
         household = sa.func.coalesce(household, r.c.household_id_token)
         district = sa.case((found, r.c.district_code), else_=district)
         street = sa.case((found, r.c.street_code), else_=street)
+    kind = x.value(src.assistance_kind, sa.String)
+    project = _project(ctx, src, s, kind)
     cols = {
         "record_id": _record_id(prefix, key, token=spec.key_is_token(src, ctx.catalog)),
         "household_id_token": household,
@@ -302,11 +334,13 @@ def _select(ctx: _Ctx, src: spec.AssistanceSource) -> sa.Select[Any]:
         "id_number_enc": s.c.id_number_enc,
         "id_number_masked": s.c.id_number_masked,
         "department": x.value(src.department, sa.String),
-        "assistance_kind": x.value(src.assistance_kind, sa.String),
+        "assistance_kind": kind,
         "amount": sa.func.coalesce(x.value(src.amount, sa.Numeric(18, 4)), 0),
         "in_kind_description": _null(sa.Text)
         if in_kind is None
         else sa.func.substr(x.value(in_kind, sa.Text), 1, 200, type_=sa.Text),
+        "service_kind": _service(ctx, x.value(src.service_kind, sa.Text), project),
+        "project_id": project,
         "period_start": period[0],
         "period_end": period[1],
         "granted_on": x.value(src.granted_on, sa.Date),
@@ -351,6 +385,18 @@ def _write(
     return inserted, updated
 
 
+def _projects(directory: Path, catalog: Any) -> list[plist.Project]:
+    """The project list beside the sources' folder (rules/projects.yaml), checked; none when the folder has none."""
+    from lidm.monitor.rules import load_rules
+
+    path = plist.projects_path(directory.parent)
+    if not path.exists():
+        return []
+    rules = load_rules(directory.parent, catalog=catalog)
+    names = [p.stem for p in directory.glob("*.yaml")]
+    return plist.load_projects(path, catalog=catalog, rules=rules, sources=names)
+
+
 def build_assistance_records(
     engine: sa.Engine, catalog: Any, *, now: datetime, directory: Path | None = None
 ) -> dict[str, int]:
@@ -363,7 +409,7 @@ def build_assistance_records(
     """
     sources = spec.load_sources(directory, catalog)
     t = assistance_table(catalog)
-    ctx = _Ctx(catalog, now, sa.MetaData())
+    ctx = _Ctx(catalog, now, sa.MetaData(), _projects(directory or spec.assistance_dir(), catalog))
     batch_id = str(uuid.uuid4())
     counts: dict[str, int] = {"inserted": 0, "updated": 0}
     with engine.begin() as conn:

@@ -113,7 +113,7 @@ class RuleCount:
     raised: int = 0
     closed: int = 0
     open: int = 0
-    suppressed: int = 0  # flagged again but held back: a "not eligible" answer's quiet period, data unchanged
+    suppressed: int = 0  # flagged again but held back: not eligible within the quiet period, or data_error; unchanged
 
 
 @dataclass

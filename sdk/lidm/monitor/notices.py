@@ -141,7 +141,7 @@ def due_notices(engine: sa.Engine, catalog: ContractCatalog, department: str) ->
 
 
 def _referred(conn: sa.Connection, catalog: ContractCatalog, ids: list[str]) -> set[str]:
-    """Warnings the department had referred to county coordination (一事一议)."""
+    """Warnings the department had referred to county coordination (referred, or case_by_case: 一事一议)."""
     if not ids or "platform.disposition" not in catalog:
         return set()
     d = dataset_table(catalog["platform.disposition"], sa.MetaData())
@@ -151,7 +151,7 @@ def _referred(conn: sa.Connection, catalog: ContractCatalog, ids: list[str]) -> 
             conn.execute(
                 sa.select(d.c.warning_id).where(
                     d.c.warning_id.in_(ids[start : start + 500]),
-                    d.c.outcome == "referred",
+                    d.c.outcome.in_(("referred", "case_by_case")),  # both wait for the county's 一事一议
                     d.c._retired_batch.is_(None),
                 )
             ).scalars()

@@ -6,6 +6,10 @@ the rule's ``quiet_after_not_eligible`` period (from the day the platform took t
 data the rule reads changed since: a threshold raised and lowered back, or a row that merely left a time window,
 asks nobody again; a new medical bill, a changed status or a new row does.
 
+A ``data_error`` answer (比对数据有误: the shared data the rule compared was wrong) holds back the same way but with
+no time limit: asking again about the same wrong data would only bring the same answer, so the rule asks again
+once the person's data it reads changed (the sharing department corrected it), however long that takes.
+
 "Changed" is told by an evidence digest: when a warning is raised, a keyed digest (BLAKE2b under a key derived
 from the keyring's token root key) of what the rule reads of the person (``Compiled.evidence``: their rows in
 every feed the rule reads, on the columns it reads) is kept in the warning's ``_row_digest``; a held-back
@@ -29,6 +33,7 @@ from lidm.monitor.engine import Compiled
 
 DISPOSITION_CONTRACT = "platform.disposition"
 NOT_ELIGIBLE = "not_eligible"
+DATA_ERROR = "data_error"
 _PERSON = b"lidm-evidence"
 _CHUNK = 500
 
@@ -41,11 +46,9 @@ def evidence_key(keyring: Any) -> bytes | None:
 
 
 def answered(compiled: Compiled, catalog: Any, token: sa.ColumnElement[Any]) -> sa.ColumnElement[bool] | None:
-    """SQL: the person (``token``) has a not_eligible answer to this rule within its quiet period; None when the
-    rule has no quiet period."""
+    """SQL: the person (``token``) has a not_eligible answer to this rule within its quiet period, or a data_error
+    answer to it."""
     since = _since(compiled)
-    if since is None:
-        return None
     ws, d = warning_state, _dispositions(catalog)
     return (
         sa.exists()
@@ -125,8 +128,6 @@ def _text(value: Any) -> str:
 def _answered_digests(conn: sa.Connection, compiled: Compiled, catalog: Any, tokens: Sequence[str]) -> dict[str, str]:
     """Per person, the evidence digest of the warning their latest not_eligible answer in the period was given to."""
     since = _since(compiled)
-    if since is None:  # no quiet period: hold_back is not asked
-        return {}
     ws, d = warning_state, _dispositions(catalog)
     w = dataset_table(catalog["platform.warning"], sa.MetaData())
     out: dict[str, str] = {}
@@ -143,8 +144,10 @@ def _answered_digests(conn: sa.Connection, compiled: Compiled, catalog: Any, tok
     return out
 
 
-def _answer(d: sa.Table, since: datetime) -> list[sa.ColumnElement[bool]]:
-    return [d.c.outcome == NOT_ELIGIBLE, d.c._retired_batch.is_(None), warning_state.c.disposed_at >= since]
+def _answer(d: sa.Table, since: datetime | None) -> list[sa.ColumnElement[bool]]:
+    """A not_eligible answer within the quiet period (none without one), or a data_error answer at any time."""
+    quiet = sa.and_(d.c.outcome == NOT_ELIGIBLE, warning_state.c.disposed_at >= since) if since else sa.false()
+    return [sa.or_(quiet, d.c.outcome == DATA_ERROR), d.c._retired_batch.is_(None)]
 
 
 def _since(compiled: Compiled) -> datetime | None:

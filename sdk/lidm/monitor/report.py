@@ -8,10 +8,8 @@ the file: the statistics never read a personal value.
 
 from __future__ import annotations
 
-import html
 import os
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from plotly.offline import get_plotlyjs
 
-from lidm.monitor import stats
+from lidm.monitor import page, stats
 from lidm.monitor.charts import (
     Labels,
     chart,
@@ -30,6 +28,7 @@ from lidm.monitor.charts import (
     warnings_chart,
 )
 from lidm.monitor.happiness import build_assistance_records
+from lidm.monitor.quality import DataQuality, data_quality, sharing_map
 from lidm.monitor.scenarios import GROUP_LABELS, group_counts, in_group_order
 
 
@@ -46,10 +45,20 @@ class ReportData:
     needs: list[stats.HouseholdNeeds]
     chains: list[stats.HouseholdChain]
     run: stats.RunCounts | None
+    quality: dict[str, DataQuality] = field(default_factory=dict)
+    services: list[stats.ServiceTotal] = field(default_factory=list)
 
 
-def collect(conn: sa.Connection, catalog: Any, *, top: int = 20, sample: int = 10) -> ReportData:
-    """The report's figures: counts per dimension, the ``top`` households in need, a ``sample`` of chains."""
+def collect(
+    conn: sa.Connection,
+    catalog: Any,
+    *,
+    top: int = 20,
+    sample: int = 10,
+    sharing: dict[str, tuple[str, ...]] | None = None,
+) -> ReportData:
+    """The report's figures: counts per dimension, the ``top`` households in need, a ``sample`` of chains, and
+    the sharing departments' data quality (``sharing``: rule id -> departments, quality.sharing_map)."""
     return ReportData(
         overview=stats.overview(conn, catalog),
         warnings={by: stats.warning_counts(conn, catalog, by) for by in ("rule", "department", "district", "category")},
@@ -60,42 +69,12 @@ def collect(conn: sa.Connection, catalog: Any, *, top: int = 20, sample: int = 1
         needs=stats.needs_list(conn, catalog, limit=top),
         chains=stats.happiness_list(conn, catalog, limit=sample),
         run=stats.latest_run(conn),
+        quality=data_quality(conn, catalog, sharing or {}),
+        services=stats.service_totals(conn, catalog),
     )
 
 
 # --------------------------------------------------------------------------- charts
-
-
-def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
-
-
-def _num(value: float | int) -> str:
-    return f"{value:,.2f}" if isinstance(value, float) else f"{value:,}"
-
-
-def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]], *, numeric: Sequence[int] = ()) -> str:
-    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
-    body = []
-    for row in rows:
-        cells = []
-        for i, v in enumerate(row):
-            text = _num(v) if isinstance(v, int | float) and not isinstance(v, bool) else _e(v)
-            cells.append(f'<td class="num">{text}</td>' if i in numeric else f"<td>{text}</td>")
-        body.append("<tr>" + "".join(cells) + "</tr>")
-    if not body:
-        return '<p class="empty">暂无数据 / no data yet</p>'
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
-def _household(key: str) -> str:
-    """A household's key shortened for reading: kind (户 H / 人 P) and the first characters of its token."""
-    kind, _, token = key.partition(":")
-    return f"{kind}:{token[:10]}"
-
-
-def _section(anchor: str, title: str, why: str, *content: str) -> str:
-    return f'<section id="{anchor}"><h2>{_e(title)}</h2><p class="why">{_e(why)}</p>{"".join(content)}</section>'
 
 
 SECTIONS = (
@@ -107,6 +86,7 @@ SECTIONS = (
     ("assistance", "救助汇总 / Assistance totals"),
     ("needs", "需求清单 / Needs list"),
     ("happiness", "幸福清单样本 / Happiness list sample"),
+    ("quality", "比对数据质量（容错）/ Quality of the shared data"),
     ("rules", "规则计数 / Per-rule counts"),
 )
 
@@ -118,16 +98,16 @@ def render(data: ReportData, labels: Labels, *, generated_at: datetime, groups: 
     o = data.overview
     title = dict(SECTIONS)
     cards = [
-        ("受助户（人）/ households assisted", _num(o.households_assisted)),
-        ("救助记录 / assistance records", _num(o.assistance_records)),
-        ("救助金额（元）/ amount (yuan)", _num(o.assistance_amount)),
-        ("未办结预警 / open warnings", _num(o.open_warnings)),
-        ("已逾期 / overdue", _num(o.overdue_warnings)),
-        ("待帮扶户（人）/ households in need", _num(o.households_in_need)),
-        ("已采纳处置反馈 / dispositions applied", _num(o.dispositions_applied)),
+        ("受助户（人）/ households assisted", page.num(o.households_assisted)),
+        ("救助记录 / assistance records", page.num(o.assistance_records)),
+        ("救助金额（元）/ amount (yuan)", page.num(o.assistance_amount)),
+        ("未办结预警 / open warnings", page.num(o.open_warnings)),
+        ("已逾期 / overdue", page.num(o.overdue_warnings)),
+        ("待帮扶户（人）/ households in need", page.num(o.households_in_need)),
+        ("已采纳处置反馈 / dispositions applied", page.num(o.dispositions_applied)),
     ]
     overview = '<div class="cards">' + "".join(
-        f'<div class="card"><div class="v">{v}</div><div class="k">{_e(k)}</div></div>' for k, v in cards
+        f'<div class="card"><div class="v">{v}</div><div class="k">{page.e(k)}</div></div>' for k, v in cards
     )
     overview += "</div>"
     w = data.warnings
@@ -151,7 +131,7 @@ def render(data: ReportData, labels: Labels, *, generated_at: datetime, groups: 
         )
     )
     warnings += "</div>"
-    totals_table = _table(
+    totals_table = page.table(
         (
             "部门 / department",
             "救助项目 / kind",
@@ -166,7 +146,7 @@ def render(data: ReportData, labels: Labels, *, generated_at: datetime, groups: 
         ),
         numeric=(2, 3, 4, 5),
     )
-    needs_table = _table(
+    needs_table = page.table(
         (
             "户（人）/ household",
             "对象（脱敏）/ persons (masked)",
@@ -180,7 +160,7 @@ def render(data: ReportData, labels: Labels, *, generated_at: datetime, groups: 
         ),
         (
             (
-                _household(n.household),
+                page.household(n.household),
                 f"{'、'.join(n.names_masked)}（{n.people}人）",
                 labels.district(n.district_code),
                 labels("category", n.low_income_category),
@@ -200,19 +180,20 @@ def render(data: ReportData, labels: Labels, *, generated_at: datetime, groups: 
             period = f"{a.period_start or ''} ~ {a.period_end or ''}" if a.period_start or a.period_end else ""
             chain_rows.append(
                 (
-                    _household(c.household),
+                    page.household(c.household),
                     f"#{a.person}" if a.person else "",
                     labels("department", a.department),
                     labels("kind", a.kind),
                     a.granted_on,
                     period,
                     a.amount,
-                    a.in_kind,
+                    "；".join(x for x in (a.in_kind, a.service_kind and labels("service", a.service_kind)) if x),
+                    a.project_id,
                     labels("disbursement", a.status),
                     labels("source", a.source),
                 )
             )
-    chains_table = _table(
+    chains_table = page.table(
         (
             "户（人）/ household",
             "成员 / person",
@@ -221,22 +202,23 @@ def render(data: ReportData, labels: Labels, *, generated_at: datetime, groups: 
             "发放日期 / granted",
             "期间 / period",
             "金额（元）/ amount",
-            "实物或服务 / in kind",
+            "实物或服务 / in kind or service",
+            "项目清单 / project",
             "状态 / status",
             "来源 / source",
         ),
         chain_rows,
         numeric=(6,),
     )
-    chain_heads = _table(
+    chain_heads = page.table(
         ("户（人）/ household", "区县 / district", "救助记录 / records", "部门数 / departments", "金额（元）/ amount"),
         (
-            (_household(c.household), labels.district(c.district_code), c.records, c.departments, c.amount)
+            (page.household(c.household), labels.district(c.district_code), c.records, c.departments, c.amount)
             for c in data.chains
         ),
         numeric=(2, 3, 4),
     )
-    group_table = _table(
+    group_table = page.table(
         (
             "类别 / group",
             "规则 / rules",
@@ -252,7 +234,7 @@ def render(data: ReportData, labels: Labels, *, generated_at: datetime, groups: 
         ),
         numeric=(1, 2, 3, 4, 5, 6),
     )
-    group_rules = _table(
+    group_rules = page.table(
         ("类别 / group", "规则 / rule", "说明 / title", "预警 / warnings", "未办结 / open", "已处置 / disposed"),
         (
             (GROUP_LABELS.get(groups.get(rid, ""), "—"), rid, labels.rule(rid), c.total, c.open, c.disposed)
@@ -261,7 +243,7 @@ def render(data: ReportData, labels: Labels, *, generated_at: datetime, groups: 
         numeric=(3, 4, 5),
     )
     run = data.run
-    rule_table = _table(
+    rule_table = page.table(
         (
             "规则 / rule",
             "说明 / title",
@@ -284,14 +266,14 @@ def render(data: ReportData, labels: Labels, *, generated_at: datetime, groups: 
     )
     body = "".join(
         (
-            _section(
+            page.section(
                 "overview",
                 title["overview"],
                 "全市低收入人口救助与预警的总体情况：多少户得到救助、多少预警待办、多少已逾期。"
                 " / The city at a glance: who was helped, how many warnings wait for a department, how many are late.",
                 overview,
             ),
-            _section(
+            page.section(
                 "groups",
                 title["groups"],
                 "大数据比对的三个方向：在保对象是否需加强帮扶、未纳入的困难群众是否可能符合条件（主动发现，应救尽救）、"
@@ -301,7 +283,7 @@ def render(data: ReportData, labels: Labels, *, generated_at: datetime, groups: 
                 group_table,
                 group_rules,
             ),
-            _section(
+            page.section(
                 "warnings",
                 title["warnings"],
                 "大数据比对生成的预警落在哪些规则、部门、区县和人群：看压力集中在哪里。"
@@ -309,7 +291,7 @@ def render(data: ReportData, labels: Labels, *, generated_at: datetime, groups: 
                 " the load is.",
                 warnings,
             ),
-            _section(
+            page.section(
                 "overdue",
                 title["overdue"],
                 "超过办理时限仍未反馈的预警，按须办理部门：督办的依据。"
@@ -317,15 +299,15 @@ def render(data: ReportData, labels: Labels, *, generated_at: datetime, groups: 
                 " follow up.",
                 chart(overdue_chart(data.overdue, labels), "chart-overdue"),
             ),
-            _section(
+            page.section(
                 "dispositions",
                 title["dispositions"],
-                "各部门反馈的处置结果（已纳入、已给予救助、不符合条件、已终止、一事一议）：预警是否转化为帮扶。"
-                " / What departments answered (included, granted, not eligible, terminated, referred): whether warnings"
-                " became help.",
+                "各部门反馈的处置结果（已纳入、已给予救助、不符合条件、已终止、一事一议、比对数据有误等）：预警是否转化为帮扶。"
+                " / What departments answered (included, granted, not eligible, terminated, 一事一议, data error, …):"
+                " whether warnings became help.",
                 chart(outcome_chart(data.outcomes, labels), "chart-outcomes"),
             ),
-            _section(
+            page.section(
                 "assistance",
                 title["assistance"],
                 "幸福清单汇总：各部门各类救助的记录数、户数与金额（已撤销的不计）：避免遗漏与重复。"
@@ -350,8 +332,13 @@ def render(data: ReportData, labels: Labels, *, generated_at: datetime, groups: 
                     "chart-assistance-records",
                 ),
                 totals_table,
+                page.table(
+                    ("服务类别 / service kind", "记录 / records", "户（人）/ households"),
+                    ((labels("service", x.service_kind), x.records, x.households) for x in data.services),
+                    numeric=(1, 2),
+                ),
             ),
-            _section(
+            page.section(
                 "needs",
                 title["needs"],
                 "仍有未办结预警的家庭及其困难类型、须办理部门：下一步要帮谁、谁来帮。"
@@ -360,7 +347,7 @@ def render(data: ReportData, labels: Labels, *, generated_at: datetime, groups: 
                 chart(needs_chart(data.needs_by_hardship, labels), "chart-needs"),
                 needs_table,
             ),
-            _section(
+            page.section(
                 "happiness",
                 title["happiness"],
                 "救助金额最多的若干户的救助链（一户一条救助链），身份证号已脱敏。"
@@ -369,32 +356,60 @@ def render(data: ReportData, labels: Labels, *, generated_at: datetime, groups: 
                 chain_heads,
                 chains_table,
             ),
-            _section(
+            page.section(
+                "quality",
+                title["quality"],
+                "各共享部门的数据经比对生成预警后，被处置部门反馈“比对数据有误”的次数与比例（容错纠错机制："
+                "数据共享不准确不计为“不符合条件”）：哪个部门的数据需要核查纠正。 / Per sharing department, how many"
+                " answers to the warnings its data raised said the data compared wrongly (data_error, kept apart from"
+                " not eligible): whose data needs correcting.",
+                page.table(
+                    (
+                        "共享部门 / department",
+                        "处置反馈 / answers",
+                        "比对数据有误 / data errors",
+                        "比例 / rate",
+                        "规则 / rules",
+                    ),
+                    (
+                        (
+                            labels("department", q.department),
+                            q.dispositions,
+                            q.data_errors,
+                            f"{q.rate:.1%}",
+                            "、".join(q.rules),
+                        )
+                        for q in data.quality.values()
+                    ),
+                    numeric=(1, 2, 3),
+                ),
+            ),
+            page.section(
                 "rules",
                 title["rules"],
-                "最近一次比对每条规则比中、新生成、暂缓（已答复“不符合条件”且数据未变，免于重复打扰）、关闭和未办结的预警数："
-                "规则是否在起作用。 / Per rule, in the latest run: matched, raised, suppressed (answered not eligible"
-                " within the rule's quiet period, data unchanged), closed and still open — whether each rule earns its"
-                " keep.",
-                f'<p class="why">{_e(run_note)}</p>',
+                "最近一次比对每条规则比中、新生成、暂缓（已答复“不符合条件”或“比对数据有误”且数据未变，免于重复打扰）、"
+                "关闭和未办结的预警数：规则是否在起作用。 / Per rule, in the latest run: matched, raised, suppressed"
+                " (answered not eligible within the rule's quiet period, or data error, data unchanged), closed and"
+                " still open — whether each rule earns its keep.",
+                f'<p class="why">{page.e(run_note)}</p>',
                 rule_table,
             ),
         )
     )
-    nav = " · ".join(f'<a href="#{a}">{_e(t)}</a>' for a, t in SECTIONS)
+    nav = " · ".join(f'<a href="#{a}">{page.e(t)}</a>' for a, t in SECTIONS)
     return f"""<!DOCTYPE html>
 <html lang="zh-CN">
 <head>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>低收入人口动态监测报告 / Low-income population monitoring report</title>
-<style>{_CSS}</style>
+<style>{page.CSS}</style>
 <script type="text/javascript">{get_plotlyjs()}</script>
 </head>
 <body>
 <header>
 <h1>低收入人口动态监测报告 / Low-income population monitoring report</h1>
-<p class="meta">生成于 / generated {generated_at:%Y-%m-%d %H:%M} · {_e(run_note)}</p>
+<p class="meta">生成于 / generated {generated_at:%Y-%m-%d %H:%M} · {page.e(run_note)}</p>
 <p class="meta">本报告仅含统计数、脱敏身份证号和截短的户令牌，不含姓名或身份证号明文。
  / Counts, masked id numbers and shortened household tokens only: no name or id number in clear.</p>
 <nav>{nav}</nav>
@@ -404,28 +419,6 @@ def render(data: ReportData, labels: Labels, *, generated_at: datetime, groups: 
 window.addEventListener("load", function () {{ window.dispatchEvent(new Event("resize")); }});</script>
 </body>
 </html>
-"""
-
-
-_CSS = """
-body{font-family:PingFang SC,Microsoft YaHei,Noto Sans CJK SC,sans-serif;margin:0;color:#222;background:#fff}
-header{padding:16px 24px;background:#f4f6f8;border-bottom:1px solid #dde}
-h1{font-size:22px;margin:0 0 6px}
-h2{font-size:18px;margin:28px 0 4px;border-left:4px solid #4e79a7;padding-left:8px}
-main{padding:0 24px 40px}
-nav a{margin-right:4px;color:#2a5d9f;text-decoration:none;font-size:13px}
-.meta,.why{color:#555;font-size:13px;margin:4px 0}
-.cards{display:flex;flex-wrap:wrap;gap:12px;margin-top:10px}
-.card{border:1px solid #dde;border-radius:6px;padding:10px 14px;min-width:150px}
-.card .v{font-size:22px;font-weight:600}
-.card .k{font-size:12px;color:#666}
-.grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(460px,1fr));gap:12px}
-.grid>*{min-width:0;overflow:hidden}
-table{border-collapse:collapse;font-size:12px;margin:10px 0;width:100%}
-th,td{border:1px solid #dde;padding:4px 6px;text-align:left;vertical-align:top}
-th{background:#f4f6f8}
-td.num{text-align:right;font-variant-numeric:tabular-nums}
-.empty{color:#888;font-style:italic}
 """
 
 
@@ -439,10 +432,11 @@ def write_report(
     top: int = 20,
     sample: int = 10,
     rule_groups: dict[str, str] | None = None,
+    sharing: dict[str, tuple[str, ...]] | None = None,
 ) -> Path:
     """Gather the figures and write the HTML atomically (a hidden part file renamed into place)."""
     with engine.connect() as conn:
-        data = collect(conn, catalog, top=top, sample=sample)
+        data = collect(conn, catalog, top=top, sample=sample, sharing=sharing)
     page = render(data, Labels(catalog, rule_titles), generated_at=now, groups=rule_groups)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -486,6 +480,7 @@ def report(settings: Any, out: Path | None = None, *, rebuild: bool = True, top:
             rule_titles={r.id: r.title for r in rules},
             top=top,
             rule_groups={r.id: r.group_of.value for r in rules},
+            sharing=sharing_map(rules, catalog),
         )
     finally:
         engine.dispose()

@@ -41,6 +41,8 @@ _CODE_FIELD = {
     "closed": "warning_id",
     "department_mismatch": "department",
     "inconsistent_outcome": "outcome",
+    "follow_up_date_missing": "follow_up_date",
+    "follow_up_not_case_by_case": "outcome",
     "id_number_mismatch": "id_number",
     "duplicate": "disposed_at",
     "superseded": "disposed_at",
@@ -268,7 +270,7 @@ def _explain(code: str, f: Field | None, fields: dict[str, Field], department: s
     if code == "inconsistent_outcome":
         return (
             "处置结果与救助信息不一致：“已给予救助”须填救助项目、救助金额和救助日期；“已纳入”须填救助项目和救助日期；"
-            "其余结果（不符合条件、已终止、提交县级协调）须填处置说明，且不填救助项目和救助金额。",
+            "其余结果（不符合条件、已终止、提交县级协调、一事一议、比对数据有误等）须填处置说明，且不填救助项目和救助金额。",
             message,
         )
     if code == "superseded":
@@ -286,6 +288,12 @@ def _explain(code: str, f: Field | None, fields: dict[str, Field], department: s
         "other_department": "该预警不是推送给本部门的，本部门不能反馈。",
         "closed": "该预警已关闭（困难情形已消除），不再接收处置反馈。",
         "id_number_mismatch": "公民身份号码与该预警的对象不一致，请核对。",
+        "follow_up_date_missing": (
+            "处置结果为“一事一议”时须填写一事一议跟进日期（县级协调机制跟进该案的日期），请补填后重新报送。"
+        ),
+        "follow_up_not_case_by_case": (
+            "一事一议跟进日期和一事一议结果只用于处置结果为“一事一议”的反馈，其他处置结果请留空。"
+        ),
         "duplicate": "该预警已有办结反馈，不再接收新的办结反馈；如需更正原反馈，请沿用原反馈的处置时间重新报送。",
         "malformed_row": (
             "该行的列数与表头不一致，常见原因是单元格中有未加引号的英文逗号；请用 Excel 另存为 CSV 后重新报送。"

@@ -287,7 +287,8 @@ def load_rule(path: Path) -> Rule:
 def load_rules(directory: Path | None = None, catalog: Any = None, params: dict[str, Any] | None = None) -> list[Rule]:
     """Every rule of a folder, checked against the catalogue; params as {"rule_id.param": value}."""
     directory = directory or default_rules_dir()
-    rules = [load_rule(p) for p in sorted(directory.glob("*.yaml"))]
+    # projects.yaml beside the rules is the project list (lidm.monitor.projects), not a rule
+    rules = [load_rule(p) for p in sorted(directory.glob("*.yaml")) if p.name != "projects.yaml"]
     overrides: dict[str, dict[str, Any]] = {}
     for key, value in (params or {}).items():
         rule_id, _, name = key.partition(".")

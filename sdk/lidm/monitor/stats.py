@@ -67,6 +67,8 @@ class Assistance:
     period_start: date | None = None
     period_end: date | None = None
     in_kind: str | None = None
+    service_kind: str | None = None  # 服务类社会救助 ("物质+服务")
+    project_id: str | None = None  # the programme of the project list (rules/projects.yaml)
 
 
 @dataclass
@@ -113,6 +115,26 @@ def assistance_totals(conn: sa.Connection, catalog: Any) -> list[AssistanceTotal
         for r in rows
     ]
     return sorted(totals, key=lambda a: (-a.amount, -a.records, a.department, a.kind))
+
+
+@dataclass(frozen=True)
+class ServiceTotal:
+    """Services of one kind (服务类社会救助, "物质+服务"): records and households, revoked ones apart."""
+
+    service_kind: str
+    records: int
+    households: int
+
+
+def service_totals(conn: sa.Connection, catalog: Any) -> list[ServiceTotal]:
+    """Records that gave a service, per service kind, most records first."""
+    t = assistance_table(catalog)
+    rows = conn.execute(
+        sa.select(t.c.service_kind, sa.func.count(), sa.func.count(sa.distinct(chain_key(t))))
+        .where(t.c.disbursement_status != "revoked", t.c.service_kind.is_not(None))
+        .group_by(t.c.service_kind)
+    ).all()
+    return sorted((ServiceTotal(*r) for r in rows), key=lambda x: (-x.records, x.service_kind))
 
 
 def happiness_list(
@@ -167,6 +189,8 @@ def happiness_list(
                 r.period_start,
                 r.period_end,
                 r.in_kind_description,
+                r.service_kind,
+                r.project_id,
             )
         )
     return list(chains.values())

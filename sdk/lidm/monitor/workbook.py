@@ -42,7 +42,17 @@ CONTEXT = ("name", "due_date", "summary")
 DATE_FORMATS = {LogicalType.DATE: "yyyy-mm-dd", LogicalType.TIMESTAMP: "yyyy-mm-dd hh:mm"}
 # Column widths (characters) that fit their values, so the sheet prints one page wide and stays legible.
 WIDTHS = {"warning_id": 21, "id_number": 20, "outcome": 14, "assistance_kind": 13, "amount": 9, "granted_on": 11}
-WIDTHS |= {"reason": 20, "handler": 8, "disposed_at": 15, "notes": 12, "summary": 30, "name": 8, "due_date": 23}
+WIDTHS |= {
+    "follow_up_date": 11,
+    "follow_up_result": 12,
+    "reason": 20,
+    "handler": 8,
+    "disposed_at": 15,
+    "notes": 12,
+    "summary": 30,
+    "name": 8,
+    "due_date": 23,
+}
 _LIST_LIMIT = 255  # characters of an inline drop-down list (Excel's limit); longer lists point at the code table
 _GREY, _FILLED, _ASK, _CONTEXT = "808080", "F2F2F2", "DDEBF7", "EDEDED"
 _URGENCY_FILL = {"high": "F8CBAD", "medium": "FCE4D6", "low": "FFF2CC"}
@@ -67,11 +77,22 @@ HOW = {
         "处置结果为“已纳入”“已给予救助”时必填，填日期。",
         "Required when included or granted: a date.",
     ),
+    "follow_up_date": (
+        "处置结果为“一事一议”时必填：县级协调机制跟进该案的日期；其他结果留空。",
+        "Required when the outcome is case_by_case (一事一议): the date the county will follow the case up; empty "
+        "otherwise.",
+    ),
+    "follow_up_result": (
+        "选填，仅用于“一事一议”：研究结果；可在之后新增一行“一事一议”（新的处置时间）补报。给予的救助由发放部门按“已给予救助”报送。",
+        "Optional, case_by_case only: what the 一事一议 decided; may be sent later in a new case_by_case row (a new "
+        "disposed_at). The assistance itself is reported as granted by the paying department.",
+    ),
     "reason": (
-        "处置结果不是“已纳入”“已给予救助”时必填（如不符合条件、已终止、一事一议、已告知政策本人未申请），写明原因或告知情况；"
-        "请勿写入身份证号、电话等个人信息。",
-        "Required for any outcome but included and granted (not eligible, terminated, referred, informed and not"
-        " applied): why, or how the person was informed. Write no id number, phone or other personal data.",
+        "处置结果不是“已纳入”“已给予救助”时必填（如不符合条件、已终止、一事一议、已告知政策本人未申请、比对数据有误），"
+        "写明原因、告知情况或哪项共享数据有误；请勿写入身份证号、电话等个人信息。",
+        "Required for any outcome but included and granted (not eligible, terminated, referred, case_by_case,"
+        " informed and not applied, data_error): why, how the person was informed, or which shared data was wrong."
+        " Write no id number, phone or other personal data.",
     ),
     "handler": ("必填，经办人姓名。", "Required: the handling officer's name."),
     "disposed_at": (
@@ -290,7 +311,8 @@ def _guide(ws: Any, columns: Sequence[Column], inbox: str) -> dict[str, str]:
     zh = [
         "1. 「答复」页每条预警一行，预警编号和公民身份号码已预先填好。第 1 行是列名，第 2 行灰色是字段代码，"
         "请勿修改或删除；从第 3 行起填写。",
-        "2. 一条预警可先报送“提交县级协调（一事一议）”，县级决定后再新增一行报送最终结果（处置时间不同）。",
+        "2. 一条预警可先报送“提交县级协调（一事一议）”或“一事一议”（须填跟进日期），县级决定后再新增一行报送最终结果或"
+        "一事一议结果（处置时间不同）。共享数据本身有误时选“比对数据有误”，不要选“不符合条件”。",
         "3. 日期填日期单元格，或写作 2026-12-04、2026/12/4、2026年12月4日；处置时间再写上时间，如 2026-12-04 10:30。"
         "CSV 文件同样可用这些写法；处置结果和救助项目可填中文（如“已给予救助”）或代码（见下方代码对照表）。",
         f"4. 填好后将本文件命名为 disposition_<任意名称>.xlsx（或另存为 CSV：disposition_<任意名称>.csv），"
@@ -302,8 +324,9 @@ def _guide(ws: Any, columns: Sequence[Column], inbox: str) -> dict[str, str]:
     en = [
         "1. Sheet 答复 has one row per warning with warning_id and id_number filled in. Row 1 names the columns, "
         "grey row 2 holds the field names: change or delete neither; answers start on row 3.",
-        "2. A warning may first be referred to the county (提交县级协调（一事一议）) and answered finally later, in a "
-        "new row with a different disposed_at.",
+        "2. A warning may first be referred to the county (referred, or case_by_case with a follow-up date) and "
+        "answered finally, or the 一事一议's result sent, later in a new row with a different disposed_at. When the "
+        "shared data itself was wrong choose data_error (比对数据有误), not not_eligible.",
         "3. Dates as date cells, or written 2026-12-04, 2026/12/4 or 2026年12月4日; disposed_at with the time too, "
         "e.g. 2026-12-04 10:30. A CSV file takes the same forms; outcome and assistance_kind in Chinese (e.g. "
         "已给予救助) or as codes (code table below).",
