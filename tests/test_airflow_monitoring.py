@@ -45,7 +45,13 @@ def test_monitor_push_and_feedback_dags_run_the_loop_once(airflow_env, gateway_p
     reports, printed = _run(env, MONITOR_DAG)
     monitor = reports[MONITOR_DAG]
     assert "AssetAny" in monitor["dag"]["schedule"] and "civil_affairs.low_income_roster" in monitor["dag"]["schedule"]
-    assert {e["name"] for e in monitor["asset_events"]} == {"platform.warning", "platform.assistance_record"}
+    assert {e["name"] for e in monitor["asset_events"]} == {
+        "platform.warning",
+        "platform.assistance_record",
+        "platform.needs",
+        "platform.needs_summary",
+    }
+    assert monitor["xcom"]["needs_list.return_value"]["needs_live"] > 0
     counts = monitor["xcom"]["evaluate_rules.return_value"]["rules"]
     raised = sum(c["raised"] for c in counts.values())
     assert raised == _count(url, "SELECT count(*) FROM platform_warning") > 0

@@ -3,7 +3,8 @@
 
 - `lidm_monitor` is scheduled on the Assets of every feed a rule reads (any of them updating starts a run;
   a run evaluates every rule in one transaction, so runs requested in a burst are harmless). It publishes
-  the Asset `platform.warning`, then rebuilds the happiness list (`platform.assistance_record`).
+  the Asset `platform.warning`, then rebuilds the happiness list (`platform.assistance_record`) and the needs
+  list with its summary for charity (`platform.needs`, `platform.needs_summary`).
 - `lidm_push` is scheduled on `platform.warning`: one task per department, in that department's pool,
   pushes its new warnings through its channel.
 - `lidm_feedback` runs hourly: one task per department takes in acknowledgements and dispositions from its
@@ -18,7 +19,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from lidm.integrations.airflow.dags import DEFAULT_ARGS, START_DATE, contract_asset
-from lidm.integrations.airflow.tasks import collect_task, happiness_task, monitor_task, purge_task, push_task
+from lidm.integrations.airflow.tasks import (
+    collect_task,
+    happiness_task,
+    monitor_task,
+    needs_task,
+    purge_task,
+    push_task,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
@@ -30,6 +38,7 @@ HOUSEKEEPING_DAG = "lidm_housekeeping"
 WARNING = "platform.warning"
 DISPOSITION = "platform.disposition"
 ASSISTANCE = "platform.assistance_record"
+NEEDS = ("platform.needs", "platform.needs_summary")
 
 
 def departments() -> list[str]:
@@ -63,7 +72,7 @@ def build_monitor_dags() -> dict[str, DAG]:
 
     with DAG(
         dag_id=MONITOR_DAG,
-        description="Cross-match the feeds: raise, close and age warnings; rebuild the happiness list",
+        description="Cross-match the feeds: raise, close and age warnings; rebuild the happiness and needs lists",
         schedule=AssetAny(*(contract_asset(f) for f in feeds)),
         tags=["lidm", "monitoring"],
         doc_md=_monitor_doc(rules, feeds),
@@ -78,7 +87,13 @@ def build_monitor_dags() -> dict[str, DAG]:
         def happiness_list() -> dict[str, Any]:
             return happiness_task()
 
-        evaluate_rules() >> happiness_list()
+        @task(task_id="needs_list", outlets=[contract_asset(n) for n in NEEDS])
+        def needs_list() -> dict[str, Any]:
+            return needs_task()
+
+        evaluated = evaluate_rules()
+        evaluated >> happiness_list()
+        evaluated >> needs_list()
     dags[dag.dag_id] = dag
 
     with DAG(
