@@ -65,6 +65,8 @@ def test_monitor_push_and_feedback_dags_run_the_loop_once(airflow_env, gateway_p
     outboxes = [m.with_name(json.loads(m.read_text())["file"]) for m in manifests]
     assert outboxes and sum(len(p.read_text(encoding="utf-8-sig").splitlines()) - 1 for p in outboxes) == raised
 
+    warned_needs = "SELECT count(*) FROM platform_needs WHERE _retired_batch IS NULL AND open_warnings > 0"
+    needs_before = _count(url, warned_needs)
     departments = sorted({p.parts[-3] for p in outboxes})
     for dept in departments:
         respond(gateway_pg.settings, dept, seed=1, today=REFERENCE_DATE)
@@ -72,7 +74,10 @@ def test_monitor_push_and_feedback_dags_run_the_loop_once(airflow_env, gateway_p
     assert {e["name"] for e in reports[FEEDBACK_DAG]["asset_events"]} >= {
         "platform.disposition",
         "platform.assistance_record",
+        "platform.needs",
     }
+    # a disposed warning is no longer open: the needs it stood for go, unless another open warning or a visit holds them
+    assert _count(url, warned_needs) < needs_before
     disposed = _count(url, "SELECT count(*) FROM platform_warning WHERE status = 'disposed'")
     assert disposed > 0
     from_warnings = _count(url, "SELECT count(*) FROM platform_assistance_record WHERE source = 'warning'")

@@ -8,7 +8,7 @@
 - `lidm_push` is scheduled on `platform.warning`: one task per department, in that department's pool,
   pushes its new warnings through its channel.
 - `lidm_feedback` runs hourly: one task per department takes in acknowledgements and dispositions from its
-  channel, then the happiness list is rebuilt; it publishes `platform.disposition`.
+  channel, then the happiness and needs lists are rebuilt; it publishes `platform.disposition`.
 - `lidm_housekeeping` runs daily: rows past their contract's retention are purged.
 
 What each task does, and where a department's channel comes from, is in `tasks`.
@@ -116,12 +116,14 @@ def build_monitor_dags() -> dict[str, DAG]:
 
     with DAG(
         dag_id=FEEDBACK_DAG,
-        description="Take in acknowledgements and dispositions from every department; rebuild the happiness list",
+        description="Take in acknowledgements and dispositions from every department; rebuild the happiness and "
+        "needs lists",
         schedule="@hourly",
         tags=["lidm", "monitoring"],
         doc_md="Reads each department's acknowledgements and dispositions, validates them against "
         "`platform.disposition`, applies the valid ones to their warnings and refuses the rest with a reason "
-        "(`lidm_disposition_result`). Then rebuilds the happiness list.",
+        "(`lidm_disposition_result`). Then rebuilds the happiness list, and the needs list (a disposed warning is "
+        "no longer open, so its need goes unless a visit still asks for it).",
         **common,
     ) as dag:
         collected = []
@@ -137,7 +139,12 @@ def build_monitor_dags() -> dict[str, DAG]:
         def rebuild() -> dict[str, Any]:
             return happiness_task()
 
+        @task(task_id="needs_list", outlets=[contract_asset(n) for n in NEEDS], trigger_rule="all_done")
+        def rebuild_needs() -> dict[str, Any]:
+            return needs_task()
+
         collected >> rebuild()
+        collected >> rebuild_needs()
     dags[dag.dag_id] = dag
 
     with DAG(
