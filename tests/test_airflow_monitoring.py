@@ -45,7 +45,13 @@ def test_monitor_push_and_feedback_dags_run_the_loop_once(airflow_env, gateway_p
     reports, printed = _run(env, MONITOR_DAG)
     monitor = reports[MONITOR_DAG]
     assert "AssetAny" in monitor["dag"]["schedule"] and "civil_affairs.low_income_roster" in monitor["dag"]["schedule"]
-    assert {e["name"] for e in monitor["asset_events"]} == {"platform.warning", "platform.assistance_record"}
+    assert {e["name"] for e in monitor["asset_events"]} == {
+        "platform.warning",
+        "platform.assistance_record",
+        "platform.needs",
+        "platform.needs_summary",
+    }
+    assert monitor["xcom"]["needs_list.return_value"]["needs_live"] > 0
     counts = monitor["xcom"]["evaluate_rules.return_value"]["rules"]
     raised = sum(c["raised"] for c in counts.values())
     assert raised == _count(url, "SELECT count(*) FROM platform_warning") > 0
@@ -59,6 +65,8 @@ def test_monitor_push_and_feedback_dags_run_the_loop_once(airflow_env, gateway_p
     outboxes = [m.with_name(json.loads(m.read_text())["file"]) for m in manifests]
     assert outboxes and sum(len(p.read_text(encoding="utf-8-sig").splitlines()) - 1 for p in outboxes) == raised
 
+    warned_needs = "SELECT count(*) FROM platform_needs WHERE _retired_batch IS NULL AND open_warnings > 0"
+    needs_before = _count(url, warned_needs)
     departments = sorted({p.parts[-3] for p in outboxes})
     for dept in departments:
         respond(gateway_pg.settings, dept, seed=1, today=REFERENCE_DATE)
@@ -66,7 +74,10 @@ def test_monitor_push_and_feedback_dags_run_the_loop_once(airflow_env, gateway_p
     assert {e["name"] for e in reports[FEEDBACK_DAG]["asset_events"]} >= {
         "platform.disposition",
         "platform.assistance_record",
+        "platform.needs",
     }
+    # a disposed warning is no longer open: the needs it stood for go, unless another open warning or a visit holds them
+    assert _count(url, warned_needs) < needs_before
     disposed = _count(url, "SELECT count(*) FROM platform_warning WHERE status = 'disposed'")
     assert disposed > 0
     from_warnings = _count(url, "SELECT count(*) FROM platform_assistance_record WHERE source = 'warning'")

@@ -324,3 +324,28 @@ def test_sftp_settling_twice_is_not_an_error(sftp_folder, roster_csv):
     batch.on_loaded("b1", '{"batch": "b1"}')
     batch.on_loaded("b1", '{"batch": "b2"}')
     assert (folder / "archive" / "roster_1.csv.receipt.json").read_text() == '{"batch": "b1"}'
+
+
+def test_format_auto_reads_each_file_as_its_name_says(tmp_path):
+    """A street saves the XLSX template or its system's GBK CSV export into the same folder (home visits)."""
+    from lidm_samples.sources import xlsx_bytes
+
+    source = DropSource(connection="x", pattern="d_*", format="auto", encoding="gbk")
+    assert [source.format_of(n) for n in ("d_1.xlsx", "d_2.XLSX", "d_3.csv", "d_4.txt")] == [
+        "xlsx",
+        "xlsx",
+        "csv",
+        "csv",
+    ]
+    assert DropSource(connection="x", format="xlsx").format_of("d.csv") == "xlsx"  # a declared format holds
+    assert "xlsx: the active sheet, csv: gbk" in source.describe()
+    drops = tmp_path / "drops"
+    _drop(drops, "d_1.xlsx", xlsx_bytes(["编号", "名称"], [{"编号": "1", "名称": "甲"}]))
+    _drop(drops, "d_2.csv", "编号,名称\r\n2,乙\r\n".encode("gbk"))
+    rows = []
+    for batch in source.batches(LocalStore(drops)):
+        for chunk in batch.chunks():
+            rows += [(r["编号"], r["名称"]) for r in chunk.to_pylist()]
+    assert rows == [("1", "甲"), ("2", "乙")]
+    with pytest.raises(ConfigError, match="auto"):
+        DropSource(connection="x", format="ods")

@@ -97,7 +97,9 @@ def run_loop(settings: Settings, *, as_of: date, seed: int = 20261127) -> LoopRe
     loop = LoopReport(monitor(settings, as_of=as_of))
     loop.pushes = push_warnings(settings)
     loop.responses = [
-        respond(settings, p.consumer or p.department, seed=seed, today=as_of) for p in loop.pushes if p.status == "pushed"
+        respond(settings, p.consumer or p.department, seed=seed, today=as_of)
+        for p in loop.pushes
+        if p.status == "pushed"
     ]
     loop.collected = collect_dispositions(settings)
     loop.report = report(settings, settings.home / "reports" / "lidm-report.html")

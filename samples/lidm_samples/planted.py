@@ -19,6 +19,7 @@ from decimal import Decimal
 
 from lidm_samples import planted_leaving as leaving
 from lidm_samples import planted_missing as missing
+from lidm_samples import planted_visits as visits
 from lidm_samples.departments import agriculture_rural as agriculture
 from lidm_samples.departments import disability_federation as federation
 from lidm_samples.departments import emergency, housing, medical_insurance
@@ -59,6 +60,7 @@ RULES = (
     "student_no_education_assistance",
     *missing.RULES,  # subjects not the roster (主动发现): lidm_samples.planted_missing
     *leaving.RULES,  # on the roster, may no longer qualify (应退), and people who left: lidm_samples.planted_leaving
+    *visits.RULES,  # what home visits find (走访): lidm_samples.planted_visits
 )
 
 
@@ -294,6 +296,7 @@ _EXPECTED: dict[str, Callable[[World, date], set[str]]] = {
     "student_no_education_assistance": _student_no_education_assistance,
     **missing.EXPECTED,
     **leaving.EXPECTED,
+    **visits.EXPECTED,
 }
 
 
@@ -333,6 +336,7 @@ def planted_cases(world: World) -> dict[str, set[str]]:
         "student_no_education_assistance": _ids(world.cohort("student_aid_missing")),
         **missing.planted_cases(world),
         **leaving.planted_cases(world),
+        **visits.planted_cases(world),
     }
 
 
@@ -388,4 +392,5 @@ def near_misses(world: World) -> dict[str, set[str]]:
         "student_no_education_assistance": _ids(world.cohort("student_suspended")),
         **missing.near_misses(world),
         **leaving.near_misses(world),
+        **visits.near_misses(world),
     }

@@ -258,3 +258,25 @@ def monitor_collect(
             "(result_<file>.csv) and sends the file again"
         )
         raise typer.Exit(code=1)
+
+
+@monitor_app.command("needs")
+def monitor_needs(as_json: JsonOption = False) -> None:
+    """Rebuild the needs list (需求清单) from the open warnings and the home visits, and its summary for charity
+    (per street and kind of need, small counts withheld)."""
+    from lidm.monitor.needs import needs
+
+    try:
+        counts = needs(current_settings())
+    except LidmError as exc:
+        fail(exc)
+    if as_json:
+        print_json_lines([counts])
+        return
+    table = Table(title="Needs list (需求清单) and its summary")
+    for col in ("table", "live", "inserted", "updated", "retired"):
+        table.add_column(col, justify="left" if col == "table" else "right")
+    for name, prefix in (("platform.needs", "needs"), ("platform.needs_summary", "summary")):
+        table.add_row(name, *(f"{counts[f'{prefix}_{k}']:,}" for k in ("live", "inserted", "updated", "retired")))
+    wide().print(table)
+    console.print(f"{counts['summary_withheld']:,} summary cells withheld (fewer households than the threshold)")

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("lidm.sources")
 
 ARCHIVE, REJECTED = "archive", "rejected"
-FORMATS = ("csv", "xlsx")
+FORMATS = ("csv", "xlsx", "auto")  # auto: by each file's name, .xlsx a workbook, anything else delimited text
 DEFAULT_MAX_BYTES = 4 << 30  # 4 GiB: far above any department's roster, far below a runaway export
 
 
@@ -99,8 +99,15 @@ class DropSource:
 
     def describe(self) -> str:
         sheet = "the active sheet" if self.sheet is None else f"sheet {self.sheet}"
-        what = self.encoding if self.format == "csv" else sheet
+        what = {"csv": self.encoding, "xlsx": sheet}.get(self.format, f"xlsx: {sheet}, csv: {self.encoding}")
         return f"drop {self.pattern} ({self.format}, {what}) on connection {self.connection}"
+
+    def format_of(self, name: str) -> str:
+        """The format one file is read in: the declared one, or with ``auto`` the file's own (.xlsx a workbook, else
+        delimited text), for a drop folder where each office saves the template or its own system's CSV export."""
+        if self.format != "auto":
+            return self.format
+        return "xlsx" if display_name(name).lower().endswith(".xlsx") else "csv"
 
     def return_delivery(self, store: Store, shown: str, folder: str = REJECTED) -> list[str]:
         """Put a set-aside delivery back into the drop folder (found by the name its batch shows), so the feed's
@@ -169,7 +176,7 @@ class DropSource:
             signed = verify_drop(store, name, trust, where) if trust else None
             if signed:
                 state["producer"] = {"key_id": signed["producer_key_id"], "sha256": signed["sha256"]}
-            if self.format == "xlsx":
+            if self.format_of(name) == "xlsx":
                 with store.open(name) as fh:
                     data = fh.read(self.max_bytes + 1)
                 if len(data) > self.max_bytes:

@@ -3,11 +3,12 @@
 
 - `lidm_monitor` is scheduled on the Assets of every feed a rule reads (any of them updating starts a run;
   a run evaluates every rule in one transaction, so runs requested in a burst are harmless). It publishes
-  the Asset `platform.warning`, then rebuilds the happiness list (`platform.assistance_record`).
+  the Asset `platform.warning`, then rebuilds the happiness list (`platform.assistance_record`) and the needs
+  list with its summary for charity (`platform.needs`, `platform.needs_summary`).
 - `lidm_push` is scheduled on `platform.warning`: one task per department, in that department's pool,
   pushes its new warnings through its channel.
 - `lidm_feedback` runs hourly: one task per department takes in acknowledgements and dispositions from its
-  channel, then the happiness list is rebuilt; it publishes `platform.disposition`.
+  channel, then the happiness and needs lists are rebuilt; it publishes `platform.disposition`.
 - `lidm_housekeeping` runs daily: rows past their contract's retention are purged.
 
 What each task does, and where a department's channel comes from, is in `tasks`.
@@ -18,7 +19,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from lidm.integrations.airflow.dags import DEFAULT_ARGS, START_DATE, contract_asset
-from lidm.integrations.airflow.tasks import collect_task, happiness_task, monitor_task, purge_task, push_task
+from lidm.integrations.airflow.tasks import (
+    collect_task,
+    happiness_task,
+    monitor_task,
+    needs_task,
+    purge_task,
+    push_task,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import DAG
@@ -30,6 +38,7 @@ HOUSEKEEPING_DAG = "lidm_housekeeping"
 WARNING = "platform.warning"
 DISPOSITION = "platform.disposition"
 ASSISTANCE = "platform.assistance_record"
+NEEDS = ("platform.needs", "platform.needs_summary")
 
 
 def departments() -> list[str]:
@@ -63,7 +72,7 @@ def build_monitor_dags() -> dict[str, DAG]:
 
     with DAG(
         dag_id=MONITOR_DAG,
-        description="Cross-match the feeds: raise, close and age warnings; rebuild the happiness list",
+        description="Cross-match the feeds: raise, close and age warnings; rebuild the happiness and needs lists",
         schedule=AssetAny(*(contract_asset(f) for f in feeds)),
         tags=["lidm", "monitoring"],
         doc_md=_monitor_doc(rules, feeds),
@@ -78,7 +87,13 @@ def build_monitor_dags() -> dict[str, DAG]:
         def happiness_list() -> dict[str, Any]:
             return happiness_task()
 
-        evaluate_rules() >> happiness_list()
+        @task(task_id="needs_list", outlets=[contract_asset(n) for n in NEEDS])
+        def needs_list() -> dict[str, Any]:
+            return needs_task()
+
+        evaluated = evaluate_rules()
+        evaluated >> happiness_list()
+        evaluated >> needs_list()
     dags[dag.dag_id] = dag
 
     with DAG(
@@ -101,12 +116,14 @@ def build_monitor_dags() -> dict[str, DAG]:
 
     with DAG(
         dag_id=FEEDBACK_DAG,
-        description="Take in acknowledgements and dispositions from every department; rebuild the happiness list",
+        description="Take in acknowledgements and dispositions from every department; rebuild the happiness and "
+        "needs lists",
         schedule="@hourly",
         tags=["lidm", "monitoring"],
         doc_md="Reads each department's acknowledgements and dispositions, validates them against "
         "`platform.disposition`, applies the valid ones to their warnings and refuses the rest with a reason "
-        "(`lidm_disposition_result`). Then rebuilds the happiness list.",
+        "(`lidm_disposition_result`). Then rebuilds the happiness list, and the needs list (a disposed warning is "
+        "no longer open, so its need goes unless a visit still asks for it).",
         **common,
     ) as dag:
         collected = []
@@ -122,7 +139,12 @@ def build_monitor_dags() -> dict[str, DAG]:
         def rebuild() -> dict[str, Any]:
             return happiness_task()
 
+        @task(task_id="needs_list", outlets=[contract_asset(n) for n in NEEDS], trigger_rule="all_done")
+        def rebuild_needs() -> dict[str, Any]:
+            return needs_task()
+
         collected >> rebuild()
+        collected >> rebuild_needs()
     dags[dag.dag_id] = dag
 
     with DAG(

@@ -2,7 +2,7 @@
 
 - `run_feed_task`, `run_reconcile_task`: a feed's load and its reconciliation, the source from the feed's
   Airflow connection.
-- `monitor_task`, `happiness_task`, `push_task`, `collect_task`, `purge_task`: the monitoring loop and
+- `monitor_task`, `happiness_task`, `needs_task`, `push_task`, `collect_task`, `purge_task`: the monitoring loop and
   housekeeping; a department's channel comes from the Airflow connection `lidm_channel_<department>` when one
   exists (sftp, postgres or odbc; a database connection names its table in extra `table`), else from
   LIDM_CHANNELS, else the folder under LIDM_HOME.
@@ -169,6 +169,16 @@ def happiness_task() -> dict[str, Any]:
     finally:
         engine.dispose()
     log.info("happiness list rebuilt: %s", counts)
+    return _plain(counts)
+
+
+def needs_task() -> dict[str, Any]:
+    """Rebuild the needs list and its summary for charity from the open warnings and the home visits."""
+    from lidm.config import get_settings
+    from lidm.monitor.needs import needs
+
+    counts = needs(get_settings())
+    log.info("needs list rebuilt: %s", counts)
     return _plain(counts)
 
 
