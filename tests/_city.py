@@ -5,6 +5,7 @@ central database and keyring per test."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 
@@ -18,6 +19,15 @@ from lidm.monitor.lifecycle import monitor
 
 AS_OF = date(2026, 11, 27)
 RAISED_AT = datetime(2026, 11, 27, 20, 0, 0)
+
+
+def city_bureaus_only() -> Iterator[None]:
+    """For tests about one city bureau's channel: every warning goes to the city bureau, as a deployment whose
+    county and street offices are not connected yet routes them (LIDM_ROUTING_LEVELS); routing itself is tested in
+    test_routing_and_handover.py. Use as a module fixture: ``pytest.fixture(scope="module", autouse=True)(…)``."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("LIDM_ROUTING_LEVELS", '["city"]')
+        yield
 
 
 def monitored_city(home: Path, central_url: str | None = None, *, size: int = 1500) -> Settings:

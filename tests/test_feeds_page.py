@@ -112,7 +112,7 @@ def test_page_marks_late_and_rejected_feeds_and_shows_no_personal_data(central):
     page = TestClient(create_app(lambda: settings)).get("/feeds").text
     assert '<tr class="late" data-feed="health.deaths">' in page
     assert '<tr class="failing" data-feed="civil_affairs.low_income_roster">' in page and "empty_file" in page
-    assert "26</b> feeds" in page and "2</b>\nlate, rejected or not reconciled" in page
+    assert "27</b> feeds" in page and "2</b>\nlate, rejected or not reconciled" in page
     assert "expected within 2 days" in page
     assert kinds_in(page) == []
 
@@ -173,7 +173,7 @@ def test_status_json_is_the_feeds_page_json(central, monkeypatch):
     api = TestClient(create_app(lambda: settings)).get("/api/feeds").json()
     assert lines == api["feeds"] + api["warnings"]
     feeds = [r for r in lines if r["kind"] == "feed"]
-    assert len({tuple(r) for r in feeds}) == 1 and len(feeds) == 26  # every row the same keys
+    assert len({tuple(r) for r in feeds}) == 1 and len(feeds) == 27  # every row the same keys
     by_feed = {r["feed"]: r for r in feeds}
     roster = by_feed["civil_affairs.low_income_roster"]
     assert roster["state"] == "failing" and roster["last_batch"]["reason_code"] == "empty_file"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from _city import private_copy
+from _city import city_bureaus_only, private_copy
 from lidm_samples.demo import demo_settings, run_demo
 
 from lidm.central import db
@@ -45,14 +45,7 @@ WARNING = CATALOG["platform.warning"]
 DISPOSITION = CATALOG["platform.disposition"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _city_bureaus_only():
-    """These tests are about one city bureau's channel: every warning goes to the city bureau, as a deployment
-    whose county and street offices are not connected yet routes them (LIDM_ROUTING_LEVELS); routing itself is
-    tested in test_routing_and_handover.py."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("LIDM_ROUTING_LEVELS", '["city"]')
-        yield
+_bureaus = pytest.fixture(scope="module", autouse=True)(city_bureaus_only)  # one bureau's channel
 
 
 @pytest.fixture(scope="module")

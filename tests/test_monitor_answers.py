@@ -18,7 +18,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 import sqlalchemy as sa
-from _city import monitored_city, private_copy
+from _city import city_bureaus_only, monitored_city, private_copy
 from _city import rows as _rows
 from lidm_samples.demo import demo_settings
 
@@ -47,14 +47,7 @@ ZH_HEADER = [ZH[n] for n in FIELDS]  # 预警编号, 处置结果, ... 备注: t
 # ------------------------------------------------------------------------------------------ reading, alone
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _city_bureaus_only():
-    """These tests are about one city bureau's channel: every warning goes to the city bureau, as a deployment
-    whose county and street offices are not connected yet routes them (LIDM_ROUTING_LEVELS); routing itself is
-    tested in test_routing_and_handover.py."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("LIDM_ROUTING_LEVELS", '["city"]')
-        yield
+_bureaus = pytest.fixture(scope="module", autouse=True)(city_bureaus_only)  # one bureau's channel
 
 
 def _read(data: bytes, name: str = "disposition_x.csv", encoding: str = "auto"):

@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 import openpyxl
 import pytest
 import sqlalchemy as sa
+from _city import city_bureaus_only
 from _city import rows as _rows
 from lidm_samples.demo import demo_settings, run_demo
 
@@ -42,14 +43,7 @@ CATALOG = load_catalog()
 ROSTER = dataset_table(CATALOG["civil_affairs.low_income_roster"], sa.MetaData())
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _city_bureaus_only():
-    """These tests are about one city bureau's channel: every warning goes to the city bureau, as a deployment
-    whose county and street offices are not connected yet routes them (LIDM_ROUTING_LEVELS); routing itself is
-    tested in test_routing_and_handover.py."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("LIDM_ROUTING_LEVELS", '["city"]')
-        yield
+_bureaus = pytest.fixture(scope="module", autouse=True)(city_bureaus_only)  # one bureau's channel
 
 
 def _monitor(settings: Settings, as_of: date, now: datetime) -> None:

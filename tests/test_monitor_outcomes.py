@@ -21,6 +21,7 @@ from lidm_samples.demo import demo_settings
 from typer.testing import CliRunner
 
 import lidm.cli as cli
+from lidm import workdays
 from lidm.config import Settings
 from lidm.contracts.load import load_catalog
 from lidm.keys import load_keyring
@@ -240,9 +241,10 @@ def test_a_data_error_holds_the_rule_back_until_the_data_changes_however_long(
 
         def run(r, day: int):  # type: ignore[no-untyped-def]
             as_of = AS_OF + timedelta(days=day)
-            return run_monitor(
-                engine, [r], CATALOG, as_of=as_of, now=datetime.combine(as_of, datetime.min.time()), keyring=keyring
-            )
+            # A month and a year on: deadlines in 2027-28, past the calendar package; Monday to Friday on purpose.
+            calendar = workdays.Calendar(assume_weekdays_through=2028)
+            now = datetime.combine(as_of, datetime.min.time())
+            return run_monitor(engine, [r], CATALOG, as_of=as_of, now=now, keyring=keyring, calendar=calendar)
 
         run(rule.with_params({"window_days": 1}), 30)  # nobody matches: the conditions clear
         # The third person's data changes (the medical-insurance department corrects it): a new row the rule reads.

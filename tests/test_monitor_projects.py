@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from _city import monitored_city, private_copy
+from _city import city_bureaus_only, monitored_city, private_copy
 from _city import rows as _rows
 from lidm_samples.demo import demo_settings
 from typer.testing import CliRunner
@@ -38,6 +38,7 @@ RULES = load_rules(catalog=CATALOG)
 SOURCES = [p.stem for p in assistance_dir().glob("*.yaml")]
 PUSHED_AT = datetime(2026, 11, 28, 9, 0, 0)
 DEPT = "hr_social_security"
+_bureaus = pytest.fixture(scope="module", autouse=True)(city_bureaus_only)  # one bureau's channel
 FIELDS = ["warning_id", "id_number", "outcome", "assistance_kind", "amount", "granted_on", "reason", "handler"]
 FIELDS += ["disposed_at"]
 

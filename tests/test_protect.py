@@ -70,6 +70,7 @@ def test_protect_emits_only_policy_columns(roster):
         "status": "active",
         "exit_reason": None,
         "housing_difficulty": None,
+        "urban_rural": "urban",
         "phone": "13812345678",
         "updated_at": "2026-11-27 08:00:00",
     }

@@ -66,12 +66,14 @@ def _demo_loop(home: Path, central_url: str | None, seed: int) -> None:
     print_monitor(loop.monitor)
     pushed = [p for p in loop.pushes if p.status == "pushed"]
     console.print(
-        f"Pushed {sum(p.warnings for p in pushed):,} warnings to {len(pushed)} departments; they answered "
+        f"Pushed {sum(p.warnings for p in pushed):,} warnings to {len(pushed)} offices "
+        f"of {len({p.department for p in pushed})} departments (city, county and street); they answered "
         f"{sum(r.acknowledged for r in loop.responses):,} acknowledgements and "
         f"{sum(sum(r.outcomes.values()) for r in loop.responses):,} dispositions"
     )
     totals = loop.collected.totals()
     console.print("Dispositions taken in: " + ", ".join(f"{k} {v:,}" for k, v in sorted(totals.items()) if v))
+    console.print("Needs list (需求清单): " + ", ".join(f"{k} {v:,}" for k, v in loop.needs.items()))
     console.print(f"Report (happiness list, needs, statistics): {loop.report}")
     console.print(f"Monthly statistical tables (民政统计月报): {loop.workbook}")
 

@@ -80,6 +80,7 @@ class LoopReport:
     responses: list[Any] = field(default_factory=list)
     collected: Any = None
     report: Path | None = None
+    needs: dict[str, int] = field(default_factory=dict)  # counts of the needs list's build
     workbook: Path | None = None  # the month's statistical tables (民政统计月报)
 
 
@@ -90,6 +91,7 @@ def run_loop(settings: Settings, *, as_of: date, seed: int = 20261127) -> LoopRe
     from lidm.monitor.feedback import collect_dispositions
     from lidm.monitor.lifecycle import monitor
     from lidm.monitor.monthly_sheets import monthly_report
+    from lidm.monitor.needs import needs
     from lidm.monitor.push import push_warnings
     from lidm.monitor.report import report
     from lidm_samples.responses import respond
@@ -102,6 +104,7 @@ def run_loop(settings: Settings, *, as_of: date, seed: int = 20261127) -> LoopRe
         if p.status == "pushed"
     ]
     loop.collected = collect_dispositions(settings)
+    loop.needs = needs(settings)  # the needs list and its masked summary for the charity consumer
     loop.report = report(settings, settings.home / "reports" / "lidm-report.html")
     loop.workbook = monthly_report(settings, rebuild=False)  # the happiness list the report just built
     return loop

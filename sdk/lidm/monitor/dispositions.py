@@ -9,12 +9,11 @@ matched to its warning and ends in exactly one of:
   ``referred`` and ``case_by_case`` (一事一议, with its follow-up date) acknowledge it, and it stays open for the
   final disposition. A later case_by_case row is the 一事一议's follow-up: taken even after a newer answer or the
   warning's disposal, since it changes no status;
-- refused, with a reason in lidm_disposition_result that names codes and ids, never a personal value (the
-  checks beyond the contract, outcome against assistance and the time against the warning's, are in
-  ``monitor.checks``: an answer dated before its warning was raised, or older than one already taken for it,
-  is refused);
-- unchanged: the same disposition was taken before (its id is derived from warning_id + disposed_at, so a
-  re-sent row is recognised), or this very row of this very source was already decided.
+- refused, with a reason in lidm_disposition_result that names codes and ids, never a personal value (checks beyond
+  the contract, outcome against assistance and the time against the warning's, are in ``monitor.checks``: an
+  answer dated before its warning was raised, or older than one already taken for it, is refused);
+- unchanged: the same disposition was taken before (its id comes from warning_id + disposed_at, so a re-sent row is
+  recognised), or this very row of this very source was already decided. Transfers and returns: monitor.handover.
 
 One source is one central transaction. Warnings change status with the collect's time (``updated_at`` only
 grows: consumers extract on it); the department's own times stay in the disposition row and the event detail.
@@ -439,9 +438,7 @@ class Intake:
         late = checks.out_of_order(v["disposed_at"], warn, earlier is not None, follow_up)
         if late:
             return refuse(*late)
-        to, refusal = (
-            handover.check(conn, self.catalog, warn, v, self.handovers.levels) if earlier is None else (None, None)
-        )
+        to, refusal = handover.check(conn, self.catalog, warn, v, self.handovers.levels, fresh=earlier is None)
         if refusal:
             return refuse(*refusal)
         if earlier is None and warn["status"] == "disposed" and not follow_up:

@@ -89,10 +89,11 @@ def check(
     warn: dict[str, Any],
     v: dict[str, Any],
     enabled: Sequence[str] = routing.ALL_LEVELS,
+    fresh: bool = True,
 ) -> tuple[tuple[str, str] | None, tuple[str, str] | None]:
-    """For a transfer or return: (where it goes, None), or (None, (refusal code, message)); (None, None) for any
-    other outcome."""
-    if v["outcome"] not in HANDOVERS:
+    """For a new transfer or return: (where it goes, None), or (None, (refusal code, message)); (None, None) for
+    any other outcome, and for a transfer or return taken before (``fresh`` false: a correction moves nothing)."""
+    if v["outcome"] not in HANDOVERS or not fresh:
         return None, None
     departments = list(catalog["platform.warning"].field("target_department").enum or ())
     to = destination(catalog.consumers, departments, warn, v, enabled)

@@ -47,6 +47,11 @@ _CODE_FIELD = {
     "duplicate": "disposed_at",
     "superseded": "disposed_at",
     "before_warning": "disposed_at",
+    "unknown_transfer_to": "transfer_to",
+    "transfer_to_self": "transfer_to",
+    "wrong_area": "transfer_to",
+    "cannot_return": "outcome",
+    "no_handover": "outcome",
 }
 _WHOLE_FILE = {
     "encoding": "文件编码无法识别。请在 Excel 中“另存为”“CSV UTF-8（逗号分隔）”后重新报送。",
@@ -285,7 +290,14 @@ def _explain(code: str, f: Field | None, fields: dict[str, Field], department: s
         return f"处置时间（{this}）早于预警生成日期（{raised}），请核对处置时间。", message
     fixed = {
         "unknown_warning": "预警编号不存在：请从推送的预警文件中复制预警编号。",
-        "other_department": "该预警不是推送给本部门的，本部门不能反馈。",
+        "other_department": "该预警不由本单位承办（未推送给本单位，或已转办、退回给其他单位），本单位不能反馈。",
+        "unknown_transfer_to": (
+            "“转办至”应填部门代码（如 hr_social_security）或承办单位编号（如 education.yuelu），请核对。"
+        ),
+        "transfer_to_self": "“转办至”就是本单位，请填写应承办的其他部门或单位。",
+        "wrong_area": "“转办至”的承办单位不管辖该对象所在区县，请填写部门代码，由平台按辖区转办。",
+        "cannot_return": "市民政局牵头低收入人口动态监测，不能退回预警；请转办给应承办的部门，或办结。",
+        "no_handover": "该预警已办结或已转办、退回 3 次，不能再转办、退回；请办结或提交一事一议。",
         "closed": "该预警已关闭（困难情形已消除），不再接收处置反馈。",
         "id_number_mismatch": "公民身份号码与该预警的对象不一致，请核对。",
         "follow_up_date_missing": (
