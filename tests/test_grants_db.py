@@ -250,6 +250,46 @@ def test_a_department_sees_only_warnings_addressed_to_it(city: City) -> None:
     assert n == _admin_count(city, "SELECT count(*) FROM platform_warning WHERE _retired_batch IS NULL")
 
 
+def test_a_county_bureau_and_a_street_office_see_only_what_they_hold(city: City) -> None:
+    """Routing (issue 19): a county bureau of HR reads its department's warnings in its district, a street office
+    its street's, nothing else; the city bureau above them reads theirs too (the test before)."""
+    for department, level in (("hr_social_security", "county"), ("civil_affairs", "street")):
+        with _admin(city.database) as conn:
+            office = conn.execute(
+                "SELECT target_consumer FROM platform_warning WHERE target_department = %s AND action_level = %s "
+                "GROUP BY 1 ORDER BY count(*) DESC, 1 LIMIT 1",
+                (department, level),
+            ).fetchone()[0]
+        member = city.catalog.consumers.members[office]
+        scope = (
+            f"target_department = '{department}' AND district_code IN ({', '.join(repr(d) for d in member.districts)})"
+        )
+        if level == "street":
+            scope = f"street_code IN ({', '.join(repr(s) for s in member.streets)})"
+        expected = _admin_count(city, f"SELECT count(*) FROM platform_warning WHERE _retired_batch IS NULL AND {scope}")
+        user = f"lidm_t_{secrets.token_hex(4)}"
+        with _admin() as admin:
+            admin.execute(f'CREATE ROLE "{user}" LOGIN')
+            admin.execute(f'GRANT "{role_name(office)}" TO "{user}"')
+        try:
+            dsn = f"host=127.0.0.1 port=5432 user={user} dbname={city.database} connect_timeout=5"
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                seen = conn.execute(
+                    f"SELECT target_department, district_code, street_code FROM {schema_name(office)}.platform_warning"
+                ).fetchall()
+                with pytest.raises(psycopg.Error):
+                    conn.execute("SELECT count(*) FROM lidm_platform.platform_warning").fetchall()
+        finally:
+            with _admin() as admin:
+                admin.execute(f'DROP ROLE IF EXISTS "{user}"')
+        assert len(seen) == expected > 0, office
+        if level == "county":
+            assert {d for d, _, _ in seen} == {department}
+        assert {c for _, c, _ in seen} == set(member.districts)
+        if level == "street":
+            assert {s for _, _, s in seen} == set(member.streets)
+
+
 def test_a_privilege_granted_by_hand_is_revoked_by_apply(city: City) -> None:
     role = role_name("education")
     try:
