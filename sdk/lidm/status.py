@@ -280,38 +280,22 @@ def _fill_checks(conn: sa.Connection, status: FeedStatus) -> None:
 
 def warning_status(settings: Settings, today: date | None = None) -> list[WarningStatus]:
     """Open and overdue warnings per target department (empty until the monitoring loop raises any)."""
-    today = today or datetime.now(UTC).date()
-    contract = load_catalog(settings.contracts_dir)[WARNING_CONTRACT]
-    table = dataset_table(contract, sa.MetaData())
-    is_open = table.c.status.in_(OPEN_WARNING)
-    overdue = sa.and_(is_open, sa.or_(table.c.status == "overdue", table.c.due_date < today))
-    engine = db.connect_existing(settings)
-    try:
-        if not sa.inspect(engine).has_table(table.name):
-            return []
-        with engine.connect() as conn:
-            rows = conn.execute(
-                sa.select(
-                    table.c.target_department,
-                    sa.func.count().filter(is_open),
-                    sa.func.count().filter(overdue),
-                )
-                .where(table.c._retired_batch.is_(None))
-                .group_by(table.c.target_department)
-                .order_by(table.c.target_department)
-            ).all()
-    except sa.exc.DBAPIError as exc:
-        raise db.unreachable(exc) from None
-    finally:
-        engine.dispose()
-    return [WarningStatus(dept, int(o or 0), int(d or 0)) for dept, o, d in rows if o]
+    catalog = load_catalog(settings.contracts_dir)
+    rows = _open_and_overdue(settings, catalog, "target_department", today)
+    return [WarningStatus(dept, o, d) for dept, o, d in sorted(rows)]
 
 
 def district_warnings(settings: Settings, today: date | None = None) -> list[DistrictWarnings]:
     """Open and overdue warnings per district in division-code order, named as the city names them."""
-    today = today or datetime.now(UTC).date()
     catalog = load_catalog(settings.contracts_dir)
     names = catalog.consumers.districts if catalog.consumers is not None else {}
+    found = [(code or "", o, d) for code, o, d in _open_and_overdue(settings, catalog, "district_code", today)]
+    return [DistrictWarnings(c, names.get(c, c or "（空）"), o, d) for c, o, d in sorted(found)]
+
+
+def _open_and_overdue(settings: Settings, catalog: Any, column: str, today: date | None) -> list[tuple[Any, int, int]]:
+    """(value of ``column``, open, overdue) of the current warnings, for the values with any open."""
+    today = today or datetime.now(UTC).date()
     table = dataset_table(catalog[WARNING_CONTRACT], sa.MetaData())
     is_open = table.c.status.in_(OPEN_WARNING)
     overdue = sa.and_(is_open, sa.or_(table.c.status == "overdue", table.c.due_date < today))
@@ -321,16 +305,15 @@ def district_warnings(settings: Settings, today: date | None = None) -> list[Dis
             return []
         with engine.connect() as conn:
             rows = conn.execute(
-                sa.select(table.c.district_code, sa.func.count().filter(is_open), sa.func.count().filter(overdue))
+                sa.select(table.c[column], sa.func.count().filter(is_open), sa.func.count().filter(overdue))
                 .where(table.c._retired_batch.is_(None))
-                .group_by(table.c.district_code)
+                .group_by(table.c[column])
             ).all()
     except sa.exc.DBAPIError as exc:
         raise db.unreachable(exc) from None
     finally:
         engine.dispose()
-    found = [(code or "", int(o or 0), int(d or 0)) for code, o, d in rows if o]
-    return [DistrictWarnings(c, names.get(c, c or "（空）"), o, d) for c, o, d in sorted(found)]
+    return [(key, int(o or 0), int(d or 0)) for key, o, d in rows if o]
 
 
 def feed_row(s: FeedStatus) -> dict[str, Any]:
