@@ -2,7 +2,7 @@
 
 Nothing here is mocked: the gateway's value lies in talking to real databases and real SFTP drops,
 so the tests must fail loudly (``pytest.fail``, never ``skip``) when a service is missing.
-Run ``make services`` to install/start them. This module deliberately does not import ``lidm``.
+Run ``make services`` to install/start them. This module imports ``lidm`` only inside fixtures.
 """
 
 from __future__ import annotations
@@ -41,11 +41,13 @@ def _pg_admin() -> psycopg.Connection:
 
 
 @contextlib.contextmanager
-def _throwaway_pg_database() -> Iterator[str]:
-    """Create a uniquely named database, yield its SQLAlchemy URL, then drop it even if still in use."""
-    name = f"lidm_test_{secrets.token_hex(4)}"
-    with _pg_admin() as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+def _throwaway_pg_database(existing: str | None = None) -> Iterator[str]:
+    """Create a uniquely named database (or take over `existing`), yield its SQLAlchemy URL, then drop it even if
+    still in use."""
+    name = existing or f"lidm_test_{secrets.token_hex(4)}"
+    if existing is None:
+        with _pg_admin() as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
     try:
         yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     finally:
@@ -69,6 +71,49 @@ def pg_url() -> Iterator[str]:
 def pg_clean_url() -> Iterator[str]:
     """A fresh PostgreSQL database per test, for tests that need an empty schema (e.g. migrations)."""
     with _throwaway_pg_database() as url:
+        yield url
+
+
+def _migrate_once(home: Path, central_url: str | None) -> None:
+    """Migrate a central database with the SDK's own chain only, whatever the environment of the test that happens to
+    ask first (a deployment folder or a contracts copy in LIDM_* must not end up in every test's database)."""
+    from lidm.central import connect, migrate
+    from lidm.config import Settings
+
+    saved = {k: v for k, v in os.environ.items() if k.startswith("LIDM_")}
+    for name in saved:
+        del os.environ[name]
+    try:
+        root = Path(__file__).resolve().parents[1]
+        settings = Settings(
+            home=home, central_url=central_url, contracts_dir=root / "contracts", migrations_dir=home / "none"
+        )
+        engine = connect(settings)
+        try:
+            migrate(engine, settings)
+        finally:
+            engine.dispose()  # SQLite: the last connection closing checkpoints the WAL into the file
+    finally:
+        os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def _pg_migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A database migrated once to the SDK's head, copied (CREATE DATABASE … TEMPLATE) for each test that needs one:
+    a copy takes a fraction of a second, running the migrations seconds. The migrations themselves are tested on
+    empty databases (test_migrations.py, test_dataset_migrations.py)."""
+    with _throwaway_pg_database() as url:
+        _migrate_once(tmp_path_factory.mktemp("pg-template"), url)
+        yield url.rsplit("/", 1)[1]
+
+
+@pytest.fixture
+def pg_migrated_url(_pg_migrated_template: str) -> Iterator[str]:
+    """A fresh PostgreSQL database per test, already at the SDK's newest migration."""
+    name = f"lidm_test_{secrets.token_hex(4)}"
+    with _pg_admin() as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{_pg_migrated_template}"')
+    with _throwaway_pg_database(name) as url:
         yield url
 
 
@@ -264,13 +309,25 @@ def _gateway(home: Path, central_url: str | None) -> Gateway:
     return Gateway(home, central_url)
 
 
-@pytest.fixture
-def gateway_sqlite(tmp_path: Path) -> Gateway:
-    """Embedded default: SQLite central database under tmp_path."""
-    return _gateway(tmp_path / "gw-sqlite", None)
+@pytest.fixture(scope="session")
+def _sqlite_migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An embedded central database migrated once to the SDK's head; each gateway_sqlite starts from a copy."""
+    home = tmp_path_factory.mktemp("sqlite-template")
+    _migrate_once(home, None)
+    return home / "central.db"
 
 
 @pytest.fixture
-def gateway_pg(tmp_path: Path, pg_clean_url: str) -> Gateway:
-    """PostgreSQL central database, fresh per test."""
-    return _gateway(tmp_path / "gw-pg", pg_clean_url)
+def gateway_sqlite(tmp_path: Path, _sqlite_migrated_template: Path) -> Gateway:
+    """Embedded default: SQLite central database under tmp_path, already at the SDK's newest migration."""
+    gateway = _gateway(tmp_path / "gw-sqlite", None)
+    target = gateway.home / "central.db"
+    shutil.copyfile(_sqlite_migrated_template, target)
+    target.chmod(0o600)
+    return gateway
+
+
+@pytest.fixture
+def gateway_pg(tmp_path: Path, pg_migrated_url: str) -> Gateway:
+    """PostgreSQL central database, fresh per test, already at the SDK's newest migration."""
+    return _gateway(tmp_path / "gw-pg", pg_migrated_url)
