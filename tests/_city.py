@@ -4,11 +4,17 @@ central database and keyring per test."""
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import os
+import secrets
 import shutil
+import tempfile
 from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from lidm_samples.demo import demo_settings, run_demo
@@ -31,12 +37,57 @@ def city_bureaus_only() -> Iterator[None]:
 
 
 def monitored_city(home: Path, central_url: str | None = None, *, size: int = 1500) -> Settings:
-    run_demo(home, size=size, bad=0, central_url=central_url)
-    settings = demo_settings(home, central_url)
+    """The city fed and monitored into `home` (and the empty database `central_url`, when given).
+
+    Built once per process for each size, backend and LIDM_* environment (routing levels change the warnings), then
+    copied: the home's files, and on PostgreSQL the database (CREATE DATABASE … TEMPLATE). Its database holds no
+    path of its home; the sources' connections file, which does, is rewritten for the copy."""
+    key = (central_url is not None, size, tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("LIDM_"))))
+    if key not in _BUILT:
+        _BUILT[key] = _build(size, postgres=central_url is not None)
+    built, database = _BUILT[key]
+    shutil.copytree(built, home, dirs_exist_ok=True)
+    connections = home / "sources" / "connections.json"
+    connections.write_text(connections.read_text().replace(str(built.resolve()), str(home.resolve())))
+    if central_url is not None:
+        assert database is not None
+        target = sa.make_url(central_url).database
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:  # the fixture's database, still empty and unused
+            admin.execute(f'DROP DATABASE "{target}"')
+            admin.execute(f'CREATE DATABASE "{target}" TEMPLATE "{database}"')
+    return demo_settings(home, central_url)
+
+
+_BUILT: dict[tuple[object, ...], tuple[Path, str | None]] = {}
+PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+
+
+def _build(size: int, *, postgres: bool) -> tuple[Path, str | None]:
+    home = Path(tempfile.mkdtemp(prefix="lidm-city-"))
+    database = None
+    url = None
+    if postgres:
+        database = f"lidm_test_city_{secrets.token_hex(4)}"
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{database}"')
+        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{database}"
+    atexit.register(_forget, home, database)
+    run_demo(home, size=size, bad=0, central_url=url)
+    settings = demo_settings(home, url)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(lifecycle, "city_now", lambda *_: RAISED_AT)
         monitor(settings, as_of=AS_OF)
-    return settings
+    if url is not None:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:  # a template takes no other session
+            admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (database,))
+    return home, database
+
+
+def _forget(home: Path, database: str | None) -> None:
+    shutil.rmtree(home, ignore_errors=True)
+    if database is not None:
+        with contextlib.suppress(psycopg.Error), psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 def private_copy(city: Path, tmp_path: Path) -> Path:
