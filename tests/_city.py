@@ -21,6 +21,7 @@ from lidm_samples.demo import demo_settings, run_demo
 
 import lidm.monitor.lifecycle as lifecycle
 from lidm.config import Settings
+from lidm.keys import generate_keyring, write_keyring
 from lidm.monitor.lifecycle import monitor
 
 AS_OF = date(2026, 11, 27)
@@ -37,14 +38,23 @@ def city_bureaus_only() -> Iterator[None]:
 
 
 def monitored_city(home: Path, central_url: str | None = None, *, size: int = 1500) -> Settings:
-    """The city fed and monitored into `home` (and the empty database `central_url`, when given).
+    """The city fed, then monitored on AS_OF, into `home` (and the empty database `central_url`, when given)."""
+    return _copy_city(home, central_url, size=size, monitored=True)
 
-    Built once per process for each size, backend and LIDM_* environment (routing levels change the warnings), then
-    copied: the home's files, and on PostgreSQL the database (CREATE DATABASE … TEMPLATE). Its database holds no
-    path of its home; the sources' connections file, which does, is rewritten for the copy."""
-    key = (central_url is not None, size, tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("LIDM_"))))
+
+def fed_city(home: Path, central_url: str | None = None, *, size: int = 1500) -> Settings:
+    """The city fed (run_demo: every feed once, no bad rows), not monitored yet."""
+    return _copy_city(home, central_url, size=size, monitored=False)
+
+
+def _copy_city(home: Path, central_url: str | None, *, size: int, monitored: bool) -> Settings:
+    """Built once per process for each size, backend and LIDM_* environment (routing levels change the warnings),
+    with one keyring for all, then copied: the home's files, and on PostgreSQL the database (CREATE DATABASE …
+    TEMPLATE). The database holds no path of its home; the sources' connections file, which does, is rewritten."""
+    env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("LIDM_")))
+    key = (central_url is not None, size, monitored, env)
     if key not in _BUILT:
-        _BUILT[key] = _build(size, postgres=central_url is not None)
+        _BUILT[key] = _build(size, postgres=central_url is not None, monitored=monitored)
     built, database = _BUILT[key]
     shutil.copytree(built, home, dirs_exist_ok=True)
     connections = home / "sources" / "connections.json"
@@ -62,7 +72,7 @@ _BUILT: dict[tuple[object, ...], tuple[Path, str | None]] = {}
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 
 
-def _build(size: int, *, postgres: bool) -> tuple[Path, str | None]:
+def _build(size: int, *, postgres: bool, monitored: bool) -> tuple[Path, str | None]:
     home = Path(tempfile.mkdtemp(prefix="lidm-city-"))
     database = None
     url = None
@@ -72,19 +82,28 @@ def _build(size: int, *, postgres: bool) -> tuple[Path, str | None]:
             admin.execute(f'CREATE DATABASE "{database}"')
         url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{database}"
     atexit.register(_forget, home, database)
+    if not _KEYRING.exists():
+        _KEYRING.parent.mkdir(parents=True, exist_ok=True)
+        write_keyring(generate_keyring(), _KEYRING)
+    shutil.copy(_KEYRING, home / "keyring.json")  # every city of the process under the same keys, as one gateway's
     run_demo(home, size=size, bad=0, central_url=url)
-    settings = demo_settings(home, url)
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(lifecycle, "city_now", lambda *_: RAISED_AT)
-        monitor(settings, as_of=AS_OF)
+    if monitored:
+        settings = demo_settings(home, url)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(lifecycle, "city_now", lambda *_: RAISED_AT)
+            monitor(settings, as_of=AS_OF)
     if url is not None:
         with psycopg.connect(PG_ADMIN, autocommit=True) as admin:  # a template takes no other session
             admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (database,))
     return home, database
 
 
+_KEYRING = Path(tempfile.gettempdir()) / f"lidm-city-keys-{os.getpid()}" / "keyring.json"
+
+
 def _forget(home: Path, database: str | None) -> None:
     shutil.rmtree(home, ignore_errors=True)
+    shutil.rmtree(_KEYRING.parent, ignore_errors=True)
     if database is not None:
         with contextlib.suppress(psycopg.Error), psycopg.connect(PG_ADMIN, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')

@@ -14,6 +14,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.parse
@@ -331,3 +332,31 @@ def gateway_sqlite(tmp_path: Path, _sqlite_migrated_template: Path) -> Gateway:
 def gateway_pg(tmp_path: Path, pg_migrated_url: str) -> Gateway:
     """PostgreSQL central database, fresh per test, already at the SDK's newest migration."""
     return _gateway(tmp_path / "gw-pg", pg_migrated_url)
+
+
+# --------------------------------------------------------------------------- Airflow
+
+
+@pytest.fixture(scope="session")
+def airflow_env(tmp_path_factory) -> dict[str, str]:
+    """Environment of a fresh Airflow home with a migrated SQLite metadata database: migrated once per session, here
+    rather than in a test module (a fixture imported into another module would be set up once more there)."""
+    home = tmp_path_factory.mktemp("airflow-home")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LIDM_"))} | {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(Path(__file__).resolve().parents[1] / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        # OdbcHook only uses the driver named in a connection's extra when this is on.
+        "AIRFLOW__PROVIDERS_ODBC__ALLOW_DRIVER_IN_EXTRA": "True",
+    }
+    out = subprocess.run(
+        [str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
+        env=env,
+        cwd=home,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    return env

@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import sqlalchemy as sa
-from lidm_samples.demo import run_demo
+from _city import fed_city
 from lidm_samples.people import REFERENCE_DATE
 from lidm_samples.responses import respond
 from lidm_samples.world import build_world
-from test_airflow_dags import _dagrun, _gateway_env, airflow_env  # noqa: F401  (session fixture)
+from test_airflow_dags import _dagrun, _gateway_env
 
 from lidm.integrations.airflow.monitor_dags import FEEDBACK_DAG, MONITOR_DAG, PUSH_DAG
 
@@ -37,8 +37,8 @@ def _count(url: str, sql: str) -> int:
         engine.dispose()
 
 
-def test_monitor_push_and_feedback_dags_run_the_loop_once(airflow_env, gateway_pg):  # noqa: F811
-    run_demo(gateway_pg.home, size=1500, bad=0, central_url=gateway_pg.central_url)
+def test_monitor_push_and_feedback_dags_run_the_loop_once(airflow_env, gateway_pg):
+    fed_city(gateway_pg.home, gateway_pg.central_url)
     url = gateway_pg.central_url
     env = _gateway_env(airflow_env, gateway_pg, "unused", {})
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from _city import city_bureaus_only, private_copy
-from lidm_samples.demo import demo_settings, run_demo
+from _city import city_bureaus_only, fed_city, private_copy
+from lidm_samples.demo import demo_settings
 
 from lidm.central import db
 from lidm.contracts.load import load_catalog
@@ -52,8 +52,7 @@ _bureaus = pytest.fixture(scope="module", autouse=True)(city_bureaus_only)  # on
 def city(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One monitored city for the module (about 60 warnings for seven departments)."""
     home = tmp_path_factory.mktemp("city")
-    run_demo(home, size=1500, bad=0)
-    settings = demo_settings(home)
+    settings = fed_city(home)
     catalog = load_catalog(settings.contracts_dir)
     engine = db.connect(settings)
     try:

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from _city import fed_city
 from conftest import _pg_admin
-from lidm_samples.demo import demo_settings, run_demo
+from lidm_samples.demo import demo_settings
 
 from lidm.central import db
 from lidm.central.schema import dataset_table, monitor_run, warning_event, warning_state
@@ -54,7 +55,7 @@ class City:
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small synthetic city loaded once into SQLite; each test gets a copy."""
     home = tmp_path_factory.mktemp("city")
-    run_demo(home, size=1500, bad=0)
+    fed_city(home)
     return home
 
 
@@ -68,7 +69,7 @@ def pg_template(template: Path) -> Iterator[str]:
     home = template.parent / f"{template.name}-pg"
     home.mkdir(exist_ok=True)
     shutil.copy(template / "keyring.json", home / "keyring.json")
-    run_demo(home, size=1500, bad=0, central_url=url)
+    fed_city(home, url)
     try:
         yield name
     finally:

@@ -18,9 +18,8 @@ from urllib.parse import urlencode
 import openpyxl
 import pytest
 import sqlalchemy as sa
-from _city import city_bureaus_only
+from _city import city_bureaus_only, fed_city
 from _city import rows as _rows
-from lidm_samples.demo import demo_settings, run_demo
 
 from lidm import workdays
 from lidm.central import db
@@ -71,8 +70,7 @@ def _monitor(settings: Settings, as_of: date, now: datetime) -> None:
 
 
 def _city(home: Path, central_url: str | None = None) -> Settings:
-    run_demo(home, size=1500, bad=0, central_url=central_url)
-    settings = demo_settings(home, central_url)
+    settings = fed_city(home, central_url)
     _monitor(settings, AS_OF, RAISED_AT)
     return settings
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from lidm_samples.demo import demo_settings, run_demo
+from _city import fed_city
+from lidm_samples.demo import demo_settings
 from lidm_samples.world import build_world
 from plotly.offline import get_plotlyjs
 from typer.testing import CliRunner
@@ -118,8 +119,7 @@ def _dispose(engine: sa.Engine) -> dict[str, tuple[str, float]]:
 
 
 def _make_city(home: Path, central_url: str | None = None) -> City:
-    run_demo(home, size=1500, bad=0, central_url=central_url)
-    settings = demo_settings(home, central_url)
+    settings = fed_city(home, central_url)
     monitor(settings, as_of=AS_OF)
     engine = db.connect(settings)
     granted = _dispose(engine)

@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from lidm_samples.demo import demo_settings, run_demo
-from test_airflow_dags import airflow_env  # noqa: F401  (session fixture)
 from typer.testing import CliRunner
 
 from lidm.central import audit, connect, dataset_table
@@ -277,7 +276,7 @@ def test_the_same_drop_delivered_again_after_a_recall_is_loaded_not_refused_as_a
     _verified(settings)
 
 
-def test_the_daily_housekeeping_dag_purges(airflow_env, gateway_pg, tmp_path):  # noqa: F811
+def test_the_daily_housekeeping_dag_purges(airflow_env, gateway_pg, tmp_path):
     from test_airflow_dags import _gateway_env
     from test_airflow_monitoring import _run
 
