@@ -214,16 +214,17 @@ def _binary_tokens(conn: sa.Connection, table: str, tokens: list[str]) -> None:
         cols = ", ".join(f"ALTER COLUMN {_q(c)} TYPE bytea USING decode({_q(c)}, 'hex')" for c in tokens)
         conn.execute(sa.text(f"ALTER TABLE {_q(table)} {cols}"))
         return
-    # SQLite (3.40 has no unhex): the type changes with a copy of the table, then each value becomes its bytes.
+    # SQLite (3.40 has no unhex): the type changes with a copy of the table (which casts the hex text to its 64
+    # ASCII bytes), then each value becomes the 32 bytes it spells.
     with op.batch_alter_table(table) as batch:
         for c in tokens:
             batch.alter_column(c, type_=sa.LargeBinary())
     for c in tokens:
-        rows = conn.execute(sa.text(f"SELECT rowid, {_q(c)} FROM {_q(table)} WHERE typeof({_q(c)}) = 'text'")).all()
+        rows = conn.execute(sa.text(f"SELECT rowid, {_q(c)} FROM {_q(table)} WHERE length({_q(c)}) = 64")).all()
         if rows:
             conn.execute(
                 sa.text(f"UPDATE {_q(table)} SET {_q(c)} = :v WHERE rowid = :r"),
-                [{"v": bytes.fromhex(v), "r": r} for r, v in rows],
+                [{"v": bytes.fromhex(bytes(v).decode("ascii")), "r": r} for r, v in rows],
             )
 
 
