@@ -175,7 +175,7 @@ def test_0021_without_a_keyring_refuses_and_changes_nothing(backend, tmp_path, r
 @pytest.mark.postgres
 def test_stored_tokens_are_32_bytes_and_the_key_index_is_half(pg_clean_url, tmp_path):
     """The same 2,000 tokens as 64-character text (0020's shape) and as bytes: the key index shrinks by a third and
-more."""
+    more."""
     settings = _settings(tmp_path, pg_clean_url)
     engine = connect(settings)
     try:
@@ -197,5 +197,62 @@ more."""
         # the key halves (33 bytes with its length against 65); each index entry's 8-byte header and 4-byte line
         # pointer, and the alignment to 8, stay: 52 bytes an entry instead of 84
         assert bytes_index <= 0.7 * text_index, (bytes_index, text_index)
+    finally:
+        engine.dispose()
+
+
+def _sql_of_0020(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What `grants apply` registered before 0021: tokens read as the text they then were."""
+    from lidm.central import release
+    from lidm.central.sqltext import ident
+
+    def pseudonym_sql(column: str, n: int) -> str:
+        return f"encode(sha256(:ko_{n} || sha256(:ki_{n} || convert_to({ident(column)}, 'UTF8'))), 'hex')"
+
+    def key_sql(columns) -> str:  # type: ignore[no-untyped-def]
+        cols = [f"CAST({ident(c)} AS text)" for c in columns]
+        return cols[0] if len(cols) == 1 else f"concat_ws(chr(31), {', '.join(cols)})"
+
+    monkeypatch.setattr(release, "pseudonym_sql", pseudonym_sql)
+    monkeypatch.setattr(release, "key_sql", key_sql)
+
+
+@pytest.mark.postgres
+def test_0021_keeps_what_consumers_were_released(pg_clean_url, tmp_path, monkeypatch):
+    """Releases made under 0020 keep their pseudonyms and row keys; their statements and triggers now read the
+    tokens' hex, so a change after the upgrade re-releases the same row, not a second one."""
+    from _db import query
+
+    from lidm.central import release
+    from lidm.central.grants import apply
+    from lidm.keys import load_keyring
+
+    settings = _settings(tmp_path, pg_clean_url)
+    ring = load_keyring(settings)
+    engine = connect(settings)
+    released = "lidm_civil_affairs.civil_affairs_low_income_roster__released"
+    shown = f"SELECT _key, household_id_token FROM {released} ORDER BY _key"
+    try:
+        migrate(engine, settings, revision="0020")
+        tokens = _fill_under_0020(engine, settings)
+        with monkeypatch.context() as old:
+            _sql_of_0020(old)
+            apply(engine, CATALOG, keyring=ring)
+        before = query(pg_clean_url, shown)
+        assert sorted(k for k, _ in before) == sorted(tokens.values()) and all(len(h) == 64 for _, h in before)
+
+        migrate(engine, settings)
+        assert query(pg_clean_url, shown) == before
+        registered = query(pg_clean_url, "SELECT select_sql, key_expr FROM lidm_release")
+        assert registered and all("encode(" in k and "CAST(" not in k for _, k in registered)
+        with engine.begin() as conn:
+            t = dataset_table(CATALOG[ROSTER], sa.MetaData())
+            conn.execute(t.update().where(t.c.id_number_token == tokens[PEOPLE[0][0]]).values(monthly_amount=700))
+            release.sync(conn, ring)
+        assert query(pg_clean_url, shown) == before  # the same rows, re-released in place
+        amounts = query(pg_clean_url, f"SELECT monthly_amount FROM {released} WHERE _key = '{tokens[PEOPLE[0][0]]}'")
+        assert [float(a) for (a,) in amounts] == [700.0]
+        apply(engine, CATALOG, keyring=ring)  # today's statements: the releases are rebuilt, the values the same
+        assert query(pg_clean_url, shown) == before
     finally:
         engine.dispose()

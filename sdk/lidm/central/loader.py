@@ -110,6 +110,10 @@ class BatchWriter:
         self.feed = feed
         self.dialect = conn.dialect.name
         self.key = contract.key_columns()
+        # A tokenized key is kept with a held row (lidm_quarantine.key_token, binary); a department's own key is not
+        # a token: the duplicates of this batch held under one are remembered here, so a snapshot does not retire them.
+        self.token_key = isinstance(table.c[self.key[0]].type, Token)
+        self.held_keys: list[Any] = []
         md = sa.MetaData()
         cols = [sa.Column(c.name, c.type) for c in table.columns]
         cols += [sa.Column(SOURCE_ROW, sa.BigInteger), sa.Column(SOURCE_LINE, sa.BigInteger)]
@@ -179,6 +183,8 @@ class BatchWriter:
         )
         if not rows:
             return 0
+        if not self.token_key:
+            self.held_keys += list(dict.fromkeys(r[self.key[0]] for r in rows))
         self.quarantine(
             [
                 {
@@ -189,7 +195,7 @@ class BatchWriter:
                     "reason": "duplicate_key",
                     "message": f"key {', '.join(self.contract.key)} appears more than once in this batch; "
                     "every occurrence is held back for review",
-                    "key_token": r[self.key[0]],
+                    "key_token": r[self.key[0]] if self.token_key else None,
                     "row_digest": r["_row_digest"],
                     "payload_kind": "protected",
                     "payload": json.dumps(
@@ -238,7 +244,7 @@ class BatchWriter:
     def _resolve_quarantine(self) -> int:
         """A corrected row re-sent later settles its quarantined predecessors (same feed, same key token)."""
         key = self.key[0]
-        if not key.endswith("_token"):
+        if not self.token_key:
             return 0  # only a tokenized key is kept with a quarantined row
         q = quarantine
         result = self.conn.execute(
@@ -259,13 +265,14 @@ class BatchWriter:
         held = sa.select(quarantine.c.key_token).where(
             quarantine.c.batch_id == self.batch_id, quarantine.c.key_token.is_not(None)
         )
+        kept = t.c[self.key[0]].not_in(held) if self.token_key else t.c[self.key[0]].not_in(self.held_keys)
         result = self.conn.execute(
             t.update()
             .where(
                 t.c._retired_batch.is_(None),
                 t.c._batch_id != self.batch_id,  # written by this batch, so in it: no anti-join needed
                 ~sa.exists().where(self._key_match(s, t)),
-                t.c[self.key[0]].not_in(held),
+                kept,
             )
             .values(_retired_batch=self.batch_id)
         )
