@@ -300,6 +300,7 @@ def test_a_rebuild_changes_nothing_then_follows_what_changed(city_copy: City) ->
             sa.text("UPDATE civil_affairs_low_income_roster SET status = 'suspended' WHERE id_number_token = :t"),
             {"t": member},
         )
+        member = bytes(member).hex()  # stored as 32 bytes; record ids carry its hex, as before migration 0021
         row = dict(conn.execute(sa.select(ta).limit(1)).mappings().one())
         conn.execute(sa.insert(ta).values({**row, "case_id": "LSJZ-" + "7" * 40, "disbursement_status": "paid"}))
         corrected = sorted(city.granted)[1]
