@@ -276,3 +276,14 @@ def test_0021_keeps_what_consumers_were_released(pg_clean_url, tmp_path, monkeyp
         assert query(pg_clean_url, shown) == before
     finally:
         engine.dispose()
+
+
+def test_copy_renders_binary_columns_as_bytea_text_column_wise():
+    from lidm.central.loader import bytea_text, to_csv
+
+    values = pa.array([b"\x00\xff", None, b"", b"abc", None, bytes(range(256))], pa.binary())
+    expected = ["\\x00ff", None, "\\x", "\\x616263", None, "\\x" + bytes(range(256)).hex()]
+    assert bytea_text(values).to_pylist() == expected
+    assert bytea_text(values.slice(1, 3)).to_pylist() == expected[1:4]  # an offset into shared buffers
+    table = pa.table({"t": pa.array(["ab" * 32, None]), "s": pa.array([b"\x01", None], pa.binary()), "n": [1, 2]})
+    assert to_csv(table, ["t"]) == b'"\\x' + b"ab" * 32 + b'","\\x01",1\n,,2\n'

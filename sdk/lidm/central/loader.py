@@ -28,8 +28,10 @@ SOURCE_ROW = "_source_row"
 SOURCE_LINE = "_source_line"  # a text file's line where the row starts: duplicates are reported by line too
 
 
-_HEX = np.array([ord(c) for c in "0123456789abcdef"], np.uint8)
-_HEX_PAIRS = np.stack([_HEX.repeat(16), np.tile(_HEX, 16)], axis=1)  # byte -> its two hex digits
+_DIGITS = b"0123456789abcdef"
+# byte -> its two hex digits as one little-endian uint16, so one gather writes both characters
+_HEX16 = np.frombuffer(b"".join(bytes((_DIGITS[v >> 4], _DIGITS[v & 15])) for v in range(256)), "<u2")
+_PREFIX16 = np.frombuffer(b"\\x", "<u2")[0]
 
 
 def to_csv(table: pa.Table, hex_columns: Collection[str] = ()) -> bytes:
@@ -53,7 +55,7 @@ def to_csv(table: pa.Table, hex_columns: Collection[str] = ()) -> bytes:
 
 def bytea_text(values: pa.Array) -> pa.Array:
     """Binary values as PostgreSQL's bytea text (``\\x0a1b…``); null stays null. Vectorised with numpy: every byte
-    becomes its two hex digits in one table lookup, then ``\\x`` goes in front of each value."""
+    becomes its two hex digits in one table lookup (a uint16 each), then ``\\x`` (one more) goes before each value."""
     n = len(values)
     valid = np.asarray(values.is_valid(), dtype=bool)
     values = values.fill_null(b"")
@@ -61,12 +63,10 @@ def bytea_text(values: pa.Array) -> pa.Array:
     data = values.buffers()[2]
     start, end = int(offsets[0]), int(offsets[-1])
     body = np.frombuffer(data, np.uint8)[start:end] if data is not None and end > start else np.empty(0, np.uint8)
-    digits = _HEX_PAIRS[body].reshape(-1)  # 2 characters per byte
-    at = 2 * (offsets[:-1][valid] - start)  # where each valid value's digits begin
-    text = np.insert(digits, np.repeat(at, 2), np.tile(np.array([92, 120], np.uint8), len(at)))  # "\x"
-    before = np.concatenate(([0], np.cumsum(valid)))  # valid values before each one: 2 prefix characters each
-    new_offsets = (2 * (offsets - start) + 2 * before).astype(np.int32)
-    out = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(new_offsets), pa.py_buffer(text)])
+    pairs = np.insert(_HEX16[body], offsets[:-1][valid] - start, _PREFIX16)  # "\\x" before each valid value
+    before = np.concatenate(([0], np.cumsum(valid)))  # valid values before each one: one prefix pair each
+    new_offsets = (2 * (offsets - start + before)).astype(np.int32)
+    out = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(new_offsets), pa.py_buffer(pairs.view(np.uint8))])
     return pc.if_else(pa.array(valid), out, pa.scalar(None, pa.string()))
 
 
