@@ -52,12 +52,14 @@ def _values(contract):  # type: ignore[no-untyped-def]
                 out.append(hashlib.sha256(f"d{i}".encode()).hexdigest())
             elif name == "_retired_batch":
                 out.append(None)
+            elif name == "_sealed":  # the row's one sealed message: 1 + 4 + 12 + ~40 + 16 bytes
+                out.append(b"\x01" + b"x" * 72)
             else:
                 f, kind = kinds[name]
-                if kind is Protection.TOKEN:
-                    out.append(hashlib.sha256(f"{name}{i}".encode()).hexdigest())
-                elif kind in (Protection.ENCRYPT, Protection.MASK):
-                    out.append("k1:" + "x" * 40 if kind is Protection.ENCRYPT else "4301**************")
+                if kind is Protection.TOKEN:  # stored as its 32 bytes (bytea) since migration 0021
+                    out.append(hashlib.sha256(f"{name}{i}".encode()).digest())
+                elif kind is Protection.MASK:
+                    out.append("4301**************")
                 elif name == "district_code":
                     out.append(DISTRICTS[i % len(DISTRICTS)])
                 elif f.enum:

@@ -283,6 +283,18 @@ def run_copy(args: argparse.Namespace) -> dict[str, Any]:
         import psycopg
 
         with psycopg.connect(dsn, autocommit=True) as conn, conn.cursor() as cur:
+            cur.execute(f"VACUUM ANALYZE {TABLE}")
+            cur.execute(
+                f"SELECT pg_total_relation_size('{TABLE}'), pg_relation_size('{TABLE}'), "
+                f"pg_relation_size('{TABLE}_pkey'), (SELECT avg(pg_column_size(t.*)) FROM {TABLE} t) "
+            )
+            total, heap, key_index, row_size = cur.fetchone()
+            stored = {
+                "stored_bytes_per_row": round(total / max(rows, 1)),  # table + indexes + TOAST
+                "heap_bytes_per_row": round(heap / max(rows, 1)),
+                "key_index_bytes_per_row": round(key_index / max(rows, 1)),
+                "avg_row_bytes": round(float(row_size or 0)),  # avg(pg_column_size(t.*)): the tuple alone
+            }
             sorted_file = work / "protected.sorted.csv"
             with (
                 open(sorted_file, "wb") as out,
@@ -301,7 +313,7 @@ def run_copy(args: argparse.Namespace) -> dict[str, Any]:
         "seconds": seconds,
         "sorted_seconds": sorted_seconds,
         "protected_bytes_per_row": round(size / max(rows, 1)),
-    }
+    } | stored
 
 
 def transform_profile(work: Path, rows: int) -> dict[str, float]:
@@ -340,10 +352,9 @@ def transform_profile(work: Path, rows: int) -> dict[str, float]:
         values = pc.cast(valid[f.name].combine_chunks(), pa.string())
         if kind is Protection.TOKEN:
             clock("token (HMAC-SHA256)", fn.protector.token, values)
-        elif kind is Protection.ENCRYPT:
-            clock("encrypt (AES-256-GCM)", fn.protector.encrypt, values, f.name)
         elif kind is Protection.MASK:
             clock("mask", mask, f, values)
+    clock("encrypt (one AES-256-GCM per row)", fn.protector.seal, valid)
     protected = fn.protector.protect(valid)
     clock("CSV for COPY", to_csv, protected)
     return {k: round(v / chunk.num_rows * 1e6, 2) for k, v in times.items()}
@@ -413,42 +424,45 @@ def _naive_rows(work: Path, rows: int, limit: int):  # type: ignore[no-untyped-d
 
 
 def _row_protection(keyring: Any):  # type: ignore[no-untyped-def]
-    """Per-row protection as a row-at-a-time tool would write it: HMAC, AES-GCM, masks, one dict in, one out."""
-    import base64
+    """Per-row protection as a row-at-a-time tool would write it, storing what lidm stores: 32-byte HMAC tokens, one
+    AES-GCM message per row over the encrypted fields (lidm.protect's format and binding), masks; one dict in, one
+    out."""
     import hmac
 
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-    tkey, aes, kid = keyring.token.active_key, AESGCM(keyring.encrypt.active_key), keyring.encrypt.active
+    from lidm.keys import fingerprint
+    from lidm.protect import ROW_FORMAT
 
-    def token(v: str | None) -> str | None:
-        return None if v is None else hmac.digest(tkey, v.encode(), "sha256").hex()
+    tkey, aes = keyring.token.active_key, AESGCM(keyring.encrypt.active_key)
+    head = bytes([ROW_FORMAT["aes-256-gcm"]]) + fingerprint(keyring.encrypt.active)
+    aad = b"lidm-row\x00health.population\x00" + head
 
-    def enc(v: str | None, field: str) -> str | None:
-        if v is None:
+    def token(v: str | None) -> bytes | None:
+        return None if v is None else hmac.digest(tkey, v.encode(), "sha256")
+
+    def sealed(**fields: str | None) -> bytes | None:
+        plain = b"".join(f"{k}:{len(v.encode())}:{v}".encode() for k, v in fields.items() if v is not None)
+        if not plain:
             return None
         nonce = os.urandom(12)
-        blob = nonce + aes.encrypt(nonce, v.encode(), f"health.population/{field}".encode())
-        return f"{kid}:aes-256-gcm:{base64.b64encode(blob).decode()}"
+        return head + nonce + aes.encrypt(nonce, plain, aad)
 
     def protect(r: dict[str, Any]) -> dict[str, Any]:
         idn, name, phone = r["id_number"], r["name"], r["phone"]
         return {
             "id_number_token": token(idn),
-            "id_number_enc": enc(idn, "id_number"),
             "id_number_masked": idn[:6] + "********" + idn[-4:],
-            "name_enc": enc(name, "name"),
             "name_masked": name[0] + "*" + (name[-1] if len(name) > 2 else ""),
             "gender": r["gender"],
             "birth_date": r["birth_date"],
             "household_id_token": token(r["household_id"]),
-            "phone_enc": enc(phone, "phone"),
             "phone_masked": None if phone is None else phone[:3] + "****" + phone[-4:],
             "district_code": r["district_code"],
             "street_code": r["street_code"],
-            "address_enc": enc(r["address"], "address"),
             "residence_status": r["residence_status"],
             "updated_at": r["updated_at"],
+            "_sealed": sealed(id_number=idn, name=name, phone=phone, address=r["address"]),
         }
 
     return protect
@@ -613,7 +627,10 @@ def report(results: dict[str, Any]) -> list[list[str]]:
         if name == "copy":
             sorted_rate = r["rows"] / r["sorted_seconds"]
             r["sorted_rows_per_s"] = round(sorted_rate)
-            note = f"sorted by key: {sorted_rate:,.0f} rows/s; {r['protected_bytes_per_row']} bytes/row"
+            note = (
+                f"sorted by key: {sorted_rate:,.0f} rows/s; {r['protected_bytes_per_row']} CSV bytes/row, "
+                f"{r.get('stored_bytes_per_row')} stored bytes/row ({r.get('avg_row_bytes')} a tuple)"
+            )
         elif r.get("quarantined") is not None:
             note = f"loaded {r['loaded']:,} + quarantined {r['quarantined']:,}"
         table.append([name, f"{r['rows']:,}", f"{r['seconds']:.1f}", f"{rate:,.0f}",

@@ -294,7 +294,7 @@ def _roster_keys(city: City, n: int = 3) -> list[str]:
     with city.engine.connect() as conn:
         return list(
             conn.execute(
-                sa.select(t.c.id_number_token).where(t.c.name_enc.is_not(None)).order_by(t.c.id_number_token).limit(n)
+                sa.select(t.c.id_number_token).where(t.c._sealed.is_not(None)).order_by(t.c.id_number_token).limit(n)
             ).scalars()
         )
 
@@ -328,7 +328,7 @@ def test_reidentify_gives_civil_affairs_the_values_and_audits_no_value(city: Cit
     w = warning_table(CATALOG)
     with city.engine.connect() as conn:
         warnings = conn.execute(
-            sa.select(w.c.warning_id, w.c.id_number_token).where(w.c.id_number_enc.is_not(None)).limit(3)
+            sa.select(w.c.warning_id, w.c.id_number_token).where(w.c._sealed.is_not(None)).limit(3)
         ).all()
     assert warnings
     opened = reidentify(

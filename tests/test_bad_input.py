@@ -170,7 +170,7 @@ def test_id_number_forms_the_standard_allows_are_normalized_and_join(gateway_sql
     protector = Protector(load_catalog()[ROSTER], load_keyring(gateway_sqlite.settings))
     tokens = set(protector.token(pa.array(canonical)).to_pylist())
     url = gateway_sqlite.settings.effective_central_url
-    stored = {t for (t,) in query(url, "SELECT id_number_token FROM civil_affairs_low_income_roster")}
+    stored = {bytes(t).hex() for (t,) in query(url, "SELECT id_number_token FROM civil_affairs_low_income_roster")}
     assert stored == tokens
     masks = {m for (m,) in query(url, "SELECT id_number_masked FROM civil_affairs_low_income_roster")}
     assert masks == {n[:4] + "*" * 14 for n in canonical}  # the city only (issue 15)

@@ -69,7 +69,8 @@ def test_population_contract_is_typed():
     idn = c.field("id_number")
     assert idn.classification is Classification.DIRECT_IDENTIFIER
     assert idn.protection == (Protection.TOKEN, Protection.ENCRYPT, Protection.MASK)
-    assert [col for col, _ in idn.output_columns()] == ["id_number_token", "id_number_enc", "id_number_masked"]
+    assert [col for col, _ in idn.output_columns()] == ["id_number_token", "id_number_masked"]  # + the row's _sealed
+    assert [f.name for f in c.sealed_fields] == ["id_number", "name", "phone", "address"]
     assert set(c.field("gender").enum) == {"male", "female"}
 
 

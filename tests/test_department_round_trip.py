@@ -129,7 +129,7 @@ def test_a_filled_answer_workbook_and_its_gbk_csv_come_back_applied_row_for_row(
     try:
         with engine.connect() as conn:
             stored = conn.execute(
-                sa.text("SELECT warning_id, outcome, granted_on, disposed_at, notes_enc FROM platform_disposition")
+                sa.text("SELECT warning_id, outcome, granted_on, disposed_at, _sealed FROM platform_disposition")
             ).all()
             states = dict(conn.execute(sa.text("SELECT warning_id, status FROM platform_warning")).all())
     finally:
@@ -142,5 +142,5 @@ def test_a_filled_answer_workbook_and_its_gbk_csv_come_back_applied_row_for_row(
         "2026-12-04",
         "2026-12-04 09:10",
     )
-    notes = Protector(DISPOSITION, load_keyring(settings)).decrypt(first.notes_enc, "notes")
+    notes = Protector(DISPOSITION, load_keyring(settings)).decrypt(first._sealed, "notes")
     assert notes == "已电话告知本人"  # kept with the disposition, encrypted like other free text

@@ -241,7 +241,8 @@ def _stored_id(ctx: Ctx, canonical: str) -> bool:
     from lidm.protect import Protector
 
     token = Protector(load_catalog()[ROSTER], load_keyring(ctx.gateway.settings)).token(pa.array([canonical]))[0]
-    return (token.as_py(),) in {tuple(r) for r in query(ctx.url, f"SELECT id_number_token FROM {ROSTER_TABLE}")}
+    stored = query(ctx.url, f"SELECT id_number_token FROM {ROSTER_TABLE}")  # 32 bytes each
+    return token.as_py() in {bytes(t).hex() for (t,) in stored}
 
 
 def _quarantined_id(ctx: Ctx, r: BatchResult, row: int, reason_part: str) -> str:

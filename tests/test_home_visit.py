@@ -17,8 +17,11 @@ from lidm_samples.departments.civil_affairs.home_visit import HEADER
 from lidm_samples.people import make_id_number
 from lidm_samples.sources import csv_bytes, xlsx_bytes
 
+from lidm.contracts import load_catalog
+from lidm.keys import load_keyring
 from lidm.monitor import monitor
 from lidm.pipeline import run_feed
+from lidm.protect import Protector
 from lidm.sources.localstore import LocalStore
 
 FEED = "civil_affairs.home_visit"
@@ -111,7 +114,7 @@ def test_a_streets_drop_loads_and_bad_rows_are_held_naming_file_row_and_field(
         for r in query(
             url,
             "SELECT visit_id, area_kind, health_change, employment_change, income_change, needs,"
-            " household_size_change, monthly_income_per_capita, notes_enc, visitor_masked, visit_date, entered_at"
+            " household_size_change, monthly_income_per_capita, _sealed, visitor_masked, visit_date, entered_at"
             " FROM civil_affairs_home_visit",
         )
     }
@@ -126,10 +129,17 @@ def test_a_streets_drop_loads_and_bad_rows_are_held_naming_file_row_and_field(
         -1,
         Decimal("650"),
     )
-    assert first.notes_enc and "住院" not in first.notes_enc  # kept only encrypted
+    sealed = Protector(load_catalog()[FEED], load_keyring(gateway.settings))
+    assert bytes(first._sealed) and "住院".encode() not in bytes(first._sealed)  # kept only encrypted
+    assert "住院" in sealed.decrypt(first._sealed, "notes")
     assert first.visitor_masked and first.visitor_masked != "网格员甲"
     assert str(first.visit_date)[:10] == "2026-11-20" and str(first.entered_at).startswith("2026-11-21 09:30")
-    assert (second.area_kind, second.needs, second.notes_enc, second.monthly_income_per_capita) == (
+    assert (
+        second.area_kind,
+        second.needs,
+        sealed.decrypt(second._sealed, "notes"),
+        second.monthly_income_per_capita,
+    ) == (
         "urban",
         None,
         None,

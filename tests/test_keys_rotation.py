@@ -11,6 +11,7 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 from _db import query
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import hmac as chmac
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -21,8 +22,8 @@ from lidm.cli import app
 from lidm.config import Settings
 from lidm.contracts import load_catalog
 from lidm.errors import KeyringError
-from lidm.keys import Keyring, generate_keyring, load_keyring, rotate, write_keyring
-from lidm.protect import Protector
+from lidm.keys import Keyring, fingerprint, generate_keyring, load_keyring, rotate, write_keyring
+from lidm.protect import Protector, unseal
 
 ID = "430102199003071234"
 runner = CliRunner()
@@ -37,16 +38,28 @@ def _reload(ring: Keyring) -> Keyring:
     return Keyring.from_dict(json.loads(json.dumps(ring.to_dict())))
 
 
-def test_encrypt_rotation_keeps_old_ciphertexts_readable_and_tokens_equal(roster):
+def _seal(p: Protector, value: str | None) -> bytes | None:
+    """A row of the roster with this id number (its other encrypted fields null), sealed."""
+    return p.seal(
+        pa.table(
+            {
+                f.name: pa.array([value if f.name == "id_number" else None], pa.string())
+                for f in p.contract.sealed_fields
+            }
+        )
+    )[0].as_py()
+
+
+def test_encrypt_rotation_keeps_old_rows_readable_and_tokens_equal(roster):
     old = generate_keyring()
     before = Protector(roster, old)
-    ct_old = before.encrypt(pa.array([ID]), "id_number")[0].as_py()
+    ct_old = _seal(before, ID)
     new = _reload(rotate(old, "encrypt"))
     after = Protector(roster, new)
-    ct_new = after.encrypt(pa.array([ID]), "id_number")[0].as_py()
+    ct_new = _seal(after, ID)
     assert new.encrypt.active != old.encrypt.active and set(old.encrypt.keys) < set(new.encrypt.keys)
-    assert ct_old.startswith(f"{old.encrypt.active}:aes-256-gcm:")
-    assert ct_new.startswith(f"{new.encrypt.active}:aes-256-gcm:")
+    assert ct_old[:5] == b"\x01" + fingerprint(old.encrypt.active)  # aes-256-gcm, the key of its day
+    assert ct_new[:5] == b"\x01" + fingerprint(new.encrypt.active)
     assert after.decrypt(ct_old, "id_number") == after.decrypt(ct_new, "id_number") == ID
     assert before.token(pa.array([ID])).to_pylist() == after.token(pa.array([ID])).to_pylist()
     again = rotate(new, "encrypt")  # a second rotation the same day gets its own id
@@ -74,7 +87,7 @@ def test_data_from_before_algorithms_were_recorded_still_opens(roster):
     nonce = os.urandom(12)
     aad = b"civil_affairs.low_income_roster/id_number"
     blob = base64.b64encode(nonce + AESGCM(ring.encrypt.active_key).encrypt(nonce, ID.encode(), aad)).decode()
-    assert Protector(roster, legacy).decrypt(f"{ring.encrypt.active}:{blob}", "id_number") == ID
+    assert unseal(legacy, f"{ring.encrypt.active}:{blob}", aad) == ID.encode()  # what migration 0021 opens
     body, sig = manifest.sign({"x": 1}, ring)
     kid, _alg, b64 = sig.split(":")
     assert manifest.verify(body, f"{kid}:{b64}", legacy)
@@ -105,11 +118,11 @@ def test_cli_rotate_adds_a_key_and_keeps_the_file_private(tmp_path):
 def test_sm_profile_round_trips_and_tokens_differ_from_standard(roster):
     sm = generate_keyring("sm")
     p = Protector(roster, sm)
-    ct = p.encrypt(pa.array([ID, None]), "id_number").to_pylist()
-    assert ct[1] is None and ct[0].startswith(f"{sm.encrypt.active}:sm4-gcm:") and ID not in ct[0]
-    assert p.decrypt(ct[0], "id_number") == ID
-    with pytest.raises(Exception):  # noqa: B017 - cryptography's InvalidTag: bound to its field
-        p.decrypt(ct[0], "name")
+    ct = _seal(p, ID)
+    assert _seal(p, None) is None and ct[:5] == b"\x02" + fingerprint(sm.encrypt.active) and ID.encode() not in ct
+    assert p.decrypt(ct, "id_number") == ID and p.decrypt(ct, "name") is None
+    with pytest.raises(InvalidTag):  # bound to its contract
+        Protector(load_catalog()["health.population"], sm).decrypt(ct, "id_number")
     # Same token key bytes, other algorithm: another token (HMAC-SM3, not HMAC-SHA256).
     std = generate_keyring().to_dict()
     std["token"] = sm.to_dict()["token"] | {"algorithms": {sm.token.active: "hmac-sha256"}}
@@ -149,15 +162,13 @@ def test_a_whole_feed_runs_under_the_sm_profile(tmp_path, monkeypatch):
     engine = sa.create_engine(url)
     cols = [c["name"] for c in sa.inspect(engine).get_columns("health_population")]
     engine.dispose()
-    enc = [c for c in cols if c.endswith("_enc")]
-    assert enc and any(c.endswith("_token") for c in cols)
-    row = query(url, f"SELECT id_number_token, {', '.join(enc)} FROM health_population WHERE {enc[0]} IS NOT NULL")[0]
-    assert len(row[0]) == 64
-    for value in row[1:]:
-        assert value is None or value.startswith(f"{ring.encrypt.active}:sm4-gcm:")
+    assert "_sealed" in cols and not any(c.endswith("_enc") for c in cols) and any(c.endswith("_token") for c in cols)
+    row = query(url, "SELECT id_number_token, _sealed FROM health_population WHERE _sealed IS NOT NULL")[0]
+    assert len(row[0]) == 32  # the token's bytes
+    assert row[1][0] == 0x02 and row[1][1:5] == fingerprint(ring.encrypt.active)  # sm4-gcm, the active key
     ((payload,),) = query(url, "SELECT payload FROM lidm_quarantine LIMIT 1")
     assert payload.startswith(f"{ring.encrypt.active}:sm4-gcm:")
     p = Protector(load_catalog()["health.population"], ring)
-    assert len(p.decrypt(row[1], enc[0].removesuffix("_enc"))) > 0
+    assert len(p.decrypt(row[1], "id_number")) == 18
     ((body, signature),) = query(url, "SELECT manifest, signature FROM lidm_batch WHERE status = 'loaded'")
     assert manifest.verify(body, signature, ring)

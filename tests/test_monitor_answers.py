@@ -281,7 +281,7 @@ def test_an_excel_csv_in_gbk_with_labels_slash_dates_and_notes_is_taken_whole(
         r.warning_id: r
         for r in _rows(
             settings,
-            "SELECT warning_id, outcome, assistance_kind, amount, granted_on, disposed_at, notes_enc "
+            "SELECT warning_id, outcome, assistance_kind, amount, granted_on, disposed_at, _sealed "
             "FROM platform_disposition",
         )
     }
@@ -290,9 +290,9 @@ def test_an_excel_csv_in_gbk_with_labels_slash_dates_and_notes_is_taken_whole(
     assert str(first.granted_on)[:10] == "2026-12-04" and str(first.disposed_at)[:16] == "2026-12-04 10:30"
     assert [stored[x["warning_id"]].outcome for x in w[:4]] == ["granted", "not_eligible", "referred", "included"]
     protector = Protector(CONTRACT, load_keyring(settings))
-    assert protector.decrypt(first.notes_enc, "notes") == "已电话告知本人"  # kept, encrypted like reason
-    assert stored[w[1]["warning_id"]].notes_enc is None
-    assert "电话" not in " ".join(r.notes_enc or "" for r in stored.values())
+    assert protector.decrypt(first._sealed, "notes") == "已电话告知本人"  # kept, encrypted like reason
+    assert protector.decrypt(stored[w[1]["warning_id"]]._sealed, "notes") is None
+    assert "电话".encode() not in b" ".join(bytes(r._sealed or b"") for r in stored.values())
 
     text, lines = _result(home, "result_disposition_gbk.csv")
     assert list(lines[0])[:4] == ["行号 row", "预警编号 warning_id", "字段 field", "结果 verdict"]
@@ -601,7 +601,7 @@ def test_a_table_channel_takes_notes_and_reads_a_table_laid_out_before_them(home
         verdicts = conn.execute(sa.text("SELECT lidm_status FROM lidm_warning_disposition")).scalars().all()
     engine.dispose()
     assert verdicts == ["applied"] * 4
-    (notes,) = _rows(settings, "SELECT notes_enc FROM platform_disposition WHERE outcome = 'not_eligible'")[0]
+    (notes,) = _rows(settings, "SELECT _sealed FROM platform_disposition WHERE outcome = 'not_eligible'")[0]
     assert Protector(CONTRACT, load_keyring(settings)).decrypt(notes, "notes") == "已告知"
 
 

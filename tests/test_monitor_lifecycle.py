@@ -317,7 +317,7 @@ def test_a_run_raises_warnings_once_and_a_rerun_raises_none(city: City) -> None:
             sa.select(sa.func.count())
             .where(
                 # 20 working days after Friday 2026-11-27 (tests/test_workdays.py has the holidays)
-                sa.or_(w.c.status != "raised", w.c.due_date != date(2026, 12, 25), w.c.id_number_enc.is_(None))
+                sa.or_(w.c.status != "raised", w.c.due_date != date(2026, 12, 25), w.c._sealed.is_(None))
             )
             .where(w.c.rule_id == "roster_unemployed")
         ).scalar_one()
@@ -477,12 +477,10 @@ def _answer(city: City, warning: sa.Row, outcome: str, at: datetime) -> None:
                 warning_id=warning.warning_id,
                 department=warning.target_department,
                 outcome=outcome,
-                reason_enc="not-a-real-ciphertext",
-                handler_enc="not-a-real-ciphertext",
                 handler_masked="*",
                 disposed_at=at,
                 id_number_token=warning.id_number_token,
-                id_number_enc=warning.id_number_enc,
+                _sealed=b"not-a-real-sealed-row",
                 id_number_masked=warning.id_number_masked,
                 household_id_token=warning.household_id_token,
                 district_code=warning.district_code,

@@ -106,9 +106,10 @@ def _check_the_list(city: City) -> None:
     protector = Protector(CATALOG["civil_affairs.home_visit"], load_keyring(city.settings))
     tokens = protector.token(pa.array(ill, type=pa.string())).to_pylist()
     quoted = ", ".join(f"'{t}'" for t in tokens)
-    found = city.rows(
-        f"SELECT id_number_token, need_kind, source FROM platform_needs WHERE id_number_token IN ({quoted})"
+    hexed = (
+        "encode(id_number_token, 'hex')" if city.engine.dialect.name == "postgresql" else "lower(hex(id_number_token))"
     )
+    found = city.rows(f"SELECT {hexed}, need_kind, source FROM platform_needs WHERE {hexed} IN ({quoted})")
     assert {(t, "medical", "both") for t in tokens} <= set(found)
     assert {(t, "care", "visit") for t in tokens} <= set(found)
 

@@ -33,8 +33,13 @@ def loaded(request, tmp_path):
     engine.dispose()
 
 
-TOKENS = "SELECT id_number_token, household_id_token FROM health_population ORDER BY id_number_enc"
+TOKENS = "SELECT id_number_token, household_id_token FROM health_population ORDER BY _sealed"
 QUARANTINE = "SELECT key_token FROM lidm_quarantine WHERE key_token IS NOT NULL ORDER BY id"
+
+
+def tokens(url: str, sql: str) -> list[tuple[str | None, ...]]:
+    """Stored tokens (32 bytes each since migration 0021) as the hex the SDK hands out."""
+    return [tuple(None if v is None else bytes(v).hex() for v in row) for row in query(url, sql)]
 
 
 def test_every_token_moves_to_the_new_key_and_loads_follow(loaded):
@@ -42,14 +47,14 @@ def test_every_token_moves_to_the_new_key_and_loads_follow(loaded):
     settings, url = gateway.settings, gateway.settings.effective_central_url
     old_keyring_file = gateway.home / "keyring.before.json"
     shutil.copy(settings.effective_keyring, old_keyring_file)
-    before, held_before = query(url, TOKENS), query(url, QUARANTINE)
+    before, held_before = tokens(url, TOKENS), tokens(url, QUARANTINE)
 
     done = retokenize(settings)
 
     new = load_keyring(settings)
     assert done.epoch == new.token.epoch == 2 and len(new.token.token_chain) == 2
     step = next_token_function(new)
-    after, held_after = query(url, TOKENS), query(url, QUARANTINE)
+    after, held_after = tokens(url, TOKENS), tokens(url, QUARANTINE)
     assert after == [tuple(None if t is None else step(t) for t in row) for row in before]
     assert held_after == [(step(t),) for (t,) in held_before] and held_after
     assert not {t for row in before for t in row} & {t for row in after for t in row}
@@ -75,7 +80,7 @@ def test_every_token_moves_to_the_new_key_and_loads_follow(loaded):
 def test_a_failed_retokenization_changes_nothing(loaded, monkeypatch):
     gateway, _engine, _conns = loaded
     settings, url = gateway.settings, gateway.settings.effective_central_url
-    before, keyring_before = query(url, TOKENS), settings.effective_keyring.read_text()
+    before, keyring_before = tokens(url, TOKENS), settings.effective_keyring.read_text()
 
     def power_cut(*args, **kwargs):
         raise RuntimeError("power cut")
@@ -83,7 +88,7 @@ def test_a_failed_retokenization_changes_nothing(loaded, monkeypatch):
     monkeypatch.setattr(audit, "append", power_cut)  # the last statement of the job's transaction
     with pytest.raises(RuntimeError, match="power cut"):
         retokenize(settings)
-    assert query(url, TOKENS) == before
+    assert tokens(url, TOKENS) == before
     assert settings.effective_keyring.read_text() == keyring_before
     assert not (gateway.home / "keyring.json.next").exists()
     assert query(url, "SELECT COUNT(*) FROM lidm_token_epoch") == [(0,)]

@@ -11,6 +11,7 @@ SM4-GCM. Signing is Ed25519 in both (the installed ``cryptography`` has no SM2).
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 import secrets
@@ -50,6 +51,11 @@ def _unb64(text: str, what: str, size: int) -> bytes:
     return raw
 
 
+def fingerprint(kid: str) -> bytes:
+    """The 4 bytes naming an encryption key inside a sealed row: the first bytes of SHA-256 of its id."""
+    return hashlib.sha256(kid.encode("utf-8")).digest()[:4]
+
+
 def check_profile(profile: str) -> str:
     """The profile name if known, else a KeyringError naming the choices."""
     if profile not in PROFILES:
@@ -74,6 +80,13 @@ class KeySet:
     @property
     def active_key(self) -> bytes:
         return self.keys[self.active]
+
+    def by_fingerprint(self, fp: bytes) -> str:
+        """The id of the key a sealed row names by its fingerprint (Keyring.from_dict refuses two alike)."""
+        for kid in self.keys:
+            if fingerprint(kid) == fp:
+                return kid
+        raise KeyringError(f"keyring has no encryption key with fingerprint {fp.hex()}")
 
     @property
     def token_chain(self) -> tuple[str, ...]:
@@ -151,6 +164,8 @@ class Keyring:
                 chain = tuple(raw.get("chain") or ())
                 if chain and (chain[-1] != raw["active"] or any(k not in keys for k in chain)):
                     raise KeyringError(f"{source}: {purpose} chain must list known keys and end with the active one")
+                if purpose == "encrypt":
+                    _refuse_fingerprint_clash(keys, source)
                 sets[purpose] = KeySet(active=raw["active"], keys=keys, algorithms=algs, chain=chain)
         except (KeyError, TypeError, AttributeError) as exc:
             raise KeyringError(
@@ -176,10 +191,23 @@ class Keyring:
         }
 
 
+def _refuse_fingerprint_clash(keys: dict[str, bytes], source: str) -> None:
+    """A sealed row names its key by a 4-byte fingerprint of the id: two keys alike would be ambiguous."""
+    seen: dict[bytes, str] = {}
+    for kid in keys:
+        other = seen.setdefault(fingerprint(kid), kid)
+        if other != kid:
+            raise KeyringError(
+                f"{source}: encryption keys {other} and {kid} have the same fingerprint (first 4 bytes of the SHA-256 "
+                "of the key id), so a sealed row could not say which one it needs; rename the newer key's id"
+            )
+
+
 def _new_key(purpose: str, profile: str, taken: set[str]) -> tuple[str, bytes, str]:
     stamp = datetime.now(UTC).strftime("%Y%m%d")
     kid, n = f"{_PREFIX[purpose]}-{stamp}", 1
-    while kid in taken:
+    clash = {fingerprint(k) for k in taken} if purpose == "encrypt" else set()
+    while kid in taken or fingerprint(kid) in clash:
         n += 1
         kid = f"{_PREFIX[purpose]}-{stamp}-{n}"
     alg = PROFILES[profile][purpose]

@@ -1,12 +1,18 @@
 """Protection: the one place where a field's contract policy turns into stored columns.
 
-token   keyed HMAC of the normalized value, hex (HMAC-SHA256, or HMAC-SM3 in the sm profile): the same person
-        joins across every feed
-encrypt AEAD, "kid:alg:base64(nonce|ciphertext|tag)" (alg aes-256-gcm or sm4-gcm), bound to contract and
-        field: re-identification only. The prefix names key and algorithm, so a reader never guesses;
-        "kid:base64" (written before algorithms were recorded) is AES-256-GCM.
+token   keyed HMAC of the normalized value (HMAC-SHA256, or HMAC-SM3 in the sm profile): the same person joins
+        across every feed. Python sees lowercase hex; the database stores the 32 bytes (lidm.central.schema.Token)
+encrypt one AEAD per row, not per field: the row's encrypted fields, each with its name, sealed together into the
+        binary column ``_sealed`` = format (1 byte: 0x01 aes-256-gcm, 0x02 sm4-gcm) | key fingerprint (4 bytes,
+        lidm.keys.fingerprint) | nonce (12) | ciphertext | tag (16), bound (AAD) to the contract and that 5-byte
+        head. Re-identification only: ``Protector.decrypt`` opens a row and returns the one field asked for.
+        The plaintext is ``name:length:value`` per field with a value (length in UTF-8 bytes; a null field is
+        absent, an empty one present), so a message stays readable when a contract version adds a field.
 mask    display form (4301**************, 王*, 138****5678): what each hides is declared in
         lidm.contracts.disclosure, which checks that no consumer can rebuild it from its other grants
+
+Quarantined rows and audit seals keep the text form ``seal()`` = "kid:alg:base64(nonce|ciphertext|tag)" (one
+message each, off the hot path); ``unseal`` also opens the per-field values stored before migration 0021.
 """
 
 from __future__ import annotations
@@ -24,11 +30,14 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from lidm import idnumber
-from lidm.contracts.model import Check, Contract, Field, Protection
+from lidm.contracts.model import SEALED, Check, Contract, Field, Protection
 from lidm.errors import KeyringError
-from lidm.keys import Keyring
+from lidm.keys import Keyring, fingerprint
 
 NONCE, TAG = 12, 16
+ROW_FORMAT = {"aes-256-gcm": 0x01, "sm4-gcm": 0x02}  # the first byte of a sealed row
+_FORMAT_ALG = {v: k for k, v in ROW_FORMAT.items()}
+HEAD = 1 + 4  # format byte + key fingerprint: what the AAD binds besides the contract
 
 
 def _sm4_gcm_encrypt(key: bytes, nonce: bytes, data: bytes, aad: bytes) -> bytes:
@@ -60,33 +69,78 @@ def seal(keyring: Keyring, data: bytes, aad: bytes) -> str:
     return f"{kid}:{alg}:{base64.b64encode(blob).decode('ascii')}"
 
 
-def seal_many(keyring: Keyring, values: list[str | None], aad: bytes) -> list[str | None]:
-    """seal() for a column: one cipher object and one nonce draw for the lot (the per-value cost is the loop)."""
-    kid, alg = keyring.encrypt.active, keyring.encrypt.active_algorithm
-    prefix = f"{kid}:{alg}:"
-    nonces = os.urandom(NONCE * len(values))
-    b64 = base64.b64encode
+def _encryptor(keyring: Keyring):  # type: ignore[no-untyped-def]
+    """(nonce, data, aad) -> ciphertext|tag with the active encryption key: one cipher object for a whole column."""
+    alg, key = keyring.encrypt.active_algorithm, keyring.encrypt.active_key
     if alg == "aes-256-gcm":
-        encrypt = AESGCM(keyring.encrypt.active_key).encrypt
-    else:
-        key, fn = keyring.encrypt.active_key, _SEAL[alg][0]
+        return AESGCM(key).encrypt
+    fn = _SEAL[alg][0]
+    return lambda nonce, data, aad: fn(key, nonce, data, aad)
 
-        def encrypt(nonce: bytes, data: bytes, aad: bytes) -> bytes:
-            return fn(key, nonce, data, aad)
 
-    out: list[str | None] = []
-    append = out.append
-    for i, v in enumerate(values):
-        if v is None:
-            append(None)
-            continue
-        nonce = nonces[i * NONCE : (i + 1) * NONCE]
-        append(prefix + b64(nonce + encrypt(nonce, v.encode("utf-8"), aad)).decode("ascii"))
-    return out
+def _row_aad(contract_id: str, head: bytes) -> bytes:
+    return b"lidm-row\x00" + contract_id.encode("utf-8") + b"\x00" + head
+
+
+def row_plaintext(columns: dict[str, pa.Array]) -> pa.Array:
+    """Each row's ``name:length:value`` pieces joined, built column-wise (no Python loop); null where all are null."""
+    pieces, present = [], None
+    for name, values in columns.items():
+        text = pc.cast(values, pa.string())
+        size = pc.cast(pc.binary_length(text), pa.string())
+        pieces.append(pc.binary_join_element_wise(pa.scalar(f"{name}:"), size, pa.scalar(":"), text, ""))
+        valid = pc.is_valid(text)
+        present = valid if present is None else pc.or_(present, valid)
+    joined = pc.binary_join_element_wise(*pieces, "", null_handling="replace", null_replacement="")
+    return pc.cast(pc.if_else(present, joined, pa.scalar(None, pa.string())), pa.binary())
+
+
+def seal_rows(keyring: Keyring, contract_id: str, plaintexts: pa.Array) -> pa.Array:
+    """One AEAD per row: head | nonce | ciphertext | tag; the loop body is the encrypt call alone."""
+    kid, alg = keyring.encrypt.active, keyring.encrypt.active_algorithm
+    head = bytes([ROW_FORMAT[alg]]) + fingerprint(kid)
+    aad, encrypt = _row_aad(contract_id, head), _encryptor(keyring)
+    values = plaintexts.to_pylist()
+    nonces = os.urandom(NONCE * len(values))
+    out = [
+        None if v is None else head + (n := nonces[i * NONCE : (i + 1) * NONCE]) + encrypt(n, v, aad)
+        for i, v in enumerate(values)
+    ]
+    return pa.array(out, type=pa.binary())
+
+
+def open_row(keyring: Keyring, contract_id: str, sealed: bytes, field: str) -> str | None:
+    """One field of a sealed row (None when the row had no value for it); InvalidTag when the row was not sealed
+    for `contract_id` or was changed, KeyringError when its head names no key of this keyring."""
+    sealed = bytes(sealed)
+    if len(sealed) < HEAD + NONCE + TAG or sealed[0] not in _FORMAT_ALG:
+        raise KeyringError("sealed row has an unknown format; it was not written by this version of lidm")
+    alg, kid = _FORMAT_ALG[sealed[0]], keyring.encrypt.by_fingerprint(sealed[1:HEAD])
+    if keyring.encrypt.algorithm(kid) != alg:
+        raise KeyringError(f"sealed row names algorithm {alg}, which key {kid} was not made for")
+    nonce, body = sealed[HEAD : HEAD + NONCE], sealed[HEAD + NONCE :]
+    plain = _SEAL[alg][1](keyring.encrypt.get(kid), nonce, body, _row_aad(contract_id, sealed[:HEAD]))
+    return _field(plain, field)
+
+
+def _field(plain: bytes, field: str) -> str | None:
+    """The value of `field` in a row's plaintext, the others skipped undecoded."""
+    want, at = field.encode("utf-8"), 0
+    while at < len(plain):
+        colon = plain.index(b":", at)
+        sep = plain.index(b":", colon + 1)
+        start = sep + 1
+        end = start + int(plain[colon + 1 : sep])
+        if plain[at:colon] == want:
+            return plain[start:end].decode("utf-8")
+        at = end
+    return None
 
 
 def unseal(keyring: Keyring, value: str, aad: bytes) -> bytes:
-    """Inverse of seal with the key and algorithm the value names; InvalidTag when it was not made for `aad`."""
+    """Inverse of seal with the key and algorithm the value names; InvalidTag when it was not made for `aad`.
+
+    Also what opens the per-field ``<field>_enc`` values of before migration 0021 (aad ``contract/field``)."""
     parts = value.split(":")
     if len(parts) == 2:  # written before the algorithm was recorded: always AES-256-GCM
         kid, alg, b64 = parts[0], "aes-256-gcm", parts[1]
@@ -160,16 +214,19 @@ class Protector:
         fn = token_function(self.keyring)
         return pa.array([None if v is None else fn(v) for v in values.to_pylist()], type=pa.string())
 
-    def encrypt(self, values: pa.Array, field: str) -> pa.Array:
-        aad = f"{self.contract.id}/{field}".encode()
-        return pa.array(seal_many(self.keyring, pc.cast(values, pa.string()).to_pylist(), aad), type=pa.string())
+    def seal(self, table: pa.Table) -> pa.Array:
+        """The rows' encrypted fields sealed together, one message per row (null where every one is null)."""
+        fields = self.contract.sealed_fields
+        plaintext = row_plaintext({f.name: table[f.name].combine_chunks() for f in fields})
+        return seal_rows(self.keyring, self.contract.id, plaintext)
 
-    def decrypt(self, value: str, field: str) -> str:
-        """Inverse of encrypt. Callers: `lidm.reidentify` (audited per call) and the warning push (audited per push)."""
-        return unseal(self.keyring, value, f"{self.contract.id}/{field}".encode()).decode("utf-8")
+    def decrypt(self, sealed: bytes, field: str) -> str | None:
+        """One field of a sealed row. Callers: `lidm.reidentify` (audited per call) and the warning push (audited
+        per push)."""
+        return open_row(self.keyring, self.contract.id, sealed, field)
 
     def protect(self, table: pa.Table) -> pa.Table:
-        """Typed valid rows in, central columns out (in contract order); DROP fields vanish here."""
+        """Typed valid rows in, central columns out (in contract order, then ``_sealed``); DROP fields vanish here."""
         cols: dict[str, pa.Array] = {}
         for f, col, kind in self.contract.output_columns():
             values = table[f.name].combine_chunks()
@@ -177,10 +234,10 @@ class Protector:
                 cols[col] = values
             elif kind is Protection.TOKEN:
                 cols[col] = self.token(pc.cast(values, pa.string()))
-            elif kind is Protection.ENCRYPT:
-                cols[col] = self.encrypt(pc.cast(values, pa.string()), f.name)
             elif kind is Protection.MASK:
                 cols[col] = mask(f, pc.cast(values, pa.string()))
+        if self.contract.sealed_fields:
+            cols[SEALED] = self.seal(table)
         return pa.table(cols)
 
 

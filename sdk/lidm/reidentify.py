@@ -1,4 +1,4 @@
-"""Re-identification: the one audited way to turn a stored ciphertext back into a person's value.
+"""Re-identification: the one audited way to turn a stored sealed row back into one of a person's values.
 
 A consumer whose grant gives a field at level ``clear`` while the contract stores it only encrypted (the id
 number and name a civil affairs case worker needs to pay a benefit) asks for it here, naming a purpose. The
@@ -22,7 +22,7 @@ from lidm.central.schema import dataset_table, warning_state
 from lidm.config import Settings
 from lidm.contracts import scope
 from lidm.contracts.load import ContractCatalog, load_catalog
-from lidm.contracts.model import Contract, Grant, GrantLevel, Protection
+from lidm.contracts.model import SEALED, Contract, Grant, GrantLevel, Protection
 from lidm.errors import KeyringError, LidmError
 from lidm.keys import load_keyring
 from lidm.protect import Protector
@@ -100,7 +100,7 @@ def reidentify(
         raise ReidentifyError("name at least one key (a record id, warning id or key token)")
     keyring = load_keyring(settings)
     t = dataset_table(contract, sa.MetaData())
-    key_col, enc_col = t.c[contract.key_columns()[0]], t.c[f"{field}_enc"]
+    key_col, enc_col = t.c[contract.key_columns()[0]], t.c[SEALED]
     warning = contract.id == WARNING_CONTRACT
     columns = [key_col, enc_col] + ([warning_state.c.sealed_by] if warning else [])
     source = t.outerjoin(warning_state, warning_state.c.warning_id == key_col) if warning else t
@@ -108,7 +108,7 @@ def reidentify(
     engine = db.connect(settings)
     try:
         db.ensure_current(engine, settings)
-        found: dict[str, tuple[str | None, str]] = {}
+        found: dict[str, tuple[bytes | None, str]] = {}
         with engine.connect() as conn:
             for start in range(0, len(wanted), 500):
                 query = sa.select(*columns).select_from(source)
@@ -148,14 +148,14 @@ def reidentify(
     return values
 
 
-def _open(catalog: ContractCatalog, keyring, found: tuple[str | None, str], field: str, dataset: str) -> str | None:  # type: ignore[no-untyped-def]
+def _open(catalog: ContractCatalog, keyring, found: tuple[bytes | None, str], field: str, dataset: str) -> str | None:  # type: ignore[no-untyped-def]
     sealed, contract_id = found
     if sealed is None:
         return None
     try:
         return Protector(catalog[contract_id], keyring).decrypt(sealed, field)
-    except (InvalidTag, ValueError, KeyError):
+    except (InvalidTag, ValueError, KeyError, KeyringError):
         raise KeyringError(
-            f"{dataset}.{field}: a value cannot be decrypted with this keyring (key id {sealed.partition(':')[0]}, "
-            f"sealed by {contract_id}); the keyring must hold the key the value was sealed with"
+            f"{dataset}.{field}: a row cannot be opened with this keyring (key fingerprint {bytes(sealed[1:5]).hex()}, "
+            f"sealed by {contract_id}); the keyring must hold the key the row was sealed with"
         ) from None

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from lidm.central import audit, db, release
 from lidm.central.ledger import check_epoch
-from lidm.central.schema import dataset_table, quarantine, token_epoch, warning_state
+from lidm.central.schema import Token, dataset_table, quarantine, token_epoch, warning_state
 from lidm.config import Settings
 from lidm.contracts import Protection, load_catalog
 from lidm.errors import ConfigError
@@ -90,8 +90,8 @@ def _rewrite(conn: sa.Connection, settings: Settings, old: Keyring, new: Keyring
     mapping = sa.Table(
         "lidm_retoken_map",
         sa.MetaData(),
-        sa.Column("old", sa.String(64), primary_key=True),
-        sa.Column("new", sa.String(64), nullable=False),
+        sa.Column("old", Token(), primary_key=True),  # binary, as the token columns are (hex in Python)
+        sa.Column("new", Token(), nullable=False),
         prefixes=["TEMPORARY"],
     )
     mapping.drop(conn, checkfirst=True)

@@ -1,7 +1,8 @@
 """One chunk from source shape to central shape: conform, validate, digest, protect, and quarantine rows.
 
-Per-value protection (keyed tokens, AEAD) is a Python loop per field, so a big batch spreads its chunks over
-forked worker processes while the parent reads the source and streams results into the database, in order.
+Per-value protection (a keyed token per value, one AEAD per row) is a Python loop, so a big batch spreads its
+chunks over forked worker processes while the parent reads the source and streams results into the database, in
+order.
 Small batches (one chunk) never start a process. A worker dies with the loading process and never holds its
 sockets, so a kill -9 of the loader leaves no orphan process and no open database session behind.
 """
@@ -86,6 +87,7 @@ class ChunkTransform:
         self.validator = Validator(contract, city_prefix, timezone)
         self.protector = Protector(contract, keyring)
         self.csv_columns = csv_columns  # render CSV here, in the worker, rather than in the loading process
+        self.token_columns = [col for _f, col, kind in contract.output_columns() if kind is Protection.TOKEN]
         # Keyed row digests (change detection), never plain hashes of personal data.
         self.digest_key = hashlib.blake2b(keyring.token.root_key, digest_size=32, person=b"lidm-row").digest()
         self.locate = locating_columns(contract, adapter)
@@ -113,7 +115,7 @@ class ChunkTransform:
         if self.csv_columns is None:
             out.protected = protected
         else:
-            out.csv = to_csv(protected.select(self.csv_columns))
+            out.csv = to_csv(protected.select(self.csv_columns), self.token_columns)
         return out
 
     def fingerprint(self, chunk: pa.Table) -> tuple[pa.Table, pa.Array]:

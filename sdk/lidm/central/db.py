@@ -241,6 +241,7 @@ def alembic_config(settings: Settings, engine: sa.Engine | None = None) -> Confi
     cfg.set_main_option("version_path_separator", "os")
     if engine is not None:
         cfg.attributes["engine"] = engine
+    cfg.attributes["settings"] = settings  # a migration that converts data may need the keyring (0021)
     return cfg
 
 

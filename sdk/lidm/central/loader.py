@@ -7,29 +7,72 @@ so a re-run changes nothing), and a full snapshot retires the rows it no longer 
 
 from __future__ import annotations
 
+import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
-from lidm.central.schema import quarantine
+from lidm.central.schema import Token, quarantine
 from lidm.contracts.model import Classification, Contract, Protection
 
 SOURCE_ROW = "_source_row"
 SOURCE_LINE = "_source_line"  # a text file's line where the row starts: duplicates are reported by line too
 
 
-def to_csv(table: pa.Table) -> bytes:
-    """COPY … FROM STDIN (FORMAT csv) input, without a header: what the stage takes on PostgreSQL."""
+_DIGITS = b"0123456789abcdef"
+# byte -> its two hex digits as one little-endian uint16, so one gather writes both characters
+_HEX16 = np.frombuffer(b"".join(bytes((_DIGITS[v >> 4], _DIGITS[v & 15])) for v in range(256)), "<u2")
+_PREFIX16 = np.frombuffer(b"\\x", "<u2")[0]
+
+
+def to_csv(table: pa.Table, hex_columns: Collection[str] = ()) -> bytes:
+    """COPY … FROM STDIN (FORMAT csv) input, without a header: what the stage takes on PostgreSQL.
+
+    bytea columns go in bytea's text form ``\\x`` + hex: binary ones (a sealed row) hex-encoded here, and
+    `hex_columns` (tokens, which Python holds as hex text) prefixed. Column-wise, no Python loop per value."""
+    cols = []
+    for name, col in zip(table.column_names, table.columns, strict=True):
+        if pa.types.is_binary(col.type):
+            col = bytea_text(col.combine_chunks())
+        elif name in hex_columns:
+            col = pc.binary_join_element_wise(pa.scalar("\\x"), col, "")
+        cols.append(col)
     buf = pa.BufferOutputStream()
-    pacsv.write_csv(table, buf, pacsv.WriteOptions(include_header=False, quoting_style="needed"))
+    pacsv.write_csv(
+        pa.table(cols, names=table.column_names), buf, pacsv.WriteOptions(include_header=False, quoting_style="needed")
+    )
     return buf.getvalue().to_pybytes()
+
+
+def bytea_text(values: pa.Array) -> pa.Array:
+    """Binary values as PostgreSQL's bytea text (``\\x0a1b…``); null stays null. Vectorised with numpy: every byte
+    becomes its two hex digits in one table lookup (a uint16 each), then ``\\x`` (one more) goes before each value."""
+    n = len(values)
+    valid = np.asarray(values.is_valid(), dtype=bool)
+    values = values.fill_null(b"")
+    offsets = np.frombuffer(values.buffers()[1], np.int32, n + 1, values.offset * 4).astype(np.int64)
+    data = values.buffers()[2]
+    start, end = int(offsets[0]), int(offsets[-1])
+    body = np.frombuffer(data, np.uint8)[start:end] if data is not None and end > start else np.empty(0, np.uint8)
+    pairs = np.insert(_HEX16[body], offsets[:-1][valid] - start, _PREFIX16)  # "\\x" before each valid value
+    before = np.concatenate(([0], np.cumsum(valid)))  # valid values before each one: one prefix pair each
+    new_offsets = (2 * (offsets - start + before)).astype(np.int32)
+    out = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(new_offsets), pa.py_buffer(pairs.view(np.uint8))])
+    return pc.if_else(pa.array(valid), out, pa.scalar(None, pa.string()))
+
+
+def _json_value(value: Any) -> str:
+    """A held row's protected values as JSON text: the sealed row in base64, dates and numbers as text."""
+    return base64.b64encode(value).decode("ascii") if isinstance(value, bytes) else str(value)
 
 
 @dataclass
@@ -67,6 +110,10 @@ class BatchWriter:
         self.feed = feed
         self.dialect = conn.dialect.name
         self.key = contract.key_columns()
+        # A tokenized key is kept with a held row (lidm_quarantine.key_token, binary); a department's own key is not
+        # a token: the duplicates of this batch held under one are remembered here, so a snapshot does not retire them.
+        self.token_key = isinstance(table.c[self.key[0]].type, Token)
+        self.held_keys: list[Any] = []
         md = sa.MetaData()
         cols = [sa.Column(c.name, c.type) for c in table.columns]
         cols += [sa.Column(SOURCE_ROW, sa.BigInteger), sa.Column(SOURCE_LINE, sa.BigInteger)]
@@ -86,7 +133,7 @@ class BatchWriter:
             return
         chunk = chunk.select([c.name for c in self.stage.columns])
         if self.dialect == "postgresql":
-            self.write_csv(to_csv(chunk))
+            self.write_csv(to_csv(chunk, [c.name for c in self.stage.columns if isinstance(c.type, Token)]))
         else:
             self.conn.execute(self.stage.insert(), chunk.to_pylist())
 
@@ -136,6 +183,8 @@ class BatchWriter:
         )
         if not rows:
             return 0
+        if not self.token_key:
+            self.held_keys += list(dict.fromkeys(r[self.key[0]] for r in rows))
         self.quarantine(
             [
                 {
@@ -146,12 +195,12 @@ class BatchWriter:
                     "reason": "duplicate_key",
                     "message": f"key {', '.join(self.contract.key)} appears more than once in this batch; "
                     "every occurrence is held back for review",
-                    "key_token": r[self.key[0]],
+                    "key_token": r[self.key[0]] if self.token_key else None,
                     "row_digest": r["_row_digest"],
                     "payload_kind": "protected",
                     "payload": json.dumps(
                         {k: v for k, v in r.items() if k not in (SOURCE_ROW, SOURCE_LINE)},
-                        default=str,
+                        default=_json_value,
                         ensure_ascii=False,
                     ),
                 }
@@ -195,7 +244,7 @@ class BatchWriter:
     def _resolve_quarantine(self) -> int:
         """A corrected row re-sent later settles its quarantined predecessors (same feed, same key token)."""
         key = self.key[0]
-        if not key.endswith("_token"):
+        if not self.token_key:
             return 0  # only a tokenized key is kept with a quarantined row
         q = quarantine
         result = self.conn.execute(
@@ -216,13 +265,14 @@ class BatchWriter:
         held = sa.select(quarantine.c.key_token).where(
             quarantine.c.batch_id == self.batch_id, quarantine.c.key_token.is_not(None)
         )
+        kept = t.c[self.key[0]].not_in(held) if self.token_key else t.c[self.key[0]].not_in(self.held_keys)
         result = self.conn.execute(
             t.update()
             .where(
                 t.c._retired_batch.is_(None),
                 t.c._batch_id != self.batch_id,  # written by this batch, so in it: no anti-join needed
                 ~sa.exists().where(self._key_match(s, t)),
-                t.c[self.key[0]].not_in(held),
+                kept,
             )
             .values(_retired_batch=self.batch_id)
         )

@@ -46,6 +46,7 @@ from lidm.errors import KeyringError
 from lidm.keys import Keyring
 
 SUFFIX = "__released"
+TOKEN_SUFFIX = "_token"  # a token field's column (Field.output_columns): bytea, released as a pseudonym
 LINKABLE = "*"  # the scope of a consumer's linkable fields: one key across its datasets
 _INFO = b"lidm pseudonym v1\x00"
 # Above this share of a table's rows changed, a release is rebuilt whole rather than row by row.
@@ -58,11 +59,13 @@ def pseudonym_key(keyring: Keyring, consumer: str, scope: str) -> bytes:
     return hmac.new(keyring.token.root_key, info, hashlib.sha256).digest()
 
 
-def pseudonym(key: bytes, token: str | None) -> str | None:
-    """What a consumer sees for a stored token; the same value PostgreSQL computes in a release."""
+def pseudonym(key: bytes, token: str | bytes | None) -> str | None:
+    """What a consumer sees for a stored token (hex text, or the stored bytes a plain SQL read returns); the same
+    value PostgreSQL computes in a release."""
     if token is None:
         return None
-    return hmac.new(key, token.encode("utf-8"), hashlib.sha256).hexdigest()
+    text = bytes(token).hex() if isinstance(token, bytes | memoryview) else token
+    return hmac.new(key, text.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def _pads(key: bytes) -> tuple[bytes, bytes]:
@@ -71,15 +74,22 @@ def _pads(key: bytes) -> tuple[bytes, bytes]:
     return bytes(b ^ 0x36 for b in block), bytes(b ^ 0x5C for b in block)
 
 
+def token_text_sql(column: str) -> str:
+    """A stored token (bytea since migration 0021) as the hex text it is in Python, which pseudonyms hash."""
+    return f"encode({ident(column)}, 'hex')"
+
+
 def pseudonym_sql(column: str, n: int) -> str:
-    """SQL of a column's pseudonym under the n-th bound key (parameters :ki_n and :ko_n)."""
-    inner = f"sha256(:ki_{n} || convert_to({ident(column)}, 'UTF8'))"
+    """SQL of a token column's pseudonym under the n-th bound key (parameters :ki_n and :ko_n): HMAC of the
+    token's hex text, the value :func:`pseudonym` computes and the pseudonyms released before 0021 hashed."""
+    inner = f"sha256(:ki_{n} || convert_to({token_text_sql(column)}, 'UTF8'))"
     return f"encode(sha256(:ko_{n} || {inner}), 'hex')"
 
 
 def key_sql(columns: Iterable[str]) -> str:
-    """The base row's key as one text value: the trigger notes it, a sync finds the row by it."""
-    cols = [f"CAST({ident(c)} AS text)" for c in columns]
+    """The base row's key as one text value: the trigger notes it, a sync finds the row by it (a token key as
+    its hex text, as before migration 0021, so the keys of rows released before it still match)."""
+    cols = [token_text_sql(c) if c.endswith(TOKEN_SUFFIX) else f"CAST({ident(c)} AS text)" for c in columns]
     return cols[0] if len(cols) == 1 else f"concat_ws(chr(31), {', '.join(cols)})"
 
 

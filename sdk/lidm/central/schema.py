@@ -2,11 +2,76 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+from typing import Any
 
-from lidm.contracts.model import Contract, LogicalType, Protection
+import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+
+from lidm.contracts.model import SEALED, Contract, LogicalType, Protection
 
 core_metadata = sa.MetaData()
+TOKEN_BYTES = 32
+
+
+class Token(sa.TypeDecorator[str]):
+    """A stored token: 32 bytes (bytea, BLOB) in the database, lowercase hex in Python, as lidm.protect makes it.
+
+    Half the bytes of the hex text, in the table and in every index on it. A value that is not hex (a key a person
+    typed) is bound as its UTF-8 bytes, which no 32-byte token equals: it matches nothing, as the text did."""
+
+    impl = sa.LargeBinary
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> bytes | None:
+        if value is None or isinstance(value, bytes):
+            return value
+        try:
+            return bytes.fromhex(value)
+        except ValueError:
+            return str(value).encode("utf-8")
+
+    def process_result_value(self, value: Any, dialect: sa.Dialect) -> str | None:
+        return None if value is None else bytes(value).hex()
+
+
+class token_hex(FunctionElement[str]):
+    """A token column as the lowercase hex text it was before migration 0021 (record ids, pseudonyms, keys)."""
+
+    type = sa.String()
+    inherit_cache = True
+
+
+@compiles(token_hex)
+def _token_hex(element: token_hex, compiler: Any, **kw: Any) -> str:
+    return f"lower(hex({compiler.process(element.clauses, **kw)}))"
+
+
+@compiles(token_hex, "postgresql")
+def _token_hex_pg(element: token_hex, compiler: Any, **kw: Any) -> str:
+    return f"encode({compiler.process(element.clauses, **kw)}, 'hex')"
+
+
+class bytes_min(FunctionElement[Any]):
+    """min() of a binary column (a token, a sealed row): PostgreSQL has no min(bytea), so it takes the min of the
+    hex text, which orders as the bytes do: the same row a min over the old hex tokens picked."""
+
+    inherit_cache = True
+
+    def __init__(self, column: Any) -> None:
+        super().__init__(column)
+        self.type = column.type
+
+
+@compiles(bytes_min)
+def _bytes_min(element: bytes_min, compiler: Any, **kw: Any) -> str:
+    return f"min({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(bytes_min, "postgresql")
+def _bytes_min_pg(element: bytes_min, compiler: Any, **kw: Any) -> str:
+    return f"decode(min(encode({compiler.process(element.clauses, **kw)}, 'hex')), 'hex')"
+
 
 batch = sa.Table(
     "lidm_batch",
@@ -50,7 +115,7 @@ quarantine = sa.Table(
     sa.Column("reason", sa.String(50), nullable=False),
     sa.Column("message", sa.Text, nullable=False),
     sa.Column("problems", sa.Text),  # JSON list of {field, code} when a row has several
-    sa.Column("key_token", sa.String(64)),
+    sa.Column("key_token", Token()),
     sa.Column("payload_kind", sa.String(20), nullable=False),  # raw_enc | protected
     sa.Column("payload", sa.Text),
     sa.Column("row_digest", sa.String(64)),  # keyed digest of the row: recognises a bad row read again
@@ -140,8 +205,8 @@ warning_state = sa.Table(
     sa.Column("warning_id", sa.String(40), primary_key=True),
     sa.Column("rule_id", sa.String(40), nullable=False),
     sa.Column("rule_version", sa.String(20), nullable=False),
-    sa.Column("subject_token", sa.String(64), nullable=False),  # the person's id-number token
-    sa.Column("sealed_by", sa.String(100)),  # contract whose binding the copied ciphertexts carry (the subject's)
+    sa.Column("subject_token", Token(), nullable=False),  # the person's id-number token
+    sa.Column("sealed_by", sa.String(100)),  # contract whose binding the copied sealed row carries (the subject's)
     sa.Column("department", sa.String(40), nullable=False),
     sa.Column("raised_run", sa.String(36), nullable=False),
     sa.Column("last_matched_run", sa.String(36)),
@@ -269,18 +334,21 @@ META_COLUMNS = ("_batch_id", "_row_digest", "_retired_batch")
 
 
 def dataset_table(contract: Contract, metadata: sa.MetaData) -> sa.Table:
-    """The central table of a dataset: one column per protected output, key columns first, then bookkeeping."""
+    """The central table of a dataset: one column per protected output (tokens binary, the encrypted fields sealed
+    together in ``_sealed``), then bookkeeping."""
     key_cols = set(contract.key_columns())
     cols = []
     for f, col, kind in contract.output_columns():
         if kind is Protection.TOKEN:
-            ctype: sa.types.TypeEngine = sa.String(64)
-        elif kind in (Protection.ENCRYPT, Protection.MASK):
+            ctype: sa.types.TypeEngine[Any] = Token()
+        elif kind is Protection.MASK:
             ctype = sa.Text()
         else:
             ctype = _SQL_TYPES[f.type]()
         nullable = col not in key_cols and not (f.required and kind is Protection.CLEAR)
         cols.append(sa.Column(col, ctype, primary_key=col in key_cols, nullable=nullable))
+    if contract.sealed_fields:
+        cols.append(sa.Column(SEALED, sa.LargeBinary()))
     cols += [
         sa.Column("_batch_id", sa.String(36), nullable=False, index=True),
         sa.Column("_row_digest", sa.String(64), nullable=False),

@@ -7,12 +7,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+SEALED = "_sealed"  # the one column holding a row's encrypted fields (lidm.protect)
+
 
 class Protection(StrEnum):
-    """How one field leaves the gateway: each kind yields its own column."""
+    """How one field leaves the gateway: each kind yields its own column, except ENCRYPT (one ``_sealed`` per row)."""
 
     TOKEN = "token"  # keyed HMAC of the normalized value: joinable across feeds, not reversible
-    ENCRYPT = "encrypt"  # AEAD ciphertext with key id: reversible only through audited re-identification
+    ENCRYPT = "encrypt"  # sealed in the row's one AEAD message: reversible only through audited re-identification
     MASK = "mask"  # display form, e.g. 4301************** (lidm.protect.mask)
     DROP = "drop"  # never stored centrally
     CLEAR = "clear"  # stored as is
@@ -110,14 +112,10 @@ class Field(BaseModel):
         return Protection.DROP not in self.protection
 
     def output_columns(self) -> list[tuple[str, Protection]]:
-        """Central columns this field becomes, one per protection kind."""
-        suffix = {
-            Protection.TOKEN: "_token",
-            Protection.ENCRYPT: "_enc",
-            Protection.MASK: "_masked",
-            Protection.CLEAR: "",
-        }
-        return [(self.name + suffix[p], p) for p in self.protection if p is not Protection.DROP]
+        """Central columns of this field's own, one per protection kind; an encrypted field has none of its own:
+        it is sealed with the row's other encrypted fields into the row's one ``_sealed`` column."""
+        suffix = {Protection.TOKEN: "_token", Protection.MASK: "_masked", Protection.CLEAR: ""}
+        return [(self.name + suffix[p], p) for p in self.protection if p in suffix]
 
 
 class Contract(BaseModel):
@@ -171,6 +169,11 @@ class Contract(BaseModel):
 
     def output_columns(self) -> list[tuple[Field, str, Protection]]:
         return [(f, col, p) for f in self.fields for col, p in f.output_columns()]
+
+    @property
+    def sealed_fields(self) -> list[Field]:
+        """The encrypted fields, in contract order: each row holds them sealed in one message (``_sealed``)."""
+        return [f for f in self.fields if Protection.ENCRYPT in f.protection]
 
     def key_columns(self) -> list[str]:
         """Central columns that hold the key: the token where the key field is tokenized."""

@@ -26,7 +26,7 @@ from pydantic import (
 
 from lidm.central.schema import core_metadata
 from lidm.contracts.load import default_contracts_dir
-from lidm.contracts.model import Protection
+from lidm.contracts.model import SEALED, Protection
 from lidm.errors import RuleError
 from lidm.monitor.rules import default_rules_dir
 from lidm.yamlfile import read_mapping
@@ -36,7 +36,7 @@ RECORD_CONTRACT = "platform.assistance_record"
 VARIABLES = ("$today", "$month_start", "$month_end", "$month")
 MONTH_IN_PREFIX = "$yyyymm"  # a monthly record's id carries its month: LB202611-…
 # Every record names its person and district; these columns of the feed are copied as they are.
-PERSON_COLUMNS = ("id_number_token", "id_number_enc", "id_number_masked", "district_code")
+PERSON_COLUMNS = ("id_number_token", SEALED, "id_number_masked", "district_code")
 # The record columns whose values the catalogue constrains to its codes.
 CODED = ("department", "assistance_kind", "disbursement_status", "service_kind")
 
@@ -355,6 +355,8 @@ class _Columns:
                         self.labelled.add(col)
                 else:
                     self.hidden.add(col)
+            if catalog[name].sealed_fields:
+                self.hidden.add(SEALED)
         else:
             self.codes = {c.name: None for c in core_metadata.tables[name].c}
 

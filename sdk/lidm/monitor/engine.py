@@ -10,23 +10,24 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from lidm.central.schema import dataset_table
-from lidm.contracts.model import Contract, LogicalType
+from lidm.central.schema import bytes_min, dataset_table
+from lidm.contracts.model import SEALED, Contract, LogicalType
 from lidm.errors import RuleError
 
 if TYPE_CHECKING:  # the rule model is above: rules.py compiles every rule it loads with this module
     from lidm.monitor.rules import Clause, Rule
 
-# Columns a warning copies from its subject row when the subject's contract has them.
+# Columns a warning copies from its subject row when the subject's contract has them. ``_sealed`` is the subject
+# row's sealed message, bound to the subject's contract (warning_state.sealed_by): the push opens the fields granted.
 SUBJECT_COLUMNS = (
-    "id_number_enc",
+    SEALED,
     "id_number_masked",
-    "name_enc",
     "name_masked",
     "household_id_token",
     "district_code",
     "street_code",
 )
+BINARY_COLUMNS = (SEALED, "household_id_token")  # PostgreSQL has no min(bytea): lidm.central.schema.bytes_min
 
 
 @dataclass(frozen=True)
@@ -94,8 +95,12 @@ class Compiled:
         category = s.c[self.rule.subject.category] if self.rule.subject.category else sa.null()
         cols.append(sa.func.min(category).label("low_income_category"))
         for name in SUBJECT_COLUMNS:
-            value = s.c[name] if name in s.c else sa.null()
-            cols.append(sa.func.min(value).label(name))
+            binary = name in BINARY_COLUMNS
+            if name not in s.c:
+                value = sa.cast(sa.null(), sa.LargeBinary) if binary else sa.func.min(sa.null())
+            else:
+                value = bytes_min(s.c[name]) if binary else sa.func.min(s.c[name])
+            cols.append(value.label(name))
         return sa.select(*cols).where(self.condition).group_by(s.c.id_number_token)
 
     def tokens(self) -> sa.Select[Any]:

@@ -44,7 +44,8 @@ from pydantic import BaseModel
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
-from lidm.central.schema import core_metadata, dataset_table
+from lidm.central.schema import Token, core_metadata, dataset_table, token_hex
+from lidm.contracts.model import SEALED
 from lidm.errors import RuleError
 from lidm.monitor import assistance_spec as spec
 from lidm.monitor import projects as plist
@@ -58,7 +59,7 @@ RECORD_COLUMNS = (
     "record_id",
     "household_id_token",
     "id_number_token",
-    "id_number_enc",
+    SEALED,  # the source row's sealed message, as a warning copies its subject's
     "id_number_masked",
     "department",
     "assistance_kind",
@@ -119,8 +120,8 @@ def _record_id(prefix: str, key: sa.ColumnElement[Any], *, token: bool = False) 
     """``prefix`` + the source key, at most 40 characters: a token is cut (it is already a keyed hash), a
     longer key is replaced by its MD5 after ``~`` (department keys do not contain ``~``)."""
     room = RECORD_ID_MAX - len(prefix)
-    if token:
-        return sa.literal(prefix, sa.String) + sa.func.substr(key, 1, room, type_=sa.String)
+    if token:  # the hex text the token was stored as before migration 0021: record ids stay the same
+        return sa.literal(prefix, sa.String) + sa.func.substr(token_hex(key), 1, room, type_=sa.String)
     text = sa.cast(key, sa.String)
     return sa.case(
         (sa.func.length(text) <= room, sa.literal(prefix, sa.String) + text),
@@ -315,7 +316,7 @@ def _select(ctx: _Ctx, src: spec.AssistanceSource) -> sa.Select[Any]:
     in_kind = src.in_kind_description
 
     frm: sa.FromClause = s
-    household = s.c.household_id_token if "household_id_token" in s.c else _null(sa.String(64))
+    household = s.c.household_id_token if "household_id_token" in s.c else _null(Token())
     district = s.c.district_code
     street = s.c.street_code if "street_code" in s.c else _null(sa.Text)
     r = ctx.roster
@@ -331,7 +332,7 @@ def _select(ctx: _Ctx, src: spec.AssistanceSource) -> sa.Select[Any]:
         "record_id": _record_id(prefix, key, token=spec.key_is_token(src, ctx.catalog)),
         "household_id_token": household,
         "id_number_token": s.c.id_number_token,
-        "id_number_enc": s.c.id_number_enc,
+        SEALED: s.c[SEALED],
         "id_number_masked": s.c.id_number_masked,
         "department": x.value(src.department, sa.String),
         "assistance_kind": kind,

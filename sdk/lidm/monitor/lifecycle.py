@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from lidm import workdays
 from lidm.central import audit, release
 from lidm.central.schema import dataset_table, monitor_run, warning_event, warning_state
+from lidm.contracts.model import SEALED
 from lidm.errors import LidmError
 from lidm.monitor import quiet, routing
 from lidm.monitor.engine import Compiled
@@ -359,9 +360,8 @@ def _new_warnings(
         landed.label("action_level"),
         sa.literal(rule.urgency.value, sa.String).label("urgency"),
         matches.c.subject_token.label("id_number_token"),
-        matches.c.id_number_enc,
+        matches.c[SEALED],
         matches.c.id_number_masked,
-        matches.c.name_enc,
         matches.c.name_masked,
         matches.c.household_id_token,
         matches.c.low_income_category,

@@ -31,7 +31,7 @@ from typing import Any
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from lidm.central.schema import dataset_table
+from lidm.central.schema import bytes_min, dataset_table, token_hex
 from lidm.errors import RuleError
 from lidm.monitor.lifecycle import OPEN, WARNING_CONTRACT
 from lidm.monitor.rules import default_rules_dir
@@ -101,7 +101,7 @@ def _household(t: _Tables, row: sa.FromClause) -> sa.ColumnElement[Any]:
     if ROSTER not in t.catalog:
         return own
     r = t(ROSTER).alias(f"r_{row.name}")
-    roster = sa.select(sa.func.min(r.c.household_id_token)).where(
+    roster = sa.select(bytes_min(r.c.household_id_token)).where(
         r.c.id_number_token == row.c.id_number_token, r.c._retired_batch.is_(None)
     )
     return sa.func.coalesce(own, roster.scalar_subquery())
@@ -149,16 +149,16 @@ def _needs(found: sa.Subquery) -> sa.Select[Any]:
     """One row per household and kind: the person with the smallest token stands for it (deterministic)."""
     f = found.c
     key = sa.case(
-        (f.household.is_not(None), sa.literal("H") + sa.func.substr(f.household, 1, TOKEN_CHARS)),
-        else_=sa.literal("P") + sa.func.substr(f.person, 1, TOKEN_CHARS),
+        (f.household.is_not(None), sa.literal("H") + sa.func.substr(token_hex(f.household), 1, TOKEN_CHARS)),
+        else_=sa.literal("P") + sa.func.substr(token_hex(f.person), 1, TOKEN_CHARS),
     )
     keyed = sa.select(found, (f.need_kind + sa.literal(":") + key).label("need_id")).subquery("keyed")
     k = keyed.c
     grouped = (
         sa.select(
             k.need_id,
-            sa.func.min(k.household).label("household_id_token"),
-            sa.func.min(k.person).label("id_number_token"),
+            bytes_min(k.household).label("household_id_token"),
+            bytes_min(k.person).label("id_number_token"),
             sa.func.min(k.need_kind).label("need_kind"),
             sa.func.sum(k.warning).label("open_warnings"),
             sa.func.count().label("found"),

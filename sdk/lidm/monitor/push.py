@@ -5,8 +5,8 @@ county bureau or a street office, as its rule's level and the person's district 
 its own channel (``LIDM_CHANNELS[<office id>]``, else ``home/channels/<office id>``); "department" below means
 that office. A push for a department serves all its offices, city bureau first. For each office: the warnings it
 holds that were never pushed (pushed_at empty) and are raised or overdue. Each row carries only the fields of the
-department's grant on platform.warning, at the grant's level (clear: the clear column or the decrypted ``_enc``
-one; masked: ``_masked``; token: the department's pseudonym
+department's grant on platform.warning, at the grant's level (clear: the clear column or the field opened from
+``_sealed``; masked: ``_masked``; token: the department's pseudonym
 of ``_token``, as in its view). A table channel gets the rows upserted by warning_id in one transaction. A folder
 or SFTP channel gets, in ``outbox/``, per push (``<stem>`` = ``warnings_<department>_<YYYYmmddTHHMMSS>_<push8>``):
 
@@ -59,7 +59,7 @@ from lidm.central.schema import push as push_table
 from lidm.central.schema import warning_state
 from lidm.config import Settings
 from lidm.contracts.load import ContractCatalog, load_catalog
-from lidm.contracts.model import Contract, Field, Grant, GrantLevel, Protection
+from lidm.contracts.model import SEALED, Contract, Field, Grant, GrantLevel, Protection
 from lidm.errors import ConfigError, KeyringError, LidmError
 from lidm.keys import load_keyring
 from lidm.monitor.channels import INBOX, OUTBOX, REASON_COLUMNS, ChannelError, FileChannel, TableChannel, open_channel
@@ -357,18 +357,18 @@ class _Pusher:
         return out
 
     def _decrypt(self, row: sa.RowMapping, f: Field) -> str | None:
-        """Open a sealed value. A warning copies its subject row's ciphertext, which stays bound to the subject
-        feed's contract (see Protector.encrypt); the warning's state names that contract (``sealed_by``)."""
-        sealed = row[f"{f.name}_enc"]
+        """One granted field of the sealed row. A warning copies its subject row's ``_sealed``, which stays bound to
+        the subject feed's contract (see Protector.seal); the warning's state names that contract (``sealed_by``)."""
+        sealed = row[SEALED]
         if sealed is None:
             return None
         contract_id = row["sealed_by"] or self._subjects().get(row["rule_id"]) or WARNING_CONTRACT
         try:
             return Protector(self.catalog[contract_id], self.protector.keyring).decrypt(sealed, f.name)
-        except (InvalidTag, ValueError, KeyError):
+        except (InvalidTag, ValueError, KeyError, KeyringError):
             raise KeyringError(
-                f"warning {row['warning_id']}: {f.name} cannot be decrypted with this keyring (key id "
-                f"{sealed.partition(':')[0]}, sealed by {contract_id}); the keyring must hold the key the warning "
+                f"warning {row['warning_id']}: {f.name} cannot be opened with this keyring (key fingerprint "
+                f"{bytes(sealed[1:5]).hex()}, sealed by {contract_id}); the keyring must hold the key the warning "
                 "was sealed with"
             ) from None
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from lidm.central.schema import dataset_table, disposition_result, monitor_run, warning_state
+from lidm.central.schema import dataset_table, disposition_result, monitor_run, token_hex, warning_state
 from lidm.monitor.happiness import assistance_table
 from lidm.monitor.lifecycle import OPEN, warning_table
 
@@ -37,8 +37,8 @@ NONE = ""  # the key of rows whose dimension is empty (e.g. a warning for someon
 def chain_key(t: sa.Table) -> sa.ColumnElement[str]:
     """The assistance chain a row belongs to: its household (H:token), else the person (P:token)."""
     return sa.case(
-        (t.c.household_id_token.is_not(None), sa.literal("H:", sa.String) + t.c.household_id_token),
-        else_=sa.literal("P:", sa.String) + t.c.id_number_token,
+        (t.c.household_id_token.is_not(None), sa.literal("H:", sa.String) + token_hex(t.c.household_id_token)),
+        else_=sa.literal("P:", sa.String) + token_hex(t.c.id_number_token),
     )
 
 

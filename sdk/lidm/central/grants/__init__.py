@@ -6,14 +6,15 @@ For each consumer of contracts/consumers.yaml (groups expanded) the database get
   A deployment grants it to the LOGIN users of that department or county bureau;
 - a schema ``lidm_<consumer>`` owned by the gateway, on which the role has USAGE and nothing else;
 - per granted dataset a view named like the dataset's table (``lidm_education.platform_warning``) with
-  ``security_barrier``, showing only the granted fields at the granted level (token -> ``<field>_token``,
+  ``security_barrier``, showing only the granted fields at the granted level (token -> ``<field>_token``, as
+  the consumer's pseudonym: 64 hex characters of text, though the token is stored as 32 bytes;
   masked -> ``<field>_masked``, clear -> ``<field>``), only current rows (``_retired_batch IS NULL``) and only
   the grant's rows (``own_districts``: district field in the county's districts; ``own_department``:
   department field = the consumer's department). The role has SELECT on its views and on nothing else.
 
-A field granted ``clear`` but stored only encrypted (``_enc``) is NOT in the view: its clear value comes only
-from re-identification, which decrypts in the gateway and audits every decrypt; a view cannot audit who read
-what. The plan says which fields are withheld this way. When several grants reach one consumer for one
+A field granted ``clear`` but stored only encrypted (in the row's ``_sealed``) is NOT in the view: its clear value
+comes only from re-identification, which decrypts in the gateway and audits every decrypt; a view cannot audit
+who read what. The plan says which fields are withheld this way. When several grants reach one consumer for one
 dataset (its own and a group's), its own grant decides, as for pushes; differing group grants are refused.
 
 Row-level security is not used. A consumer has no privilege at all on a base table, so a policy there would
@@ -21,7 +22,7 @@ never be evaluated for it: PostgreSQL refuses the read before rows are considere
 tables with their owner's rights, and the owner bypasses RLS unless FORCE ROW LEVEL SECURITY, which would
 also filter the loader and the monitor (they need every row). Policies keyed on the reader would need
 ``security_invoker`` views, which in turn need SELECT on the base tables for the consumer, the very exposure
-the views avoid (``_enc`` columns, other districts). The layers are therefore: no base-table or ``lidm_*``
+the views avoid (``_sealed`` rows, other districts). The layers are therefore: no base-table or ``lidm_*``
 privilege; views with only granted columns and rows; ``security_barrier`` so a reader's own functions (a
 temporary function is enough) are never evaluated before the view's row filter; and ``apply`` revoking
 anything else found granted to a consumer role (tables, columns, schemas, role memberships).

@@ -215,7 +215,7 @@ def _view(contract: Contract, grant: Grant, consumer: Consumer, schema: str) -> 
         want = _LEVEL_PROTECTION.get(level, Protection.CLEAR)
         if want in stored:
             columns.append(stored[want])
-        elif level is GrantLevel.CLEAR and Protection.ENCRYPT in stored:
+        elif level is GrantLevel.CLEAR and Protection.ENCRYPT in f.protection:
             # Clear from the encrypted copy is re-identification: decrypted by the gateway, every decrypt
             # audited. A view cannot do either, so the field is not exposed here at all.
             withheld.append(f.name)
