@@ -117,6 +117,9 @@ class StageCopier:
             return
         try:
             with self.engine.begin() as conn:
+                # No wait for the commit's flush: an unlogged stage is emptied by a server crash anyway, and the
+                # batch's own transaction, which applies it, commits as every other does.
+                conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
                 raw = conn.connection.driver_connection
                 with raw.cursor() as cur, cur.copy(self.statement) as copy:
                     copy.write(data)
