@@ -21,7 +21,7 @@ import sqlalchemy as sa
 
 from lidm.adapter import Adapter
 from lidm.central import db, ledger
-from lidm.central.holds import Acceptance, accept_batch, held_csv
+from lidm.central.holds import HELD_COLUMNS, Acceptance, accept_batch, held_csv
 from lidm.central.loader import BatchWriter
 from lidm.central.lock import feed_lock
 from lidm.central.refusal import refusal
@@ -42,6 +42,7 @@ from lidm.sources.stores import open_store
 from lidm.transform import ChunkTransform, can_fork, encrypt_payload, transform_chunks
 
 log = logging.getLogger("lidm.pipeline")
+MALFORMED_PER_INSERT = 5_000  # malformed rows of a text file encrypted and held back at a time
 Progress = Callable[[str, int], None]
 
 
@@ -158,7 +159,7 @@ def _run_locked(feed: Feed, url: str, progress: Progress | None, since: str | No
     trust = drop_trust(feed.settings, feed.name, feed.contract, signed) if source.delivers_files else None
     options = ReadOptions(wm, feed.settings.chunk_rows, incremental=incremental, trust=trust)
     # Stages an earlier run left (killed mid-batch) go now, under the lock; this run's workers stage their own.
-    feed.shared_stage = prepare_stages(feed.engine, feed.name) and feed.settings.workers > 1 and can_fork()
+    feed.shared_stage = prepare_stages(feed.engine, feed.name, wanted=feed.settings.workers > 1 and can_fork())
     results = []
     with source.read(url, feed.settings, options) as batches:
         for src in batches:
@@ -314,7 +315,7 @@ def _reasons_back(feed: Feed, write: Callable[[str], None], batch_id: str) -> No
     """The department's copy of what this delivery had held back: where (the row's key masked, its record time) and
     why, never a value of the row's content."""
     try:
-        write(held_csv(ledger.held_rows(feed.engine, batch_id)))
+        write(held_csv(ledger.held_rows(feed.engine, batch_id, *HELD_COLUMNS)))
     except (OSError, LidmError) as exc:
         log.warning(
             "feed %s: the reasons of batch %s could not be put next to the delivery (%s); export them with "
@@ -360,18 +361,15 @@ def _load(
     parts = transform_chunks(transform, _chunks(src, feed.adapter, file), feed.settings.workers, writer.sink)
     with contextlib.closing(parts):  # a failure stops the workers here, before the stage is dropped
         for part in parts:
-            bad = _malformed(feed, src, reasons)
-            result.extracted += part.rows + len(bad)
+            result.extracted += part.rows + _hold_malformed(feed, src, reasons, writer)
             content.update(part.digests)
             reasons.update(part.reasons)
-            writer.take(part.quarantine + bad, part.csv, part.protected)
+            writer.take(part.quarantine, part.csv, part.protected)
             if part.newest is not None and (newest is None or part.newest > newest):
                 newest = part.newest
             if progress:
                 progress(feed.name, part.rows)
-    bad = _malformed(feed, src, reasons)  # those after the last good row
-    result.extracted += len(bad)
-    writer.quarantine(bad)
+    result.extracted += _hold_malformed(feed, src, reasons, writer)  # those after the last good row
     delivery.source_digest = src.source_digest()
     ledger.refuse_replay(conn, delivery, result.extracted)
     content = content.hexdigest()
@@ -419,15 +417,17 @@ def _chunks(src: SourceBatch, adapter: Adapter, file: str) -> Iterator[pa.Table]
         yield chunk
 
 
-def _malformed(feed: Feed, src: SourceBatch, reasons: Counter[str]) -> list[dict[str, Any]]:
-    """The rows of a text file with too many or too few fields the reader found so far, taken from it (a file of
-    nothing else is held back in bounded memory); counted in `reasons`."""
+def _hold_malformed(feed: Feed, src: SourceBatch, reasons: Counter[str], writer: BatchWriter) -> int:
+    """Hold back the rows with too many or too few fields the reader has found so far, taking them from it a slice
+    at a time (memory stays bounded however many there are); returns how many."""
     found = src.meta.get("state", {}).get("malformed")
-    if not found:
-        return []
-    out = [_malformed_row(feed, m, reasons) for m in found]
-    found.clear()
-    return out
+    held = 0
+    while found:
+        taken = found[:MALFORMED_PER_INSERT]
+        del found[: len(taken)]
+        writer.quarantine([_malformed_row(feed, m, reasons) for m in taken])
+        held += len(taken)
+    return held
 
 
 def _malformed_row(feed: Feed, m: dict[str, Any], reasons: Counter[str]) -> dict[str, Any]:

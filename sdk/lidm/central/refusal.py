@@ -40,6 +40,13 @@ def connection_lost(exc: BaseException, code: str | None = None) -> bool:
     return lost or type(orig).__name__ in ("OperationalError", "InterfaceError") or code.startswith(("08", "57P"))
 
 
+def transient(exc: BaseException, code: str | None = None) -> bool:
+    """Whether the central database's state, not the delivery, stopped a statement: a lost session, a conflict
+    with another transaction, a lock not granted, or resources short (connections, memory, disk)."""
+    code = code or sqlstate(exc) or ""
+    return connection_lost(exc, code) or code in ("40001", "40P01", "55P03") or code.startswith("53")
+
+
 def refusal(
     feed: str, contract: Contract, settings: Settings, batch_id: str, exc: Exception, file: str
 ) -> RejectedBatch:
@@ -51,7 +58,7 @@ def refusal(
         code = "42P01"
     if code == "42P01":
         raise CentralSchemaBehind(f"feed {feed}: {missing_table(contract, settings)}") from None
-    if connection_lost(exc, code) or code in ("40001", "40P01", "55P03"):
+    if transient(exc, code):
         raise CentralUnavailable(
             f"feed {feed}: the central database connection was lost during batch {batch_id} "
             f"({name}, SQLSTATE {code or '-'}); nothing was written, the run can be retried."

@@ -15,7 +15,7 @@ import logging
 
 import sqlalchemy as sa
 
-from lidm.central.refusal import connection_lost, sqlstate
+from lidm.central.refusal import sqlstate, transient
 from lidm.errors import CentralUnavailable
 
 log = logging.getLogger(__name__)
@@ -136,10 +136,11 @@ class StageCopier:
         """The driver's error without its message (a COPY error quotes the row), as the loading process judges it."""
         code = sqlstate(exc)
         name = type(exc).__name__
-        if lost or connection_lost(exc, code):
+        if lost or transient(exc, code):
             return CentralUnavailable(
-                f"feed {self.feed}: a worker's connection to the central database was lost while it staged batch "
-                f"{self.batch_id} ({name}, SQLSTATE {code or '-'}); nothing was written, the run can be retried"
+                f"feed {self.feed}: a worker's connection to the central database was lost or refused while it "
+                f"staged batch {self.batch_id} ({name}, SQLSTATE {code or '-'}); nothing was written, the run can "
+                "be retried"
             )
         try:  # the same class (so the same SQLSTATE) for the loading process's verdict, with a message of ours
             return type(exc)(f"staging a chunk of batch {self.batch_id} failed (SQLSTATE {code or '-'})")
@@ -147,12 +148,14 @@ class StageCopier:
             return RuntimeError(f"staging a chunk of batch {self.batch_id} failed ({name}, SQLSTATE {code or '-'})")
 
 
-def prepare(engine: sa.Engine, feed: str) -> bool:
-    """Drop the stages a feed's earlier runs left (killed, disconnected), holding the feed's lock; and say whether
-    this session may create shared stages (else workers hand their rows back, as on SQLite)."""
+def prepare(engine: sa.Engine, feed: str, *, wanted: bool) -> bool:
+    """Drop the stages a feed's earlier runs left (killed, disconnected), holding the feed's lock; and, if `wanted`,
+    say whether this session may create shared stages (else workers hand their rows back, as on SQLite)."""
     if engine.dialect.name != "postgresql":
         return False
     drop_stale(engine, feed)
+    if not wanted:
+        return False
     with engine.connect() as conn:
         allowed = conn.execute(_MAY_CREATE, {"schema": STAGE_SCHEMA}).scalar()
     if not allowed:

@@ -19,6 +19,9 @@ from lidm.validate import LINE
 
 ROW = "__row"
 __all__ = ["HEADER_LIMIT", "NUL_RUN", "ROW", "TranscodingReader", "read_csv_chunks", "read_header"]
+# Rows with the wrong number of fields kept at once (until the pipeline takes them, at its next chunk): past this a
+# file is refused whole, so a systematically broken export cannot fill the loading process's memory.
+MALFORMED_HELD = 50_000
 _OTHER_DELIMITERS = {"\t": ("tab", "\\t"), ";": ("semicolon", ";"), "|": ("'|' character", "|")}
 
 
@@ -165,6 +168,8 @@ def read_csv_chunks(
     placed: list[dict] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
+        if len(malformed) + len(placed) >= MALFORMED_HELD:
+            return "error"  # a file this broken is refused, not held back row by row (see chunks())
         malformed.append(
             {"row": row.number, "text": row.text, "expected": row.expected_columns, "actual": row.actual_columns}
         )
@@ -205,6 +210,11 @@ def read_csv_chunks(
                 raise reader.error from None
             if isinstance(exc, RejectedBatch):
                 raise
+            if len(malformed) + len(placed) >= MALFORMED_HELD:
+                reader.eof = True
+                if stream is not None:
+                    stream.close()
+                raise _too_many_malformed(placed or malformed, file) from None
             if "straddl" in str(exc):  # one row is larger than the read block
                 reader.eof = True  # Arrow's read-ahead must not read on while the file is read again
                 if stream is not None:
@@ -216,6 +226,18 @@ def read_csv_chunks(
         reader.drain()
 
     return names, chunks(), reader, placed
+
+
+def _too_many_malformed(held: list[dict], file: str) -> RejectedBatch:
+    first = held[0]
+    return RejectedBatch(
+        "malformed_file",
+        f"at least {MALFORMED_HELD:,} rows have {first['actual']} fields where the header has {first['expected']}, "
+        f"from row {first['row']} on: the file's delimiter or quoting is probably wrong (a delimiter inside an "
+        "unquoted value?); fix the export and drop the file again",
+        file=file,
+        row=first["row"],
+    )
 
 
 def _oversized(raw: BinaryIO, encoding: str, file: str, delimiter: str, chunk_bytes: int) -> RejectedBatch:
