@@ -55,7 +55,7 @@ class SharedStage:
         """Create `stage` (a table without schema or prefixes) as this batch's UNLOGGED stage, committed."""
         columns = [sa.Column(c.name, c.type) for c in stage.columns]
         # UNLOGGED: nothing in it needs to survive a server crash (the batch's transaction would not either), so
-        # its rows skip the write-ahead log. No autovacuum: the table lives for one batch and is read once.
+        # its rows skip the write-ahead log. No autovacuum: the table lives for one batch, which reads it itself.
         self.table = sa.Table(
             stage.name,
             sa.MetaData(),
