@@ -8,6 +8,7 @@ import io
 import pytest
 
 from lidm.errors import RejectedBatch
+from lidm.sources import csvfile
 from lidm.sources.csvfile import HEADER_LIMIT, NUL_RUN, ROW, read_csv_chunks
 from lidm.validate import LINE
 
@@ -56,6 +57,29 @@ def test_lines_stay_exact_across_chunks() -> None:
 def test_malformed_rows_after_the_last_good_row_get_their_line() -> None:
     _rows, malformed = _read(b'a,b\n1,2\n"x\ny"\n3\n')
     assert [(m["row"], m["line"]) for m in malformed] == [(2, 3), (3, 5)]
+
+
+def test_a_file_of_malformed_rows_is_refused_before_it_fills_memory(monkeypatch) -> None:
+    monkeypatch.setattr(csvfile, "MALFORMED_HELD", 50)
+    exc = _refused(b"a,b\n1,2\n" + b"x,y,z\n" * 200 + b"3,4\n")
+    assert exc.reason == "malformed_file" and exc.row == 2, exc
+    assert "at least 50 rows have 3 fields where the header has 2, from row 2 on" in str(exc)
+    assert "delimiter or quoting" in str(exc)
+
+
+def test_a_caller_taking_malformed_rows_as_it_reads_holds_few_and_loses_none(monkeypatch) -> None:
+    monkeypatch.setattr(csvfile, "MALFORMED_HELD", 50)
+    body = b"".join(b"%d,2\n" % i if i % 2 else b"%d,y,z\n" % i for i in range(400))
+    _names, chunks, _reader, malformed = read_csv_chunks(
+        io.BytesIO(b"a,b\n" + body), file="/in/f.csv", encoding="utf-8", chunk_bytes=256
+    )
+    taken, rows = [], 0
+    for chunk in chunks:
+        rows += chunk.num_rows
+        taken += malformed  # what the pipeline does at each chunk: hold them back, then let go
+        malformed.clear()
+    taken += malformed
+    assert rows == 200 and [(m["row"], m["line"]) for m in taken] == [(i + 1, i + 2) for i in range(0, 400, 2)]
 
 
 # --------------------------------------------------------------------------- bounded reading

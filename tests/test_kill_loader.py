@@ -27,6 +27,7 @@ from _faults import assert_whole
 from conftest import PG_ADMIN_DSN
 from lidm_samples import generate_people, population_rows, write_population_table
 
+from lidm.central.stage import WORKER_SESSION
 from lidm.config import Settings
 from lidm.keys import generate_keyring, write_keyring
 from lidm.pipeline import BatchResult, run_feed
@@ -123,7 +124,7 @@ class Loader:
 
     proc: subprocess.Popen[bytes]
     workers: list[int]
-    session: int  # its PostgreSQL backend pid
+    session: int  # the PostgreSQL backend pid of its batch's transaction
     database: str
     log: Path
 
@@ -134,11 +135,14 @@ class Loader:
 
 
 def _copying(database: str) -> int | None:
+    """The loading process's batch session, once a COPY into the batch's stage runs (a worker's, or its own)."""
     with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
         row = admin.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND xact_start IS NOT NULL "
-            "AND query LIKE 'COPY lidm_stage%%'",
-            (database,),
+            "SELECT b.pid FROM pg_stat_activity b WHERE b.datname = %s AND b.xact_start IS NOT NULL "
+            "AND b.application_name <> %s AND b.pid <> pg_backend_pid() AND EXISTS (SELECT FROM pg_stat_activity c "
+            "WHERE c.datname = b.datname AND c.state = 'active' AND c.query LIKE 'COPY lidm_stage%%') "
+            "ORDER BY b.xact_start LIMIT 1",
+            (database, WORKER_SESSION),
         ).fetchone()
     return row[0] if row else None
 
@@ -212,6 +216,8 @@ def rerun(settings: Settings, source: str, rows: int) -> BatchResult:
     url = settings.effective_central_url
     assert query(url, "SELECT COUNT(*) FROM health_population")[0][0] == result.loaded
     assert query(url, "SELECT status, COUNT(*) FROM lidm_batch GROUP BY status") == [("loaded", 1)]
+    # The killed batch's stage (its workers COPY into lidm_stage) went with this run: the feed's lock was its own.
+    assert query(url, "SELECT count(*) FROM pg_tables WHERE schemaname = 'lidm_stage'") == [(0,)]
     assert_whole(url)
     return result
 
@@ -230,6 +236,8 @@ def test_kill_9_mid_copy_leaves_no_process_and_no_session(gateway, tmp_path, cod
         loader.proc.send_signal(signal.SIGKILL)
         gone = until_gone(loader)
     print(f"\nkill -9 mid-COPY: workers gone after {gone['processes']:.2f} s, session after {gone['sessions']:.2f} s")
+    stages = "SELECT count(*) FROM pg_tables WHERE schemaname = 'lidm_stage'"
+    assert query(gateway.effective_central_url, stages) == [(1,)], "the killed batch's stage is left, for now"
     rerun(gateway, source, rows)
 
 

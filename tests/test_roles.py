@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 
 from lidm import cli
 from lidm.central import audit, db
+from lidm.central import loader as loader_module
 from lidm.central.grants import apply, plan
 from lidm.config import Settings
 from lidm.contracts.load import load_catalog
@@ -165,6 +166,37 @@ def test_the_loader_may_only_append_to_the_audit_log(deployment: Deployment) -> 
         for sql in ("UPDATE lidm_audit SET actor = 'x'", "DELETE FROM lidm_audit", "TRUNCATE lidm_audit"):
             with pytest.raises(psycopg.Error, match="append-only"):
                 conn.execute(sql)
+
+
+def test_the_loaders_workers_stage_where_no_consumer_can_look(deployment: Deployment, monkeypatch) -> None:
+    """A parallel load as the loader: its workers COPY into an UNLOGGED table of their own in lidm_stage, which the
+    batch drops; the loader may make and drop such tables there, a consumer may not even name one."""
+    monkeypatch.setenv("LIDM_CHUNK_ROWS", "100")
+    monkeypatch.setenv("LIDM_WORKERS", "2")
+    relayed = []
+    real = loader_module.BatchWriter.write_csv
+    monkeypatch.setattr(loader_module.BatchWriter, "write_csv", lambda w, data: relayed.append(data) or real(w, data))
+    _, results = run_demo(
+        deployment.settings.home, size=400, bad=2, central_url=deployment.url(deployment.loader), feeds=FEEDS[:1]
+    )
+    assert [r.status for r in results] == ["loaded"], [r.reason for r in results]
+    assert relayed == [], "the workers staged every chunk themselves, as the loader"
+    analyst = f"lidm_t_analyst_{secrets.token_hex(4)}"
+    with _pg_admin() as admin:
+        admin.execute(f'CREATE ROLE "{analyst}" LOGIN IN ROLE lidm_c_education')
+    try:
+        with _as(deployment, deployment.loader) as conn:
+            assert conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'lidm_stage'").fetchone() == (0,)
+            conn.execute("CREATE UNLOGGED TABLE lidm_stage.health_population_0badc0ffee00 (x int)")
+            conn.execute("INSERT INTO lidm_stage.health_population_0badc0ffee00 VALUES (1)")
+        with _as(deployment, analyst) as conn:
+            assert "lidm_stage" in _refused(conn, "SELECT * FROM lidm_stage.health_population_0badc0ffee00")
+            _refused(conn, "CREATE TABLE lidm_stage.mine (x int)")
+        with _as(deployment, deployment.loader) as conn:
+            conn.execute("DROP TABLE lidm_stage.health_population_0badc0ffee00")
+    finally:
+        with _pg_admin() as admin:
+            admin.execute(f'DROP ROLE IF EXISTS "{analyst}"')
 
 
 def test_public_keeps_nothing_a_consumer_does_not_need(deployment: Deployment) -> None:

@@ -5,16 +5,15 @@ The CLI, the DAGs and the test kit all call run_feed; nothing else runs a feed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
-import traceback
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -22,15 +21,17 @@ import sqlalchemy as sa
 
 from lidm.adapter import Adapter
 from lidm.central import db, ledger
-from lidm.central.holds import Acceptance, accept_batch, held_csv
+from lidm.central.holds import HELD_COLUMNS, Acceptance, accept_batch, held_csv
 from lidm.central.loader import BatchWriter
 from lidm.central.lock import feed_lock
-from lidm.central.revision import missing_table
+from lidm.central.refusal import refusal
 from lidm.central.schema import dataset_table
+from lidm.central.stage import WORKER_SESSION, SharedStage
+from lidm.central.stage import prepare as prepare_stages
 from lidm.config import Settings, get_settings
 from lidm.conform import check_columns, check_mapping
 from lidm.contracts import Contract, UpdateMode, load_one
-from lidm.errors import CentralSchemaBehind, CentralUnavailable, ConfigError, LidmError, RejectedBatch, SourceError
+from lidm.errors import CentralUnavailable, ConfigError, LidmError, RejectedBatch, SourceError
 from lidm.keys import Keyring, load_keyring
 from lidm.producers import drop_trust
 from lidm.protect import unseal
@@ -38,9 +39,10 @@ from lidm.registry import adapters, get_adapter
 from lidm.sources import ReadOptions, SourceBatch
 from lidm.sources.feedback import FeedbackRow, write_feedback
 from lidm.sources.stores import open_store
-from lidm.transform import ChunkTransform, encrypt_payload, transform_chunks
+from lidm.transform import ChunkTransform, can_fork, encrypt_payload, transform_chunks
 
 log = logging.getLogger("lidm.pipeline")
+MALFORMED_PER_INSERT = 5_000  # malformed rows of a text file encrypted and held back at a time
 Progress = Callable[[str, int], None]
 
 
@@ -80,6 +82,7 @@ class Feed:
     settings: Settings
     keyring: Keyring
     engine: sa.Engine
+    shared_stage: bool = False  # workers stage their rows themselves (PostgreSQL, more than one worker)
 
     @property
     def name(self) -> str:
@@ -155,6 +158,8 @@ def _run_locked(feed: Feed, url: str, progress: Progress | None, since: str | No
     signed = getattr(source, "signed", False)
     trust = drop_trust(feed.settings, feed.name, feed.contract, signed) if source.delivers_files else None
     options = ReadOptions(wm, feed.settings.chunk_rows, incremental=incremental, trust=trust)
+    # Stages an earlier run left (killed mid-batch) go now, under the lock; this run's workers stage their own.
+    feed.shared_stage = prepare_stages(feed.engine, feed.name, wanted=feed.settings.workers > 1 and can_fork())
     results = []
     with source.read(url, feed.settings, options) as batches:
         for src in batches:
@@ -264,9 +269,13 @@ def run_batch(feed: Feed, src: SourceBatch, progress: Progress | None = None) ->
     batch_id = str(uuid.uuid4())
     started = datetime.now(UTC)
     result = BatchResult(feed.name, batch_id, src.name, "loaded")
+    stage = None
+    if feed.shared_stage:  # in a table the workers' sessions can see; the batch drops it when it loads
+        workers = db.connect(feed.settings, pooled=False, name=WORKER_SESSION)
+        stage = SharedStage(feed.engine, workers, feed.name, batch_id)
     try:
         with feed.engine.begin() as conn:
-            receipt = _load(conn, feed, src, result, started, progress)
+            receipt = _load(conn, feed, src, result, started, progress, stage)
     except _Unchanged:
         log.info("feed %s: %s changes nothing; no batch recorded", feed.name, src.name)
         src.on_loaded("unchanged", json.dumps({"status": "unchanged", "source": src.name}))
@@ -282,8 +291,12 @@ def run_batch(feed: Feed, src: SourceBatch, progress: Progress | None = None) ->
             "the delivery stays where it is and the run can be retried"
         ) from None
     except Exception as exc:
-        refused = _refusal(feed, batch_id, exc, src.meta.get("file", src.name))
+        file = src.meta.get("file", src.name)
+        refused = refusal(feed.name, feed.contract, feed.settings, batch_id, exc, file)
         return _reject(feed, src, batch_id, started, refused, result.extracted)
+    finally:
+        if stage is not None:
+            stage.discard()
     log.info(
         "feed %s batch %s: extracted %d loaded %d quarantined %d",
         feed.name,
@@ -302,7 +315,7 @@ def _reasons_back(feed: Feed, write: Callable[[str], None], batch_id: str) -> No
     """The department's copy of what this delivery had held back: where (the row's key masked, its record time) and
     why, never a value of the row's content."""
     try:
-        write(held_csv(ledger.held_rows(feed.engine, batch_id)))
+        write(held_csv(ledger.held_rows(feed.engine, batch_id, *HELD_COLUMNS)))
     except (OSError, LidmError) as exc:
         log.warning(
             "feed %s: the reasons of batch %s could not be put next to the delivery (%s); export them with "
@@ -314,70 +327,6 @@ def _reasons_back(feed: Feed, write: Callable[[str], None], batch_id: str) -> No
         )
 
 
-def _sqlstate(exc: BaseException) -> str | None:
-    """The SQLSTATE of a database error, raised by the driver itself (COPY) or wrapped by SQLAlchemy."""
-    for err in (getattr(exc, "orig", None), exc):
-        code = getattr(err, "sqlstate", None) or getattr(err, "pgcode", None)
-        if code:
-            return str(code)
-    return None
-
-
-def _refusal(feed: Feed, batch_id: str, exc: Exception, file: str) -> RejectedBatch:
-    """Classify a failure while loading one delivery: the central database gone (retry), the schema behind the
-    contracts (fix), or this delivery's data (set it aside with the reason, so the next delivery loads).
-
-    Driver messages can quote the offending row: the reason names the error class and SQLSTATE, never a value.
-    """
-    code = _sqlstate(exc)
-    orig = getattr(exc, "orig", None) or exc
-    name = type(orig).__name__
-    if code is None and "no such table" in str(orig):  # SQLite says it in words, without a SQLSTATE
-        code = "42P01"
-    if code == "42P01":
-        raise CentralSchemaBehind(f"feed {feed.name}: {missing_table(feed.contract, feed.settings)}") from None
-    lost = isinstance(exc, sa.exc.DBAPIError) and (
-        exc.connection_invalidated or isinstance(exc, sa.exc.OperationalError)
-    )
-    lost = lost or name in ("OperationalError", "InterfaceError") or (code or "").startswith(("08", "57P"))
-    if lost or code in ("40001", "40P01", "55P03"):
-        raise CentralUnavailable(
-            f"feed {feed.name}: the central database connection was lost during batch {batch_id} "
-            f"({name}, SQLSTATE {code or '-'}); nothing was written, the run can be retried."
-        ) from None
-    if code == "42501":  # a privilege, not the schema: e.g. a released table made since the loader's grants
-        raise ConfigError(
-            f"feed {feed.name}: the central database refused batch {batch_id} a privilege ({name}); nothing was "
-            "written. The owner should run `lidm grants apply` (it gives the loader what loading needs)."
-        ) from None
-    if code and code[:2] in ("42", "3F", "0A"):
-        raise CentralSchemaBehind(
-            f"feed {feed.name}: central database refused batch {batch_id} ({name}, SQLSTATE {code}); nothing was "
-            f"written. Its table {feed.contract.table} does not match the contract: `lidm db upgrade` applies the "
-            f'migrations there are; a changed contract needs one more, from `lidm db revision -m "{feed.contract.id}"`.'
-        ) from None
-    if code:
-        return RejectedBatch(
-            "central_refused",
-            f"the central database refused this delivery's data ({name}, SQLSTATE {code}); nothing was loaded, "
-            "the delivery was set aside and the feed's next delivery is loaded",
-            file=file,
-        )
-    # The message may quote data: log where it failed (innermost frame), never what it said.
-    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
-    log.error("feed %s: batch %s failed with %s at %s", feed.name, batch_id, name, _frame(frame))
-    return RejectedBatch(
-        "load_error",
-        f"loading this delivery failed ({name}); nothing was loaded, the delivery was set aside and the feed's "
-        "next delivery is loaded. Report it with the batch id",
-        file=file,
-    )
-
-
-def _frame(frame: traceback.FrameSummary | None) -> str:
-    return f"{Path(frame.filename).name}:{frame.lineno} ({frame.name})" if frame else "-"
-
-
 def _load(
     conn: sa.Connection,
     feed: Feed,
@@ -385,14 +334,14 @@ def _load(
     result: BatchResult,
     started: datetime,
     progress: Progress | None,
+    stage: SharedStage | None = None,
 ) -> str:
     """Everything inside the batch's transaction; fills `result` and returns the signed receipt."""
     contract, keyring, batch_id = feed.contract, feed.keyring, result.batch_id
     table = dataset_table(contract, sa.MetaData())
     names = {f: c.column for f, c in feed.adapter.converters().items()}  # held rows named in the source's terms
-    writer = BatchWriter(
-        conn, contract, table, batch_id, feed.name, work_mem=feed.settings.central_work_mem, source_names=names
-    )
+    mem = feed.settings.central_work_mem
+    writer = BatchWriter(conn, contract, table, batch_id, feed.name, work_mem=mem, source_names=names, shared=stage)
     transform = ChunkTransform(
         feed.adapter,
         contract,
@@ -409,23 +358,18 @@ def _load(
     newest = None
     delivery = ledger.Delivery(feed.name, contract, batch_id, src.name, file, started)
     ledger.open_batch(conn, delivery, keyring)
-    for part in transform_chunks(transform, _chunks(src, feed.adapter, file), feed.settings.workers):
-        result.extracted += part.rows
-        content.update(part.digests)
-        reasons.update(part.reasons)
-        writer.quarantine(part.quarantine)
-        if part.newest is not None and (newest is None or part.newest > newest):
-            newest = part.newest
-        if part.csv is not None:
-            writer.write_csv(part.csv)
-        elif part.protected is not None:
-            writer.write(part.protected)
-        if progress:
-            progress(feed.name, part.rows)
-    malformed = src.meta.get("state", {}).get("malformed") or []
-    if malformed:
-        result.extracted += len(malformed)
-        writer.quarantine([_malformed_row(feed, m, reasons) for m in malformed])
+    parts = transform_chunks(transform, _chunks(src, feed.adapter, file), feed.settings.workers, writer.sink)
+    with contextlib.closing(parts):  # a failure stops the workers here, before the stage is dropped
+        for part in parts:
+            result.extracted += part.rows + _hold_malformed(feed, src, reasons, writer)
+            content.update(part.digests)
+            reasons.update(part.reasons)
+            writer.take(part.quarantine, part.csv, part.protected)
+            if part.newest is not None and (newest is None or part.newest > newest):
+                newest = part.newest
+            if progress:
+                progress(feed.name, part.rows)
+    result.extracted += _hold_malformed(feed, src, reasons, writer)  # those after the last good row
     delivery.source_digest = src.source_digest()
     ledger.refuse_replay(conn, delivery, result.extracted)
     content = content.hexdigest()
@@ -471,6 +415,19 @@ def _chunks(src: SourceBatch, adapter: Adapter, file: str) -> Iterator[pa.Table]
             check_columns(chunk.column_names, adapter, file)
             first = False
         yield chunk
+
+
+def _hold_malformed(feed: Feed, src: SourceBatch, reasons: Counter[str], writer: BatchWriter) -> int:
+    """Hold back the rows with too many or too few fields the reader has found so far, taking them from it a slice
+    at a time (memory stays bounded however many there are); returns how many."""
+    found = src.meta.get("state", {}).get("malformed")
+    held = 0
+    while found:
+        taken = found[:MALFORMED_PER_INSERT]
+        del found[: len(taken)]
+        writer.quarantine([_malformed_row(feed, m, reasons) for m in taken])
+        held += len(taken)
+    return held
 
 
 def _malformed_row(feed: Feed, m: dict[str, Any], reasons: Counter[str]) -> dict[str, Any]:

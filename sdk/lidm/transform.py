@@ -1,10 +1,11 @@
 """One chunk from source shape to central shape: conform, validate, digest, protect, and quarantine rows.
 
 Per-value protection (a keyed token per value, one AEAD per row) is a Python loop, so a big batch spreads its
-chunks over forked worker processes while the parent reads the source and streams results into the database, in
-order.
-Small batches (one chunk) never start a process. A worker dies with the loading process and never holds its
-sockets, so a kill -9 of the loader leaves no orphan process and no open database session behind.
+chunks over forked worker processes while the parent reads the source. Given a sink (the batch's shared stage), a
+worker COPYs its rows into the database itself and hands back only counts, held-back rows and digests, in order;
+else its rows come back to the parent. Small batches (one chunk) never start a process. A worker dies with the
+loading process and holds none of its sockets, so a kill -9 of the loader leaves no orphan process and no open
+database session.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import sys
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -223,13 +224,14 @@ def locator(columns: list[tuple[str, Field, bool]], raw: dict[str, Any]) -> str 
 
 
 _WORKER: ChunkTransform | None = None
+_SINK: Callable[[bytes], None] | None = None
 
 
-def _init_worker(fn: ChunkTransform, parent: int) -> None:
-    global _WORKER
+def _init_worker(fn: ChunkTransform, parent: int, sink: Callable[[bytes], None] | None) -> None:
+    global _WORKER, _SINK
     _die_with(parent)
     _release_sockets()
-    _WORKER = fn
+    _WORKER, _SINK = fn, sink
 
 
 def _pdeathsig() -> bool:
@@ -296,7 +298,11 @@ def _release_sockets() -> None:
 
 def _run_in_worker(chunk: pa.Table) -> Transformed:
     assert _WORKER is not None
-    return _WORKER(chunk)
+    out = _WORKER(chunk)
+    if _SINK is not None and out.csv is not None:
+        _SINK(out.csv)  # staged by this process: the rows never travel back through the pool's pipes
+        out.csv = None
+    return out
 
 
 def can_fork() -> bool:
@@ -304,11 +310,14 @@ def can_fork() -> bool:
     return "fork" in multiprocessing.get_all_start_methods()
 
 
-def transform_chunks(fn: ChunkTransform, chunks: Iterator[pa.Table], workers: int) -> Iterator[Transformed]:
+def transform_chunks(
+    fn: ChunkTransform, chunks: Iterator[pa.Table], workers: int, sink: Callable[[bytes], None] | None = None
+) -> Iterator[Transformed]:
     """Transformed chunks in source order; a batch of more than one chunk is shared by `workers` processes.
 
-    At most IN_FLIGHT chunks per worker are in flight, so memory stays bounded whatever the batch size, and
-    the workers keep protecting while the loading process waits on the database.
+    At most IN_FLIGHT chunks per worker are in flight, so memory stays bounded whatever the batch size. `sink`:
+    each worker stages its chunk's COPY input with it (on sessions of its own) and returns the chunk without it;
+    chunks transformed in this process keep theirs, for the caller to stage.
     """
     it = iter(chunks)
     first = next(it, None)
@@ -323,9 +332,8 @@ def transform_chunks(fn: ChunkTransform, chunks: Iterator[pa.Table], workers: in
         yield fn(second)
         yield from (fn(c) for c in it)
         return
-    pool = ProcessPoolExecutor(
-        workers, mp_context=multiprocessing.get_context("fork"), initializer=_init_worker, initargs=(fn, os.getpid())
-    )
+    fork = multiprocessing.get_context("fork")
+    pool = ProcessPoolExecutor(workers, mp_context=fork, initializer=_init_worker, initargs=(fn, os.getpid(), sink))
     pending: deque[Future[Transformed]] = deque()
     try:
         pending.extend(pool.submit(_run_in_worker, c) for c in (first, second))

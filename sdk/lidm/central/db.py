@@ -45,22 +45,24 @@ KEEPALIVE = {"idle": 30, "interval": 10, "count": 3}
 LIBPQ_DRIVERS = ("psycopg", "psycopg2")  # the drivers that take libpq connection parameters
 
 
-def connect(settings: Settings, *, admin: bool = False) -> sa.Engine:
+def connect(settings: Settings, *, admin: bool = False, pooled: bool = True, name: str | None = None) -> sa.Engine:
     """Engine for LIDM_CENTRAL_URL (the loader's), or the embedded SQLite file under LIDM_HOME.
 
     ``admin``: the owner's connection (LIDM_ADMIN_URL) for migrations, grants and audit checkpoints; the same URL
     when no admin URL is set, as on the embedded default. A SQLite file that does not exist yet is made, readable
     by its owner only: for the commands that write (`lidm db upgrade`, `lidm demo`, loads, the monitoring loop).
-    Commands that only read use :func:`connect_existing`, which makes nothing.
+    Commands that only read use :func:`connect_existing`, which makes nothing. ``pooled=False``: every connection
+    closes when released, for a forked worker's short sessions (and an engine safe to create before the fork).
+    ``name``: the sessions' application_name on PostgreSQL, which pg_stat_activity shows.
     """
     url = settings.effective_admin_url if admin else settings.effective_central_url
     path = sqlite_path(url)
     if path is not None:
         _make_private(path)
-    return _engine(url, settings)
+    return _engine(url, settings, pooled=pooled, name=name)
 
 
-def _engine(url: str, settings: Settings) -> sa.Engine:
+def _engine(url: str, settings: Settings, *, pooled: bool = True, name: str | None = None) -> sa.Engine:
     """The engine, with SQLite's pragmas or PostgreSQL's session parameters; SQLite would make a missing file at the
     first connection, so the callers see to the file first."""
     if url.startswith("sqlite:///"):
@@ -75,7 +77,12 @@ def _engine(url: str, settings: Settings) -> sa.Engine:
             cur.close()
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, connect_args=_session_args(sa.make_url(url), settings))
+    args = _session_args(sa.make_url(url), settings)
+    if name and args:  # a libpq driver
+        args.setdefault("application_name", name)
+    if not pooled:
+        return sa.create_engine(url, poolclass=sa.pool.NullPool, connect_args=args)
+    return sa.create_engine(url, pool_pre_ping=True, connect_args=args)
 
 
 def connect_existing(settings: Settings, *, admin: bool = False) -> sa.Engine:

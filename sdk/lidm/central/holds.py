@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -121,12 +122,15 @@ def list_quarantine(
         engine.dispose()
 
 
-def held_csv(rows: list[sa.RowMapping]) -> str:
+HELD_COLUMNS = ("row_number", "line_number", "locator", "field", "reason", "message")
+
+
+def held_csv(rows: Iterable[Mapping[str, Any]]) -> str:
     """A batch's held rows as the department gets them back beside its delivery: where (row, line, the locator: key
     masked and record time) and why, never another value; with a BOM, so a spreadsheet opens it right."""
     out = io.StringIO()
     writer = csv.writer(out)
-    columns = ("row_number", "line_number", "locator", "field", "reason", "message")
+    columns = HELD_COLUMNS
     writer.writerow(["row", "line", "locator", "field", "reason", "message"])
     writer.writerows(["" if r[c] is None else r[c] for c in columns] for r in rows)
     return "\ufeff" + out.getvalue()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +31,7 @@ from lidm.keys import Keyring
 
 log = logging.getLogger("lidm.central.ledger")
 COUNTS = ("extracted", "loaded", "quarantined", "inserted", "updated", "unchanged", "retired")
+HELD_PER_FETCH = 5_000  # quarantined rows read at a time to go back to a department
 
 
 def stored_epoch(conn: sa.Connection) -> tuple[int, list[str]]:
@@ -279,8 +281,12 @@ def record_clock(engine: sa.Engine, feed: str, clock: Any, deferred: int) -> Non
             conn.execute(watermark.insert().values(feed=feed, value="", batch_id="-", updated_at=now, **values))
 
 
-def held_rows(engine: sa.Engine, batch_id: str | None) -> list[sa.RowMapping]:
-    """A batch's quarantined rows in source order: what goes back to the department."""
+def held_rows(engine: sa.Engine, batch_id: str | None, *columns: str) -> Iterator[sa.RowMapping]:
+    """A batch's quarantined rows in source order (`columns` of them, else all): what goes back to the department.
+
+    Read a slice at a time, so a batch that held back most of a big delivery still fits in memory."""
     q = quarantine
+    picked = [q.c[c] for c in columns] if columns else [q]
+    query = sa.select(*picked).where(q.c.batch_id == batch_id).order_by(q.c.row_number)
     with engine.connect() as conn:
-        return list(conn.execute(sa.select(q).where(q.c.batch_id == batch_id).order_by(q.c.row_number)).mappings())
+        yield from conn.execute(query.execution_options(yield_per=HELD_PER_FETCH)).mappings()

@@ -1,15 +1,16 @@
 """Write one batch into the central database inside the caller's transaction.
 
-Rows are staged in a temporary table (COPY on PostgreSQL), then duplicates within the batch go to
-quarantine, the rest is upserted on the contract key (a row whose digest is unchanged is left alone,
-so a re-run changes nothing), and a full snapshot retires the rows it no longer contains.
+Rows are staged in a temporary table (COPY on PostgreSQL; where workers protect the batch, they COPY into a
+table of its own in lidm_stage: lidm.central.stage), then duplicates within the batch go to quarantine, the
+rest is upserted on the contract key (a row whose digest is unchanged is left alone, so a re-run changes
+nothing), and a full snapshot retires the rows it no longer contains.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -22,10 +23,12 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
 from lidm.central.schema import Token, quarantine
+from lidm.central.stage import SharedStage, StageCopier, stage_name
 from lidm.contracts.model import Classification, Contract, Protection
 
 SOURCE_ROW = "_source_row"
 SOURCE_LINE = "_source_line"  # a text file's line where the row starts: duplicates are reported by line too
+DUPLICATES_PER_FETCH = 5_000  # rows of repeated keys read at a time to be held back
 
 
 _DIGITS = b"0123456789abcdef"
@@ -100,6 +103,7 @@ class BatchWriter:
         *,
         work_mem: str | None = None,
         source_names: Mapping[str, str] | None = None,
+        shared: SharedStage | None = None,
     ) -> None:
         self.conn = conn
         self.source_names = source_names or {}  # contract field -> the department's column, to name held rows
@@ -117,15 +121,37 @@ class BatchWriter:
         md = sa.MetaData()
         cols = [sa.Column(c.name, c.type) for c in table.columns]
         cols += [sa.Column(SOURCE_ROW, sa.BigInteger), sa.Column(SOURCE_LINE, sa.BigInteger)]
-        self.stage = sa.Table(f"lidm_stage_{table.name}", md, *cols, prefixes=["TEMPORARY"])
-        self.stage.drop(conn, checkfirst=True)
-        self.stage.create(conn)
+        self.shared = shared  # the stage the batch's workers fill, on PostgreSQL with workers; else a temporary one
+        if shared is not None:
+            self.stage = shared.create(sa.Table(stage_name(table.name, batch_id), md, *cols))
+        else:
+            self.stage = sa.Table(f"lidm_stage_{table.name}", md, *cols, prefixes=["TEMPORARY"])
+            self.stage.drop(conn, checkfirst=True)
+            self.stage.create(conn)
         self.quarantined = 0
 
     @property
     def copy_columns(self) -> list[str] | None:
         """The column order of write_csv's input, where the database takes COPY; None elsewhere."""
         return [c.name for c in self.stage.columns] if self.dialect == "postgresql" else None
+
+    @property
+    def sink(self) -> StageCopier | None:
+        """What a worker process stages its chunks with, when the stage is shared; None: hand them back."""
+        return self.shared.copier(self.copy_columns or []) if self.shared is not None else None
+
+    def take(self, quarantine: list[dict[str, Any]], csv: bytes | None, protected: pa.Table | None) -> None:
+        """One transformed chunk: its held-back rows, and its rows unless a worker staged them already."""
+        if quarantine:
+            self.quarantine(quarantine)
+        elif csv is None and (protected is None or not protected.num_rows):
+            # Workers staged the rows: the batch's transaction says something anyway, as it did when it staged
+            # them itself, or the server would take a long batch for a hung one and end it (its idle timeout).
+            self.conn.execute(sa.text("SELECT 1"))
+        if csv is not None:
+            self.write_csv(csv)
+        elif protected is not None and protected.num_rows:
+            self.write(protected)
 
     def write(self, chunk: pa.Table) -> None:
         """Stage a protected chunk whose columns are the table's columns plus the source row number."""
@@ -143,7 +169,8 @@ class BatchWriter:
             return
         cols = ", ".join(f'"{c}"' for c in self.copy_columns or [])
         raw = self.conn.connection.driver_connection
-        with raw.cursor() as cur, cur.copy(f"COPY {self.stage.name} ({cols}) FROM STDIN (FORMAT csv)") as copy:
+        stage = self.conn.dialect.identifier_preparer.format_table(self.stage)
+        with raw.cursor() as cur, cur.copy(f"COPY {stage} ({cols}) FROM STDIN (FORMAT csv)") as copy:
             copy.write(data)
 
     def quarantine(self, rows: list[dict[str, Any]]) -> None:
@@ -176,13 +203,21 @@ class BatchWriter:
         s = self.stage
         dup_keys = sa.select(*(s.c[k] for k in self.key)).group_by(*(s.c[k] for k in self.key))
         dup_keys = dup_keys.having(sa.func.count() > 1).subquery()
-        rows = (
-            self.conn.execute(sa.select(s).join(dup_keys, self._key_match(s, dup_keys)).order_by(s.c[SOURCE_ROW]))
-            .mappings()
-            .all()
+        found = self.conn.execute(
+            sa.select(s)
+            .join(dup_keys, self._key_match(s, dup_keys))
+            .order_by(s.c[SOURCE_ROW])
+            .execution_options(yield_per=DUPLICATES_PER_FETCH)
         )
-        if not rows:
-            return 0
+        held = 0
+        for part in found.mappings().partitions():  # a batch of nothing but repeats is held back in bounded memory
+            self._hold_duplicates(part)
+            held += len(part)
+        if held:
+            self.conn.execute(s.delete().where(sa.exists().where(self._key_match(s, dup_keys))))
+        return held
+
+    def _hold_duplicates(self, rows: Sequence[Mapping[str, Any]]) -> None:
         if not self.token_key:
             self.held_keys += list(dict.fromkeys(r[self.key[0]] for r in rows))
         self.quarantine(
@@ -207,8 +242,6 @@ class BatchWriter:
                 for r in rows
             ]
         )
-        self.conn.execute(s.delete().where(sa.exists().where(self._key_match(s, dup_keys))))
-        return len(rows)
 
     def finish(self, *, retire_missing: bool) -> LoadCounts:
         """Apply the staged rows; counts say what changed."""

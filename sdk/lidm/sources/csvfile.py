@@ -19,6 +19,9 @@ from lidm.validate import LINE
 
 ROW = "__row"
 __all__ = ["HEADER_LIMIT", "NUL_RUN", "ROW", "TranscodingReader", "read_csv_chunks", "read_header"]
+# Rows with the wrong number of fields kept at once (until the pipeline takes them, at its next chunk): past this a
+# file is refused whole, so a systematically broken export cannot fill the loading process's memory.
+MALFORMED_HELD = 50_000
 _OTHER_DELIMITERS = {"\t": ("tab", "\\t"), ";": ("semicolon", ";"), "|": ("'|' character", "|")}
 
 
@@ -106,15 +109,16 @@ def _line_breaks(batch: pa.RecordBatch) -> np.ndarray:
 class _Lines:
     """Row numbers and file lines of the rows Arrow returns, given the malformed rows it skipped."""
 
-    def __init__(self, reader: TranscodingReader, malformed: list[dict], breaks: list[int]) -> None:
-        self.reader, self.malformed, self.breaks = reader, malformed, breaks
-        self.done = 0  # malformed rows already placed
+    def __init__(self, reader: TranscodingReader, malformed: list[dict], breaks: list[int], placed: list[dict]) -> None:
+        # malformed/breaks: rows Arrow skipped whose lines are not known yet; placed: theirs are, for the caller (who
+        # may take them as the file is read, so a file of nothing but bad rows is held back in bounded memory)
+        self.reader, self.malformed, self.breaks, self.placed = reader, malformed, breaks, placed
         self.next_row = 1
         self.next_line = 2  # where the next row starts, not counting blank lines (line 1 is the header)
 
     def place(self, rows: int, breaks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Row numbers and lines of the next `rows` good rows (and the lines of malformed rows among them)."""
-        pending = self.malformed[self.done :]
+        pending = self.malformed
         if not pending and rows:  # the good path: no row skipped, nothing to merge
             numbers = np.arange(self.next_row, self.next_row + rows, dtype=np.int64)
             starts = self.next_line + np.arange(rows, dtype=np.int64) + np.cumsum(breaks) - breaks
@@ -128,12 +132,14 @@ class _Lines:
             span, bad = span[keep], bad[keep]
         inside = np.zeros(len(span), dtype=np.int64)
         inside[~bad] = breaks
-        inside[bad] = self.breaks[self.done : self.done + int(bad.sum())]
+        done = int(bad.sum())
+        inside[bad] = self.breaks[:done]
         starts = self.next_line + np.arange(len(span), dtype=np.int64) + np.cumsum(inside) - inside
         lines = self._unblank(starts)
         for m, line in zip(pending, lines[bad].tolist(), strict=False):
             m["line"] = line
-        self.done += int(bad.sum())
+        self.placed.extend(pending[:done])
+        del self.malformed[:done], self.breaks[:done]
         if len(span):
             self.next_row = int(span[-1]) + 1
             self.next_line = int(starts[-1] + 1 + inside[-1])
@@ -152,14 +158,18 @@ def read_csv_chunks(
     """Column names, a chunk iterator (all text, plus row numbers and file lines), the reader, and malformed rows.
 
     Malformed rows (wrong number of fields) are collected, not raised, so they reach the quarantine; each has
-    "row", "line", "text", "expected" and "actual".
+    "row", "line", "text", "expected" and "actual". The list fills as the chunks are read, and a caller may empty
+    it as it goes.
     """
     reader = TranscodingReader(raw, encoding, file)
     names = read_header(reader, delimiter)
-    malformed: list[dict] = []
+    malformed: list[dict] = []  # skipped, line not known yet
     breaks: list[int] = []
+    placed: list[dict] = []
 
     def on_invalid(row: pacsv.InvalidRow) -> str:
+        if len(malformed) + len(placed) >= MALFORMED_HELD:
+            return "error"  # a file this broken is refused, not held back row by row (see chunks())
         malformed.append(
             {"row": row.number, "text": row.text, "expected": row.expected_columns, "actual": row.actual_columns}
         )
@@ -170,7 +180,7 @@ def read_csv_chunks(
         if reader.at_end():
             reader.drain()
             return  # a header-only file: no rows, which the pipeline judges by the feed's update mode
-        lines = _Lines(reader, malformed, breaks)
+        lines = _Lines(reader, malformed, breaks, placed)
         stream = None
         try:
             stream = pacsv.open_csv(
@@ -200,6 +210,11 @@ def read_csv_chunks(
                 raise reader.error from None
             if isinstance(exc, RejectedBatch):
                 raise
+            if len(malformed) + len(placed) >= MALFORMED_HELD:
+                reader.eof = True
+                if stream is not None:
+                    stream.close()
+                raise _too_many_malformed(placed or malformed, file) from None
             if "straddl" in str(exc):  # one row is larger than the read block
                 reader.eof = True  # Arrow's read-ahead must not read on while the file is read again
                 if stream is not None:
@@ -210,7 +225,19 @@ def read_csv_chunks(
             ) from None
         reader.drain()
 
-    return names, chunks(), reader, malformed
+    return names, chunks(), reader, placed
+
+
+def _too_many_malformed(held: list[dict], file: str) -> RejectedBatch:
+    first = held[0]
+    return RejectedBatch(
+        "malformed_file",
+        f"at least {MALFORMED_HELD:,} rows have {first['actual']} fields where the header has {first['expected']}, "
+        f"from row {first['row']} on: the file's delimiter or quoting is probably wrong (a delimiter inside an "
+        "unquoted value?); fix the export and drop the file again",
+        file=file,
+        row=first["row"],
+    )
 
 
 def _oversized(raw: BinaryIO, encoding: str, file: str, delimiter: str, chunk_bytes: int) -> RejectedBatch:

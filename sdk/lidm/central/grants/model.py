@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from lidm.central import release as release_mod
 from lidm.central.sqltext import ident
+from lidm.central.stage import STAGE_SCHEMA
 from lidm.contracts import scope
 from lidm.contracts.consumers import Consumer
 from lidm.contracts.load import ContractCatalog
@@ -177,6 +178,8 @@ def _slug(consumer_id: str) -> str:
             f"consumers.yaml: consumer id {consumer_id} cannot name a database role; use lower-case letters, "
             "digits, _ and . (at most 50 characters)"
         )
+    if SCHEMA_PREFIX + slug == STAGE_SCHEMA:
+        raise ContractError(f"consumers.yaml: consumer id {consumer_id} is taken: schema {STAGE_SCHEMA} stages loads")
     return slug
 
 

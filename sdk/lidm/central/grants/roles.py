@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from lidm.central.grants.model import MARK, ROLE_ATTRIBUTES, ROLE_PREFIX, SAFE_NAME, Statement, grantee_sql
 from lidm.central.sqltext import ident, literal
+from lidm.central.stage import STAGE_SCHEMA
 from lidm.errors import ConfigError
 
 # --------------------------------------------------------------------------- consumers' reads, audited by pgaudit
@@ -162,6 +163,22 @@ def loader_statements(conn: sa.Connection, base: str, loader: str) -> list[State
         out += _exactly(kind, target, shown, loader, set(rel.held), wanted)
     held = {p + ("*" if g else "") for who, p, g in conn.execute(_SCHEMA_ACL, {"base": base}) if who == loader}
     out += _exactly("SCHEMA", schema, base, loader, held, ("USAGE",))
+    return out + _stage_statements(conn, loader)
+
+
+def _stage_statements(conn: sa.Connection, loader: str) -> list[Statement]:
+    """The loader creates and drops the stages of its batches in lidm_stage (workers write there); nobody else
+    holds anything on that schema."""
+    acl = conn.execute(_SCHEMA_ACL, {"base": STAGE_SCHEMA}).all()
+    if not acl and conn.execute(sa.text("SELECT to_regnamespace(:s)"), {"s": STAGE_SCHEMA}).scalar() is None:
+        return []  # a database before migration 0021: `lidm db upgrade` makes the schema
+    held: dict[str, set[str]] = defaultdict(set)
+    for who, p, grantable in acl:
+        held[who].add(p + ("*" if grantable else ""))
+    target = ident(STAGE_SCHEMA)
+    out = _exactly("SCHEMA", target, STAGE_SCHEMA, loader, held.pop(loader, set()), ("USAGE", "CREATE"))
+    for who, privileges in sorted(held.items()):
+        out += _exactly("SCHEMA", target, STAGE_SCHEMA, who, privileges, ())
     return out
 
 
