@@ -157,8 +157,21 @@ class Compiled:
             days = _days(self.rule.value(total.within_days, self.as_of), self.rule)
             conds.append(t.c[total.date_field] >= self._since(contract, total.date_field, days))
         limit = _coerce(contract, total.field, self.rule.value(total.greater_than, self.as_of), self.rule)
-        summed = sa.select(sa.func.coalesce(sa.func.sum(t.c[total.field]), 0)).where(*conds).scalar_subquery()
-        return summed > limit
+        if limit < 0:  # a person without rows sums to 0 and passes: only the per-person sum says so
+            summed = sa.select(sa.func.coalesce(sa.func.sum(t.c[total.field]), 0)).where(*conds).scalar_subquery()
+            return summed > limit
+        # The people whose rows sum past the limit, summed once for everyone: joined (semi or anti) where the
+        # clause is ANDed, else a hashed subplan or a per-person probe, as the planner costs them. A sum per
+        # subject row instead (a correlated SUM) costs an index probe and an aggregate for every person of the
+        # population (bench/monitor_rules.py: high_self_pay_not_on_roster).
+        over = (
+            sa.select(t.c[key].label("k"))
+            .where(*conds[1:])
+            .group_by(t.c[key])
+            .having(sa.func.sum(t.c[total.field]) > limit)
+            .subquery(f"sum{self._n}")
+        )
+        return sa.exists().where(over.c.k == self.subject.c[key])
 
     def _where(self, contract: Contract, t: sa.FromClause, where: dict[str, Any]) -> list[sa.ColumnElement[bool]]:
         out: list[sa.ColumnElement[bool]] = []
@@ -234,10 +247,25 @@ def _days(value: Any, rule: Rule) -> int:
     return days
 
 
+# How the rules' queries run on PostgreSQL, for the rest of the caller's transaction. No JIT: compiling a rule's
+# plan (jit_above_cost is passed by any rule over a city's tables) took about half of its time at 1M people and
+# saved nothing at 10M (bench/monitor_rules.py). A larger work_mem keeps the sums of `total` clauses and the
+# hashed subplans of `match_any` in memory instead of sorting on disk or probing per person.
+RULE_SESSION = {"jit": "off", "work_mem": "64MB"}
+
+
+def tune(conn: sa.Connection) -> None:
+    """Set RULE_SESSION for the rest of the connection's transaction (PostgreSQL; nothing elsewhere)."""
+    if conn.dialect.name == "postgresql":
+        for name, value in RULE_SESSION.items():
+            conn.execute(sa.select(sa.func.set_config(name, value, True)))
+
+
 def evaluate(conn: sa.Connection, rules: list[Rule], as_of: date, catalog: Any = None) -> dict[str, set[str]]:
     """Per rule, the tokens of the people it flags today (no warning written): for tests and dry runs."""
     if catalog is None:
         from lidm.contracts.load import load_catalog
 
         catalog = load_catalog()
+    tune(conn)
     return {rule.id: set(conn.execute(Compiled(rule, catalog, as_of).tokens()).scalars()) for rule in rules}
