@@ -23,6 +23,7 @@ from lidm.errors import LidmError
 from lidm.monitor import quiet, routing
 from lidm.monitor.engine import SUBJECT_COLUMNS, Compiled, tune
 from lidm.monitor.rules import Rule, due_dates
+from lidm.monitor.totals import Totals
 
 WARNING_CONTRACT = "platform.warning"
 OPEN = ("raised", "pushed", "acknowledged", "overdue")
@@ -170,8 +171,9 @@ def run_monitor(
         )
         tune(conn)
         m = matches_table(conn, w)
+        totals = Totals(conn, w.c.id_number_token.type)
         for index, rule in enumerate(rules):
-            compiled = Compiled(rule, catalog, as_of, levels)
+            compiled = Compiled(rule, catalog, as_of, levels, totals)
             result.counts[rule.id] = _run_rule(conn, w, m, compiled, run_id, index, now, dues[rule.id], key)
         open_now = sa.select(w.c.rule_id, sa.func.count()).where(w.c.status.in_(OPEN)).group_by(w.c.rule_id)
         for rule_id, n in conn.execute(open_now):
@@ -188,6 +190,7 @@ def run_monitor(
             )
         )
         m.drop(conn)
+        totals.drop()
         conn.execute(
             sa.update(monitor_run)
             .where(monitor_run.c.run_id == run_id)
