@@ -2,25 +2,31 @@
 
     .venv/bin/python bench/monitor_rules.py [--population 10000000 --roster 300000 | --scale 0.01]
         [--central-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres] [--with-token-indexes]
-        [--timeout 120] [--no-jit] [--as-of 2025-06-30] [--json PATH] [--keep]
+        [--timeout 120] [--as-of 2025-06-30] [--json PATH] [--keep | --database NAME]
 
-Makes a throwaway database on the server, migrates it, and fills the central tables of every feed a rule reads
-(plus health_population) directly in PostgreSQL with set-based INSERT ... SELECT over generate_series: not
-through the pipeline, which is the feed benchmark's job. Tokens are deterministic hex strings shared between
-tables, so the same person joins across feeds; roster households have 1-5 members; every rule matches someone.
+Makes a throwaway database on the server, migrates it, and fills the central table of every feed a rule in rules/
+reads (plus health_population) directly in PostgreSQL with set-based INSERT ... SELECT over generate_series: not
+through the pipeline, which is the feed benchmark's job. The older feeds have a profile here (City.fills: sizes and
+distributions modelled on the city); whatever a profile leaves out that a rule reads, and every feed without a
+profile, is filled from its contract and what the rules ask of it (rule_fills.py), so a new rule or feed is
+benchmarked without editing this file. Tokens are deterministic 64-hex-digit strings shared between tables (decoded
+to bytes where the migrated table stores tokens as bytea), so the same person joins across feeds; roster households
+have 1-5 members; every rule matches someone.
 
 The anchor is PostgreSQL's own COPY of the roster measured in the same run (COPY TO STDOUT into a file, then
 COPY FROM that file into an empty copy of the table). For each rule: the dry evaluation (the rule's
-Compiled(...).tokens() executed, the matched count); then the full run_monitor twice (the first raises the
-warnings, the second finds nothing new), wall time and each rule's share; and, in the last pass, once more after
-ANALYZE of the warning tables. A rule's rows/s is the sum of the rows of the tables it reads over its seconds; the
-ratio is that over the COPY rows/s. A statement running past --timeout is cancelled and reported as such
-(run_monitor then runs without the rules that timed out).
+Compiled(...).tokens() executed in the session run_monitor uses, lidm.monitor.engine.RULE_SESSION: the matched
+count, seconds); then the full run_monitor twice: the first raises the warnings, the second finds nothing new (the
+steady state), wall time, each rule's share, and each run over the dry queries' sum. A rule's rows/s is the sum of
+the rows of the tables it reads over its seconds; the ratio is that over the COPY rows/s. A statement running past
+--timeout is cancelled and reported as such (run_monitor then runs without the rules that timed out). Deadlines
+past the installed holiday calendar are counted on weekdays (the stopgap LIDM_WORKDAYS_ASSUME_WEEKDAYS_THROUGH).
 
---with-token-indexes measures a second pass after creating, on each table a rule joins to, an index on the join
-token (id_number_token, or household_id_token for `on: household`) where no index leads with it: the before and
-after figures for an index recommendation. The schema itself is not changed. Not a test: figures depend on the
-machine and the server's settings (printed with the results).
+It prints, per clause, the join tokens (id_number_token, or household_id_token for `on: household`) no index leads
+with: the migrations index them all (0009, 0022), so the list should be empty. --with-token-indexes would create
+any it finds and measure again (before/after). --keep keeps the scratch database, and --database NAME measures on
+such a kept one without loading it again (migrated to the head first, warnings emptied). Not a test: figures depend
+on the machine and the server's settings (printed with the results).
 """
 
 from __future__ import annotations
@@ -163,6 +169,12 @@ class City:
         return min(self.O, round(per_person * self.O))
 
     # -- expression helpers ----------------------------------------------------------------------------------
+    @staticmethod
+    def series(n: int) -> str:
+        """Rows 0 .. n-1, filled SPLIT rows per INSERT (fill_table): one INSERT … SELECT over millions of rows grows
+        its backend by about 2.4 kB a row until it ends (10M people: killed by the kernel at 14 GB)."""
+        return f"generate_series(@LO@::bigint, LEAST(@HI@, {n}) - 1)"
+
     def day(self, days: str) -> str:
         return f"(DATE '{self.as_of.isoformat()}' - ({days})::int)"
 
@@ -223,9 +235,7 @@ class City:
 
     def _source(self, n_roster: int, n_other: int, rq: str, oq: str, copies: str) -> str:
         """Rows i (and t) with the person q, household hh, on_roster and the tokens, as g."""
-        series = f"generate_series(0::bigint, {n_roster + n_other - 1}) AS i" + (
-            f" CROSS JOIN {copies}" if copies else ""
-        )
+        series = f"{self.series(n_roster + n_other)} AS i" + (f" CROSS JOIN {copies}" if copies else "")
         tcol = ", t" if copies else ""
         return (
             f"(SELECT i{tcol}, q, hh, q < {self.R} AS on_roster, b_tok('p', q) AS tok, b_tok('h', hh) AS htok FROM ("
@@ -247,7 +257,7 @@ class City:
             Fill(
                 POPULATION,
                 f"(SELECT i, i AS q, b_hh(i) AS hh, b_tok('p', i) AS tok, b_tok('h', b_hh(i)) AS htok "
-                f"FROM generate_series(0::bigint, {self.P - 1}) AS i OFFSET 0) AS g",
+                f"FROM {self.series(self.P)} AS i OFFSET 0) AS g",
                 {
                     **self.person(),
                     "gender": "(CASE WHEN g.q % 2 = 0 THEN 'male' ELSE 'female' END)",
@@ -267,7 +277,7 @@ class City:
             Fill(
                 ROSTER,
                 f"(SELECT i, i AS q, b_hh(i) AS hh, b_tok('p', i) AS tok, b_tok('h', b_hh(i)) AS htok "
-                f"FROM generate_series(0::bigint, {self.R - 1}) AS i OFFSET 0) AS g",
+                f"FROM {self.series(self.R)} AS i OFFSET 0) AS g",
                 {
                     **self.person(),
                     "household_id_token": "g.htok",
@@ -836,9 +846,20 @@ def _indexes(conn: sa.Connection, table: str) -> tuple[list[tuple[str, str]], li
     return [(r[0], r[1]) for r in pk], list(idx)
 
 
+SPLIT = 500_000  # rows per INSERT … SELECT of a fill over City.series
+
+
+def _split(sql: str) -> list[str]:
+    """One statement per SPLIT rows of the City.series in it (itself, when it has none)."""
+    found = re.search(r"LEAST\(@HI@, (\d+)\)", sql)
+    total = int(found.group(1)) if found else 1
+    return [sql.replace("@LO@", str(lo)).replace("@HI@", str(lo + SPLIT)) for lo in range(0, max(total, 1), SPLIT)]
+
+
 def fill_table(engine: sa.Engine, fill: Fill, table: sa.Table, sql: str) -> dict[str, Any]:
-    """One INSERT ... SELECT; the table's indexes dropped during it and rebuilt after (same names, same
-    definitions): a sorted build instead of millions of random inserts into the token btrees."""
+    """The fill's INSERT ... SELECT (in parts of SPLIT rows), in one transaction; the table's indexes dropped
+    during it and rebuilt after (same names, same definitions): a sorted build instead of millions of random
+    inserts into the token btrees."""
     start = time.perf_counter()
     with engine.begin() as conn:
         conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '1GB'")
@@ -847,7 +868,7 @@ def fill_table(engine: sa.Engine, fill: Fill, table: sa.Table, sql: str) -> dict
             conn.exec_driver_sql(f'ALTER TABLE "{table.name}" DROP CONSTRAINT "{name}"')
         for ddl in idx:
             conn.exec_driver_sql(f"DROP INDEX {ddl.split(' ON ')[0].split()[-1]}")
-        rows = _raw(conn, sql).rowcount
+        rows = sum(_raw(conn, part).rowcount for part in _split(sql))
         loaded = time.perf_counter() - start
         for name, definition in pks:
             conn.exec_driver_sql(f'ALTER TABLE "{table.name}" ADD CONSTRAINT "{name}" {definition}')

@@ -144,6 +144,8 @@ warning_state = sa.Table(
     sa.Column("sealed_by", sa.String(100)),  # contract whose binding the copied ciphertexts carry (the subject's)
     sa.Column("department", sa.String(40), nullable=False),
     sa.Column("raised_run", sa.String(36), nullable=False),
+    # The run that raised it. Not rewritten by each run that finds the condition still holding: a run that finds
+    # nothing new writes no warning row (issue 21); what each run matched is in lidm_monitor_run.counts.
     sa.Column("last_matched_run", sa.String(36)),
     sa.Column("pushed_at", sa.DateTime(timezone=True)),
     sa.Column("push_id", sa.String(36)),

@@ -171,9 +171,9 @@ def run_monitor(
         )
         tune(conn)
         m = matches_table(conn, w)
-        totals = Totals(conn, w.c.id_number_token.type)
+        sums = Totals(conn, w.c.id_number_token.type)  # each `total` clause's people, made once for the run
         for index, rule in enumerate(rules):
-            compiled = Compiled(rule, catalog, as_of, levels, totals)
+            compiled = Compiled(rule, catalog, as_of, levels, sums)
             result.counts[rule.id] = _run_rule(conn, w, m, compiled, run_id, index, now, dues[rule.id], key)
         open_now = sa.select(w.c.rule_id, sa.func.count()).where(w.c.status.in_(OPEN)).group_by(w.c.rule_id)
         for rule_id, n in conn.execute(open_now):
@@ -190,7 +190,7 @@ def run_monitor(
             )
         )
         m.drop(conn)
-        totals.drop()
+        sums.drop()
         conn.execute(
             sa.update(monitor_run)
             .where(monitor_run.c.run_id == run_id)
