@@ -2,25 +2,31 @@
 
     .venv/bin/python bench/monitor_rules.py [--population 10000000 --roster 300000 | --scale 0.01]
         [--central-url postgresql+psycopg://postgres@127.0.0.1:5432/postgres] [--with-token-indexes]
-        [--timeout 120] [--no-jit] [--as-of 2025-06-30] [--json PATH] [--keep]
+        [--timeout 120] [--as-of 2025-06-30] [--json PATH] [--keep | --database NAME]
 
-Makes a throwaway database on the server, migrates it, and fills the central tables of every feed a rule reads
-(plus health_population) directly in PostgreSQL with set-based INSERT ... SELECT over generate_series: not
-through the pipeline, which is the feed benchmark's job. Tokens are deterministic hex strings shared between
-tables, so the same person joins across feeds; roster households have 1-5 members; every rule matches someone.
+Makes a throwaway database on the server, migrates it, and fills the central table of every feed a rule in rules/
+reads (plus health_population) directly in PostgreSQL with set-based INSERT ... SELECT over generate_series: not
+through the pipeline, which is the feed benchmark's job. The older feeds have a profile here (City.fills: sizes and
+distributions modelled on the city); whatever a profile leaves out that a rule reads, and every feed without a
+profile, is filled from its contract and what the rules ask of it (rule_fills.py), so a new rule or feed is
+benchmarked without editing this file. Tokens are deterministic 64-hex-digit strings shared between tables (decoded
+to bytes where the migrated table stores tokens as bytea), so the same person joins across feeds; roster households
+have 1-5 members; every rule matches someone.
 
 The anchor is PostgreSQL's own COPY of the roster measured in the same run (COPY TO STDOUT into a file, then
 COPY FROM that file into an empty copy of the table). For each rule: the dry evaluation (the rule's
-Compiled(...).tokens() executed, the matched count); then the full run_monitor twice (the first raises the
-warnings, the second finds nothing new), wall time and each rule's share; and, in the last pass, once more after
-ANALYZE of the warning tables. A rule's rows/s is the sum of the rows of the tables it reads over its seconds; the
-ratio is that over the COPY rows/s. A statement running past --timeout is cancelled and reported as such
-(run_monitor then runs without the rules that timed out).
+Compiled(...).tokens() executed in the session run_monitor uses, lidm.monitor.engine.RULE_SESSION: the matched
+count, seconds); then the full run_monitor twice: the first raises the warnings, the second finds nothing new (the
+steady state), wall time, each rule's share, and each run over the dry queries' sum. A rule's rows/s is the sum of
+the rows of the tables it reads over its seconds; the ratio is that over the COPY rows/s. A statement running past
+--timeout is cancelled and reported as such (run_monitor then runs without the rules that timed out). Deadlines
+past the installed holiday calendar are counted on weekdays (the stopgap LIDM_WORKDAYS_ASSUME_WEEKDAYS_THROUGH).
 
---with-token-indexes measures a second pass after creating, on each table a rule joins to, an index on the join
-token (id_number_token, or household_id_token for `on: household`) where no index leads with it: the before and
-after figures for an index recommendation. The schema itself is not changed. Not a test: figures depend on the
-machine and the server's settings (printed with the results).
+It prints, per clause, the join tokens (id_number_token, or household_id_token for `on: household`) no index leads
+with: the migrations index them all (0009, 0022), so the list should be empty. --with-token-indexes would create
+any it finds and measure again (before/after). --keep keeps the scratch database, and --database NAME measures on
+such a kept one without loading it again (migrated to the head first, warnings emptied). Not a test: figures depend
+on the machine and the server's settings (printed with the results).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import re
 import resource
 import secrets
 import statistics
+import sys
 import tempfile
 import time
 import zlib
@@ -44,14 +51,19 @@ from typing import Any
 import psycopg
 import sqlalchemy as sa
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import rule_fills
+from rule_fills import Fill
+
 from lidm import workdays
 from lidm.central import db
 from lidm.central.schema import dataset_table
 from lidm.contracts.load import load_catalog
+from lidm.errors import ConfigError
 from lidm.monitor import lifecycle
-from lidm.monitor.engine import Compiled
+from lidm.monitor.engine import RULE_SESSION, Compiled, tune
 from lidm.monitor.lifecycle import run_monitor
-from lidm.monitor.rules import Rule, load_rules
+from lidm.monitor.rules import Rule, due_dates, load_rules
 
 WARNING_TABLES = ("platform_warning", "lidm_warning_state", "lidm_warning_event")
 CITY_POPULATION = 10_000_000
@@ -135,16 +147,6 @@ def _offset(salt: str, n: int) -> int:
     return zlib.crc32(salt.encode()) % n
 
 
-@dataclass
-class Fill:
-    """One central table: its column expressions over a source aliased g (g.i, g.q, g.hh, g.tok, g.htok...)."""
-
-    feed: str
-    source: str
-    cols: dict[str, str]
-    where: str = ""
-
-
 class City:
     """The synthetic city's tables as INSERT ... SELECT statements; sizes scale with population and roster."""
 
@@ -153,6 +155,11 @@ class City:
         self.O = population - roster  # people off the roster
         self.R3 = 3 * math.ceil(roster / 3)  # first off-roster household head
         self.HR = (roster // 20) * 9  # roster households whose members all fit in the roster
+        self.bytea_tokens = False  # token columns stored as bytea (read from the migrated roster table by load)
+
+    def hx(self, column: str) -> str:
+        """A token column read back from a filled table, as the 64 hex digits the fills compute with."""
+        return f"encode({column}, 'hex')" if self.bytea_tokens else column
 
     # sizes: per roster member and per person off the roster (the 10M / 300k city's figures in the comments)
     def nr(self, per_member: float) -> int:
@@ -162,6 +169,12 @@ class City:
         return min(self.O, round(per_person * self.O))
 
     # -- expression helpers ----------------------------------------------------------------------------------
+    @staticmethod
+    def series(n: int) -> str:
+        """Rows 0 .. n-1, filled SPLIT rows per INSERT (fill_table): one INSERT … SELECT over millions of rows grows
+        its backend by about 2.4 kB a row until it ends (10M people: killed by the kernel at 14 GB)."""
+        return f"generate_series(@LO@::bigint, LEAST(@HI@, {n}) - 1)"
+
     def day(self, days: str) -> str:
         return f"(DATE '{self.as_of.isoformat()}' - ({days})::int)"
 
@@ -222,9 +235,7 @@ class City:
 
     def _source(self, n_roster: int, n_other: int, rq: str, oq: str, copies: str) -> str:
         """Rows i (and t) with the person q, household hh, on_roster and the tokens, as g."""
-        series = f"generate_series(0::bigint, {n_roster + n_other - 1}) AS i" + (
-            f" CROSS JOIN {copies}" if copies else ""
-        )
+        series = f"{self.series(n_roster + n_other)} AS i" + (f" CROSS JOIN {copies}" if copies else "")
         tcol = ", t" if copies else ""
         return (
             f"(SELECT i{tcol}, q, hh, q < {self.R} AS on_roster, b_tok('p', q) AS tok, b_tok('h', hh) AS htok FROM ("
@@ -246,7 +257,7 @@ class City:
             Fill(
                 POPULATION,
                 f"(SELECT i, i AS q, b_hh(i) AS hh, b_tok('p', i) AS tok, b_tok('h', b_hh(i)) AS htok "
-                f"FROM generate_series(0::bigint, {self.P - 1}) AS i OFFSET 0) AS g",
+                f"FROM {self.series(self.P)} AS i OFFSET 0) AS g",
                 {
                     **self.person(),
                     "gender": "(CASE WHEN g.q % 2 = 0 THEN 'male' ELSE 'female' END)",
@@ -266,20 +277,26 @@ class City:
             Fill(
                 ROSTER,
                 f"(SELECT i, i AS q, b_hh(i) AS hh, b_tok('p', i) AS tok, b_tok('h', b_hh(i)) AS htok "
-                f"FROM generate_series(0::bigint, {self.R - 1}) AS i OFFSET 0) AS g",
+                f"FROM {self.series(self.R)} AS i OFFSET 0) AS g",
                 {
                     **self.person(),
                     "household_id_token": "g.htok",
                     "relation_to_head": "b_relation(g.q)",
                     "category": "b_cat(g.hh)",
+                    # every category held, the primary first; a fifth of households hold a second one
+                    "categories": "b_cat(g.hh) || (CASE WHEN b_rnd('c2', g.hh, 100) < 20 THEN ',' || "
+                    "(ARRAY['return_risk','dibao_edge','tekun','dibao'])[1 + b_rnd('c3', g.hh, 4)] ELSE '' END)",
+                    "urban_rural": "(CASE WHEN b_urban(g.hh) THEN 'urban' ELSE 'rural' END)",
                     **district,
                     **street,
                     "approval_date": self.day("30 + b_rnd('appr', g.hh, 3650)"),
-                    "termination_date": f"(CASE WHEN {self.pct('st')} >= 95 THEN {self.day(term)} END)",
+                    "termination_date": f"(CASE WHEN {self.pct('st')} >= 93 THEN {self.day(term)} END)",
                     "monthly_amount": self.money("amt", 300, 1200),
                     # ~30% of urban households are certified in housing difficulty; rural ones are not assessed
                     "housing_difficulty": "(CASE WHEN b_urban(g.hh) THEN b_rnd('hd', g.hh, 100) < 30 END)",
-                    "status": self.pick("st", [("active", 92), ("suspended", 3), ("terminated", 5)]),
+                    "status": self.pick(
+                        "st", [("active", 90), ("suspended", 3), ("gradual_exit", 2), ("terminated", 5)]
+                    ),
                     "phone_enc": f"(CASE WHEN {self.pct('ph')} < 70 THEN {self.enc(52)} END)",
                     "phone_masked": f"(CASE WHEN {self.pct('ph')} < 70 THEN b_phonemask(g.q) END)",
                 },
@@ -365,9 +382,10 @@ class City:
             ),
         ]
         cert = (
-            f"(SELECT row_number() OVER () AS i, c.id_number_token AS tok, r.id_number_token IS NOT NULL AS on_roster,"
+            f"(SELECT row_number() OVER () AS i, {self.hx('c.id_number_token')} AS tok,"
+            f" r.id_number_token IS NOT NULL AS on_roster,"
             f" c.disability_type, c.disability_grade, c.certificate_status, c.district_code, c.street_code,"
-            f" c.id_number_masked, c.name_masked, r.category, r.household_id_token AS htok"
+            f" c.id_number_masked, c.name_masked, r.category, {self.hx('r.household_id_token')} AS htok"
             f" FROM {t['disability_federation.disability_certificates']} AS c"
             f" LEFT JOIN {t[ROSTER]} AS r ON r.id_number_token = c.id_number_token) AS g"
         )
@@ -439,22 +457,34 @@ class City:
                     ),
                     "enrollment_date": self.day("b_rnd('ed', g.i, 2190)"),
                     "boarding": f"({self.pct('bo')} < 20)",
+                    # a school's own hardship rating (家庭经济困难学生认定): 3% rated difficult in some degree
+                    "hardship_level": self.pick(
+                        "hl",
+                        [
+                            ("especially_difficult", 1),
+                            ("difficult", 1),
+                            ("generally_difficult", 1),
+                            ("not_difficult", 97),
+                        ],
+                    ),
                     **district,
                 },
             ),
         ]
+        etok = self.hx("e.id_number_token")
         fills += [
             # education assistance: most roster students, some others; a second term for a fifth (~200k rows)
             Fill(
                 "education.education_assistance",
-                f"(SELECT row_number() OVER () AS i, e.id_number_token AS tok, e.id_number_masked, e.name_masked,"
-                f" e.household_id_token AS htok, e.school_stage, e.school_code, e.school_name, e.district_code,"
+                f"(SELECT row_number() OVER () AS i, {etok} AS tok, e.id_number_masked, e.name_masked,"
+                f" {self.hx('e.household_id_token')} AS htok, e.school_stage, e.school_code, e.school_name,"
+                f" e.district_code,"
                 f" r.category, r.id_number_token IS NOT NULL AS on_roster, t"
                 f" FROM {t['education.student_enrollment']} AS e"
                 f" LEFT JOIN {t[ROSTER]} AS r ON r.id_number_token = e.id_number_token"
                 f" CROSS JOIN generate_series(1, 2) AS t"
-                f" WHERE b_rnd('ea', hashtext(e.id_number_token), 100) < (CASE WHEN r.id_number_token IS NOT NULL"
-                f" THEN 85 ELSE 9 END) AND (t = 1 OR b_rnd('ea2', hashtext(e.id_number_token), 100) < 20)) AS g",
+                f" WHERE b_rnd('ea', hashtext({etok}), 100) < (CASE WHEN r.id_number_token IS NOT NULL"
+                f" THEN 85 ELSE 9 END) AND (t = 1 OR b_rnd('ea2', hashtext({etok}), 100) < 20)) AS g",
                 {
                     "record_id": "'EA' || lpad(g.i::text, 10, '0')",
                     **self.person(q="g.i"),
@@ -504,6 +534,7 @@ class City:
                     "total_cost": f"({self._oop()} * 2.5)::numeric(18,4)",
                     "insurance_paid": f"({self._oop()} * 1.5)::numeric(18,4)",
                     "out_of_pocket": self._oop(),
+                    "policy_scope_self_pay": f"({self._oop()} * 0.8)::numeric(18,4)",
                     "settlement_date": self.day("b_rnd('sd', g.i, 730)"),
                     **district,
                 },
@@ -679,11 +710,12 @@ class City:
             # ~50k public rental records: 70% of roster households in urban housing difficulty, others
             Fill(
                 "housing.public_rental_housing",
-                f"(SELECT row_number() OVER () AS i, id_number_token AS tok, household_id_token AS htok,"
+                f"(SELECT row_number() OVER () AS i, {self.hx('id_number_token')} AS tok,"
+                f" {self.hx('household_id_token')} AS htok,"
                 f" id_number_masked, name_masked, district_code, street_code FROM ("
                 f"SELECT id_number_token, household_id_token, id_number_masked, name_masked, district_code, street_code"
                 f" FROM {t[ROSTER]} WHERE relation_to_head = 'head' AND housing_difficulty"
-                f" AND b_rnd('prh', hashtext(household_id_token), 100) < 70"
+                f" AND b_rnd('prh', hashtext({self.hx('household_id_token')}), 100) < 70"
                 f" UNION ALL SELECT tok, htok, b_idmask(q), b_namemask(q), b_dist(hh), b_street(hh)"
                 f" FROM {self.heads('prh', 0, self.no(0.004155))}) AS u) AS g",
                 {
@@ -758,22 +790,36 @@ class City:
 
 
 # -- loading -------------------------------------------------------------------------------------------------------
-def _insert_sql(fill: Fill, table: sa.Table) -> str:
-    cols = dict(fill.cols)
-    cols.setdefault("updated_at", "(TIMESTAMP '2000-01-01' + b_rnd('upd', g.i, 86400) * INTERVAL '1 minute')")
+def _insert_sql(fill: Fill, table: sa.Table, given: dict[str, str], types: dict[str, tuple[str, bool]]) -> str:
+    """INSERT … SELECT of one fill; ``given``: its columns as completed from the contract and the rules."""
+    cols = dict(given)
+    if "updated_at" in types:
+        cols.setdefault("updated_at", "(TIMESTAMP '2000-01-01' + b_rnd('upd', g.i, 86400) * INTERVAL '1 minute')")
     cols |= {"_batch_id": f"'{BATCH}'", "_row_digest": "md5(g.i::text)", "_retired_batch": "NULL"}
-    unknown = set(cols) - set(table.c.keys())
+    unknown = set(cols) - set(types)
     if unknown:
         raise SystemExit(f"{table.name}: no column {', '.join(sorted(unknown))}")
-    missing = [c.name for c in table.c if not c.nullable and c.name not in cols]
+    missing = [c for c, (_, required) in types.items() if required and c not in cols]
     if missing:
         raise SystemExit(f"{table.name}: required column(s) {', '.join(missing)} have no value")
-    names = [c.name for c in table.c if c.name in cols]
+    names = [c for c in types if c in cols]
     where = f" WHERE {fill.where}" if fill.where else ""
     return (
         f'INSERT INTO "{table.name}" ({", ".join(names)}) SELECT {", ".join(cols[n] for n in names)}'
         f" FROM {fill.source}{where}"
     )
+
+
+def column_types(conn: sa.Connection, table: str) -> dict[str, tuple[str, bool]]:
+    """The table's columns as migrated: name -> (PostgreSQL data type, NOT NULL), in order."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT column_name, data_type, is_nullable = 'NO' FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name = :t ORDER BY ordinal_position"
+        ),
+        {"t": table},
+    ).all()
+    return {name: (kind, required) for name, kind, required in rows}
 
 
 def _raw(conn: sa.Connection, sql: str) -> Any:
@@ -800,10 +846,20 @@ def _indexes(conn: sa.Connection, table: str) -> tuple[list[tuple[str, str]], li
     return [(r[0], r[1]) for r in pk], list(idx)
 
 
-def fill_table(engine: sa.Engine, fill: Fill, table: sa.Table) -> dict[str, Any]:
-    """One INSERT ... SELECT; the table's indexes dropped during it and rebuilt after (same names, same
-    definitions): a sorted build instead of millions of random inserts into the token btrees."""
-    sql = _insert_sql(fill, table)
+SPLIT = 500_000  # rows per INSERT … SELECT of a fill over City.series
+
+
+def _split(sql: str) -> list[str]:
+    """One statement per SPLIT rows of the City.series in it (itself, when it has none)."""
+    found = re.search(r"LEAST\(@HI@, (\d+)\)", sql)
+    total = int(found.group(1)) if found else 1
+    return [sql.replace("@LO@", str(lo)).replace("@HI@", str(lo + SPLIT)) for lo in range(0, max(total, 1), SPLIT)]
+
+
+def fill_table(engine: sa.Engine, fill: Fill, table: sa.Table, sql: str) -> dict[str, Any]:
+    """The fill's INSERT ... SELECT (in parts of SPLIT rows), in one transaction; the table's indexes dropped
+    during it and rebuilt after (same names, same definitions): a sorted build instead of millions of random
+    inserts into the token btrees."""
     start = time.perf_counter()
     with engine.begin() as conn:
         conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '1GB'")
@@ -812,7 +868,7 @@ def fill_table(engine: sa.Engine, fill: Fill, table: sa.Table) -> dict[str, Any]
             conn.exec_driver_sql(f'ALTER TABLE "{table.name}" DROP CONSTRAINT "{name}"')
         for ddl in idx:
             conn.exec_driver_sql(f"DROP INDEX {ddl.split(' ON ')[0].split()[-1]}")
-        rows = _raw(conn, sql).rowcount
+        rows = sum(_raw(conn, part).rowcount for part in _split(sql))
         loaded = time.perf_counter() - start
         for name, definition in pks:
             conn.exec_driver_sql(f'ALTER TABLE "{table.name}" ADD CONSTRAINT "{name}" {definition}')
@@ -823,18 +879,42 @@ def fill_table(engine: sa.Engine, fill: Fill, table: sa.Table) -> dict[str, Any]
     return {"feed": fill.feed, "rows": rows, "insert_s": loaded, "seconds": seconds}
 
 
-def load(engine: sa.Engine, city: City, tables: dict[str, sa.Table]) -> dict[str, dict[str, Any]]:
+def load(
+    engine: sa.Engine, city: City, tables: dict[str, sa.Table], catalog: Any, rules: list[Rule]
+) -> dict[str, dict[str, Any]]:
     """Fill every table: health_population on a second connection while the others load in order (no rule
-    reads it; the others may read the roster and the tables before them). Then VACUUM (ANALYZE) what the rules
-    read, and ANALYZE the population."""
+    reads it; the others may read the roster and the tables before them). A feed without a profile in City.fills
+    gets a generic fill (rule_fills.generic), after the profiled ones; every fill's columns are completed from the
+    contract and what the rules ask (rule_fills.complete). Then VACUUM (ANALYZE) what the rules read, and ANALYZE
+    the population."""
+    with engine.connect() as conn:
+        types = {t.name: column_types(conn, t.name) for t in tables.values()}
+    city.bytea_tokens = types[tables[ROSTER].name]["id_number_token"][0] == "bytea"
     fills = city.fills({feed: t.name for feed, t in tables.items()})
+    profiled = {f.feed for f in fills}
+    fills += [rule_fills.generic(city, feed, catalog[feed]) for feed in tables if feed not in profiled]
+    read = rule_fills.hints(rules, city.as_of)
+    sql = {
+        id(f): _insert_sql(
+            f,
+            tables[f.feed],
+            rule_fills.complete(
+                city, f, catalog[f.feed], types[tables[f.feed].name], read, all_=f.feed not in profiled
+            ),
+            types[tables[f.feed].name],
+        )
+        for f in fills
+    }
+    for feed in tables:
+        if feed not in profiled:
+            print(f"  ({catalog[feed].table}: no profile in City.fills, filled from its contract and the rules)")
     population = next(f for f in fills if f.feed == POPULATION)
     out: dict[str, dict[str, Any]] = {}
     with ThreadPoolExecutor(max_workers=1) as pool:
-        background = pool.submit(fill_table, engine, population, tables[POPULATION])
+        background = pool.submit(fill_table, engine, population, tables[POPULATION], sql[id(population)])
         for fill in fills:
             if fill is not population:
-                out[tables[fill.feed].name] = fill_table(engine, fill, tables[fill.feed])
+                out[tables[fill.feed].name] = fill_table(engine, fill, tables[fill.feed], sql[id(fill)])
         out[tables[POPULATION].name] = background.result()
     start = time.perf_counter()
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
@@ -910,6 +990,7 @@ def dry(
         scanned = sum(sizes[catalog[f].table] for f in rule.feeds)
         with engine.connect() as conn:
             conn.exec_driver_sql(f"SET statement_timeout = {int(timeout * 1000)}")
+            tune(conn)  # the session run_monitor evaluates the rules in (lidm.monitor.engine.RULE_SESSION)
             start = time.perf_counter()
             try:
                 matched: int | None = len(conn.execute(Compiled(rule, catalog, as_of).tokens()).scalars().all())
@@ -934,36 +1015,40 @@ def dry(
 
 
 def monitor_runs(
-    url: str, rules: list[Rule], catalog: Any, as_of: date, timeout: float, options: str = "", analyzed: bool = False
+    url: str, rules: list[Rule], catalog: Any, as_of: date, timeout: float, options: str = ""
 ) -> dict[str, Any]:
-    """run_monitor twice (raise, then nothing new) on warning tables never analyzed, as on a new deployment (and
-    on this server, autovacuum off); with ``analyzed``, a third run after ANALYZE of the warning tables: what the
-    second run costs once the planner knows how many warnings there are. Per-rule seconds come from a timing
-    wrapper around lifecycle._run_rule."""
+    """run_monitor twice: the first raises the warnings (on warning tables never analyzed, as on a new deployment;
+    on this server autovacuum is off), the second finds nothing new (the steady state). Per-rule seconds come from a
+    timing wrapper around lifecycle._run_rule."""
     options = f"{options} -c statement_timeout={int(timeout * 1000)}".strip()
     engine = sa.create_engine(url, connect_args={"options": options})
     original = lifecycle._run_rule
     per_rule: dict[str, float] = {}
 
-    def timed(conn, w, compiled, run_id, index, now):  # type: ignore[no-untyped-def]
+    def timed(*args, **kwargs):  # type: ignore[no-untyped-def]
+        compiled = next(a for a in args if isinstance(a, Compiled))
         start = time.perf_counter()
         try:
-            return original(conn, w, compiled, run_id, index, now)
+            return original(*args, **kwargs)
         finally:
             per_rule[compiled.rule.id] = time.perf_counter() - start
 
     lifecycle._run_rule = timed
     out: dict[str, Any] = {"rules": [r.id for r in rules]}
+    # The benchmark times SQL, not deadlines: past the installed holiday calendar it counts weekdays (the stopgap
+    # LIDM_WORKDAYS_ASSUME_WEEKDAYS_THROUGH), and says so.
     try:
-        for label in ("first", "second", "analyzed") if analyzed else ("first", "second"):
-            if label == "analyzed":
-                with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                    conn.exec_driver_sql(f"ANALYZE {', '.join(WARNING_TABLES)}")
+        workdays.check_covered(as_of, "the run's day")
+        due_dates(rules, as_of, workdays.OFFICIAL)
+        calendar = workdays.OFFICIAL
+    except ConfigError:
+        calendar = workdays.Calendar(assume_weekdays_through=as_of.year + 1)
+        print(f"  (deadlines past the holiday calendar: weekdays assumed through {as_of.year + 1})", flush=True)
+    try:
+        for label in ("first", "steady"):
             per_rule.clear()
             start = time.perf_counter()
             try:
-                # The benchmark times SQL, not deadlines: past the installed holiday calendar it counts weekdays.
-                calendar = workdays.Calendar(assume_weekdays_through=as_of.year + 1)
                 result = run_monitor(engine, rules, catalog, as_of=as_of, calendar=calendar)
             except sa.exc.OperationalError as exc:
                 if not _cancelled(exc):
@@ -991,6 +1076,18 @@ def monitor_runs(
         lifecycle._run_rule = original
         engine.dispose()
     return out
+
+
+def kept(engine: sa.Engine, tables: dict[str, sa.Table]) -> dict[str, dict[str, Any]]:
+    """The tables of a kept database as load() reports them: rows from the statistics (exact after its VACUUM)."""
+    with engine.connect() as conn:
+        rows = dict(
+            conn.execute(
+                sa.text("SELECT relname, reltuples::bigint FROM pg_class WHERE relname = ANY(:n)"),
+                {"n": [t.name for t in tables.values()]},
+            ).all()
+        )
+    return {t.name: {"feed": feed, "rows": rows[t.name], "seconds": 0.0} for feed, t in tables.items()}
 
 
 def reset_warnings(engine: sa.Engine, catalog: Any) -> None:
@@ -1096,24 +1193,28 @@ def reached(plan_: dict[str, Any], table: str) -> str:
 # -- the report ----------------------------------------------------------------------------------------------------
 def table(p: Pass, anchor: float) -> None:
     print(f"\nper rule ({p.label}):")
-    heads = ("matched", 8), ("dry s", 7), ("rows/s", 11), ("ratio", 7), ("run1 s", 7), ("run2 s", 7), ("run3 s", 7)
+    heads = ("matched", 8), ("dry s", 7), ("rows/s", 11), ("ratio", 7), ("run1 s", 7), ("run2 s", 7)
     print(f"  {'rule':36} {'reads':>11} " + " ".join(f"{h:>{w}}" for h, w in heads))
     for rule_id, r in p.rules.items():
-        runs = [p.monitor.get(k, {}).get("rule_s", {}).get(rule_id) for k in ("first", "second", "analyzed")]
-        run1, run2, run3 = (f"{x:7.2f}" if x is not None else f"{'-':>7}" for x in runs)
+        runs = [p.monitor.get(k, {}).get("rule_s", {}).get(rule_id) for k in ("first", "steady")]
+        run1, run2 = (f"{x:7.2f}" if x is not None else f"{'-':>7}" for x in runs)
         if r["timed_out"]:
             figures = f"{'-':>8} {'>' + format(r['seconds'], '.0f'):>7} {'-':>11} {'-':>7}"
         else:
             figures = f"{r['matched']:>8,} {r['seconds']:7.2f} {r['rows_per_s']:>11,.0f} {r['ratio_to_copy']:7.2f}"
-        print(f"  {rule_id:36} {r['rows_read']:>11,} {figures} {run1} {run2} {run3}")
-    for label in ("first", "second", "analyzed"):
+        print(f"  {rule_id:36} {r['rows_read']:>11,} {figures} {run1} {run2}")
+    dry_s = sum(r["seconds"] for r in p.rules.values())
+    print(f"  the rules' dry queries together ({len(p.rules)} rules): {dry_s:8.2f} s")
+    for label in ("first", "steady"):
         m = p.monitor.get(label)
         if m:
             state = "cancelled" if m["timed_out"] else f"matched {m['matched']:,}, raised {m['raised']:,}"
-            print(f"  run_monitor {label} run ({len(p.monitor['rules'])} rules): {m['seconds']:8.2f} s  {state}")
+            ratio = f"; {m['seconds'] / dry_s:.2f}x the dry queries" if dry_s else ""
+            print(f"  run_monitor {label} run: {m['seconds']:8.2f} s  {state}{ratio}")
     print(
         f"  (rows/s: rows of the tables the rule reads / dry s; ratio: that / the COPY anchor's {anchor:,.0f} rows/s;"
-        " run1/run2/run3 s: the rule's share of each run_monitor; run3: again after ANALYZE of the warning tables)"
+        " run1/run2 s: the rule's share of the first run_monitor and of the steady-state one, which finds nothing new;"
+        f" the queries run with {', '.join(f'{k}={v}' for k, v in RULE_SESSION.items())}, as run_monitor runs them)"
     )
 
 
@@ -1134,8 +1235,8 @@ def main() -> None:
         action="store_true",
         help="then index the join tokens the rules need and measure again (before/after)",
     )
-    ap.add_argument("--no-jit", action="store_true", help="measure with jit = off in the benchmark's sessions")
     ap.add_argument("--keep", action="store_true", help="keep the scratch database (its name is printed)")
+    ap.add_argument("--database", default=None, help="measure on a database kept by --keep instead of loading one")
     ap.add_argument("--json", type=Path, default=None, help="write the results here too")
     args = ap.parse_args()
     population = args.population or round(CITY_POPULATION * args.scale)
@@ -1149,10 +1250,11 @@ def main() -> None:
     feeds = [POPULATION, ROSTER] + [f for r in rules for f in r.feeds]
     tables = {f: dataset_table(catalog[f], md) for f in dict.fromkeys(feeds)}
 
-    scratch = f"lidm_bench_{secrets.token_hex(4)}"
+    scratch = args.database or f"lidm_bench_{secrets.token_hex(4)}"
     admin = sa.create_engine(args.central_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{scratch}"'))
+        if not args.database:
+            conn.execute(sa.text(f'CREATE DATABASE "{scratch}"'))
         settings = dict(
             conn.execute(
                 sa.text("SELECT name, current_setting(name) FROM unnest(CAST(:n AS text[])) AS name"),
@@ -1161,10 +1263,10 @@ def main() -> None:
         )
         version = conn.execute(sa.text("SHOW server_version")).scalar_one()
     url = sa.make_url(args.central_url).set(database=scratch).render_as_string(hide_password=False)
-    options = "-c jit=off" if args.no_jit else ""
-    engine = sa.create_engine(url, connect_args={"options": options} if options else {})
+    options = ""
+    engine = sa.create_engine(url)
     results: dict[str, Any] = {
-        "jit": "off" if args.no_jit else settings["jit"],
+        "rule_session": RULE_SESSION,
         "population": population,
         "roster": roster,
         "as_of": args.as_of.isoformat(),
@@ -1175,16 +1277,20 @@ def main() -> None:
     print(
         f"city: {population:,} people, {roster:,} roster members; {len(rules)} rules; as of {args.as_of}; "
         f"database {scratch} (PostgreSQL {version}; {', '.join(f'{k}={v}' for k, v in settings.items())})"
-        + ("; jit off in the benchmark's sessions" if args.no_jit else "")
+        + f"; the rules' queries with {', '.join(f'{k}={v}' for k, v in RULE_SESSION.items())}"
     )
     try:
         started = time.perf_counter()
         db.migrate(engine)
-        with engine.begin() as conn:
-            for ddl in _functions(population, roster):
-                _raw(conn, ddl)
-        print("loading (INSERT ... SELECT over generate_series):", flush=True)
-        loaded = load(engine, City(population, roster, args.as_of), tables)
+        if args.database:  # kept from an earlier run: migrated to the head, its warnings emptied, not loaded again
+            loaded = kept(engine, tables)
+            reset_warnings(engine, catalog)
+        else:
+            with engine.begin() as conn:
+                for ddl in _functions(population, roster):
+                    _raw(conn, ddl)
+            print("loading (INSERT ... SELECT over generate_series):", flush=True)
+            loaded = load(engine, City(population, roster, args.as_of), tables, catalog, rules)
         with engine.connect() as conn:
             db_bytes = conn.execute(sa.text("SELECT pg_database_size(current_database())")).scalar_one()
         results["load"] = {"tables": loaded, "seconds": time.perf_counter() - started, "database_bytes": db_bytes}
@@ -1218,8 +1324,7 @@ def main() -> None:
             if len(runnable) < len(rules):
                 skipped = sorted(set(p.rules) - {r.id for r in runnable})
                 print(f"  run_monitor without the rules that timed out: {', '.join(skipped)}")
-            last = label == labels[-1]
-            p.monitor = monitor_runs(url, runnable, catalog, args.as_of, args.timeout, options, analyzed=last)
+            p.monitor = monitor_runs(url, runnable, catalog, args.as_of, args.timeout, options)
             passes.append(p)
             plans[label] = {r.id: plan(engine, r, catalog, args.as_of) for r in rules}
 
@@ -1262,7 +1367,7 @@ def main() -> None:
             print(f"results written to {args.json}")
     finally:
         engine.dispose()
-        if args.keep:
+        if args.keep or args.database:
             print(f"kept database {scratch}")
         else:
             with admin.connect() as conn:

@@ -153,6 +153,8 @@ def test_a_new_dataset_gets_its_table_from_a_migration_of_the_deployment(deploym
         assert f"depends_on = '{sdk_head}'" in source
         upgrade = source[source.index("def upgrade") : source.index("def downgrade")]
         assert re.findall(r"op\.create_table\('(\w+)'", upgrade) == [TABLE]  # exactly the new table, nothing else
+        # the household token a rule may join on (`on: household`) is indexed as on the SDK's tables (0022)
+        assert re.search(rf"create_index\('ix_{TABLE}_hhtok', \['household_id_token'\]", upgrade), upgrade
         assert set(re.findall(r"\bop\.(?!f\()\w+\('(\w+)'", upgrade)) == {TABLE}  # every table it names
         assert _sdk_migrations() == sdk_before and _git_status(CORE) == git_before  # nothing under sdk/
 

@@ -86,3 +86,40 @@ def test_migrating_postgresql_leaves_no_alembic_lines_in_the_log(pg_clean_url, t
     finally:
         engine.dispose()
     assert "PostgresqlImpl" not in caplog.text and "transactional DDL" not in caplog.text, caplog.text
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_every_token_a_rule_joins_on_is_indexed_by_the_migrations(backend, tmp_path, request):
+    """Migration 0022 (with 0009): each clause of each rule reaches its table through an index leading with the join
+    token, and every dataset table carrying a household token indexes it, so a new rule `on: household` needs none;
+    the monitoring run finds warnings by status and due date."""
+    from lidm.monitor.rules import load_rules
+
+    url = request.getfixturevalue("pg_clean_url") if backend == "postgres" else None
+    engine = connect(Settings(home=tmp_path, central_url=url))
+    catalog = load_catalog()
+    try:
+        migrate(engine)
+        inspector = sa.inspect(engine)
+
+        def leading(table: str) -> set[str]:
+            first = {ix["column_names"][0] for ix in inspector.get_indexes(table)}
+            return first | set(inspector.get_pk_constraint(table)["constrained_columns"][:1])
+
+        joined = {
+            (catalog[c.feed].table, "id_number_token" if c.on == "person" else "household_id_token")
+            for rule in load_rules(catalog=catalog)
+            for c in (*rule.match, *rule.match_any, *rule.absent)
+        }
+        assert ("housing_public_rental_housing", "household_id_token") in joined
+        unindexed = sorted((t, col) for t, col in joined if col not in leading(t))
+        assert unindexed == [], f"rules join these tokens through no index: {unindexed}"
+        carrying = [
+            c.table for c in catalog if "household_id_token" in {col["name"] for col in inspector.get_columns(c.table)}
+        ]
+        assert len(carrying) > 10 and all("household_id_token" in leading(t) for t in carrying)
+        by_name = {ix["name"]: ix["column_names"] for ix in inspector.get_indexes("platform_warning")}
+        assert by_name["ix_platform_warning_status_due"] == ["status", "due_date"]
+        assert by_name["ix_platform_warning_hhtok"] == ["household_id_token"]
+    finally:
+        engine.dispose()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -322,6 +323,48 @@ def test_a_run_raises_warnings_once_and_a_rerun_raises_none(city: City) -> None:
             .where(w.c.rule_id == "roster_unemployed")
         ).scalar_one()
         assert wrong == 0
+
+
+def _warning_rows(city: City) -> dict[str, list[tuple]]:
+    """Every row of the warning tables, with its row version (xmin) on PostgreSQL: an UPDATE that changes nothing
+    still makes a new one."""
+    out = {}
+    with city.engine.connect() as conn:
+        for table in (warning_table(CATALOG), warning_state, warning_event):
+            version = [sa.literal_column("xmin::text")] if city.engine.dialect.name == "postgresql" else []
+            rows = conn.execute(sa.select(*version, table).order_by(*table.primary_key.columns)).all()
+            out[table.name] = [tuple(r) for r in rows]
+    return out
+
+
+def test_a_run_that_finds_nothing_new_reads_each_rule_once_and_writes_no_warning(city: City) -> None:
+    """Steady state: each rule's query runs once (into the run's table of matches; what is new and what went away
+    are read from there), each distinct sum once, and the warning tables are left as they were, row versions
+    included."""
+    city.run()
+    before = _warning_rows(city)
+    assert sum(len(rows) for rows in before.values()) > 0
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        statements.append(" ".join(statement.split()))
+
+    sa.event.listen(city.engine, "before_cursor_execute", seen)
+    try:
+        again = city.run()
+    finally:
+        sa.event.remove(city.engine, "before_cursor_execute", seen)
+    assert sum(c.matched for c in again.counts.values()) > 0
+    assert all(c.raised == 0 and c.closed == 0 for c in again.counts.values())
+    assert _warning_rows(city) == before
+    feeds = {CATALOG[f].table for rule in RULES for f in rule.feeds}
+    reading = [s for s in statements if any(re.search(rf'[\s"(]{t}[\s")]', s) for t in feeds)]
+    matches = [s for s in reading if s.startswith("INSERT INTO lidm_run_matches")]
+    sums = [s for s in reading if s.startswith("INSERT INTO lidm_run_total_")]
+    assert len(matches) == len(RULES) and len(matches) + len(sums) == len(reading), "\n".join(reading)
+    # the same sum asked by several rules (high medical costs) is made once (lidm.monitor.totals)
+    asking = [r for r in RULES if any(c.total for c in (*r.match, *r.match_any, *r.absent))]
+    assert 0 < len(sums) < len(asking)
 
 
 def test_warnings_carry_the_rule_s_routing_and_no_personal_value_in_the_summary(city: City) -> None:

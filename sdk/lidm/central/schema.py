@@ -209,6 +209,8 @@ warning_state = sa.Table(
     sa.Column("sealed_by", sa.String(100)),  # contract whose binding the copied sealed row carries (the subject's)
     sa.Column("department", sa.String(40), nullable=False),
     sa.Column("raised_run", sa.String(36), nullable=False),
+    # The run that raised it. Not rewritten by each run that finds the condition still holding: a run that finds
+    # nothing new writes no warning row (issue 21); what each run matched is in lidm_monitor_run.counts.
     sa.Column("last_matched_run", sa.String(36)),
     sa.Column("pushed_at", sa.DateTime(timezone=True)),
     sa.Column("push_id", sa.String(36)),
@@ -331,6 +333,10 @@ _SQL_TYPES = {
     LogicalType.BOOLEAN: sa.Boolean,
 }
 META_COLUMNS = ("_batch_id", "_row_digest", "_retired_batch")
+JOIN_TOKENS = {"id_number_token": "idtok", "household_id_token": "hhtok"}  # column -> its index's name suffix
+# What the monitoring run looks warnings up by besides their key: the open ones, and those past their due date
+# (migration 0022).
+LOOKUP_INDEXES = {"platform_warning": {"ix_platform_warning_status_due": ("status", "due_date")}}
 
 
 def dataset_table(contract: Contract, metadata: sa.MetaData) -> sa.Table:
@@ -355,10 +361,16 @@ def dataset_table(contract: Contract, metadata: sa.MetaData) -> sa.Table:
         sa.Column("_retired_batch", sa.String(36)),
     ]
     table = sa.Table(contract.table, metadata, *cols)
-    if "id_number_token" in table.c and "id_number_token" not in key_cols:
-        # The person token is what every monitoring rule joins on; a table keyed otherwise needs it indexed
-        # (bench/monitor_rules.py: a correlated SUM over an unindexed token cannot finish at city scale).
-        sa.Index(f"ix_{contract.table}_idtok", table.c.id_number_token)
+    leading = contract.key_columns()[:1]
+    # The join tokens of the monitoring rules: the person's (every clause) and the household's (`on: household`).
+    # Any dataset may become a rule's clause without a migration (rules are data), so every table carrying one
+    # indexes it unless its key leads with it (migrations 0009 and 0022; bench/monitor_rules.py: a clause probed
+    # per subject row through an unindexed token cannot finish at city scale).
+    for token, suffix in JOIN_TOKENS.items():
+        if token in table.c and [token] != leading:
+            sa.Index(f"ix_{contract.table}_{suffix}", table.c[token])
+    for name, columns in LOOKUP_INDEXES.get(contract.table, {}).items():
+        sa.Index(name, *(table.c[c] for c in columns))
     return table
 
 

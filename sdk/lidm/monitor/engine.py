@@ -50,9 +50,17 @@ class Compiled:
     """A rule compiled against the catalogue for one run day: its subject table and its conditions."""
 
     def __init__(
-        self, rule: Rule, catalog: Any, as_of: date, levels: Sequence[str] = ("city", "county", "street")
+        self,
+        rule: Rule,
+        catalog: Any,
+        as_of: date,
+        levels: Sequence[str] = ("city", "county", "street"),
+        totals: Any = None,
     ) -> None:
+        """``totals`` (lidm.monitor.totals.Totals, in a monitoring run) makes each `total` clause's sum once per run
+        and hands back its table; without it the sum is part of the rule's own query."""
         self.rule = rule
+        self._totals = totals
         self.as_of = as_of
         self.levels = tuple(levels)  # where warnings may be routed (LIDM_ROUTING_LEVELS)
         self._catalog = catalog
@@ -151,19 +159,34 @@ class Compiled:
     def _exists(self, clause: Clause) -> sa.ColumnElement[bool]:
         self._n += 1
         contract: Contract = self._catalog[clause.feed]
-        t = self._table(contract).alias(f"c{self._n}")
         key = "id_number_token" if clause.on == "person" else "household_id_token"
-        conds = [t.c[key] == self.subject.c[key], t.c._retired_batch.is_(None)]
-        conds += self._where(contract, t, clause.where)
+        shared = clause.total is not None and self._totals is not None and not _reads_subject(clause)
+        t = self._table(contract).alias("tot" if shared else f"c{self._n}")  # one name: one statement per total
+        joined = t.c[key] == self.subject.c[key]
+        conds = [t.c._retired_batch.is_(None), *self._where(contract, t, clause.where)]
         if clause.total is None:
-            return sa.exists().where(*conds)
+            return sa.exists().where(joined, *conds)
         total = clause.total
         if total.date_field and total.within_days is not None:
             days = _days(self.rule.value(total.within_days, self.as_of), self.rule)
             conds.append(t.c[total.date_field] >= self._since(contract, total.date_field, days))
         limit = _coerce(contract, total.field, self.rule.value(total.greater_than, self.as_of), self.rule)
-        summed = sa.select(sa.func.coalesce(sa.func.sum(t.c[total.field]), 0)).where(*conds).scalar_subquery()
-        return summed > limit
+        if limit < 0:  # a person without rows sums to 0 and passes: only the per-person sum says so
+            summed = sa.select(sa.func.coalesce(sa.func.sum(t.c[total.field]), 0)).where(joined, *conds)
+            return summed.scalar_subquery() > limit
+        # The people whose rows sum past the limit, summed once for everyone: joined (semi or anti) where the
+        # clause is ANDed, else a hashed subplan or a per-person probe, as the planner costs them. A sum per
+        # subject row instead (a correlated SUM) costs an index probe and an aggregate for every person of the
+        # population (bench/monitor_rules.py: high_self_pay_not_on_roster). In a monitoring run the same sum is
+        # made once for every rule that asks it (``totals``, lidm.monitor.totals).
+        over = (
+            sa.select(t.c[key].label("k"))
+            .where(t.c[key].is_not(None), *conds)
+            .group_by(t.c[key])
+            .having(sa.func.sum(t.c[total.field]) > limit)
+        )
+        found = self._totals.table(over) if shared else over.subquery(f"sum{self._n}")
+        return sa.exists().where(found.c.k == self.subject.c[key])
 
     def _where(self, contract: Contract, t: sa.FromClause, where: dict[str, Any]) -> list[sa.ColumnElement[bool]]:
         out: list[sa.ColumnElement[bool]] = []
@@ -208,6 +231,12 @@ class Compiled:
         return datetime.combine(day, time()) if contract.field(name).type is LogicalType.TIMESTAMP else day
 
 
+def _reads_subject(clause: Clause) -> bool:
+    """The clause compares a field with the subject row's (differs_from_subject, same_as_subject)."""
+    ops = {"differs_from_subject", "same_as_subject"}
+    return any(isinstance(cond, dict) and ops & set(cond) for cond in clause.where.values())
+
+
 def _coerce(contract: Contract, name: str, value: Any, rule: Rule) -> Any:
     """A rule literal in the type of the column it is compared with."""
     kind = contract.field(name).type
@@ -239,10 +268,25 @@ def _days(value: Any, rule: Rule) -> int:
     return days
 
 
+# How the rules' queries run on PostgreSQL, for the rest of the caller's transaction. No JIT: compiling a rule's
+# plan (jit_above_cost is passed by any rule over a city's tables) took about half of its time at 1M people and
+# saved nothing at 10M (bench/monitor_rules.py). A larger work_mem keeps the sums of `total` clauses and the
+# hashed subplans of `match_any` in memory instead of sorting on disk or probing per person.
+RULE_SESSION = {"jit": "off", "work_mem": "64MB"}
+
+
+def tune(conn: sa.Connection) -> None:
+    """Set RULE_SESSION for the rest of the connection's transaction (PostgreSQL; nothing elsewhere)."""
+    if conn.dialect.name == "postgresql":
+        for name, value in RULE_SESSION.items():
+            conn.execute(sa.select(sa.func.set_config(name, value, True)))
+
+
 def evaluate(conn: sa.Connection, rules: list[Rule], as_of: date, catalog: Any = None) -> dict[str, set[str]]:
     """Per rule, the tokens of the people it flags today (no warning written): for tests and dry runs."""
     if catalog is None:
         from lidm.contracts.load import load_catalog
 
         catalog = load_catalog()
+    tune(conn)
     return {rule.id: set(conn.execute(Compiled(rule, catalog, as_of).tokens()).scalars()) for rule in rules}

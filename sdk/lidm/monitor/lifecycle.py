@@ -22,12 +22,13 @@ from lidm.central.schema import dataset_table, monitor_run, warning_event, warni
 from lidm.contracts.model import SEALED
 from lidm.errors import LidmError
 from lidm.monitor import quiet, routing
-from lidm.monitor.engine import Compiled
+from lidm.monitor.engine import SUBJECT_COLUMNS, Compiled, tune
 from lidm.monitor.rules import Rule, due_dates
+from lidm.monitor.totals import Totals
 
 WARNING_CONTRACT = "platform.warning"
 OPEN = ("raised", "pushed", "acknowledged", "overdue")
-ANALYZE_AFTER = 1000  # warnings raised by one rule in one run
+ANALYZE_AFTER = 1000  # warnings raised, closed or gone overdue in one run
 # Which status a transition may start from; overdue stays overdue until the warning is disposed or closed.
 _FROM = {
     "pushed": ("raised",),
@@ -149,7 +150,11 @@ def run_monitor(
 
     The keyring keys the evidence digests a "not eligible" answer's quiet period compares (lidm.monitor.quiet);
     a keyless run keeps none and asks again whoever it cannot show unchanged. Every rule's due date is worked out
-    first, on the official working-day calendar: one that does not reach that far stops the run before it starts."""
+    first, on the official working-day calendar: one that does not reach that far stops the run before it starts.
+
+    Each rule's SELECT runs once, into a temporary table of its matches; what is new, what went away and what is
+    held back are read from there against the warning state's (rule, person) index, so a run that finds nothing
+    new costs about what the rules' own queries cost and writes nothing to the warning tables."""
     now = now or city_now()
     dues = due_dates(rules, as_of, calendar)  # a ConfigError when the calendar runs out: nothing has started
     key = quiet.evidence_key(keyring)
@@ -165,9 +170,16 @@ def run_monitor(
                 started_at=now,
             )
         )
+        tune(conn)
+        m = matches_table(conn, w)
+        sums = Totals(conn, w.c.id_number_token.type)  # each `total` clause's people, made once for the run
         for index, rule in enumerate(rules):
-            compiled = Compiled(rule, catalog, as_of, levels)
-            result.counts[rule.id] = _run_rule(conn, w, compiled, run_id, index, now, dues[rule.id], key)
+            compiled = Compiled(rule, catalog, as_of, levels, sums)
+            result.counts[rule.id] = _run_rule(conn, w, m, compiled, run_id, index, now, dues[rule.id], key)
+        open_now = sa.select(w.c.rule_id, sa.func.count()).where(w.c.status.in_(OPEN)).group_by(w.c.rule_id)
+        for rule_id, n in conn.execute(open_now):
+            if rule_id in result.counts:
+                result.counts[rule_id].open = n
         overdue = (
             conn.execute(sa.select(w.c.warning_id).where(w.c.status.in_(_FROM["overdue"]), w.c.due_date < as_of))
             .scalars()
@@ -178,6 +190,8 @@ def run_monitor(
                 conn, catalog, overdue, "overdue", actor=f"monitor run {run_id}", detail="past its due date", at=now
             )
         )
+        m.drop(conn)
+        sums.drop()
         conn.execute(
             sa.update(monitor_run)
             .where(monitor_run.c.run_id == run_id)
@@ -186,6 +200,11 @@ def run_monitor(
         totals = {
             k: sum(getattr(c, k) for c in result.counts.values()) for k in ("matched", "raised", "closed", "suppressed")
         }
+        changed = totals["raised"] + totals["closed"] + result.overdue
+        if changed > ANALYZE_AFTER and conn.dialect.name == "postgresql":
+            # Fresh statistics for the next run's plans (and the pushes and reports in between): a new deployment's
+            # warning tables were never analyzed, and autovacuum may be off or late.
+            conn.execute(sa.text("ANALYZE lidm_warning_state, platform_warning, lidm_warning_event"))
         release.sync(conn, keyring)  # the warnings, and the happiness list's noted rows
         audit.append(
             conn,
@@ -198,6 +217,17 @@ def run_monitor(
             keyring=keyring,
         )
     return result
+
+
+def matches_table(conn: sa.Connection, w: sa.Table) -> sa.Table:
+    """A temporary table for one rule's matches at a time (Compiled.matches: the person's token, category and what
+    a warning copies), typed like the warning columns they become; dropped at the end of the run's transaction."""
+    cols = [sa.Column("subject_token", w.c.id_number_token.type, primary_key=True)]
+    cols += [sa.Column(n, w.c[n].type) for n in ("low_income_category", *SUBJECT_COLUMNS)]
+    m = sa.Table("lidm_run_matches", sa.MetaData(), *cols, prefixes=["TEMPORARY"], postgresql_on_commit="DROP")
+    m.drop(conn, checkfirst=True)  # SQLite keeps a temporary table past a rolled-back run on the same connection
+    m.create(conn)
+    return m
 
 
 def _open_or_blocking(rule_id: str) -> sa.ColumnElement[bool]:
@@ -214,6 +244,7 @@ def _open_or_blocking(rule_id: str) -> sa.ColumnElement[bool]:
 def _run_rule(
     conn: sa.Connection,
     w: sa.Table,
+    m: sa.Table,
     compiled: Compiled,
     run_id: str,
     index: int,
@@ -223,117 +254,119 @@ def _run_rule(
 ) -> RuleCount:
     rule = compiled.rule
     count = RuleCount()
-    matches = compiled.matches().subquery("m")
-    count.matched = conn.execute(sa.select(sa.func.count()).select_from(matches)).scalar_one()
+    conn.execute(sa.text("TRUNCATE lidm_run_matches") if conn.dialect.name == "postgresql" else sa.delete(m))
+    # The rule's query, once: every later step reads its matches from the temporary table.
+    count.matched = _inserted(conn, sa.insert(m).from_select([c.name for c in m.c], compiled.matches()))
     ws = warning_state
-    blocked = sa.exists().where(_open_or_blocking(rule.id), ws.c.subject_token == matches.c.subject_token)
+    blocked = sa.exists().where(_open_or_blocking(rule.id), ws.c.subject_token == m.c.subject_token)
     # Flagged again after a "not eligible" answer within the rule's quiet period: asked again only if the data
     # the rule reads changed (lidm.monitor.quiet); the others are held back and counted.
-    answered = quiet.answered(compiled, compiled._catalog, matches.c.subject_token)
+    answered = quiet.answered(compiled, compiled._catalog, m.c.subject_token)
     raise_now = ~blocked if answered is None else sa.and_(~blocked, ~answered)
-    conn.execute(sa.insert(w).from_select(*_new_warnings(compiled, matches, run_id, index, now, due, raise_now, 0)))
+    new = _new_warnings(compiled, m, run_id, index, now, due, raise_now, 0)
+    count.raised = _inserted(conn, sa.insert(w).from_select(*new))
     known: dict[str, str] = {}
     if answered is not None:
-        candidates = conn.execute(sa.select(matches.c.subject_token).where(~blocked, answered)).scalars().all()
+        candidates = conn.execute(sa.select(m.c.subject_token).where(~blocked, answered)).scalars().all()
         if candidates:
             again, known = quiet.hold_back(conn, compiled, compiled._catalog, candidates, key)
             count.suppressed = len(candidates) - len(again)
             for chunk in _chunks(sorted(again), 500):
-                offset = conn.execute(
-                    sa.select(sa.func.count()).where(w.c._batch_id == run_id, w.c.rule_id == rule.id)
-                ).scalar_one()
-                only = matches.c.subject_token.in_(chunk)
-                conn.execute(
-                    sa.insert(w).from_select(*_new_warnings(compiled, matches, run_id, index, now, due, only, offset))
-                )
-    count.raised = conn.execute(
-        sa.select(sa.func.count()).where(w.c._batch_id == run_id, w.c.rule_id == rule.id)
-    ).scalar_one()
+                only = m.c.subject_token.in_(chunk)
+                new = _new_warnings(compiled, m, run_id, index, now, due, only, count.raised)
+                count.raised += _inserted(conn, sa.insert(w).from_select(*new))
     if count.raised:
-        conn.execute(
-            sa.insert(ws).from_select(
-                [
-                    "warning_id",
-                    "rule_id",
-                    "rule_version",
-                    "subject_token",
-                    "department",
-                    "raised_run",
-                    "last_matched_run",
-                    "sealed_by",
-                ],
-                sa.select(
-                    w.c.warning_id,
-                    sa.literal(rule.id, sa.String),
-                    sa.literal(rule.version, sa.String),
-                    w.c.id_number_token,
-                    sa.literal(rule.department, sa.String),
-                    sa.literal(run_id, sa.String),
-                    sa.literal(run_id, sa.String),
-                    sa.literal(rule.subject.feed, sa.String),
-                ).where(w.c._batch_id == run_id, w.c.rule_id == rule.id),
-            )
-        )
-        conn.execute(
-            sa.insert(warning_event).from_select(
-                ["warning_id", "status", "at", "actor", "detail"],
-                sa.select(
-                    w.c.warning_id,
-                    sa.literal("raised", sa.String),
-                    sa.literal(now, sa.DateTime),
-                    sa.literal(f"monitor run {run_id}", sa.String),
-                    sa.literal(f"rule {rule.id} {rule.version}", sa.String),
-                ).where(w.c._batch_id == run_id, w.c.rule_id == rule.id),
-            )
-        )
-    if count.raised > ANALYZE_AFTER and conn.dialect.name == "postgresql":
-        # Fresh statistics, or the planner re-runs the rule's query per warning row in the UPDATE below
-        # (bench/monitor_rules.py: 29 s instead of 0.7 s for one rule on a new database).
-        conn.execute(sa.text("ANALYZE lidm_warning_state, platform_warning"))
+        _state_and_events(conn, w, rule, run_id, now)
     quiet.record(conn, compiled, w, run_id, key, known)
-    matched_tokens = sa.select(matches.c.subject_token)
-    conn.execute(
-        sa.update(ws)
-        .where(_open_or_blocking(rule.id), ws.c.subject_token.in_(matched_tokens))
-        .values(last_matched_run=run_id)
-    )
     # Warnings whose condition went away: open ones close with the reason; disposed ones stop blocking.
     gone = conn.execute(
         sa.select(ws.c.warning_id, ws.c.subject_token, ws.c.disposed_at).where(
-            _open_or_blocking(rule.id), ws.c.last_matched_run != run_id
+            _open_or_blocking(rule.id), ~sa.exists().where(m.c.subject_token == ws.c.subject_token)
         )
     ).all()
     if gone:
-        reasons = _why_gone(conn, compiled, [g.subject_token for g in gone])
-        cleared = [g.warning_id for g in gone if g.disposed_at is not None]
-        for chunk in _chunks(cleared, 500):
-            conn.execute(sa.update(ws).where(ws.c.warning_id.in_(chunk)).values(condition_cleared_at=now))
-        by_reason: dict[str, list[str]] = {}
-        for g in gone:
-            if g.disposed_at is None:
-                by_reason.setdefault(reasons[g.subject_token], []).append(g.warning_id)
-        for reason, ids in by_reason.items():
-            count.closed += len(
-                transition(
-                    conn,
-                    compiled._catalog,
-                    ids,
-                    "closed",
-                    actor=f"monitor run {run_id}",
-                    detail=reason,
-                    at=now,
-                    extra={"close_reason": reason},
-                )
-            )
-    count.open = conn.execute(
-        sa.select(sa.func.count()).select_from(w).where(w.c.rule_id == rule.id, w.c.status.in_(OPEN))
-    ).scalar_one()
+        count.closed = _close_gone(conn, compiled, gone, run_id, now)
     return count
+
+
+def _inserted(conn: sa.Connection, insert: sa.Insert) -> int:
+    """Run an INSERT … SELECT; the rows it inserted (the driver's row count, kept for an INSERT on request)."""
+    return conn.execute(insert.execution_options(preserve_rowcount=True)).rowcount
+
+
+def _state_and_events(conn: sa.Connection, w: sa.Table, rule: Rule, run_id: str, now: datetime) -> None:
+    """The state row and the "raised" event of each warning this run raised for the rule."""
+    ws = warning_state
+    raised = sa.and_(w.c._batch_id == run_id, w.c.rule_id == rule.id)
+    conn.execute(
+        sa.insert(ws).from_select(
+            [
+                "warning_id",
+                "rule_id",
+                "rule_version",
+                "subject_token",
+                "department",
+                "raised_run",
+                "last_matched_run",
+                "sealed_by",
+            ],
+            sa.select(
+                w.c.warning_id,
+                sa.literal(rule.id, sa.String),
+                sa.literal(rule.version, sa.String),
+                w.c.id_number_token,
+                sa.literal(rule.department, sa.String),
+                sa.literal(run_id, sa.String),
+                sa.literal(run_id, sa.String),
+                sa.literal(rule.subject.feed, sa.String),
+            ).where(raised),
+        )
+    )
+    conn.execute(
+        sa.insert(warning_event).from_select(
+            ["warning_id", "status", "at", "actor", "detail"],
+            sa.select(
+                w.c.warning_id,
+                sa.literal("raised", sa.String),
+                sa.literal(now, sa.DateTime),
+                sa.literal(f"monitor run {run_id}", sa.String),
+                sa.literal(f"rule {rule.id} {rule.version}", sa.String),
+            ).where(raised),
+        )
+    )
+
+
+def _close_gone(conn: sa.Connection, compiled: Compiled, gone: Sequence[Any], run_id: str, now: datetime) -> int:
+    """Close the open warnings among ``gone`` with the reason; mark the disposed ones' condition cleared."""
+    ws = warning_state
+    reasons = _why_gone(conn, compiled, [g.subject_token for g in gone])
+    cleared = [g.warning_id for g in gone if g.disposed_at is not None]
+    for chunk in _chunks(cleared, 500):
+        conn.execute(sa.update(ws).where(ws.c.warning_id.in_(chunk)).values(condition_cleared_at=now))
+    by_reason: dict[str, list[str]] = {}
+    for g in gone:
+        if g.disposed_at is None:
+            by_reason.setdefault(reasons[g.subject_token], []).append(g.warning_id)
+    closed = 0
+    for reason, ids in by_reason.items():
+        closed += len(
+            transition(
+                conn,
+                compiled._catalog,
+                ids,
+                "closed",
+                actor=f"monitor run {run_id}",
+                detail=reason,
+                at=now,
+                extra={"close_reason": reason},
+            )
+        )
+    return closed
 
 
 def _new_warnings(
     compiled: Compiled,
-    matches: sa.Subquery,
+    matches: sa.FromClause,
     run_id: str,
     index: int,
     now: datetime,
