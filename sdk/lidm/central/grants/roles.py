@@ -171,7 +171,7 @@ def _stage_statements(conn: sa.Connection, loader: str) -> list[Statement]:
     holds anything on that schema."""
     acl = conn.execute(_SCHEMA_ACL, {"base": STAGE_SCHEMA}).all()
     if not acl and conn.execute(sa.text("SELECT to_regnamespace(:s)"), {"s": STAGE_SCHEMA}).scalar() is None:
-        return []  # a database before migration 0021: `lidm db upgrade` makes the schema
+        return []  # a database before migration 0023: `lidm db upgrade` makes the schema
     held: dict[str, set[str]] = defaultdict(set)
     for who, p, grantable in acl:
         held[who].add(p + ("*" if grantable else ""))

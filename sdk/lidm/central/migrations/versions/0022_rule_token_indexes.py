@@ -5,13 +5,13 @@ The person token was indexed by 0009; the warning state's (rule, person) by 0005
 declares the same indexes, so a deployment's new dataset gets them from `lidm db revision`.
 
 Revision ID: 0022
-Revises: 0020
+Revises: 0021
 """
 
 from alembic import op
 
 revision = "0022"
-down_revision = "0020"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 

@@ -5,14 +5,14 @@ than handing them back to the loading process. Their sessions cannot see the bat
 is an UNLOGGED table of its own, here, apart from the datasets: the owner owns the schema, `lidm grants apply` lets
 the loader create and drop tables in it, and nobody else may even look into it. SQLite keeps its temporary stage.
 
-Revision ID: 0021
-Revises: 0020
+Revision ID: 0023
+Revises: 0022
 """
 
 from alembic import op
 
-revision = "0021"
-down_revision = "0020"
+revision = "0023"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 
