@@ -169,9 +169,10 @@ def complete(
         if name in cols or name in ("_batch_id", "_row_digest", "_retired_batch", "updated_at"):
             continue
         hint = read.get((fill.feed, fields.get(name, "")))
-        if all_ or hint is not None or required:
+        sealed = name not in fields and kind == "bytea"  # a column no field names: one sealed ciphertext per row
+        if all_ or hint is not None or required or sealed:
             expr = column(city, contract, name, hint)
-            if expr is None and kind == "bytea":  # a column no field names, e.g. one sealed ciphertext per row
+            if expr is None and sealed:  # what a warning copies from its subject: filled even where it may be null
                 expr = "decode(md5(g.i::text) || md5(g.tok) || md5(g.i::text || 'n'), 'hex')"
             if expr is not None:
                 cols[name] = expr
