@@ -86,8 +86,9 @@ def _functions(population: int, roster: int) -> list[str]:
     r = roster
     fn = "LANGUAGE sql IMMUTABLE PARALLEL SAFE"
     return [
-        # a 64-hex-digit token, like the keyed HMAC-SHA256 tokens of the pipeline
-        f"CREATE FUNCTION b_tok(k text, q bigint) RETURNS text {fn} AS $$ SELECT md5(k || q) || md5(q || k) $$",
+        # a 32-byte token, like the keyed HMAC-SHA256 tokens of the pipeline (bytea since migration 0021)
+        f"CREATE FUNCTION b_tok(k text, q bigint) RETURNS bytea {fn} AS "
+        "$$ SELECT decode(md5(k || q) || md5(q || k), 'hex') $$",
         # a deterministic draw in [0, n)
         f"CREATE FUNCTION b_rnd(salt text, q bigint, n bigint) RETURNS bigint {fn} AS "
         "$$ SELECT (hashtext(salt || ':' || q) & 2147483647)::bigint % n $$",
@@ -187,8 +188,8 @@ class City:
 
     @staticmethod
     def enc(length: int, tok: str = "g.tok") -> str:
-        """A value as wide as the pipeline's 'kid:base64(nonce|ciphertext)'."""
-        return f"('k1:' || rpad({tok}, {length - 3}, 'QmVuY2g+/='))"
+        """A field's part of the row's sealed message, about as wide as the pipeline's (see _insert_sql)."""
+        return f"rpad(encode({tok}, 'hex'), {max(length - 40, 8)}, 'QmVuY2g+/=')"
 
     def person(self, prefix: str = "", tok: str = "g.tok", q: str = "g.q", name: bool = True) -> dict[str, str]:
         cols = {
@@ -453,8 +454,9 @@ class City:
                 f" FROM {t['education.student_enrollment']} AS e"
                 f" LEFT JOIN {t[ROSTER]} AS r ON r.id_number_token = e.id_number_token"
                 f" CROSS JOIN generate_series(1, 2) AS t"
-                f" WHERE b_rnd('ea', hashtext(e.id_number_token), 100) < (CASE WHEN r.id_number_token IS NOT NULL"
-                f" THEN 85 ELSE 9 END) AND (t = 1 OR b_rnd('ea2', hashtext(e.id_number_token), 100) < 20)) AS g",
+                f" WHERE b_rnd('ea', hashtext(encode(e.id_number_token, 'hex')), 100)"
+                f" < (CASE WHEN r.id_number_token IS NOT NULL THEN 85 ELSE 9 END)"
+                f" AND (t = 1 OR b_rnd('ea2', hashtext(encode(e.id_number_token, 'hex')), 100) < 20)) AS g",
                 {
                     "record_id": "'EA' || lpad(g.i::text, 10, '0')",
                     **self.person(q="g.i"),
@@ -683,7 +685,7 @@ class City:
                 f" id_number_masked, name_masked, district_code, street_code FROM ("
                 f"SELECT id_number_token, household_id_token, id_number_masked, name_masked, district_code, street_code"
                 f" FROM {t[ROSTER]} WHERE relation_to_head = 'head' AND housing_difficulty"
-                f" AND b_rnd('prh', hashtext(household_id_token), 100) < 70"
+                f" AND b_rnd('prh', hashtext(encode(household_id_token, 'hex')), 100) < 70"
                 f" UNION ALL SELECT tok, htok, b_idmask(q), b_namemask(q), b_dist(hh), b_street(hh)"
                 f" FROM {self.heads('prh', 0, self.no(0.004155))}) AS u) AS g",
                 {
@@ -762,6 +764,10 @@ def _insert_sql(fill: Fill, table: sa.Table) -> str:
     cols = dict(fill.cols)
     cols.setdefault("updated_at", "(TIMESTAMP '2000-01-01' + b_rnd('upd', g.i, 86400) * INTERVAL '1 minute')")
     cols |= {"_batch_id": f"'{BATCH}'", "_row_digest": "md5(g.i::text)", "_retired_batch": "NULL"}
+    # the encrypted fields of a row are one sealed message (lidm.protect): 33 bytes of head and tag, then the parts
+    parts = [cols.pop(k) for k in sorted(cols) if k.endswith("_enc")]
+    if parts:
+        cols["_sealed"] = f"convert_to(concat(rpad('', 33, 'x'), {', '.join(parts)}), 'UTF8')"
     unknown = set(cols) - set(table.c.keys())
     if unknown:
         raise SystemExit(f"{table.name}: no column {', '.join(sorted(unknown))}")
