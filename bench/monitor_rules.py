@@ -98,8 +98,9 @@ def _functions(population: int, roster: int) -> list[str]:
     r = roster
     fn = "LANGUAGE sql IMMUTABLE PARALLEL SAFE"
     return [
-        # a 64-hex-digit token, like the keyed HMAC-SHA256 tokens of the pipeline
-        f"CREATE FUNCTION b_tok(k text, q bigint) RETURNS text {fn} AS $$ SELECT md5(k || q) || md5(q || k) $$",
+        # a 32-byte token, like the keyed HMAC-SHA256 tokens of the pipeline (bytea since migration 0021)
+        f"CREATE FUNCTION b_tok(k text, q bigint) RETURNS bytea {fn} AS "
+        "$$ SELECT decode(md5(k || q) || md5(q || k), 'hex') $$",
         # a deterministic draw in [0, n)
         f"CREATE FUNCTION b_rnd(salt text, q bigint, n bigint) RETURNS bigint {fn} AS "
         "$$ SELECT (hashtext(salt || ':' || q) & 2147483647)::bigint % n $$",
@@ -200,8 +201,8 @@ class City:
 
     @staticmethod
     def enc(length: int, tok: str = "g.tok") -> str:
-        """A value as wide as the pipeline's 'kid:base64(nonce|ciphertext)'."""
-        return f"('k1:' || rpad({tok}, {length - 3}, 'QmVuY2g+/='))"
+        """A field's part of the row's sealed message, about as wide as the pipeline's (see _insert_sql)."""
+        return f"rpad(encode({tok}, 'hex'), {max(length - 40, 8)}, 'QmVuY2g+/=')"
 
     def person(self, prefix: str = "", tok: str = "g.tok", q: str = "g.q", name: bool = True) -> dict[str, str]:
         cols = {
@@ -796,6 +797,10 @@ def _insert_sql(fill: Fill, table: sa.Table, given: dict[str, str], types: dict[
     if "updated_at" in types:
         cols.setdefault("updated_at", "(TIMESTAMP '2000-01-01' + b_rnd('upd', g.i, 86400) * INTERVAL '1 minute')")
     cols |= {"_batch_id": f"'{BATCH}'", "_row_digest": "md5(g.i::text)", "_retired_batch": "NULL"}
+    # the encrypted fields of a row are one sealed message (lidm.protect): 33 bytes of head and tag, then the parts
+    parts = [cols.pop(k) for k in sorted(cols) if k.endswith("_enc") and k not in types]
+    if parts and "_sealed" in types:
+        cols["_sealed"] = f"convert_to(concat(rpad('', 33, 'x'), {', '.join(parts)}), 'UTF8')"
     unknown = set(cols) - set(types)
     if unknown:
         raise SystemExit(f"{table.name}: no column {', '.join(sorted(unknown))}")

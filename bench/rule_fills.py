@@ -161,9 +161,10 @@ def complete(
     all_: bool,
 ) -> dict[str, str]:
     """The fill's columns for the table as it is (``types``: column -> (PostgreSQL data type, NOT NULL)): the
-    profile's, minus ciphertext columns the stored format no longer has, plus what it leaves out that the table
-    requires or a rule reads (with ``all_``, every column); a token given as hex text is decoded where it is bytea."""
-    cols = {k: v for k, v in fill.cols.items() if k in types or not k.endswith("_enc")}
+    profile's (its ciphertext columns are sealed into one ``_sealed`` per row by ``_insert_sql``), plus what it leaves
+    out that the table requires or a rule reads (with ``all_``, every column); a token given as hex text is decoded
+    where it is bytea."""
+    cols = dict(fill.cols)
     fields = {col: f.name for f, col, _ in contract.output_columns()}
     for name, (kind, required) in types.items():
         if name in cols or name in ("_batch_id", "_row_digest", "_retired_batch", "updated_at"):

@@ -69,7 +69,7 @@ def downgrade() -> None:
     inspector = sa.inspect(conn)
     tables = {name: inspector.get_columns(name) for name in inspector.get_table_names()}
     sealed = {t: ["_sealed"] for t, cols in tables.items() if any(c["name"] == "_sealed" for c in cols)}
-    keyring, catalog = _keys_if_needed(conn, sealed)
+    keyring, catalog = _keys_if_needed(conn, sealed, catalog_anyway=True)
     for table in sorted(sealed):
         _split(conn, inspector, table, keyring, catalog)
     for table, cols in sorted(tables.items()):
@@ -83,8 +83,12 @@ def downgrade() -> None:
 # --------------------------------------------------------------------------- one sealed message per row
 
 
-def _keys_if_needed(conn: sa.Connection, sealed: dict[str, list[str]]) -> tuple[Any, dict[str, Any]]:
-    """The catalogue, and the keyring when some row holds a ciphertext; refused clearly when there is none."""
+def _keys_if_needed(
+    conn: sa.Connection, sealed: dict[str, list[str]], *, catalog_anyway: bool = False
+) -> tuple[Any, dict[str, Any]]:
+    """The keyring and the catalogue when some row holds a ciphertext (refused clearly without a keyring); the
+    catalogue alone with `catalog_anyway`. A new, empty database needs neither, and is migrated at once: a load
+    setting one up may run with a short idle-in-transaction timeout."""
     if not sealed:
         return None, {}
     from lidm.config import get_settings
@@ -92,8 +96,6 @@ def _keys_if_needed(conn: sa.Connection, sealed: dict[str, list[str]]) -> tuple[
     from lidm.errors import LidmError
     from lidm.keys import load_keyring
 
-    settings = op.get_context().config.attributes.get("settings") or get_settings()
-    catalog = {c.table: c for c in load_catalog(settings.contracts_dir)}
     holding = [
         t
         for t, enc in sealed.items()
@@ -101,6 +103,8 @@ def _keys_if_needed(conn: sa.Connection, sealed: dict[str, list[str]]) -> tuple[
             sa.text(f"SELECT 1 FROM {_q(t)} WHERE {' OR '.join(f'{_q(c)} IS NOT NULL' for c in enc)} LIMIT 1")
         ).first()
     ]
+    settings = op.get_context().config.attributes.get("settings") or get_settings()
+    catalog = {c.table: c for c in load_catalog(settings.contracts_dir)} if holding or catalog_anyway else {}
     if not holding:
         return None, catalog
     try:
