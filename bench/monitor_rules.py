@@ -98,9 +98,9 @@ def _functions(population: int, roster: int) -> list[str]:
     r = roster
     fn = "LANGUAGE sql IMMUTABLE PARALLEL SAFE"
     return [
-        # a 32-byte token, like the keyed HMAC-SHA256 tokens of the pipeline (bytea since migration 0021)
-        f"CREATE FUNCTION b_tok(k text, q bigint) RETURNS bytea {fn} AS "
-        "$$ SELECT decode(md5(k || q) || md5(q || k), 'hex') $$",
+        # a token as 64 hex digits, like the keyed HMAC-SHA256 tokens of the pipeline; decoded to its 32 bytes where
+        # the column is bytea (rule_fills.completed_columns), read back as hex (City.hx)
+        f"CREATE FUNCTION b_tok(k text, q bigint) RETURNS text {fn} AS $$ SELECT md5(k || q) || md5(q || k) $$",
         # a deterministic draw in [0, n)
         f"CREATE FUNCTION b_rnd(salt text, q bigint, n bigint) RETURNS bigint {fn} AS "
         "$$ SELECT (hashtext(salt || ':' || q) & 2147483647)::bigint % n $$",
@@ -202,7 +202,7 @@ class City:
     @staticmethod
     def enc(length: int, tok: str = "g.tok") -> str:
         """A field's part of the row's sealed message, about as wide as the pipeline's (see _insert_sql)."""
-        return f"rpad(encode({tok}, 'hex'), {max(length - 40, 8)}, 'QmVuY2g+/=')"
+        return f"rpad({tok}, {max(length - 40, 8)}, 'QmVuY2g+/=')"
 
     def person(self, prefix: str = "", tok: str = "g.tok", q: str = "g.q", name: bool = True) -> dict[str, str]:
         cols = {
@@ -711,10 +711,10 @@ class City:
             # ~50k public rental records: 70% of roster households in urban housing difficulty, others
             Fill(
                 "housing.public_rental_housing",
-                f"(SELECT row_number() OVER () AS i, {self.hx('id_number_token')} AS tok,"
-                f" {self.hx('household_id_token')} AS htok,"
-                f" id_number_masked, name_masked, district_code, street_code FROM ("
-                f"SELECT id_number_token, household_id_token, id_number_masked, name_masked, district_code, street_code"
+                "(SELECT row_number() OVER () AS i, tok, htok,"
+                " id_number_masked, name_masked, district_code, street_code FROM ("
+                f"SELECT {self.hx('id_number_token')} AS tok, {self.hx('household_id_token')} AS htok,"
+                " id_number_masked, name_masked, district_code, street_code"
                 f" FROM {t[ROSTER]} WHERE relation_to_head = 'head' AND housing_difficulty"
                 f" AND b_rnd('prh', hashtext({self.hx('household_id_token')}), 100) < 70"
                 f" UNION ALL SELECT tok, htok, b_idmask(q), b_namemask(q), b_dist(hh), b_street(hh)"
