@@ -70,7 +70,7 @@ CITY_POPULATION = 10_000_000
 CITY_ROSTER = 300_000
 POPULATION = "health.population"
 ROSTER = "civil_affairs.low_income_roster"
-BATCH = "bench000-0000-0000-0000-000000000000"  # a batch id (36 characters)
+BATCH = "bec00000-0000-4000-8000-000000000000"  # a batch id (a uuid, as lidm names one)
 DISTRICTS = 12  # 440101 .. 440112; the first URBAN are urban districts
 URBAN = 7
 PRIMES = (7919, 104729, 1299709, 15485863, 32452843, 49979687, 67867967, 86028121, 122949823, 141650939)
@@ -796,7 +796,10 @@ def _insert_sql(fill: Fill, table: sa.Table, given: dict[str, str], types: dict[
     cols = dict(given)
     if "updated_at" in types:
         cols.setdefault("updated_at", "(TIMESTAMP '2000-01-01' + b_rnd('upd', g.i, 86400) * INTERVAL '1 minute')")
-    cols |= {"_batch_id": f"'{BATCH}'", "_row_digest": "md5(g.i::text)", "_retired_batch": "NULL"}
+    digest = "md5(g.i::text)"  # a department table stores a digest's 32 bytes (migration 0024), the platform's its hex
+    if types.get("_row_digest", ("",))[0] == "bytea":
+        digest = f"decode({digest} || md5(g.i::text || 'd'), 'hex')"
+    cols |= {"_batch_id": f"'{BATCH}'", "_row_digest": digest, "_retired_batch": "NULL"}
     # the encrypted fields of a row are one sealed message (lidm.protect): 33 bytes of head and tag, then the parts
     parts = [cols.pop(k) for k in sorted(cols) if k.endswith("_enc") and k not in types]
     if parts and "_sealed" in types:

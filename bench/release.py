@@ -27,7 +27,7 @@ import sqlalchemy as sa
 
 from lidm.central import db, release
 from lidm.central.grants import apply, desired
-from lidm.central.schema import dataset_table
+from lidm.central.schema import Digest, dataset_table
 from lidm.config import Settings
 from lidm.contracts import load_catalog
 from lidm.contracts.model import LogicalType, Protection
@@ -47,9 +47,10 @@ def _values(contract):  # type: ignore[no-untyped-def]
         for col in table.columns:
             name = col.name
             if name == "_batch_id":
-                out.append("bench")
-            elif name == "_row_digest":
-                out.append(hashlib.sha256(f"d{i}".encode()).hexdigest())
+                out.append("bec00000-0000-4000-8000-000000000000")  # a uuid, as lidm names a batch
+            elif name == "_row_digest":  # its 32 bytes in a department's table (migration 0024)
+                digest = hashlib.sha256(f"d{i}".encode())
+                out.append(digest.digest() if isinstance(col.type, Digest) else digest.hexdigest())
             elif name == "_retired_batch":
                 out.append(None)
             elif name == "_sealed":  # the row's one sealed message: 1 + 4 + 12 + ~40 + 16 bytes

@@ -33,6 +33,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -267,7 +268,7 @@ def run_copy(args: argparse.Namespace) -> dict[str, Any]:
         columns = [c.name for c in sa.Table(TABLE, sa.MetaData(), autoload_with=engine).columns]
         engine.dispose()
         fn = ChunkTransform(
-            adapter(None), contract, keyring, feed="bench", batch_id="0" * 36, city_prefix="4301",
+            adapter(None), contract, keyring, feed="bench", batch_id=str(uuid.UUID(int=0)), city_prefix="4301",
             timezone="Asia/Shanghai", csv_columns=columns,
         )  # fmt: skip
         protected = work / "protected.csv"
@@ -283,18 +284,7 @@ def run_copy(args: argparse.Namespace) -> dict[str, Any]:
         import psycopg
 
         with psycopg.connect(dsn, autocommit=True) as conn, conn.cursor() as cur:
-            cur.execute(f"VACUUM ANALYZE {TABLE}")
-            cur.execute(
-                f"SELECT pg_total_relation_size('{TABLE}'), pg_relation_size('{TABLE}'), "
-                f"pg_relation_size('{TABLE}_pkey'), (SELECT avg(pg_column_size(t.*)) FROM {TABLE} t) "
-            )
-            total, heap, key_index, row_size = cur.fetchone()
-            stored = {
-                "stored_bytes_per_row": round(total / max(rows, 1)),  # table + indexes + TOAST
-                "heap_bytes_per_row": round(heap / max(rows, 1)),
-                "key_index_bytes_per_row": round(key_index / max(rows, 1)),
-                "avg_row_bytes": round(float(row_size or 0)),  # avg(pg_column_size(t.*)): the tuple alone
-            }
+            stored = stored_sizes(cur, rows)
             sorted_file = work / "protected.sorted.csv"
             with (
                 open(sorted_file, "wb") as out,
@@ -316,6 +306,22 @@ def run_copy(args: argparse.Namespace) -> dict[str, Any]:
     } | stored
 
 
+def stored_sizes(cur: Any, rows: int) -> dict[str, int]:
+    """What the loaded table costs per row (after VACUUM ANALYZE): all of it, its heap, its key index, a tuple."""
+    cur.execute(f"VACUUM ANALYZE {TABLE}")
+    cur.execute(
+        f"SELECT pg_total_relation_size('{TABLE}'), pg_relation_size('{TABLE}'), "
+        f"pg_relation_size('{TABLE}_pkey'), (SELECT avg(pg_column_size(t.*)) FROM {TABLE} t) "
+    )
+    total, heap, key_index, row_size = cur.fetchone()
+    return {
+        "stored_bytes_per_row": round(total / max(rows, 1)),  # table + indexes + TOAST
+        "heap_bytes_per_row": round(heap / max(rows, 1)),
+        "key_index_bytes_per_row": round(key_index / max(rows, 1)),
+        "avg_row_bytes": round(float(row_size or 0)),  # avg(pg_column_size(t.*)): the tuple alone
+    }
+
+
 def transform_profile(work: Path, rows: int) -> dict[str, float]:
     """Microseconds per row of each step a worker runs, on one 50,000-row chunk of the drop (after a warm-up)."""
     from lidm.central.loader import to_csv
@@ -329,8 +335,9 @@ def transform_profile(work: Path, rows: int) -> dict[str, float]:
 
     contract = load_one("health.population")
     keyring = load_keyring(Settings(home=work, keyring=keyring_path(work)))
+    batch = str(uuid.UUID(int=0))
     fn = ChunkTransform(
-        adapter(None), contract, keyring, feed="bench", batch_id="0" * 36, city_prefix="4301", timezone="Asia/Shanghai"
+        adapter(None), contract, keyring, feed="bench", batch_id=batch, city_prefix="4301", timezone="Asia/Shanghai"
     )
     with open(work / f"population_{rows}.csv", "rb") as raw:
         _, chunks, _, _ = read_csv_chunks(raw, file="bench", encoding="gbk", chunk_bytes=9 << 20)
@@ -398,20 +405,28 @@ def run_lidm(args: argparse.Namespace, source: str) -> dict[str, Any]:
             (again,) = run_feed(ad, settings, connections={"bench": connection})
             rerun = {"status": again.status, "seconds": time.perf_counter() - started_again}
         shutil.rmtree(home, ignore_errors=True)
+        import psycopg
+
+        with psycopg.connect(psycopg_dsn(url), autocommit=True) as conn, conn.cursor() as cur:
+            stored = stored_sizes(cur, result.loaded)  # as lidm wrote them: new rows in key order
     profile = transform_profile(work, args.rows) if source == "drop" else None
-    return memory | {
-        "transform_us_per_row": profile,
-        "rows": result.extracted,
-        "loaded": result.loaded,
-        "quarantined": result.quarantined,
-        "status": result.status,
-        "seconds": seconds,
-        "streamed_seconds": (marks[-1] - started) if marks else None,  # source read, transformed, staged
-        "chunks": len(marks),
-        "unchanged_rerun": rerun,
-        "import_rss_mb": round(baseline),
-        "slow_statements": clock.slow,
-    }
+    return (
+        memory
+        | stored
+        | {
+            "transform_us_per_row": profile,
+            "rows": result.extracted,
+            "loaded": result.loaded,
+            "quarantined": result.quarantined,
+            "status": result.status,
+            "seconds": seconds,
+            "streamed_seconds": (marks[-1] - started) if marks else None,  # source read, transformed, staged
+            "chunks": len(marks),
+            "unchanged_rerun": rerun,
+            "import_rss_mb": round(baseline),
+            "slow_statements": clock.slow,
+        }
+    )
 
 
 def _naive_rows(work: Path, rows: int, limit: int):  # type: ignore[no-untyped-def]
@@ -431,8 +446,18 @@ def _row_protection(keyring: Any):  # type: ignore[no-untyped-def]
 
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+    from lidm.contracts.model import sealed_field_id
     from lidm.keys import fingerprint
     from lidm.protect import ROW_FORMAT
+
+    ids = {f: sealed_field_id(f) for f in ("id_number", "name", "phone", "address")}
+
+    def _varint(n: int) -> bytes:
+        out = bytearray()
+        while n >= 0x80:
+            out.append(n & 0x7F | 0x80)
+            n >>= 7
+        return bytes(out + bytes([n]))
 
     tkey, aes = keyring.token.active_key, AESGCM(keyring.encrypt.active_key)
     head = bytes([ROW_FORMAT["aes-256-gcm"]]) + fingerprint(keyring.encrypt.active)
@@ -442,7 +467,7 @@ def _row_protection(keyring: Any):  # type: ignore[no-untyped-def]
         return None if v is None else hmac.digest(tkey, v.encode(), "sha256")
 
     def sealed(**fields: str | None) -> bytes | None:
-        plain = b"".join(f"{k}:{len(v.encode())}:{v}".encode() for k, v in fields.items() if v is not None)
+        plain = b"".join(ids[k] + _varint(len(b := v.encode())) + b for k, v in fields.items() if v is not None)
         if not plain:
             return None
         nonce = os.urandom(12)
@@ -629,10 +654,16 @@ def report(results: dict[str, Any]) -> list[list[str]]:
             r["sorted_rows_per_s"] = round(sorted_rate)
             note = (
                 f"sorted by key: {sorted_rate:,.0f} rows/s; {r['protected_bytes_per_row']} CSV bytes/row, "
-                f"{r.get('stored_bytes_per_row')} stored bytes/row ({r.get('avg_row_bytes')} a tuple)"
+                f"{r.get('stored_bytes_per_row')} stored bytes/row ({r.get('avg_row_bytes')} a tuple, "
+                f"key index {r.get('key_index_bytes_per_row')})"
             )
         elif r.get("quarantined") is not None:
             note = f"loaded {r['loaded']:,} + quarantined {r['quarantined']:,}"
+            if r.get("stored_bytes_per_row"):
+                note += (
+                    f"; {r['stored_bytes_per_row']} stored bytes/row ({r['avg_row_bytes']} a tuple, key index "
+                    f"{r['key_index_bytes_per_row']})"
+                )
         table.append([name, f"{r['rows']:,}", f"{r['seconds']:.1f}", f"{rate:,.0f}",
                       f"{r['ratio_to_copy']:.2f}x" if limit else "-", rss, note])  # fmt: skip
     lidm = results["paths"].get("drop", {}).get("rows_per_s")

@@ -46,7 +46,7 @@ def test_a_sealed_row_opens_to_the_field_asked_for_only(roster):
     p = Protector(roster, generate_keyring())
     sealed = _sealed(p, id_number=ID, name="王小明", phone="")
     assert isinstance(sealed, bytes) and ID.encode() not in sealed and "王小明".encode() not in sealed
-    assert sealed[0] == 0x01 and sealed[1:5] == fingerprint(p.keyring.encrypt.active)
+    assert sealed[0] == 0x03 and sealed[1:5] == fingerprint(p.keyring.encrypt.active)
     assert p.decrypt(sealed, "id_number") == ID
     assert p.decrypt(sealed, "name") == "王小明"
     assert p.decrypt(sealed, "phone") == ""  # empty is kept, null is absent
@@ -76,7 +76,7 @@ def test_a_tampered_head_or_body_is_refused(roster):
     with pytest.raises(KeyringError, match="format"):
         p.decrypt(b"\x7f" + sealed[1:], "id_number")
     with pytest.raises(KeyringError, match="sm4-gcm"):  # the format byte claims the other algorithm
-        p.decrypt(b"\x02" + sealed[1:], "id_number")
+        p.decrypt(b"\x04" + sealed[1:], "id_number")
     for at in (5, 20, len(sealed) - 1):  # nonce, ciphertext, tag
         with pytest.raises(InvalidTag):
             p.decrypt(sealed[:at] + bytes([sealed[at] ^ 1]) + sealed[at + 1 :], "id_number")

@@ -2,12 +2,14 @@
 
 token   keyed HMAC of the normalized value (HMAC-SHA256, or HMAC-SM3 in the sm profile): the same person joins
         across every feed. Python sees lowercase hex; the database stores the 32 bytes (lidm.central.schema.Token)
-encrypt one AEAD per row, not per field: the row's encrypted fields, each with its name, sealed together into the
-        binary column ``_sealed`` = format (1 byte: 0x01 aes-256-gcm, 0x02 sm4-gcm) | key fingerprint (4 bytes,
+encrypt one AEAD per row, not per field: the row's encrypted fields, each with its id, sealed together into the
+        binary column ``_sealed`` = format (1 byte: 0x03 aes-256-gcm, 0x04 sm4-gcm) | key fingerprint (4 bytes,
         lidm.keys.fingerprint) | nonce (12) | ciphertext | tag (16), bound (AAD) to the contract and that 5-byte
         head. Re-identification only: ``Protector.decrypt`` opens a row and returns the one field asked for.
-        The plaintext is ``name:length:value`` per field with a value (length in UTF-8 bytes; a null field is
-        absent, an empty one present), so a message stays readable when a contract version adds a field.
+        The plaintext is, per field with a value, its 2-byte id (lidm.contracts.model.sealed_field_id) | the
+        value's length in UTF-8 bytes as a varint (LEB128) | the value: a null field is absent, an empty one
+        present, and a message stays readable when a contract version adds a field (migration 0024). Rows of
+        format 0x01/0x02 (migration 0021: ``name:length:value`` per field) still open.
 mask    display form (4301**************, 王*, 138****5678): what each hides is declared in
         lidm.contracts.disclosure, which checks that no consumer can rebuild it from its other grants
 
@@ -22,6 +24,7 @@ import hashlib
 import os
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from cryptography.hazmat.primitives import hashes
@@ -30,13 +33,14 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from lidm import idnumber
-from lidm.contracts.model import SEALED, Check, Contract, Field, Protection
+from lidm.contracts.model import SEALED, Check, Contract, Field, Protection, sealed_field_id
 from lidm.errors import KeyringError
 from lidm.keys import Keyring, fingerprint
 
 NONCE, TAG = 12, 16
-ROW_FORMAT = {"aes-256-gcm": 0x01, "sm4-gcm": 0x02}  # the first byte of a sealed row
-_FORMAT_ALG = {v: k for k, v in ROW_FORMAT.items()}
+ROW_FORMAT = {"aes-256-gcm": 0x03, "sm4-gcm": 0x04}  # the first byte of a sealed row: id | varint length | value
+ROW_FORMAT_V1 = {"aes-256-gcm": 0x01, "sm4-gcm": 0x02}  # migration 0021's: name:length:value; still opened
+_FORMAT_ALG = {v: k for formats in (ROW_FORMAT, ROW_FORMAT_V1) for k, v in formats.items()}
 HEAD = 1 + 4  # format byte + key fingerprint: what the AAD binds besides the contract
 
 
@@ -82,8 +86,39 @@ def _row_aad(contract_id: str, head: bytes) -> bytes:
     return b"lidm-row\x00" + contract_id.encode("utf-8") + b"\x00" + head
 
 
+def _varints(sizes: np.ndarray, valid: np.ndarray) -> pa.Array:
+    """Each size as a LEB128 varint (7 bits a byte, the high bit set on all but the last), null where not `valid`;
+    built with numpy, no Python loop per value."""
+    sizes = np.where(valid, sizes, 0).astype(np.int64)
+    width = 1 + (sizes >= 1 << 7) + (sizes >= 1 << 14) + (sizes >= 1 << 21) + (sizes >= 1 << 28)
+    offsets = np.concatenate(([0], np.cumsum(np.where(valid, width, 0)))).astype(np.int32)
+    out = np.zeros(int(offsets[-1]), np.uint8)
+    for k in range(5):
+        at = valid & (width > k)
+        more = np.where(width[at] > k + 1, 0x80, 0)
+        out[offsets[:-1][at] + k] = ((sizes[at] >> (7 * k)) & 0x7F) | more
+    data = pa.Array.from_buffers(pa.binary(), len(sizes), [None, pa.py_buffer(offsets), pa.py_buffer(out)])
+    return pc.if_else(pa.array(valid), data, pa.scalar(None, pa.binary()))
+
+
 def row_plaintext(columns: dict[str, pa.Array]) -> pa.Array:
-    """Each row's ``name:length:value`` pieces joined, built column-wise (no Python loop); null where all are null."""
+    """Each row's ``id | varint length | value`` pieces joined, built column-wise; null where all are null."""
+    pieces, present = [], None
+    for name, values in columns.items():
+        text = pc.cast(pc.cast(values, pa.string()), pa.binary())
+        valid = np.asarray(pc.is_valid(text), dtype=bool)
+        sizes = np.asarray(pc.binary_length(text).fill_null(0), dtype=np.int64)
+        head = pa.scalar(sealed_field_id(name), pa.binary())
+        pieces.append(pc.binary_join_element_wise(head, _varints(sizes, valid), text, pa.scalar(b"", pa.binary())))
+        ok = pc.is_valid(text)
+        present = ok if present is None else pc.or_(present, ok)
+    empty = pa.scalar(b"", pa.binary())
+    joined = pc.binary_join_element_wise(*pieces, empty, null_handling="replace", null_replacement=b"")
+    return pc.if_else(present, joined, pa.scalar(None, pa.binary()))
+
+
+def row_plaintext_v1(columns: dict[str, pa.Array]) -> pa.Array:
+    """Migration 0021's plaintext, ``name:length:value`` per field: what 0024's downgrade seals again."""
     pieces, present = [], None
     for name, values in columns.items():
         text = pc.cast(values, pa.string())
@@ -95,10 +130,11 @@ def row_plaintext(columns: dict[str, pa.Array]) -> pa.Array:
     return pc.cast(pc.if_else(present, joined, pa.scalar(None, pa.string())), pa.binary())
 
 
-def seal_rows(keyring: Keyring, contract_id: str, plaintexts: pa.Array) -> pa.Array:
-    """One AEAD per row: head | nonce | ciphertext | tag; the loop body is the encrypt call alone."""
+def seal_rows(keyring: Keyring, contract_id: str, plaintexts: pa.Array, *, v1: bool = False) -> pa.Array:
+    """One AEAD per row: head | nonce | ciphertext | tag; the loop body is the encrypt call alone. `v1`: plaintexts
+    of row_plaintext_v1, under migration 0021's format byte."""
     kid, alg = keyring.encrypt.active, keyring.encrypt.active_algorithm
-    head = bytes([ROW_FORMAT[alg]]) + fingerprint(kid)
+    head = bytes([(ROW_FORMAT_V1 if v1 else ROW_FORMAT)[alg]]) + fingerprint(kid)
     aad, encrypt = _row_aad(contract_id, head), _encryptor(keyring)
     values = plaintexts.to_pylist()
     nonces = os.urandom(NONCE * len(values))
@@ -112,6 +148,11 @@ def seal_rows(keyring: Keyring, contract_id: str, plaintexts: pa.Array) -> pa.Ar
 def open_row(keyring: Keyring, contract_id: str, sealed: bytes, field: str) -> str | None:
     """One field of a sealed row (None when the row had no value for it); InvalidTag when the row was not sealed
     for `contract_id` or was changed, KeyringError when its head names no key of this keyring."""
+    return open_fields(keyring, contract_id, sealed, [field])[field]
+
+
+def open_fields(keyring: Keyring, contract_id: str, sealed: bytes, fields: list[str]) -> dict[str, str | None]:
+    """Several fields of a sealed row, opened once (a migration's re-sealing); as open_row otherwise."""
     sealed = bytes(sealed)
     if len(sealed) < HEAD + NONCE + TAG or sealed[0] not in _FORMAT_ALG:
         raise KeyringError("sealed row has an unknown format; it was not written by this version of lidm")
@@ -120,11 +161,31 @@ def open_row(keyring: Keyring, contract_id: str, sealed: bytes, field: str) -> s
         raise KeyringError(f"sealed row names algorithm {alg}, which key {kid} was not made for")
     nonce, body = sealed[HEAD : HEAD + NONCE], sealed[HEAD + NONCE :]
     plain = _SEAL[alg][1](keyring.encrypt.get(kid), nonce, body, _row_aad(contract_id, sealed[:HEAD]))
-    return _field(plain, field)
+    pick = _field_v1 if sealed[0] in ROW_FORMAT_V1.values() else _field
+    return {f: pick(plain, f) for f in fields}
 
 
 def _field(plain: bytes, field: str) -> str | None:
-    """The value of `field` in a row's plaintext, the others skipped undecoded."""
+    """The value of `field` in a row's plaintext (id | varint length | value), the others skipped undecoded."""
+    want, at, end = sealed_field_id(field), 0, len(plain)
+    while at < end:
+        fid, at = plain[at : at + 2], at + 2
+        size = shift = 0
+        while True:
+            byte = plain[at]
+            at += 1
+            size |= (byte & 0x7F) << shift
+            shift += 7
+            if byte < 0x80:
+                break
+        if fid == want:
+            return plain[at : at + size].decode("utf-8")
+        at += size
+    return None
+
+
+def _field_v1(plain: bytes, field: str) -> str | None:
+    """The value of `field` in a format-0x01/0x02 row's plaintext (``name:length:value``)."""
     want, at = field.encode("utf-8"), 0
     while at < len(plain):
         colon = plain.index(b":", at)

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from lidm.adapter import Adapter
 from lidm.central.schema import batch as batch_table
-from lidm.central.schema import dataset_table
+from lidm.central.schema import batch_text, dataset_table
 from lidm.central.schema import quarantine as quarantine_table
 from lidm.central.schema import reconcile as reconcile_table
 from lidm.central.schema import watermark as watermark_table
@@ -284,7 +284,7 @@ def _central(feed: Feed, day_field: str | None, tokenized: bool, bucket_of) -> t
     key_col = t.c[feed.contract.key_columns()[0]]
     cols = [key_col, t.c._row_digest] + ([t.c[day_field]] if day_field else [])
     ours = sa.select(batch_table.c.batch_id).where(batch_table.c.feed == feed.name)
-    query = sa.select(*cols).where(t.c._retired_batch.is_(None), t.c._batch_id.in_(ours))
+    query = sa.select(*cols).where(t.c._retired_batch.is_(None), batch_text(t.c._batch_id).in_(ours))
     side = _Side()
     with feed.engine.connect() as conn:
         result = conn.execution_options(stream_results=True, yield_per=50_000).execute(query)

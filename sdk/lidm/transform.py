@@ -35,6 +35,7 @@ import pyarrow.compute as pc
 
 from lidm.adapter import Adapter
 from lidm.central.loader import SOURCE_LINE, SOURCE_ROW, to_csv
+from lidm.central.schema import compact_meta
 from lidm.conform import conform
 from lidm.contracts import Contract
 from lidm.contracts.model import Classification, Field, LogicalType, Protection
@@ -89,6 +90,8 @@ class ChunkTransform:
         self.protector = Protector(contract, keyring)
         self.csv_columns = csv_columns  # render CSV here, in the worker, rather than in the loading process
         self.token_columns = [col for _f, col, kind in contract.output_columns() if kind is Protection.TOKEN]
+        # what the database stores as bytes but Python holds as hex: the tokens, and the row digest (migration 0024)
+        self.hex_columns = [*self.token_columns, *(["_row_digest"] if compact_meta(contract) else [])]
         # Keyed row digests (change detection), never plain hashes of personal data.
         self.digest_key = hashlib.blake2b(keyring.token.root_key, digest_size=32, person=b"lidm-row").digest()
         self.locate = locating_columns(contract, adapter)
@@ -116,7 +119,7 @@ class ChunkTransform:
         if self.csv_columns is None:
             out.protected = protected
         else:
-            out.csv = to_csv(protected.select(self.csv_columns), self.token_columns)
+            out.csv = to_csv(protected.select(self.csv_columns), self.hex_columns)
         return out
 
     def fingerprint(self, chunk: pa.Table) -> tuple[pa.Table, pa.Array]:

@@ -28,7 +28,7 @@ import sqlalchemy as sa
 
 from lidm.central import audit, db, release
 from lidm.central.schema import batch as batch_table
-from lidm.central.schema import dataset_table
+from lidm.central.schema import batch_text, dataset_table
 from lidm.central.schema import quarantine as quarantine_table
 from lidm.config import Settings, duration
 from lidm.contracts import Contract, UpdateMode, load_catalog
@@ -76,7 +76,7 @@ def _expired(contract: Contract, t: sa.Table, cutoff: datetime) -> tuple[sa.Colu
     old = sa.select(b.c.batch_id).where(b.c.finished_at < cutoff)
     expired = sa.and_(t.c._retired_batch.is_not(None), t.c._retired_batch.in_(old))
     if contract.update_mode is UpdateMode.INCREMENTAL:
-        expired = sa.or_(expired, sa.and_(t.c._retired_batch.is_(None), t.c._batch_id.in_(old)))
+        expired = sa.or_(expired, sa.and_(t.c._retired_batch.is_(None), batch_text(t.c._batch_id).in_(old)))
     return expired, "batch finished_at"
 
 

@@ -35,6 +35,37 @@ class Token(sa.TypeDecorator[str]):
         return None if value is None else bytes(value).hex()
 
 
+class Digest(Token):
+    """A dataset row's keyed digest (``_row_digest``): its 32 bytes stored, its hex in Python, as a token (0024)."""
+
+    cache_ok = True
+
+
+class BatchId(sa.TypeDecorator[str]):
+    """The batch that wrote a dataset row (``_batch_id``): a uuid (16 bytes) on PostgreSQL, its text elsewhere;
+    Python sees the text (str(uuid4()), as lidm.pipeline names a batch) either way (migration 0024)."""
+
+    impl = sa.String(36)
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(sa.Uuid(as_uuid=False))
+        return dialect.type_descriptor(sa.String(36))
+
+
+def batch_text(column: Any) -> Any:
+    """A batch column as text, to compare with lidm_batch.batch_id (PostgreSQL has no uuid = varchar)."""
+    return sa.cast(column, sa.String) if isinstance(column.type, BatchId) else column
+
+
+def compact_meta(contract: Contract) -> bool:
+    """Whether a dataset's bookkeeping columns are binary (digest) and uuid (batch ids): every department dataset.
+    The platform's own tables (warnings, needs, records) keep text there: they write run ids and their own keys
+    in those columns, and are small."""
+    return contract.department != "platform"
+
+
 class token_hex(FunctionElement[str]):
     """A token column as the lowercase hex text it was before migration 0021 (record ids, pseudonyms, keys)."""
 
@@ -355,9 +386,12 @@ def dataset_table(contract: Contract, metadata: sa.MetaData) -> sa.Table:
         cols.append(sa.Column(col, ctype, primary_key=col in key_cols, nullable=nullable))
     if contract.sealed_fields:
         cols.append(sa.Column(SEALED, sa.LargeBinary()))
+    compact = compact_meta(contract)
+    batch_type, digest_type = (BatchId, Digest) if compact else (lambda: sa.String(36), lambda: sa.String(64))
     cols += [
-        sa.Column("_batch_id", sa.String(36), nullable=False, index=True),
-        sa.Column("_row_digest", sa.String(64), nullable=False),
+        sa.Column("_batch_id", batch_type(), nullable=False, index=True),
+        sa.Column("_row_digest", digest_type(), nullable=False),
+        # mostly null (no bytes), and read by every consumer view's WHERE: it keeps its text (migration 0024)
         sa.Column("_retired_batch", sa.String(36)),
     ]
     table = sa.Table(contract.table, metadata, *cols)

@@ -30,6 +30,7 @@ from lidm.contracts.model import (
     LogicalType,
     Protection,
     UpdateMode,
+    sealed_field_id,
 )
 from lidm.errors import ContractError
 
@@ -187,6 +188,13 @@ def parse_contract(doc: dict[str, Any], *, source: str = "<contract>", root: yam
     for prop, name in fields_named:
         if name is not None and name not in seen:
             raise ContractError(f"{source}: {prop} names {name}, which is not a field")
+    ids: dict[bytes, str] = {}
+    for f in fields:
+        if Protection.ENCRYPT in f.protection and (other := ids.setdefault(sealed_field_id(f.name), f.name)) != f.name:
+            raise ContractError(
+                f"{source}: encrypted fields {other} and {f.name} share the 2-byte id that names a field inside a "
+                "sealed row; rename one of them"
+            )
     department = custom.get("lidmOwner") or doc.get("domain")
     contract_id = doc["id"]
     if "." not in contract_id or contract_id.split(".", 1)[0] != department:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
 SEALED = "_sealed"  # the one column holding a row's encrypted fields (lidm.protect)
+
+
+def sealed_field_id(name: str) -> bytes:
+    """The 2 bytes that name a field inside a sealed row (lidm.protect): a hash of its name, so a row stays readable
+    whatever fields a later contract version adds; two fields of one contract with the same id are refused when the
+    contract loads (lidm.contracts.load)."""
+    return hashlib.blake2b(name.encode("utf-8"), digest_size=2, person=b"lidm-field").digest()
 
 
 class Protection(StrEnum):

@@ -44,7 +44,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
-from lidm.central.schema import Token, core_metadata, dataset_table, token_hex
+from lidm.central.schema import Digest, Token, core_metadata, dataset_table, token_hex
 from lidm.contracts.model import SEALED
 from lidm.errors import RuleError
 from lidm.monitor import assistance_spec as spec
@@ -350,7 +350,8 @@ def _select(ctx: _Ctx, src: spec.AssistanceSource) -> sa.Select[Any]:
         "warning_id": x.value(src.warning_id, sa.Text),
         "district_code": district,
         "street_code": street,
-        "_row_digest": s.c._row_digest,
+        # the record keeps its source row's digest as text (a department table stores its bytes: migration 0024)
+        "_row_digest": token_hex(s.c._row_digest) if isinstance(s.c._row_digest.type, Digest) else s.c._row_digest,
         "_live": sa.case((x.live, 1), else_=0) if x.live is not None else sa.literal(1, sa.Integer),
     }
     q = sa.select(*(v.label(k) for k, v in cols.items())).select_from(frm)
