@@ -58,8 +58,8 @@ def test_encrypt_rotation_keeps_old_rows_readable_and_tokens_equal(roster):
     after = Protector(roster, new)
     ct_new = _seal(after, ID)
     assert new.encrypt.active != old.encrypt.active and set(old.encrypt.keys) < set(new.encrypt.keys)
-    assert ct_old[:5] == b"\x01" + fingerprint(old.encrypt.active)  # aes-256-gcm, the key of its day
-    assert ct_new[:5] == b"\x01" + fingerprint(new.encrypt.active)
+    assert ct_old[:5] == b"\x03" + fingerprint(old.encrypt.active)  # aes-256-gcm, the key of its day
+    assert ct_new[:5] == b"\x03" + fingerprint(new.encrypt.active)
     assert after.decrypt(ct_old, "id_number") == after.decrypt(ct_new, "id_number") == ID
     assert before.token(pa.array([ID])).to_pylist() == after.token(pa.array([ID])).to_pylist()
     again = rotate(new, "encrypt")  # a second rotation the same day gets its own id
@@ -119,7 +119,7 @@ def test_sm_profile_round_trips_and_tokens_differ_from_standard(roster):
     sm = generate_keyring("sm")
     p = Protector(roster, sm)
     ct = _seal(p, ID)
-    assert _seal(p, None) is None and ct[:5] == b"\x02" + fingerprint(sm.encrypt.active) and ID.encode() not in ct
+    assert _seal(p, None) is None and ct[:5] == b"\x04" + fingerprint(sm.encrypt.active) and ID.encode() not in ct
     assert p.decrypt(ct, "id_number") == ID and p.decrypt(ct, "name") is None
     with pytest.raises(InvalidTag):  # bound to its contract
         Protector(load_catalog()["health.population"], sm).decrypt(ct, "id_number")
@@ -165,7 +165,7 @@ def test_a_whole_feed_runs_under_the_sm_profile(tmp_path, monkeypatch):
     assert "_sealed" in cols and not any(c.endswith("_enc") for c in cols) and any(c.endswith("_token") for c in cols)
     row = query(url, "SELECT id_number_token, _sealed FROM health_population WHERE _sealed IS NOT NULL")[0]
     assert len(row[0]) == 32  # the token's bytes
-    assert row[1][0] == 0x02 and row[1][1:5] == fingerprint(ring.encrypt.active)  # sm4-gcm, the active key
+    assert row[1][0] == 0x04 and row[1][1:5] == fingerprint(ring.encrypt.active)  # sm4-gcm, the active key
     ((payload,),) = query(url, "SELECT payload FROM lidm_quarantine LIMIT 1")
     assert payload.startswith(f"{ring.encrypt.active}:sm4-gcm:")
     p = Protector(load_catalog()["health.population"], ring)
