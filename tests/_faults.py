@@ -242,7 +242,8 @@ def assert_whole(url: str) -> dict[str, int]:
                     assert b.loaded == b.quarantined == 0, b
             tables = [t for t in insp.get_table_names() if any(c["name"] == "_batch_id" for c in insp.get_columns(t))]
             for t in tables:
-                for batch_id, n in conn.execute(sa.text(f'SELECT _batch_id, COUNT(*) FROM "{t}" GROUP BY _batch_id')):
+                by_batch = f'SELECT CAST(_batch_id AS VARCHAR(36)), COUNT(*) FROM "{t}" GROUP BY 1'  # a uuid: its text
+                for batch_id, n in conn.execute(sa.text(by_batch)):
                     assert batch_id in ok, f"{n} rows of {t} belong to batch {batch_id}, which did not load"
             for batch_id, n in conn.execute(
                 sa.text("SELECT batch_id, COUNT(*) FROM lidm_quarantine GROUP BY batch_id")

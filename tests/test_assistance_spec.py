@@ -134,8 +134,8 @@ def _central(tmp_path: Path, catalog: ContractCatalog) -> sa.Engine:
         "application_date": date(2026, 11, 2),
         "updated_at": datetime(2026, 11, 3, 9, 0),
         "district_code": "430102",
-        "_batch_id": "test",
-        "_row_digest": "digest",
+        "_batch_id": "7e570000-0000-4000-8000-000000000000",  # a uuid, as lidm names a batch
+        "_row_digest": "d" * 64,
     }
     with engine.begin() as conn:
         for i, row in enumerate(rows):

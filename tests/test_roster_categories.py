@@ -73,8 +73,8 @@ def test_holds_and_holds_none_read_every_category_a_member_holds(backend: str, r
                         monthly_amount=0,
                         status="active",
                         updated_at=datetime(2026, 11, 1),
-                        _batch_id="b",
-                        _row_digest="d",
+                        _batch_id="b0000000-0000-4000-8000-000000000000",  # a uuid, as lidm names a batch
+                        _row_digest="d" * 64,
                     )
                 )
 
