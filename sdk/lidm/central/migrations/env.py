@@ -6,9 +6,13 @@ engine = context.config.attributes["engine"]
 
 
 def _render_item(type_, obj, autogen_context):  # type: ignore[no-untyped-def]
-    """A stored token (lidm.central.schema.Token) is written as the column it is, so a migration imports no lidm."""
-    if type_ == "type" and getattr(obj, "impl", None) is not None and type(obj).__name__ == "Token":
-        return "sa.LargeBinary()"
+    """A stored token or row digest (lidm.central.schema.Token, Digest) and a row's batch (BatchId) are written as
+    the columns they are, so a migration imports no lidm."""
+    if type_ == "type" and getattr(obj, "impl", None) is not None:
+        if type(obj).__name__ in ("Token", "Digest"):
+            return "sa.LargeBinary()"
+        if type(obj).__name__ == "BatchId":
+            return 'sa.String(length=36).with_variant(sa.Uuid(as_uuid=False), "postgresql")'
     return False
 
 
