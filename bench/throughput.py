@@ -558,6 +558,7 @@ def run_naive(args: argparse.Namespace) -> dict[str, Any]:
         with psycopg.connect(dsn) as conn, conn.cursor() as cur:
             cols = list(protect(_naive_input(next(_naive_rows(args.workdir, args.rows, 1))[1])))
             cols += ["_batch_id", "_row_digest"]
+            batch, digest = str(uuid.UUID(int=0)), bytes(32)  # a uuid and 32 bytes, as lidm stores them
             with cur.copy(f"COPY {TABLE} ({', '.join(cols)}) FROM STDIN") as copy:
                 for _, row in _naive_rows(args.workdir, args.rows, args.slow_rows):
                     try:
@@ -566,7 +567,7 @@ def run_naive(args: argparse.Namespace) -> dict[str, Any]:
                         bad += 1
                         continue
                     out = protect(person.model_dump())
-                    copy.write_row([*out.values(), "0" * 36, "0" * 64])
+                    copy.write_row([*out.values(), batch, digest])
                     loaded += 1
             conn.commit()
         seconds = time.perf_counter() - started
