@@ -156,7 +156,8 @@ def main() -> None:
             conn.rollback()
         # An incremental batch: --changed rows updated, keys noted by the triggers, then re-released.
         step = max(1, args.rows // args.changed)
-        where = f"WHERE ('x' || substr(_row_digest, 1, 8))::bit(32)::int % {step} = 0"
+        digest = "encode(_row_digest, 'hex')"  # a department table stores the digest's bytes (migration 0024)
+        where = f"WHERE ('x' || substr({digest}, 1, 8))::bit(32)::int % {step} = 0"
         with engine.begin() as conn:
             conn.execute(sa.text(f'ALTER TABLE "{table.name}" DISABLE TRIGGER USER'))
             t_update_plain = _timed(lambda: conn.execute(sa.text(f'UPDATE "{table.name}" SET status = status {where}')))
