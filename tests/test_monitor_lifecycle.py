@@ -17,14 +17,26 @@ from _city import fed_city
 from conftest import _pg_admin
 from lidm_samples.demo import demo_settings
 
+from lidm import workdays
 from lidm.central import db
 from lidm.central.schema import dataset_table, monitor_run, warning_event, warning_state
 from lidm.config import Settings
 from lidm.contracts.load import load_catalog
 from lidm.errors import ConfigError
 from lidm.keys import load_keyring
-from lidm.monitor import Compiled, MonitorResult, RuleError, evaluate, load_rules, run_monitor, transition
+from lidm.monitor import (
+    Compiled,
+    MonitorResult,
+    RuleError,
+    evaluate,
+    load_rules,
+    quiet,
+    routing,
+    run_monitor,
+    transition,
+)
 from lidm.monitor.lifecycle import city_now, monitor, warning_table
+from lidm.monitor.rules import due_dates
 
 AS_OF = date(2026, 11, 27)
 CATALOG = load_catalog()
@@ -323,6 +335,53 @@ def test_a_run_raises_warnings_once_and_a_rerun_raises_none(city: City) -> None:
             .where(w.c.rule_id == "roster_unemployed")
         ).scalar_one()
         assert wrong == 0
+
+
+def test_a_first_run_raises_what_one_warning_at_a_time_would(city: City) -> None:
+    """The first run writes its warnings set-based (one INSERT … SELECT per rule for the warnings, their state rows
+    and events; the evidence digests worked out for all of them at once). Each warning is still what the rule says
+    of that one person: numbered in token order, routed as holder_for routes the person, due on the rule's day, with
+    the digest of that person's evidence alone, one state row and one "raised" event; and the people are those the
+    rule's own query finds, whose sums the run shares with other rules."""
+    keyring = load_keyring(city.settings)
+    key = quiet.evidence_key(keyring)
+    assert key is not None
+    result = run_monitor(city.engine, RULES, CATALOG, as_of=AS_OF, now=NOW, keyring=keyring)
+    dues = due_dates(RULES, AS_OF, workdays.OFFICIAL)
+    w = warning_table(CATALOG)
+    checked = 0
+    with city.engine.connect() as conn:
+        dry = evaluate(conn, RULES, AS_OF, CATALOG)  # each rule's own query, its sums not shared
+        events = conn.execute(sa.select(warning_event)).all()
+        by_warning = {e.warning_id: e for e in events}
+        assert len(by_warning) == len(events)  # one event per warning
+        for rule in RULES:
+            rows = conn.execute(
+                sa.select(w, warning_state)
+                .join(warning_state, warning_state.c.warning_id == w.c.warning_id)
+                .where(w.c.rule_id == rule.id)
+                .order_by(w.c.id_number_token)
+            ).all()
+            assert len(rows) == result.counts[rule.id].raised
+            assert {r.id_number_token for r in rows} == dry[rule.id], rule.id  # the run's shared sums (Totals) agree
+            compiled = Compiled(rule, CATALOG, AS_OF)
+            for n, row in enumerate(rows, 1):
+                assert row.warning_id.endswith(f"-{n}") and row.raised_run == row._batch_id == result.run_id
+                assert (row.subject_token, row.department, row.sealed_by) == (
+                    row.id_number_token,
+                    rule.department,
+                    rule.subject.feed,
+                )
+                assert (row.target_consumer, row.action_level) == routing.holder_for(
+                    CATALOG.consumers, rule.department, rule.level, row.district_code, row.street_code
+                )
+                assert (row.due_date, row.status, row.raised_at) == (dues[rule.id], "raised", NOW)
+                alone = quiet.digests(conn, compiled, [row.id_number_token], key)[row.id_number_token]
+                assert row._row_digest == alone, rule.id
+                event = by_warning[row.warning_id]
+                assert (event.status, event.detail) == ("raised", f"rule {rule.id} {rule.version}")
+                checked += 1
+    assert checked == len(events) > 0
 
 
 def _warning_rows(city: City) -> dict[str, list[tuple]]:

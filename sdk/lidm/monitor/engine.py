@@ -58,7 +58,8 @@ class Compiled:
         totals: Any = None,
     ) -> None:
         """``totals`` (lidm.monitor.totals.Totals, in a monitoring run) makes each `total` clause's sum once per run
-        and hands back its table; without it the sum is part of the rule's own query."""
+        and hands back its table (filled by Totals.make before the rule runs); without it the sum is part of the
+        rule's own query."""
         self.rule = rule
         self._totals = totals
         self.as_of = as_of
@@ -179,13 +180,17 @@ class Compiled:
         # subject row instead (a correlated SUM) costs an index probe and an aggregate for every person of the
         # population (bench/monitor_rules.py: high_self_pay_not_on_roster). In a monitoring run the same sum is
         # made once for every rule that asks it (``totals``, lidm.monitor.totals).
-        over = (
-            sa.select(t.c[key].label("k"))
-            .where(t.c[key].is_not(None), *conds)
-            .group_by(t.c[key])
-            .having(sa.func.sum(t.c[total.field]) > limit)
-        )
-        found = self._totals.table(over) if shared else over.subquery(f"sum{self._n}")
+        if shared:
+            rows = sa.select(t.c[key].label("k"), t.c[total.field].label("v")).where(t.c[key].is_not(None), *conds)
+            found = self._totals.table(rows, limit)
+        else:
+            over = (
+                sa.select(t.c[key].label("k"))
+                .where(t.c[key].is_not(None), *conds)
+                .group_by(t.c[key])
+                .having(sa.func.sum(t.c[total.field]) > limit)
+            )
+            found = over.subquery(f"sum{self._n}")
         return sa.exists().where(found.c.k == self.subject.c[key])
 
     def _where(self, contract: Contract, t: sa.FromClause, where: dict[str, Any]) -> list[sa.ColumnElement[bool]]:
@@ -272,8 +277,11 @@ def _days(value: Any, rule: Rule) -> int:
 # plan (jit_above_cost is passed by any rule over a city's tables) took most of the rules' time at 1M people
 # (bench/monitor_rules.py: 14.8 s with it, 5.4 s without). A larger work_mem keeps the sums of `total` clauses and
 # the hashed subplans of `match_any` in memory instead of sorting on disk (external merge at 4MB) or probing per
-# person.
-RULE_SESSION = {"jit": "off", "work_mem": "64MB"}
+# person. A random page costed near a sequential one (the city's tables are read from memory or SSD, not a spinning
+# disk) lets the planner probe a large table by its token index for each member of a small subject instead of
+# scanning it whole (bench/monitor_rules.py at 1M: roster_moved_out 0.11-0.17 s instead of 0.22-0.29 s through the
+# population, high_self_pay_not_on_roster 0.35-0.47 s instead of 0.92-1.03 s).
+RULE_SESSION = {"jit": "off", "work_mem": "64MB", "random_page_cost": "1.1"}
 
 
 def tune(conn: sa.Connection) -> None:

@@ -19,10 +19,9 @@ import sqlalchemy as sa
 from lidm import workdays
 from lidm.central import audit, release
 from lidm.central.schema import dataset_table, monitor_run, warning_event, warning_state
-from lidm.contracts.model import SEALED
 from lidm.errors import LidmError
-from lidm.monitor import quiet, routing
-from lidm.monitor.engine import SUBJECT_COLUMNS, Compiled, tune
+from lidm.monitor import quiet, raising, routing
+from lidm.monitor.engine import Compiled, tune
 from lidm.monitor.rules import Rule, due_dates
 from lidm.monitor.totals import Totals
 
@@ -171,11 +170,13 @@ def run_monitor(
             )
         )
         tune(conn)
-        m = matches_table(conn, w)
+        m = raising.matches_table(conn, w)
+        d = raising.digests_table(conn, w) if key is not None else None
         sums = Totals(conn, w.c.id_number_token.type)  # each `total` clause's people, made once for the run
-        for index, rule in enumerate(rules):
-            compiled = Compiled(rule, catalog, as_of, levels, sums)
-            result.counts[rule.id] = _run_rule(conn, w, m, compiled, run_id, index, now, dues[rule.id], key)
+        compiled = [Compiled(rule, catalog, as_of, levels, sums) for rule in rules]
+        sums.make()  # every rule's `total` clauses named their sums: each set of rows is summed once
+        for index, (rule, c) in enumerate(zip(rules, compiled, strict=True)):
+            result.counts[rule.id] = _run_rule(conn, w, m, c, run_id, index, now, dues[rule.id], key, d)
         open_now = sa.select(w.c.rule_id, sa.func.count()).where(w.c.status.in_(OPEN)).group_by(w.c.rule_id)
         for rule_id, n in conn.execute(open_now):
             if rule_id in result.counts:
@@ -190,7 +191,9 @@ def run_monitor(
                 conn, catalog, overdue, "overdue", actor=f"monitor run {run_id}", detail="past its due date", at=now
             )
         )
-        m.drop(conn)
+        for temporary in (m, d):
+            if temporary is not None:
+                temporary.drop(conn)
         sums.drop()
         conn.execute(
             sa.update(monitor_run)
@@ -219,17 +222,6 @@ def run_monitor(
     return result
 
 
-def matches_table(conn: sa.Connection, w: sa.Table) -> sa.Table:
-    """A temporary table for one rule's matches at a time (Compiled.matches: the person's token, category and what
-    a warning copies), typed like the warning columns they become; dropped at the end of the run's transaction."""
-    cols = [sa.Column("subject_token", w.c.id_number_token.type, primary_key=True)]
-    cols += [sa.Column(n, w.c[n].type) for n in ("low_income_category", *SUBJECT_COLUMNS)]
-    m = sa.Table("lidm_run_matches", sa.MetaData(), *cols, prefixes=["TEMPORARY"], postgresql_on_commit="DROP")
-    m.drop(conn, checkfirst=True)  # SQLite keeps a temporary table past a rolled-back run on the same connection
-    m.create(conn)
-    return m
-
-
 def _open_or_blocking(rule_id: str) -> sa.ColumnElement[bool]:
     """A warning that keeps the same (person, rule) from being raised again: open, or disposed while the
     condition still holds."""
@@ -251,10 +243,11 @@ def _run_rule(
     now: datetime,
     due: date,
     key: bytes | None = None,
+    d: sa.Table | None = None,
 ) -> RuleCount:
     rule = compiled.rule
     count = RuleCount()
-    conn.execute(sa.text("TRUNCATE lidm_run_matches") if conn.dialect.name == "postgresql" else sa.delete(m))
+    raising.empty(conn, m)
     # The rule's query, once: every later step reads its matches from the temporary table.
     count.matched = _inserted(conn, sa.insert(m).from_select([c.name for c in m.c], compiled.matches()))
     ws = warning_state
@@ -263,21 +256,34 @@ def _run_rule(
     # the rule reads changed (lidm.monitor.quiet); the others are held back and counted.
     answered = quiet.answered(compiled, compiled._catalog, m.c.subject_token)
     raise_now = ~blocked if answered is None else sa.and_(~blocked, ~answered)
-    new = _new_warnings(compiled, m, run_id, index, now, due, raise_now, 0)
-    count.raised = _inserted(conn, sa.insert(w).from_select(*new))
-    known: dict[str, str] = {}
+    again: list[Any] = []
+    known: dict[Any, str] = {}
     if answered is not None:
         candidates = conn.execute(sa.select(m.c.subject_token).where(~blocked, answered)).scalars().all()
         if candidates:
             again, known = quiet.hold_back(conn, compiled, compiled._catalog, candidates, key)
             count.suppressed = len(candidates) - len(again)
-            for chunk in _chunks(sorted(again), 500):
-                only = m.c.subject_token.in_(chunk)
-                new = _new_warnings(compiled, m, run_id, index, now, due, only, count.raised)
-                count.raised += _inserted(conn, sa.insert(w).from_select(*new))
-    if count.raised:
-        _state_and_events(conn, w, rule, run_id, now)
-    quiet.record(conn, compiled, w, run_id, key, known)
+    # Counted first: a run with nothing new for the rule (the steady state) builds no INSERT (its routing CASE names
+    # every office: a large statement to compile and plan for nothing).
+    fresh = conn.execute(sa.select(sa.func.count()).select_from(m).where(raise_now)).scalar_one()
+    digests = None  # each new warning keeps its evidence digest (with a keyring), worked out before it is raised
+    if d is not None and key is not None and (fresh or again):
+        people = sa.select(m.c.subject_token).where(raise_now)
+        if raising.keep_digests(conn, d, quiet.to_raise(conn, compiled, people, key, {t: known[t] for t in again})):
+            digests = d
+    if fresh:
+        new = raising.new_warnings(compiled, m, run_id, index, now, due, raise_now, 0, digests)
+        count.raised = _inserted(conn, sa.insert(w).from_select(*new))
+        raising.state_and_events(conn, compiled, m, run_id, index, now, raise_now, 0)
+    for chunk in _chunks(sorted(again), 500):
+        asked = m.c.subject_token.in_(chunk)
+        new = raising.new_warnings(compiled, m, run_id, index, now, due, asked, count.raised, digests)
+        added = _inserted(conn, sa.insert(w).from_select(*new))
+        if added:
+            raising.state_and_events(conn, compiled, m, run_id, index, now, asked, count.raised)
+        count.raised += added
+    if digests is not None:
+        raising.empty(conn, digests)  # the next rule's people may be this one's: their digests differ
     # Warnings whose condition went away: open ones close with the reason; disposed ones stop blocking.
     gone = conn.execute(
         sa.select(ws.c.warning_id, ws.c.subject_token, ws.c.disposed_at).where(
@@ -292,48 +298,6 @@ def _run_rule(
 def _inserted(conn: sa.Connection, insert: sa.Insert) -> int:
     """Run an INSERT … SELECT; the rows it inserted (the driver's row count, kept for an INSERT on request)."""
     return conn.execute(insert.execution_options(preserve_rowcount=True)).rowcount
-
-
-def _state_and_events(conn: sa.Connection, w: sa.Table, rule: Rule, run_id: str, now: datetime) -> None:
-    """The state row and the "raised" event of each warning this run raised for the rule."""
-    ws = warning_state
-    raised = sa.and_(w.c._batch_id == run_id, w.c.rule_id == rule.id)
-    conn.execute(
-        sa.insert(ws).from_select(
-            [
-                "warning_id",
-                "rule_id",
-                "rule_version",
-                "subject_token",
-                "department",
-                "raised_run",
-                "last_matched_run",
-                "sealed_by",
-            ],
-            sa.select(
-                w.c.warning_id,
-                sa.literal(rule.id, sa.String),
-                sa.literal(rule.version, sa.String),
-                w.c.id_number_token,
-                sa.literal(rule.department, sa.String),
-                sa.literal(run_id, sa.String),
-                sa.literal(run_id, sa.String),
-                sa.literal(rule.subject.feed, sa.String),
-            ).where(raised),
-        )
-    )
-    conn.execute(
-        sa.insert(warning_event).from_select(
-            ["warning_id", "status", "at", "actor", "detail"],
-            sa.select(
-                w.c.warning_id,
-                sa.literal("raised", sa.String),
-                sa.literal(now, sa.DateTime),
-                sa.literal(f"monitor run {run_id}", sa.String),
-                sa.literal(f"rule {rule.id} {rule.version}", sa.String),
-            ).where(raised),
-        )
-    )
 
 
 def _close_gone(conn: sa.Connection, compiled: Compiled, gone: Sequence[Any], run_id: str, now: datetime) -> int:
@@ -362,53 +326,6 @@ def _close_gone(conn: sa.Connection, compiled: Compiled, gone: Sequence[Any], ru
             )
         )
     return closed
-
-
-def _new_warnings(
-    compiled: Compiled,
-    matches: sa.FromClause,
-    run_id: str,
-    index: int,
-    now: datetime,
-    due: date,
-    where: sa.ColumnElement[bool],
-    offset: int,
-) -> tuple[list[str], sa.Select[Any]]:
-    """The warnings to raise for the matches ``where`` holds: column names and the SELECT for INSERT … SELECT.
-    Numbered from ``offset`` + 1 in token order, so a second insert of the same run and rule continues the ids."""
-    rule = compiled.rule
-    prefix = f"W{compiled.as_of:%Y%m%d}{run_id[:6]}{index:02d}-"
-    number = sa.func.row_number().over(order_by=matches.c.subject_token) + offset
-    summary = rule.summary_text()
-    consumers = compiled._catalog.consumers
-    holder, landed = routing.routed(
-        consumers, rule.department, rule.level, matches.c.district_code, matches.c.street_code, compiled.levels
-    )
-    new = sa.select(
-        (sa.literal(prefix, sa.String) + sa.cast(number, sa.String)).label("warning_id"),
-        sa.literal(rule.id, sa.String).label("rule_id"),
-        sa.literal(rule.hardship_type, sa.String).label("hardship_type"),
-        sa.literal(rule.department, sa.String).label("target_department"),
-        holder.label("target_consumer"),
-        landed.label("action_level"),
-        sa.literal(rule.urgency.value, sa.String).label("urgency"),
-        matches.c.subject_token.label("id_number_token"),
-        matches.c[SEALED],
-        matches.c.id_number_masked,
-        matches.c.name_masked,
-        matches.c.household_id_token,
-        matches.c.low_income_category,
-        matches.c.district_code,
-        matches.c.street_code,
-        sa.literal(summary, sa.String).label("summary"),
-        sa.literal(now, sa.DateTime).label("raised_at"),
-        sa.literal(due, sa.Date).label("due_date"),
-        sa.literal("raised", sa.String).label("status"),
-        sa.literal(now, sa.DateTime).label("updated_at"),
-        sa.literal(run_id, sa.String).label("_batch_id"),
-        sa.literal(run_id, sa.String).label("_row_digest"),  # the evidence digest, when kept (quiet.record)
-    ).where(where)
-    return [c.name for c in new.selected_columns], new
 
 
 def _assumed(calendar: workdays.Calendar, dues: dict[str, date]) -> dict[str, Any]:

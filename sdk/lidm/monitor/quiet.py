@@ -69,23 +69,16 @@ def hold_back(
     return [t for t in tokens if now[t] != stored.get(t)], now
 
 
-def record(
-    conn: sa.Connection, compiled: Compiled, w: sa.Table, run_id: str, key: bytes | None, known: dict[str, str]
-) -> None:
-    """Keep each warning this run raised for the rule with the digest of its evidence (the warning's _row_digest)."""
+def to_raise(
+    conn: sa.Connection, compiled: Compiled, tokens: sa.Select[Any], key: bytes | None, known: dict[str, str]
+) -> dict[str, str]:
+    """The evidence digest of each person a warning is about to be raised for (``tokens``: a SELECT of their
+    tokens), kept in the warning's _row_digest: ``known`` where hold_back computed it, else one SELECT per feed
+    the rule reads for all of them at once. Nothing without a keyring (the warning keeps its run id there)."""
     if key is None:
-        return  # a keyless run: the warning keeps its run id there, which no digest ever equals
-    raised = sa.and_(w.c._batch_id == run_id, w.c.rule_id == compiled.rule.id)
-    ids = {t: wid for t, wid in conn.execute(sa.select(w.c.id_number_token, w.c.warning_id).where(raised))}
-    if not ids:
-        return
-    found = {t: known[t] for t in ids if t in known}
-    if missing := set(ids) - set(found):
-        found |= digests(conn, compiled, sa.select(w.c.id_number_token).where(raised), key, only=missing)
-    change = sa.update(w).where(w.c.warning_id == sa.bindparam("wid")).values(_row_digest=sa.bindparam("digest"))
-    rows = [{"wid": ids[t], "digest": found[t]} for t in ids]
-    for chunk in _chunks(rows, _CHUNK):
-        conn.execute(change, chunk)
+        return {}
+    people = set(conn.execute(tokens).scalars()) - set(known)
+    return (digests(conn, compiled, tokens, key, only=people) if people else {}) | known
 
 
 def digests(
