@@ -44,6 +44,11 @@ TESTED = ("education", "civil_affairs.furong", "platform")  # a department, a co
 SERVER = odcs.Server("db.example", 5433, "central")
 
 
+def _yaml(text: str):  # type: ignore[no-untyped-def]
+    """The document, read as yaml.safe_load reads it, with libyaml's parser: hundreds of contracts are read here."""
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
 @pytest.fixture
 def city(grants_city: City) -> City:
     """The session's demo city with grants applied and a LOGIN user per consumer (conftest.py), read only here."""
@@ -67,7 +72,7 @@ def test_every_consumers_contracts_are_odcs_and_describe_exactly_its_views(tmp_p
         assert sorted(p.name for p in paths) == sorted(f"{v.contract}.odcs.yaml" for v in wanted.views), consumer
         for path, view in zip(sorted(paths), sorted(wanted.views, key=lambda v: v.contract), strict=True):
             text = path.read_text("utf-8")
-            doc = yaml.safe_load(text)
+            doc = _yaml(text)
             if consumer in TESTED:  # write() validated every one already; this is the test's own look
                 validator.validate(doc)
             (obj,) = doc["schema"]
@@ -93,7 +98,7 @@ def test_every_consumers_contracts_are_odcs_and_describe_exactly_its_views(tmp_p
 
 def test_a_county_bureaus_contract_carries_its_row_scope_and_what_it_does_not_receive(tmp_path: Path) -> None:
     (path,) = [p for p in _export("civil_affairs.furong", tmp_path) if p.name.startswith("civil_affairs.low_income")]
-    doc = yaml.safe_load(path.read_text("utf-8"))
+    doc = _yaml(path.read_text("utf-8"))
     custom = {p["property"]: p["value"] for p in doc["customProperties"]}
     assert custom["lidmRows"] == "own_districts" and custom["lidmRowFilter"] == {"district_code": ["430102"]}
     assert custom["lidmGrantedTo"] == "county_civil_affairs"
@@ -209,7 +214,7 @@ def test_datacontract_cli_passes_every_check_on_a_consumers_own_views(
             code, report = runs[path.name]
             assert code == 0 and report.get("result") == "passed", (path.name, _failures(report), report["_stdout"])
             assert report["checks"] and not _failures(report), path.name
-            columns = {p["name"] for p in yaml.safe_load(path.read_text("utf-8"))["schema"][0]["properties"]}
+            columns = {p["name"] for p in _yaml(path.read_text("utf-8"))["schema"][0]["properties"]}
             typed = {c["field"] for c in report["checks"] if c["type"] == "field_physical_type"}
             assert typed == columns, path.name  # each column's type was read from PostgreSQL's catalogue
             passed[path.name] = len(report["checks"])
@@ -220,7 +225,7 @@ def test_datacontract_cli_passes_every_check_on_a_consumers_own_views(
 def test_datacontract_cli_fails_a_contract_the_view_does_not_match(city: City, tmp_path: Path) -> None:
     """The checks bite: a type the view does not have, or a row outside the scope, is a failed run."""
     (path,) = [p for p in _export("civil_affairs.furong", tmp_path) if p.name.startswith("civil_affairs.low_income")]
-    doc = yaml.safe_load(path.read_text("utf-8"))
+    doc = _yaml(path.read_text("utf-8"))
     doc["servers"][0] |= {"host": "127.0.0.1", "port": 5432, "database": city.database}
     props = {p["name"]: p for p in doc["schema"][0]["properties"]}
     props["monthly_amount"]["physicalType"] = "bigint"
