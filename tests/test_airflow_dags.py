@@ -142,8 +142,9 @@ def _dagrunner(
         nonlocal seen
         assert proc.stdin is not None
         start = log.stat().st_size
-        proc.stdin.write(" ".join(dag_ids) + "\n")
-        proc.stdin.flush()
+        with contextlib.suppress(BrokenPipeError):  # the runner has ended: its status and output say why
+            proc.stdin.write(" ".join(dag_ids) + "\n")
+            proc.stdin.flush()
         ready, _, _ = select.select([done], [], [], timeout)
         if ready and done.readline() == "done\n":
             code = 0
