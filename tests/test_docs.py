@@ -175,6 +175,7 @@ def guide_runs(
         yield sdk_before, runs
 
 
+@pytest.mark.timeout(600)  # the first to run waits out both backends' runs, which share the cores
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_a_dataset_is_added_by_running_the_guide(backend, guide_runs):
     """Every marked block of docs/add-a-dataset.md, in order, in a folder of its own (see `_run_the_guide`), and what
