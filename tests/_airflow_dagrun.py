@@ -1,6 +1,7 @@
 """Run lidm DAGs with dag.test() and write a JSON report of each; tests/test_airflow_dags.py runs it in a subprocess.
 
 Usage: python tests/_airflow_dagrun.py --report=PATH [--dag-file=PATH] DAG_ID [DAG_ID ...]
+       python tests/_airflow_dagrun.py --report=PATH [--dag-file=PATH] --done-fd=FD   (then DAG ids on stdin)
 
 The DAG is taken from the DAG file exactly as Airflow parses it. Its task retries are switched off for
 this run only (a red run must fail at once instead of waiting out the retry delays); the report carries the
@@ -8,11 +9,16 @@ DAG's real settings, read before that override. Each DAG's report is one JSON li
 file, as soon as its run ends; the DAG file is parsed once for all of them. The reports never go to stdout:
 Airflow, its task and its OpenLineage listener (threads and processes of their own) write there too, and
 a log line of theirs could land in the middle of a report.
+
+With --done-fd the runner serves a test that does something between runs (Airflow's start costs seconds): it
+reads a line of DAG ids from stdin, runs them, then writes "done" to the file descriptor FD; until stdin ends.
+A DAG that raises ends the process with that error, as without --done-fd.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import runpy
 import sys
 from pathlib import Path
@@ -25,11 +31,27 @@ def main(*args: str) -> int:
     dag_ids = [a for a in args if not a.startswith("--")]
     report = Path(options["report"])
     dags = runpy.run_path(options.get("dag-file", str(DAG_FILE)))
+    if "done-fd" not in options:
+        run_all(dags, dag_ids, report)
+        return 0
+    fd = int(options["done-fd"])
+    os.set_inheritable(fd, False)  # a process Airflow starts must not hold it open after this one ends
+    with open(fd, "w", encoding="utf-8") as done:
+        for line in sys.stdin:
+            run_all(dags, line.split(), report)
+            sys.stdout.flush()  # what the round printed is in the output before the test reads it
+            sys.stderr.flush()
+            done.write("done\n")
+            done.flush()
+    return 0
+
+
+def run_all(dags: dict, dag_ids: list[str], report: Path) -> None:
+    """Run each DAG in turn and append its report as one JSON line, as soon as its run ends."""
     for dag_id in dag_ids:
         line = json.dumps(run_one(dags[dag_id]), ensure_ascii=False, default=str)
         with report.open("a", encoding="utf-8") as out:
             out.write(line + "\n")
-    return 0
 
 
 def run_one(dag) -> dict:  # type: ignore[no-untyped-def]

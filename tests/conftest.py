@@ -68,6 +68,16 @@ def pg_url() -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(scope="session")
+def grants_city(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """The demo city with its grants applied and a LOGIN user per tested consumer (tests/_grants_city.py), built once
+    a session for test_grants_db.py and test_consumer_contracts.py: each test that changes it puts it back."""
+    from _grants_city import built_city
+
+    with built_city(tmp_path_factory.mktemp("grants")) as city:
+        yield city
+
+
 @pytest.fixture
 def pg_clean_url() -> Iterator[str]:
     """A fresh PostgreSQL database per test, for tests that need an empty schema (e.g. migrations)."""

@@ -12,11 +12,13 @@ import contextlib
 import json
 import os
 import secrets
+import select
 import shutil
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -111,9 +113,69 @@ def _dagrun(
     return _reports(report), out.stdout + out.stderr, out.returncode
 
 
-def _dag_test(env: dict[str, str], dag_id: str) -> tuple[dict, str]:
-    """Run the DAG with dag.test() in a subprocess; return its report and everything it printed."""
-    reports, printed, code = _dagrun(env, dag_id)
+@contextlib.contextmanager
+def _dagrunner(
+    env: dict[str, str], dag_file: Path | None = None
+) -> Iterator[Callable[..., tuple[list[dict], str, int]]]:
+    """One runner process for several rounds of dag.test(), for a test that acts between them: Airflow starts once
+    (seconds of imports) instead of once a round. Yields `run(*dag_ids, timeout=...)`, which returns what `_dagrun`
+    does for that round: its DAGs' reports, everything printed so far, and 0, or the exit status if the runner ended."""
+    report = Path(env["AIRFLOW_HOME"]) / f"dagrun-{secrets.token_hex(4)}.jsonl"
+    log = report.with_suffix(".log")
+    read_fd, write_fd = os.pipe()
+    with log.open("w", encoding="utf-8") as out:
+        proc = subprocess.Popen(
+            [*_runner(report, (), dag_file), f"--done-fd={write_fd}"],
+            env=env,
+            cwd=env["AIRFLOW_HOME"],
+            stdin=subprocess.PIPE,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+            pass_fds=(write_fd,),
+        )
+    os.close(write_fd)  # the runner holds the only write end: its end is the end of this pipe
+    done = os.fdopen(read_fd, "r", encoding="utf-8")
+    seen = 0
+
+    def run(*dag_ids: str, timeout: float = 240) -> tuple[list[dict], str, int]:
+        nonlocal seen
+        assert proc.stdin is not None
+        start = log.stat().st_size
+        with contextlib.suppress(BrokenPipeError):  # the runner has ended: its status and output say why
+            proc.stdin.write(" ".join(dag_ids) + "\n")
+            proc.stdin.flush()
+        ready, _, _ = select.select([done], [], [], timeout)
+        if ready and done.readline() == "done\n":
+            code = 0
+        else:  # the runner ended (a DAG raised), or the round took too long
+            if not ready:
+                proc.kill()
+            code = proc.wait(timeout=60)
+        reports = _reports(report)
+        reports, seen = reports[seen:], len(reports)
+        with log.open("rb") as out:
+            out.seek(start)
+            return reports, out.read().decode("utf-8", errors="replace"), code
+
+    try:
+        yield run
+    finally:
+        with contextlib.suppress(OSError):
+            proc.stdin.close()  # type: ignore[union-attr]
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        done.close()
+
+
+def _dag_test(
+    env: dict[str, str], dag_id: str, dagrun: Callable[..., tuple[list[dict], str, int]] | None = None
+) -> tuple[dict, str]:
+    """Run the DAG with dag.test() in a subprocess (or a round of `dagrun`'s); return its report and what it printed."""
+    reports, printed, code = dagrun(dag_id) if dagrun else _dagrun(env, dag_id)
     assert code == 0, printed[-6000:]
     (report,) = reports
     assert report["state"] == "success", printed[-6000:]
@@ -387,26 +449,27 @@ def test_every_feed_dag_runs_green_on_the_real_servers(airflow_env, sftp_server,
             for name, url in sources.connections.items()
         }
         ids = [dag_id(w.dataset) for w in sources.written]
-        reports, printed, code = _dagrun(env, *ids, timeout=900)
-        assert code == 0, printed[-6000:]
-        assert [r["dag"]["dag_id"] for r in reports] == ids
-        for written, report in zip(sources.written, reports, strict=True):
-            assert report["state"] == "success", (written.dataset, printed[-4000:])
-            counts = _assert_counts_match(report, _batches(gateway_pg.central_url, written.dataset))
-            assert (counts["extracted"], counts["quarantined"]) == (written.rows, written.expected_quarantine)
+        with _dagrunner(env) as dagrun:  # both rounds in one Airflow process
+            reports, printed, code = dagrun(*ids, timeout=900)
+            assert code == 0, printed[-6000:]
+            assert [r["dag"]["dag_id"] for r in reports] == ids
+            for written, report in zip(sources.written, reports, strict=True):
+                assert report["state"] == "success", (written.dataset, printed[-4000:])
+                counts = _assert_counts_match(report, _batches(gateway_pg.central_url, written.dataset))
+                assert (counts["extracted"], counts["quarantined"]) == (written.rows, written.expected_quarantine)
 
-        # Run the database feeds' DAGs again: nothing is loaded twice. (A drop feed's second run would wait
-        # for its next drop, and the same drop delivered again is refused as a replay: shown elsewhere.)
-        sql = [i for w, i in zip(sources.written, ids, strict=True) if w.kind.startswith("sql")]
-        reports, printed, code = _dagrun(env, *sql, timeout=900)
-        assert code == 0, printed[-6000:]
-        assert [r["dag"]["dag_id"] for r in reports] == sql
-        for report in reports:
-            [counts] = report["xcom"]["load.return_value"]
-            assert report["state"] == "success" and counts["status"] == "unchanged", report["dag"]["dag_id"]
-            assert report["asset_events"] == [report["task"]["outlets"][0]]
-        for written in sources.written:
-            assert len(_batches(gateway_pg.central_url, written.dataset)) == 1, written.dataset
+            # Run the database feeds' DAGs again: nothing is loaded twice. (A drop feed's second run would wait
+            # for its next drop, and the same drop delivered again is refused as a replay: shown elsewhere.)
+            sql = [i for w, i in zip(sources.written, ids, strict=True) if w.kind.startswith("sql")]
+            reports, printed, code = dagrun(*sql, timeout=900)
+            assert code == 0, printed[-6000:]
+            assert [r["dag"]["dag_id"] for r in reports] == sql
+            for report in reports:
+                [counts] = report["xcom"]["load.return_value"]
+                assert report["state"] == "success" and counts["status"] == "unchanged", report["dag"]["dag_id"]
+                assert report["asset_events"] == [report["task"]["outlets"][0]]
+            for written in sources.written:
+                assert len(_batches(gateway_pg.central_url, written.dataset)) == 1, written.dataset
     finally:
         _drop_source_databases(prefix)
 
@@ -448,6 +511,7 @@ def test_sdk_and_the_glue_import_without_airflow(tmp_path):
 # under each scenario's Airflow connection. Writes its JSON report to the file named by its second argument.
 GLUE_SCRIPT = """
 import json, os, shutil, sys
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 from urllib.parse import unquote
@@ -607,23 +671,24 @@ def test_a_central_database_connection_killed_mid_load_is_retried_cleanly(airflo
     rows, conn = _population_in_mariadb(mariadb_odbc, 400, 11, bad=2)
     env = _gateway_env(airflow_env, gateway_pg, "health_db", conn)
     central = db.connect(gateway_pg.settings)
-    try:
-        db.migrate(central)
-        with central.begin() as c:
-            kill_central_on_batch_insert(c)
-        (failed,), printed, _ = _dagrun(env, HEALTH_DAG)
-        assert failed["state"] == "failed" and failed["task_states"]["load"] == "failed", printed[-4000:]
-        assert "AirflowFailException" not in printed  # a lost connection is worth a retry
-        assert "CentralUnavailable" in printed and "the run can be retried" in printed, printed[-4000:]
-        with central.connect() as c:
-            assert c.execute(sa.text("SELECT count(*) FROM lidm_batch")).scalar_one() == 0
-            assert c.execute(sa.text("SELECT count(*) FROM health_population")).scalar_one() == 0
-        with central.begin() as c:
-            c.execute(sa.text("DROP TRIGGER lidm_test_kill ON lidm_batch"))
-    finally:
-        central.dispose()
+    with _dagrunner(env) as dagrun:  # the failed run and its retry in one Airflow process, as a worker's would be
+        try:
+            db.migrate(central)
+            with central.begin() as c:
+                kill_central_on_batch_insert(c)
+            (failed,), printed, _ = dagrun(HEALTH_DAG)
+            assert failed["state"] == "failed" and failed["task_states"]["load"] == "failed", printed[-4000:]
+            assert "AirflowFailException" not in printed  # a lost connection is worth a retry
+            assert "CentralUnavailable" in printed and "the run can be retried" in printed, printed[-4000:]
+            with central.connect() as c:
+                assert c.execute(sa.text("SELECT count(*) FROM lidm_batch")).scalar_one() == 0
+                assert c.execute(sa.text("SELECT count(*) FROM health_population")).scalar_one() == 0
+            with central.begin() as c:
+                c.execute(sa.text("DROP TRIGGER lidm_test_kill ON lidm_batch"))
+        finally:
+            central.dispose()
 
-    report, _ = _dag_test(env, HEALTH_DAG)
+        report, _ = _dag_test(env, HEALTH_DAG, dagrun)
     batches = _batches(gateway_pg.central_url, "health.population")
     counts = _assert_counts_match(report, batches)
     assert len(batches) == 1 and counts["extracted"] == len(rows) == counts["loaded"] + counts["quarantined"]

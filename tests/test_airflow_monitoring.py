@@ -4,6 +4,7 @@ feeds' Assets, push to each department's channel, feedback from the departments;
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -11,15 +12,15 @@ from _city import fed_city
 from lidm_samples.people import REFERENCE_DATE
 from lidm_samples.responses import respond
 from lidm_samples.world import build_world
-from test_airflow_dags import _dagrun, _gateway_env
+from test_airflow_dags import _dagrunner, _gateway_env
 
 from lidm.integrations.airflow.monitor_dags import FEEDBACK_DAG, MONITOR_DAG, PUSH_DAG
 
 DAG_FILE = Path(__file__).resolve().parents[1] / "dags" / "lidm_monitoring.py"
 
 
-def _run(env: dict[str, str], *dag_ids: str) -> tuple[dict[str, dict], str]:
-    runs, printed, code = _dagrun(env, *dag_ids, dag_file=DAG_FILE, timeout=300)
+def _run(dagrun: Callable[..., tuple[list[dict], str, int]], *dag_ids: str) -> tuple[dict[str, dict], str]:
+    runs, printed, code = dagrun(*dag_ids, timeout=300)
     assert code == 0, printed[-6000:]
     reports = {report["dag"]["dag_id"]: report for report in runs}
     for dag_id in dag_ids:
@@ -41,8 +42,12 @@ def test_monitor_push_and_feedback_dags_run_the_loop_once(airflow_env, gateway_p
     fed_city(gateway_pg.home, gateway_pg.central_url)
     url = gateway_pg.central_url
     env = _gateway_env(airflow_env, gateway_pg, "unused", {})
+    with _dagrunner(env, DAG_FILE) as dagrun:  # one Airflow process for every round; the test acts between them
+        _the_loop_once_then_again(dagrun, gateway_pg, url)
 
-    reports, printed = _run(env, MONITOR_DAG)
+
+def _the_loop_once_then_again(dagrun: Callable[..., tuple[list[dict], str, int]], gateway_pg, url: str) -> None:  # type: ignore[no-untyped-def]
+    reports, printed = _run(dagrun, MONITOR_DAG)
     monitor = reports[MONITOR_DAG]
     assert "AssetAny" in monitor["dag"]["schedule"] and "civil_affairs.low_income_roster" in monitor["dag"]["schedule"]
     assert {e["name"] for e in monitor["asset_events"]} == {
@@ -56,7 +61,7 @@ def test_monitor_push_and_feedback_dags_run_the_loop_once(airflow_env, gateway_p
     raised = sum(c["raised"] for c in counts.values())
     assert raised == _count(url, "SELECT count(*) FROM platform_warning") > 0
 
-    reports, printed = _run(env, PUSH_DAG)
+    reports, printed = _run(dagrun, PUSH_DAG)
     pushed = [x for k, x in reports[PUSH_DAG]["xcom"].items() if k.endswith("return_value")]
     sent = sum(p["warnings"] for batch in pushed for p in batch if p["status"] == "pushed")
     assert sent == raised == _count(url, "SELECT count(*) FROM lidm_warning_state WHERE pushed_at IS NOT NULL")
@@ -70,7 +75,7 @@ def test_monitor_push_and_feedback_dags_run_the_loop_once(airflow_env, gateway_p
     departments = sorted({p.parts[-3] for p in outboxes})
     for dept in departments:
         respond(gateway_pg.settings, dept, seed=1, today=REFERENCE_DATE)
-    reports, printed = _run(env, FEEDBACK_DAG)
+    reports, printed = _run(dagrun, FEEDBACK_DAG)
     assert {e["name"] for e in reports[FEEDBACK_DAG]["asset_events"]} >= {
         "platform.disposition",
         "platform.assistance_record",
@@ -93,7 +98,7 @@ def test_monitor_push_and_feedback_dags_run_the_loop_once(airflow_env, gateway_p
         t: _count(url, f"SELECT count(*) FROM {t}")
         for t in ("platform_warning", "lidm_push", "lidm_disposition_result", "platform_assistance_record")
     }
-    reports, printed = _run(env, MONITOR_DAG, PUSH_DAG, FEEDBACK_DAG)
+    reports, printed = _run(dagrun, MONITOR_DAG, PUSH_DAG, FEEDBACK_DAG)
     assert sum(c["raised"] for c in reports[MONITOR_DAG]["xcom"]["evaluate_rules.return_value"]["rules"].values()) == 0
     after = {t: _count(url, f"SELECT count(*) FROM {t}") for t in before}
     assert after == before

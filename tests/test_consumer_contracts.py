@@ -3,16 +3,18 @@
 Without a database: every consumer's exported contracts are valid ODCS, list exactly the columns `grants apply` puts in
 its views (and the test's own reading of the grants), never a stored token, ciphertext or credential.
 
-On the real PostgreSQL server (``make services``), with the demo city loaded and grants applied (the fixture of
-test_grants_db): the real datacontract-cli, which ``make install-dev`` installs into its own virtual environment
-(DATACONTRACT below), tests every exported contract of a department, a county bureau and the platform, logged in as
-that consumer's own LOGIN user (a member of ``lidm_c_<consumer>`` only), and every check passes.
+On the real PostgreSQL server (``make services``), with the demo city loaded and grants applied (the session's
+``grants_city``, which test_grants_db reads too): the real datacontract-cli, which ``make install-dev`` installs into
+its own virtual environment (DATACONTRACT below), tests every exported contract of a department, a county bureau and
+the platform, logged in as that consumer's own LOGIN user (a member of ``lidm_c_<consumer>`` only), and every check
+passes.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -20,9 +22,9 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-import test_grants_db
 import yaml
-from test_grants_db import City, _expected_columns
+from _grants_city import City
+from test_grants_db import _expected_columns
 from typer.testing import CliRunner
 
 from lidm import cli
@@ -36,10 +38,21 @@ from lidm.errors import ConfigError, ContractError
 
 # The Makefile's $(VENV)/datacontract, next to the environment running the tests (`make install-dev` makes it).
 DATACONTRACT = Path(sys.executable).parent.parent / "datacontract" / "bin" / "datacontract"
+BATCH = Path(__file__).with_name("_datacontract_batch.py")
 WORKERS = min(4, os.cpu_count() or 1)
 TESTED = ("education", "civil_affairs.furong", "platform")  # a department, a county bureau, the platform
 SERVER = odcs.Server("db.example", 5433, "central")
-city = test_grants_db.city  # the loaded demo city with grants applied and a LOGIN user per consumer, reused
+
+
+def _yaml(text: str):  # type: ignore[no-untyped-def]
+    """The document, read as yaml.safe_load reads it, with libyaml's parser: hundreds of contracts are read here."""
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+
+
+@pytest.fixture
+def city(grants_city: City) -> City:
+    """The session's demo city with grants applied and a LOGIN user per consumer (conftest.py), read only here."""
+    return grants_city
 
 
 def _export(consumer: str, out: Path) -> list[Path]:
@@ -59,7 +72,7 @@ def test_every_consumers_contracts_are_odcs_and_describe_exactly_its_views(tmp_p
         assert sorted(p.name for p in paths) == sorted(f"{v.contract}.odcs.yaml" for v in wanted.views), consumer
         for path, view in zip(sorted(paths), sorted(wanted.views, key=lambda v: v.contract), strict=True):
             text = path.read_text("utf-8")
-            doc = yaml.safe_load(text)
+            doc = _yaml(text)
             if consumer in TESTED:  # write() validated every one already; this is the test's own look
                 validator.validate(doc)
             (obj,) = doc["schema"]
@@ -85,7 +98,7 @@ def test_every_consumers_contracts_are_odcs_and_describe_exactly_its_views(tmp_p
 
 def test_a_county_bureaus_contract_carries_its_row_scope_and_what_it_does_not_receive(tmp_path: Path) -> None:
     (path,) = [p for p in _export("civil_affairs.furong", tmp_path) if p.name.startswith("civil_affairs.low_income")]
-    doc = yaml.safe_load(path.read_text("utf-8"))
+    doc = _yaml(path.read_text("utf-8"))
     custom = {p["property"]: p["value"] for p in doc["customProperties"]}
     assert custom["lidmRows"] == "own_districts" and custom["lidmRowFilter"] == {"district_code": ["430102"]}
     assert custom["lidmGrantedTo"] == "county_civil_affairs"
@@ -135,8 +148,10 @@ def test_the_cli_exports_one_consumer_and_refuses_what_it_cannot(
 # --------------------------------------------------------------------------- the real datacontract-cli
 
 
-def _datacontract(city: City, consumer: str, contract: Path, results: Path) -> tuple[int, dict]:
-    """`datacontract test` as the consuming team runs it, logged in as the consumer's own LOGIN user."""
+def _datacontract(city: City, consumer: str, contracts: list[Path], results: Path) -> dict[str, tuple[int, dict]]:
+    """`datacontract test` on each contract as the consuming team runs it, logged in as the consumer's own LOGIN user:
+    its exit status and JSON report by file name. The contracts share one start of datacontract-cli
+    (tests/_datacontract_batch.py runs the CLI's own `test` command on each in turn)."""
     if not DATACONTRACT.exists():
         pytest.fail(f"{DATACONTRACT} is missing; run `make install-dev` (it installs datacontract-cli)", pytrace=False)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATACONTRACT_", "PG"))}
@@ -145,12 +160,27 @@ def _datacontract(city: City, consumer: str, contract: Path, results: Path) -> t
         # PostgreSQL here trusts local logins; datacontract-cli insists on a password, which it then ignores.
         "DATACONTRACT_POSTGRES_PASSWORD": "unused",
     }
-    args = [str(DATACONTRACT), "test", str(contract), "--server", "central", "--output-format", "json"]
+    results.mkdir(parents=True, exist_ok=True)
     run = subprocess.run(
-        [*args, "--output", str(results)], env=env, capture_output=True, text=True, timeout=300, cwd=contract.parent
+        [str(DATACONTRACT.with_name("python")), str(BATCH), str(results), *map(str, contracts)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=contracts[0].parent,
     )
-    report = json.loads(results.read_text("utf-8")) if results.exists() else {}
-    return run.returncode, report | {"_stdout": run.stdout[-3000:] + run.stderr[-3000:]}
+    codes_file = results / "exit-codes.jsonl"
+    lines = codes_file.read_text("utf-8").splitlines() if codes_file.exists() else []
+    codes = {c["contract"]: c["code"] for c in map(json.loads, lines)}
+    printed = dict(re.findall(r"(?ms)^=== (\S+)\n(.*?)(?=^=== |\Z)", run.stdout))
+    out = {}
+    for contract in contracts:
+        report_file = results / f"{contract.stem}.json"
+        report = json.loads(report_file.read_text("utf-8")) if report_file.exists() else {}
+        said = printed.get(contract.name, run.stdout)[-3000:] + run.stderr[-3000:]
+        # A contract the process never finished has no exit status of its own: it failed.
+        out[contract.name] = codes.get(contract.name, run.returncode or -1), report | {"_stdout": said}
+    return out
 
 
 def _failures(report: dict) -> list[str]:
@@ -172,13 +202,19 @@ def test_datacontract_cli_passes_every_check_on_a_consumers_own_views(
     assert out.exit_code == 0, out.output
     paths = sorted((tmp_path / "contracts").glob("*.odcs.yaml"))
     assert len(paths) == len(next(w for w in desired(city.catalog) if w.consumer.id == consumer).views) > 0
-    with ThreadPoolExecutor(max_workers=WORKERS) as pool:  # each run is its own process: use the cores
-        runs = pool.map(lambda p: (p, *_datacontract(city, consumer, p, tmp_path / f"{p.stem}.json")), paths)
+    chunks = [c for c in (paths[i::WORKERS] for i in range(WORKERS)) if c]  # a process per core, each its share
+    with ThreadPoolExecutor(max_workers=WORKERS) as pool:
+        runs: dict[str, tuple[int, dict]] = {}
+        for done in pool.map(
+            lambda i: _datacontract(city, consumer, chunks[i], tmp_path / f"results{i}"), range(len(chunks))
+        ):
+            runs |= done
         passed = {}
-        for path, code, report in runs:
+        for path in paths:
+            code, report = runs[path.name]
             assert code == 0 and report.get("result") == "passed", (path.name, _failures(report), report["_stdout"])
             assert report["checks"] and not _failures(report), path.name
-            columns = {p["name"] for p in yaml.safe_load(path.read_text("utf-8"))["schema"][0]["properties"]}
+            columns = {p["name"] for p in _yaml(path.read_text("utf-8"))["schema"][0]["properties"]}
             typed = {c["field"] for c in report["checks"] if c["type"] == "field_physical_type"}
             assert typed == columns, path.name  # each column's type was read from PostgreSQL's catalogue
             passed[path.name] = len(report["checks"])
@@ -189,13 +225,13 @@ def test_datacontract_cli_passes_every_check_on_a_consumers_own_views(
 def test_datacontract_cli_fails_a_contract_the_view_does_not_match(city: City, tmp_path: Path) -> None:
     """The checks bite: a type the view does not have, or a row outside the scope, is a failed run."""
     (path,) = [p for p in _export("civil_affairs.furong", tmp_path) if p.name.startswith("civil_affairs.low_income")]
-    doc = yaml.safe_load(path.read_text("utf-8"))
+    doc = _yaml(path.read_text("utf-8"))
     doc["servers"][0] |= {"host": "127.0.0.1", "port": 5432, "database": city.database}
     props = {p["name"]: p for p in doc["schema"][0]["properties"]}
     props["monthly_amount"]["physicalType"] = "bigint"
     props["district_code"]["quality"][-1]["arguments"]["validValues"] = ["430103"]  # another county's district
     path.write_text(yaml.safe_dump(doc, allow_unicode=True, sort_keys=False), "utf-8")
-    code, report = _datacontract(city, "civil_affairs.furong", path, tmp_path / "results.json")
+    ((code, report),) = _datacontract(city, "civil_affairs.furong", [path], tmp_path / "results").values()
     assert code != 0 and report.get("result") == "failed", report["_stdout"]
     failed = " ".join(_failures(report))
     assert "monthly_amount" in failed and "district_code" in failed, failed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -10,12 +11,15 @@ import subprocess
 import sys
 import sysconfig
 import tomllib
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 import yaml
 from _veterans import CONSUMERS, DEPARTMENT, FEED, add_department
+from conftest import _throwaway_pg_database
 
 ROOT = Path(__file__).resolve().parent.parent
 GUIDE = ROOT / "docs" / "write-your-adapter.md"
@@ -112,42 +116,75 @@ def test_the_guides_are_linked():
     assert "(add-a-dataset.md)" in GUIDE.read_text("utf-8")
 
 
-@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def test_a_dataset_is_added_by_running_the_guide(tmp_path, backend, request):
-    """Every marked block of docs/add-a-dataset.md, in order, in a folder of its own: the guide's contract and
-    consumer in a copy of the catalogue, the deployment's migrations there too, the department's package installed
-    with pip into an environment of its own."""
-    from lidm_samples.declared import FAULT_REASONS
-
-    steps = _guide_steps()
-    assert [name for name, _ in steps] == STEPS
-    sdk_before = _sdk_status()
-    shutil.copytree(ROOT / "contracts", tmp_path / "contracts")
-    add_department(tmp_path / "contracts", _guide_block("## 1. The contract"))
+def _run_the_guide(root: Path, central_url: str | None) -> tuple[dict[str, str], dict[str, str]]:
+    """Every marked block of docs/add-a-dataset.md, in order, in `root`: the guide's contract and consumer in a copy of
+    the catalogue, the deployment's migrations there too, the department's package installed with pip into an
+    environment of its own. The environment the blocks ran in, and what each printed (whitespace folded)."""
+    shutil.copytree(ROOT / "contracts", root / "contracts")
+    add_department(root / "contracts", _guide_block("## 1. The contract"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LIDM_", "PIP_"))}
     env.update(
-        PATH=f"{_department_venv(tmp_path)}{os.pathsep}{env.get('PATH', '')}",
-        LIDM_HOME=str(tmp_path / ".lidm"),
-        LIDM_CONTRACTS_DIR=str(tmp_path / "contracts"),
-        LIDM_MIGRATIONS_DIR=str(tmp_path / "migrations"),
+        PATH=f"{_department_venv(root)}{os.pathsep}{env.get('PATH', '')}",
+        LIDM_HOME=str(root / ".lidm"),
+        LIDM_CONTRACTS_DIR=str(root / "contracts"),
+        LIDM_MIGRATIONS_DIR=str(root / "migrations"),
         COLUMNS="200",
         # the package is built with the setuptools this environment has, not one downloaded for the build
         PIP_NO_BUILD_ISOLATION="0",
         PIP_NO_INDEX="1",
         PIP_DISABLE_PIP_VERSION_CHECK="1",
     )
-    if backend == "postgres":
-        env["LIDM_CENTRAL_URL"] = request.getfixturevalue("pg_clean_url")
+    if central_url is not None:
+        env["LIDM_CENTRAL_URL"] = central_url
     said: dict[str, str] = {}
-    for name, script in steps:
+    for name, script in _guide_steps():
         done = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
+            ["bash", "-euo", "pipefail", "-c", script], cwd=root, env=env, capture_output=True, text=True
         )
         said[name] = " ".join(done.stdout.split())
         assert done.returncode == 0, f"step {name}:\n{script}\n{done.stdout}\n{done.stderr}"
         if name == "scaffold":
-            _fill_in_the_adapter(tmp_path / "veterans_gateway")
+            _fill_in_the_adapter(root / "veterans_gateway")
+    return env, said
 
+
+@pytest.fixture(scope="module")
+def guide_runs(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[set[str], dict[str, Future]]]:
+    """The guide run on SQLite and on PostgreSQL at once (the backends of the tests selected), each in a folder and a
+    database of its own: each run is a chain of single-threaded commands, so the two keep both cores busy. The SDK's
+    git status before them, and each backend's run (its folder, environment and output) as it will be once done."""
+    backends = {
+        item.callspec.params["backend"]
+        for item in request.session.items
+        if getattr(item, "originalname", None) == "test_a_dataset_is_added_by_running_the_guide"
+    }
+    sdk_before = _sdk_status()
+    with contextlib.ExitStack() as stack:
+        url = stack.enter_context(_throwaway_pg_database()) if "postgres" in backends else None
+        pool = stack.enter_context(ThreadPoolExecutor(max_workers=2))
+        runs = {
+            backend: pool.submit(
+                lambda folder, central: (folder, *_run_the_guide(folder, central)),
+                tmp_path_factory.mktemp(f"guide-{backend}"),
+                url if backend == "postgres" else None,
+            )
+            for backend in sorted(backends)
+        }
+        yield sdk_before, runs
+
+
+@pytest.mark.timeout(600)  # the first to run waits out both backends' runs, which share the cores
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_dataset_is_added_by_running_the_guide(backend, guide_runs):
+    """Every marked block of docs/add-a-dataset.md, in order, in a folder of its own (see `_run_the_guide`), and what
+    the guide says each step does is what it did."""
+    from lidm_samples.declared import FAULT_REASONS
+
+    assert [name for name, _ in _guide_steps()] == STEPS
+    sdk_before, runs = guide_runs
+    tmp_path, env, said = runs[backend].result()
     assert "0 errors, 0 warnings" in said["lint"], said["lint"]
     county, own = said["grants"].split("veterans: ", 1)
     assert re.search(r"veterans\.entitled_persons .*own_districts", county), county
@@ -180,6 +217,7 @@ def test_a_dataset_is_added_by_running_the_guide(tmp_path, backend, request):
         engine.dispose()
     assert loaded == loads["loaded"] and len(held) == loads["quarantined"] and set(held) == reasons
     assert FEED in json.loads((tmp_path / "contracts" / "catalog.lock.json").read_text("utf-8"))
+    wait(runs.values())  # the other backend's run too: neither wrote into the SDK
     assert _sdk_status() == sdk_before  # nothing written into the SDK
     if backend == "postgres":
         _a_county_bureau_reads_its_own_districts(tmp_path, env)

@@ -1,10 +1,9 @@
 """Grants enforced by PostgreSQL itself: a consumer's login reads its views, and PostgreSQL refuses the rest.
 
-Needs the real PostgreSQL server (``make services``). The demo city (800 people) is loaded once into a throwaway
-database, the monitor raises its warnings, ``apply`` makes the roles and views; then each tested consumer gets a
-LOGIN user holding ``lidm_c_<consumer>``, and every read is made over a connection AS that user.
-Roles are cluster-wide: the LOGIN users carry a random suffix, and the ``lidm_c_*`` roles this module created
-are dropped at the end (after the database is gone) unless another database still uses them.
+Needs the real PostgreSQL server (``make services``). The demo city (800 people) is loaded once a session into a
+throwaway database (tests/_grants_city.py), the monitor raises its warnings, ``apply`` makes the roles and views; then
+each tested consumer gets a LOGIN user holding ``lidm_c_<consumer>``, and every read is made over a connection AS that
+user. A test that changes the city (a grant, a privilege, a row) puts it back before it ends.
 """
 
 from __future__ import annotations
@@ -14,85 +13,33 @@ import dataclasses
 import re
 import secrets
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import UTC, date, datetime
 from pathlib import Path
 
 import psycopg
 import pytest
 import sqlalchemy as sa
-from conftest import PG_ADMIN_DSN, _throwaway_pg_database
-from lidm_samples.demo import demo_settings, run_demo
+from _grants_city import CONSUMERS, City, _admin
 from psycopg import errors
 from typer.testing import CliRunner
 
 from lidm import cli
 from lidm.central import release
-from lidm.central.grants import ApplyResult, apply, desired, plan, role_name, schema_name
+from lidm.central.grants import apply, desired, plan, role_name, schema_name
 from lidm.config import Settings
 from lidm.contracts import load_catalog
 from lidm.contracts.load import ContractCatalog
 from lidm.contracts.model import Contract, Grant, GrantLevel, Protection
 from lidm.errors import ContractError, LidmError
-from lidm.keys import Keyring, load_keyring
-from lidm.monitor.happiness import build_assistance_records
-from lidm.monitor.lifecycle import monitor
 
 pytestmark = pytest.mark.postgres
 
-CONSUMERS = ("platform", "education", "hr_social_security", "civil_affairs.furong", "justice")
 FURONG = ("430102",)
 
 
-@dataclass
-class City:
-    url: str
-    database: str
-    engine: sa.Engine
-    catalog: ContractCatalog
-    first: ApplyResult
-    users: dict[str, str]  # consumer -> LOGIN user holding its role
-    keyring: Keyring
-
-
-def _admin(database: str = "postgres") -> psycopg.Connection:
-    return psycopg.connect(PG_ADMIN_DSN.replace("dbname=postgres", f"dbname={database}"), autocommit=True)
-
-
-def _consumer_roles() -> set[str]:
-    with _admin() as conn:
-        return {r for (r,) in conn.execute("SELECT rolname FROM pg_roles WHERE starts_with(rolname, 'lidm_c_')")}
-
-
-@pytest.fixture(scope="module")
-def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[City]:
-    """The demo city in a throwaway database, its warnings raised, grants applied, a LOGIN user per consumer."""
-    before = _consumer_roles()
-    suffix = secrets.token_hex(4)
-    users = {c: f"lidm_t_{c.replace('.', '__')}_{suffix}" for c in CONSUMERS}
-    try:
-        with _throwaway_pg_database() as url:
-            home = tmp_path_factory.mktemp("grants")
-            run_demo(home, size=800, bad=0, central_url=url)
-            monitor(demo_settings(home, url), as_of=date(2026, 11, 27))
-            catalog = load_catalog()
-            engine = sa.create_engine(url)
-            build_assistance_records(engine, catalog, now=datetime(2026, 11, 28, tzinfo=UTC))  # the happiness list
-            keyring = load_keyring(demo_settings(home, url))
-            first = apply(engine, catalog, keyring=keyring)
-            with _admin() as admin:
-                for consumer, user in users.items():
-                    admin.execute(f'CREATE ROLE "{user}" LOGIN')
-                    admin.execute(f'GRANT "{role_name(consumer)}" TO "{user}"')
-            yield City(url, url.rsplit("/", 1)[1], engine, catalog, first, users, keyring)
-            engine.dispose()
-    finally:
-        with _admin() as admin:
-            for user in users.values():
-                admin.execute(f'DROP ROLE IF EXISTS "{user}"')
-            for role in sorted(_consumer_roles() - before):
-                with contextlib.suppress(errors.DependentObjectsStillExist):  # another database uses it now
-                    admin.execute(f'DROP ROLE "{role}"')
+@pytest.fixture
+def city(grants_city: City) -> City:
+    """The session's demo city (conftest.py): a test that changes it puts it back before it ends."""
+    return grants_city
 
 
 @contextlib.contextmanager
