@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 from datetime import UTC, datetime, timedelta
@@ -277,8 +278,8 @@ def test_the_same_drop_delivered_again_after_a_recall_is_loaded_not_refused_as_a
 
 
 def test_the_daily_housekeeping_dag_purges(airflow_env, gateway_pg, tmp_path):
-    from test_airflow_dags import _gateway_env
-    from test_airflow_monitoring import _run
+    from test_airflow_dags import _dagrun, _gateway_env
+    from test_airflow_monitoring import DAG_FILE, _run
 
     from lidm.integrations.airflow.monitor_dags import HOUSEKEEPING_DAG
 
@@ -294,7 +295,7 @@ def test_the_daily_housekeeping_dag_purges(airflow_env, gateway_pg, tmp_path):
         "LIDM_CONTRACTS_DIR": str(_with_retention(tmp_path)),
         "LIDM_QUARANTINE_RETENTION": "P30D",
     }
-    reports, _ = _run(env, HOUSEKEEPING_DAG)
+    reports, _ = _run(functools.partial(_dagrun, env, dag_file=DAG_FILE), HOUSEKEEPING_DAG)
     report = reports[HOUSEKEEPING_DAG]
     assert report["dag"]["schedule"] == "@daily" or "daily" in json.dumps(report["dag"]["schedule"])
     purged = report["xcom"]["purge_expired.return_value"]
