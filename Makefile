@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 UV     := $(BIN)/uv
+# pytest processes for `make test`: each takes a test module whole (its module fixtures are built once).
+TEST_WORKERS ?= 2
 
 .PHONY: demo test install install-dev services lint format clean
 
@@ -39,7 +41,7 @@ demo: install
 ## Installs dev dependencies, makes sure PostgreSQL, MariaDB + ODBC and OpenSSH are there, runs pytest.
 test: install-dev services
 	$(BIN)/lint-imports
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 services:
 	bash scripts/services.sh

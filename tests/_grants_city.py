@@ -18,9 +18,8 @@ from pathlib import Path
 
 import psycopg
 import sqlalchemy as sa
-from conftest import PG_ADMIN_DSN, _throwaway_pg_database
+from conftest import PG_ADMIN_DSN, _throwaway_pg_database, consumer_roles, drop_consumer_roles_made_since
 from lidm_samples.demo import demo_settings, run_demo
-from psycopg import errors
 
 from lidm.central.grants import ApplyResult, apply, role_name
 from lidm.contracts import load_catalog
@@ -47,15 +46,10 @@ def _admin(database: str = "postgres") -> psycopg.Connection:
     return psycopg.connect(PG_ADMIN_DSN.replace("dbname=postgres", f"dbname={database}"), autocommit=True)
 
 
-def _consumer_roles() -> set[str]:
-    with _admin() as conn:
-        return {r for (r,) in conn.execute("SELECT rolname FROM pg_roles WHERE starts_with(rolname, 'lidm_c_')")}
-
-
 @contextlib.contextmanager
 def built_city(home: Path) -> Iterator[City]:
     """The demo city in a throwaway database, its warnings raised, grants applied, a LOGIN user per consumer."""
-    before = _consumer_roles()
+    before = consumer_roles()
     suffix = secrets.token_hex(4)
     users = {c: f"lidm_t_{c.replace('.', '__')}_{suffix}" for c in CONSUMERS}
     try:
@@ -77,6 +71,4 @@ def built_city(home: Path) -> Iterator[City]:
         with _admin() as admin:
             for user in users.values():
                 admin.execute(f'DROP ROLE IF EXISTS "{user}"')
-            for role in sorted(_consumer_roles() - before):
-                with contextlib.suppress(errors.DependentObjectsStillExist):  # another database uses it now
-                    admin.execute(f'DROP ROLE "{role}"')
+        drop_consumer_roles_made_since(before)

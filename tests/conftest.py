@@ -128,6 +128,49 @@ def pg_migrated_url(_pg_migrated_template: str) -> Iterator[str]:
         yield url
 
 
+# ------------------------------------------------------------------ consumer roles (cluster-wide, shared)
+
+
+def consumer_roles() -> set[str]:
+    """The cluster's ``lidm_c_*`` roles: `lidm grants apply` makes one per consumer, and every database shares them."""
+    with _pg_admin() as admin:
+        return {r for (r,) in admin.execute("SELECT rolname FROM pg_roles WHERE starts_with(rolname, 'lidm_c_')")}
+
+
+def _drop_unused_roles(roles: set[str]) -> None:
+    with _pg_admin() as admin:
+        for role in sorted(roles):
+            with contextlib.suppress(psycopg.errors.DependentObjectsStillExist):  # another database uses it
+                admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+def drop_consumer_roles_made_since(before: set[str]) -> None:
+    """Drop the ``lidm_c_*`` roles made since `before` that no database uses any more.
+
+    Under pytest-xdist another worker may be between creating such a role and granting to it (`apply` of its own
+    database), so a worker leaves them and the controlling process drops them once every worker has finished."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    _drop_unused_roles(consumer_roles() - before)
+
+
+_ROLES_BEFORE = pytest.StashKey[set[str]]()  # the controller's: the roles there were before the run
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER") or not getattr(session.config.option, "numprocesses", None):
+        return
+    with contextlib.suppress(psycopg.OperationalError, pytest.fail.Exception):  # the tests that need it say why
+        session.config.stash[_ROLES_BEFORE] = consumer_roles()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    before = session.config.stash.get(_ROLES_BEFORE, None)
+    if before is not None:
+        with contextlib.suppress(psycopg.OperationalError, pytest.fail.Exception):
+            _drop_unused_roles(consumer_roles() - before)
+
+
 # --------------------------------------------------------------------------- MariaDB over ODBC
 
 MARIADB_DRIVER = "MariaDB Unicode"

@@ -12,7 +12,6 @@ to ``test-artifacts/fault-suite.md``.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import errno
 import io
@@ -61,7 +60,7 @@ from _faults import (
     sftp_url,
     xlsx_adapter,
 )
-from conftest import PG_ADMIN_DSN
+from conftest import PG_ADMIN_DSN, consumer_roles, drop_consumer_roles_made_since
 from fault_suite_table import CaseRecord, write_table
 from lidm_samples import generate_people, generate_roster, roster_rows
 from lidm_samples.people import id_check_char
@@ -816,7 +815,7 @@ def c_unauthorized_consumer_query(ctx: Ctx) -> str:
     engine = sa.create_engine(ctx.url)
     ctx.request.addfinalizer(engine.dispose)
     admin = psycopg.connect(PG_ADMIN_DSN, autocommit=True)
-    before = {r for (r,) in admin.execute("SELECT rolname FROM pg_roles WHERE starts_with(rolname, 'lidm_c_')")}
+    before = consumer_roles()
     user = f"lidm_t_fault_{secrets.token_hex(4)}"
 
     def cleanup() -> None:
@@ -829,10 +828,7 @@ def c_unauthorized_consumer_query(ctx: Ctx) -> str:
                 for (role,) in d.execute("SELECT rolname FROM pg_roles WHERE starts_with(rolname, 'lidm_c_')"):
                     if role not in before:
                         d.execute(f'DROP OWNED BY "{role}"')
-            for (role,) in a.execute("SELECT rolname FROM pg_roles WHERE starts_with(rolname, 'lidm_c_')").fetchall():
-                if role not in before:
-                    with contextlib.suppress(psycopg.Error):
-                        a.execute(f'DROP ROLE "{role}"')
+        drop_consumer_roles_made_since(before)
 
     ctx.request.addfinalizer(cleanup)
     admin.close()

@@ -18,7 +18,7 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 import yaml
-from conftest import PG_ADMIN_DSN
+from conftest import PG_ADMIN_DSN, consumer_roles, drop_consumer_roles_made_since
 from lidm_samples.demo import demo_settings, run_demo
 from lidm_samples.departments.civil_affairs.home_visit import visit_cohorts
 from lidm_samples.people import REFERENCE_DATE, REFERENCE_TIME
@@ -190,16 +190,11 @@ def _charity_view(url: str, sql: str) -> list[tuple]:
         return conn.execute(sql).fetchall()
 
 
-def _consumer_roles() -> set[str]:
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        return {r for (r,) in conn.execute("SELECT rolname FROM pg_roles WHERE starts_with(rolname, 'lidm_c_')")}
-
-
 @pytest.mark.postgres
 def test_the_needs_list_and_the_charitys_own_view_on_postgresql(tmp_path: Path, pg_clean_url: str) -> None:
     from lidm.central.grants import apply, schema_name
 
-    before = _consumer_roles()
+    before = consumer_roles()
     try:
         with _city(tmp_path, pg_clean_url) as city:
             _check_the_list(city)
@@ -222,10 +217,7 @@ def test_the_needs_list_and_the_charitys_own_view_on_postgresql(tmp_path: Path, 
             with pytest.raises(psycopg.errors.InsufficientPrivilege):
                 _charity_view(pg_clean_url, "SELECT count(*) FROM public.platform_needs")
     finally:
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as admin:
-            for role in sorted(_consumer_roles() - before):
-                with contextlib.suppress(psycopg.errors.DependentObjectsStillExist):
-                    admin.execute(f'DROP ROLE "{role}"')
+        drop_consumer_roles_made_since(before)
 
 
 def test_the_needs_mapping_is_checked_against_the_contracts(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
-from conftest import _pg_admin
+from conftest import _pg_admin, consumer_roles, drop_consumer_roles_made_since
 from lidm_samples.demo import run_demo, run_loop
 from psycopg import errors
 from typer.testing import CliRunner
@@ -51,17 +51,12 @@ class Deployment:
         return f"postgresql+psycopg://{user}@127.0.0.1:5432/{self.database}"
 
 
-def _consumer_roles() -> set[str]:
-    with _pg_admin() as admin:
-        return {r for (r,) in admin.execute("SELECT rolname FROM pg_roles WHERE rolname LIKE 'lidm\\_c\\_%'")}
-
-
 @pytest.fixture
 def deployment(tmp_path: Path) -> Iterator[Deployment]:
     """A database owned by an administrator role; `db upgrade` and `grants apply` run as it, with LIDM_ADMIN_URL."""
     suffix = secrets.token_hex(4)
     name, owner, loader = f"lidm_roles_{suffix}", f"lidm_t_owner_{suffix}", f"lidm_t_loader_{suffix}"
-    before = _consumer_roles()
+    before = consumer_roles()
     with _pg_admin() as admin:
         admin.execute(f'CREATE ROLE "{owner}" LOGIN CREATEROLE')
         admin.execute(f'CREATE DATABASE "{name}" OWNER "{owner}"')
@@ -87,9 +82,10 @@ def deployment(tmp_path: Path) -> Iterator[Deployment]:
                 (name,),
             )
             admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            for role in (loader, owner, *sorted(_consumer_roles() - before)):
-                with contextlib.suppress(errors.DependentObjectsStillExist):  # another database uses it now
+            for role in (loader, owner):
+                with contextlib.suppress(errors.DependentObjectsStillExist):
                     admin.execute(f'DROP ROLE IF EXISTS "{role}"')
+        drop_consumer_roles_made_since(before)
 
 
 @contextlib.contextmanager
