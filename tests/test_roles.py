@@ -170,8 +170,8 @@ def test_the_loaders_workers_stage_where_no_consumer_can_look(deployment: Deploy
     monkeypatch.setenv("LIDM_CHUNK_ROWS", "100")
     monkeypatch.setenv("LIDM_WORKERS", "2")
     relayed = []
-    real = loader_module.BatchWriter.write_csv
-    monkeypatch.setattr(loader_module.BatchWriter, "write_csv", lambda w, data: relayed.append(data) or real(w, data))
+    real = loader_module.BatchWriter.write_copy
+    monkeypatch.setattr(loader_module.BatchWriter, "write_copy", lambda w, data: relayed.append(data) or real(w, data))
     _, results = run_demo(
         deployment.settings.home, size=400, bad=2, central_url=deployment.url(deployment.loader), feeds=FEEDS[:1]
     )

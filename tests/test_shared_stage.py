@@ -46,8 +46,8 @@ def _run(settings: Settings, src: str):  # type: ignore[no-untyped-def]
 def test_workers_stage_the_rows_and_the_batch_drops_the_stage(gateway, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     settings, src = gateway
     relayed = []
-    real = loader.BatchWriter.write_csv
-    monkeypatch.setattr(loader.BatchWriter, "write_csv", lambda self, data: relayed.append(data) or real(self, data))
+    real = loader.BatchWriter.write_copy
+    monkeypatch.setattr(loader.BatchWriter, "write_copy", lambda self, data: relayed.append(data) or real(self, data))
     result = _run(settings, src)
     assert result.status == "loaded" and result.extracted == ROWS == result.loaded + result.quarantined
     assert relayed == [], "every chunk went to a worker, which staged it: no row came back to the loading process"

@@ -282,7 +282,7 @@ def test_0021_keeps_what_consumers_were_released(pg_clean_url, tmp_path, monkeyp
 
 
 def test_copy_renders_binary_columns_as_bytea_text_column_wise():
-    from lidm.central.loader import bytea_text, to_csv
+    from lidm.central.copyin import bytea_text, to_csv
 
     values = pa.array([b"\x00\xff", None, b"", b"abc", None, bytes(range(256))], pa.binary())
     expected = ["\\x00ff", None, "\\x", "\\x616263", None, "\\x" + bytes(range(256)).hex()]

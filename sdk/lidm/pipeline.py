@@ -350,7 +350,7 @@ def _load(
         batch_id=batch_id,
         city_prefix=feed.settings.city_prefix,
         timezone=feed.settings.timezone,
-        csv_columns=writer.copy_columns,
+        copy_input=writer.copy_input,
     )
     content = hashlib.sha256()
     file = src.meta.get("file", src.name)
@@ -364,7 +364,7 @@ def _load(
             result.extracted += part.rows + _hold_malformed(feed, src, reasons, writer)
             content.update(part.digests)
             reasons.update(part.reasons)
-            writer.take(part.quarantine, part.csv, part.protected)
+            writer.take(part.quarantine, part.copy, part.protected)
             if part.newest is not None and (newest is None or part.newest > newest):
                 newest = part.newest
             if progress:

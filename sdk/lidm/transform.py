@@ -34,8 +34,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from lidm.adapter import Adapter
-from lidm.central.loader import SOURCE_LINE, SOURCE_ROW, to_csv
-from lidm.central.schema import compact_meta
+from lidm.central.copyin import CopyInput
+from lidm.central.loader import SOURCE_LINE, SOURCE_ROW
 from lidm.conform import conform
 from lidm.contracts import Contract
 from lidm.contracts.model import Classification, Field, LogicalType, Protection
@@ -59,7 +59,7 @@ class Transformed:
     quarantine: list[dict[str, Any]]
     reasons: Counter[str] = field(default_factory=Counter)
     digests: bytes = b""  # the row digests in source order: the batch's content digest is their hash
-    csv: bytes | None = None  # `protected` already as COPY input, when the writer takes CSV
+    copy: bytes | None = None  # `protected` already as COPY input, where the writer takes COPY
     newest: Any = None  # the newest record time among the rows that will load (the contract's record_time field)
 
 
@@ -82,16 +82,14 @@ class ChunkTransform:
         batch_id: str,
         city_prefix: str,
         timezone: str,
-        csv_columns: list[str] | None = None,
+        copy_input: CopyInput | None = None,
     ) -> None:
         self.adapter, self.contract, self.keyring = adapter, contract, keyring
         self.feed, self.batch_id = feed, batch_id
         self.validator = Validator(contract, city_prefix, timezone)
         self.protector = Protector(contract, keyring)
-        self.csv_columns = csv_columns  # render CSV here, in the worker, rather than in the loading process
+        self.copy_input = copy_input  # render COPY input here, in the worker, rather than in the loading process
         self.token_columns = [col for _f, col, kind in contract.output_columns() if kind is Protection.TOKEN]
-        # what the database stores as bytes but Python holds as hex: the tokens, and the row digest (migration 0024)
-        self.hex_columns = [*self.token_columns, *(["_row_digest"] if compact_meta(contract) else [])]
         # Keyed row digests (change detection), never plain hashes of personal data.
         self.digest_key = hashlib.blake2b(keyring.token.root_key, digest_size=32, person=b"lidm-row").digest()
         self.locate = locating_columns(contract, adapter)
@@ -116,10 +114,10 @@ class ChunkTransform:
             (SOURCE_LINE, checked.valid[LINE] if LINE in checked.valid.column_names else pa.nulls(n, pa.int64())),
         ):
             protected = protected.append_column(name, col)
-        if self.csv_columns is None:
+        if self.copy_input is None:
             out.protected = protected
         else:
-            out.csv = to_csv(protected.select(self.csv_columns), self.hex_columns)
+            out.copy = self.copy_input.render(protected)
         return out
 
     def fingerprint(self, chunk: pa.Table) -> tuple[pa.Table, pa.Array]:
@@ -302,9 +300,9 @@ def _release_sockets() -> None:
 def _run_in_worker(chunk: pa.Table) -> Transformed:
     assert _WORKER is not None
     out = _WORKER(chunk)
-    if _SINK is not None and out.csv is not None:
-        _SINK(out.csv)  # staged by this process: the rows never travel back through the pool's pipes
-        out.csv = None
+    if _SINK is not None and out.copy is not None:
+        _SINK(out.copy)  # staged by this process: the rows never travel back through the pool's pipes
+        out.copy = None
     return out
 
 

@@ -10,18 +10,16 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 import sqlalchemy as sa
 from sqlalchemy.dialects import sqlite
 
+from lidm.central.copyin import CopyInput
 from lidm.central.schema import Token, quarantine
 from lidm.central.stage import SharedStage, StageCopier, stage_name
 from lidm.contracts.model import Classification, Contract, Protection
@@ -29,48 +27,6 @@ from lidm.contracts.model import Classification, Contract, Protection
 SOURCE_ROW = "_source_row"
 SOURCE_LINE = "_source_line"  # a text file's line where the row starts: duplicates are reported by line too
 DUPLICATES_PER_FETCH = 5_000  # rows of repeated keys read at a time to be held back
-
-
-_DIGITS = b"0123456789abcdef"
-# byte -> its two hex digits as one little-endian uint16, so one gather writes both characters
-_HEX16 = np.frombuffer(b"".join(bytes((_DIGITS[v >> 4], _DIGITS[v & 15])) for v in range(256)), "<u2")
-_PREFIX16 = np.frombuffer(b"\\x", "<u2")[0]
-
-
-def to_csv(table: pa.Table, hex_columns: Collection[str] = ()) -> bytes:
-    """COPY … FROM STDIN (FORMAT csv) input, without a header: what the stage takes on PostgreSQL.
-
-    bytea columns go in bytea's text form ``\\x`` + hex: binary ones (a sealed row) hex-encoded here, and
-    `hex_columns` (tokens, which Python holds as hex text) prefixed. Column-wise, no Python loop per value."""
-    cols = []
-    for name, col in zip(table.column_names, table.columns, strict=True):
-        if pa.types.is_binary(col.type):
-            col = bytea_text(col.combine_chunks())
-        elif name in hex_columns:
-            col = pc.binary_join_element_wise(pa.scalar("\\x"), col, "")
-        cols.append(col)
-    buf = pa.BufferOutputStream()
-    pacsv.write_csv(
-        pa.table(cols, names=table.column_names), buf, pacsv.WriteOptions(include_header=False, quoting_style="needed")
-    )
-    return buf.getvalue().to_pybytes()
-
-
-def bytea_text(values: pa.Array) -> pa.Array:
-    """Binary values as PostgreSQL's bytea text (``\\x0a1b…``); null stays null. Vectorised with numpy: every byte
-    becomes its two hex digits in one table lookup (a uint16 each), then ``\\x`` (one more) goes before each value."""
-    n = len(values)
-    valid = np.asarray(values.is_valid(), dtype=bool)
-    values = values.fill_null(b"")
-    offsets = np.frombuffer(values.buffers()[1], np.int32, n + 1, values.offset * 4).astype(np.int64)
-    data = values.buffers()[2]
-    start, end = int(offsets[0]), int(offsets[-1])
-    body = np.frombuffer(data, np.uint8)[start:end] if data is not None and end > start else np.empty(0, np.uint8)
-    pairs = np.insert(_HEX16[body], offsets[:-1][valid] - start, _PREFIX16)  # "\\x" before each valid value
-    before = np.concatenate(([0], np.cumsum(valid)))  # valid values before each one: one prefix pair each
-    new_offsets = (2 * (offsets - start + before)).astype(np.int32)
-    out = pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(new_offsets), pa.py_buffer(pairs.view(np.uint8))])
-    return pc.if_else(pa.array(valid), out, pa.scalar(None, pa.string()))
 
 
 def _json_value(value: Any) -> str:
@@ -129,27 +85,27 @@ class BatchWriter:
             self.stage.drop(conn, checkfirst=True)
             self.stage.create(conn)
         self.quarantined = 0
-
-    @property
-    def copy_columns(self) -> list[str] | None:
-        """The column order of write_csv's input, where the database takes COPY; None elsewhere."""
-        return [c.name for c in self.stage.columns] if self.dialect == "postgresql" else None
+        # PostgreSQL takes the stage's rows by COPY, binary where every column's type allows; SQLite by INSERT.
+        hex_columns = [c.name for c in self.stage.columns if isinstance(c.type, Token)]  # Digest too
+        self.copy_input = CopyInput(self.stage, conn.dialect, hex_columns) if self.dialect == "postgresql" else None
 
     @property
     def sink(self) -> StageCopier | None:
         """What a worker process stages its chunks with, when the stage is shared; None: hand them back."""
-        return self.shared.copier(self.copy_columns or []) if self.shared is not None else None
+        if self.shared is None or self.copy_input is None:
+            return None
+        return self.shared.copier(self.copy_input)
 
-    def take(self, quarantine: list[dict[str, Any]], csv: bytes | None, protected: pa.Table | None) -> None:
+    def take(self, quarantine: list[dict[str, Any]], copy: bytes | None, protected: pa.Table | None) -> None:
         """One transformed chunk: its held-back rows, and its rows unless a worker staged them already."""
         if quarantine:
             self.quarantine(quarantine)
-        elif csv is None and (protected is None or not protected.num_rows):
+        elif copy is None and (protected is None or not protected.num_rows):
             # Workers staged the rows: the batch's transaction says something anyway, as it did when it staged
             # them itself, or the server would take a long batch for a hung one and end it (its idle timeout).
             self.conn.execute(sa.text("SELECT 1"))
-        if csv is not None:
-            self.write_csv(csv)
+        if copy is not None:
+            self.write_copy(copy)
         elif protected is not None and protected.num_rows:
             self.write(protected)
 
@@ -157,20 +113,19 @@ class BatchWriter:
         """Stage a protected chunk whose columns are the table's columns plus the source row number."""
         if chunk.num_rows == 0:
             return
-        chunk = chunk.select([c.name for c in self.stage.columns])
-        if self.dialect == "postgresql":
-            self.write_csv(to_csv(chunk, [c.name for c in self.stage.columns if isinstance(c.type, Token)]))
+        if self.copy_input is not None:
+            self.write_copy(self.copy_input.render(chunk))
         else:
-            self.conn.execute(self.stage.insert(), chunk.to_pylist())
+            self.conn.execute(self.stage.insert(), chunk.select([c.name for c in self.stage.columns]).to_pylist())
 
-    def write_csv(self, data: bytes | memoryview) -> None:
-        """Stage rows already rendered as CSV in `copy_columns` order (PostgreSQL only)."""
+    def write_copy(self, data: bytes | memoryview) -> None:
+        """Stage rows already rendered by `copy_input` (PostgreSQL only)."""
         if not data:
             return
-        cols = ", ".join(f'"{c}"' for c in self.copy_columns or [])
+        assert self.copy_input is not None
         raw = self.conn.connection.driver_connection
         stage = self.conn.dialect.identifier_preparer.format_table(self.stage)
-        with raw.cursor() as cur, cur.copy(f"COPY {stage} ({cols}) FROM STDIN (FORMAT csv)") as copy:
+        with raw.cursor() as cur, cur.copy(self.copy_input.statement(stage)) as copy:
             copy.write(data)
 
     def quarantine(self, rows: list[dict[str, Any]]) -> None:

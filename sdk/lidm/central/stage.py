@@ -15,6 +15,7 @@ import logging
 
 import sqlalchemy as sa
 
+from lidm.central.copyin import CopyInput
 from lidm.central.refusal import sqlstate, transient
 from lidm.errors import CentralUnavailable
 
@@ -75,10 +76,10 @@ class SharedStage:
             conn.connection.driver_connection.execute(statement.format(names, sql.Literal(comment)))
         return self.table
 
-    def copier(self, columns: list[str]) -> StageCopier:
+    def copier(self, copy_input: CopyInput) -> StageCopier:
         """What a worker calls with each chunk's COPY input."""
         assert self.table is not None, "create the stage first"
-        return StageCopier(self.workers_engine, self.table, columns, self.feed, self.batch_id)
+        return StageCopier(self.workers_engine, self.table, copy_input, self.feed, self.batch_id)
 
     def discard(self) -> None:
         """Drop the stage if the batch did not (rejected, unchanged, failed); the feed's next run would, anyway."""
@@ -106,10 +107,9 @@ class StageCopier:
     read by nobody but the batch's transaction, which applies every chunk or none.
     """
 
-    def __init__(self, engine: sa.Engine, stage: sa.Table, columns: list[str], feed: str, batch_id: str) -> None:
+    def __init__(self, engine: sa.Engine, stage: sa.Table, copy_input: CopyInput, feed: str, batch_id: str) -> None:
         self.engine, self.feed, self.batch_id = engine, feed, batch_id
-        quoted = ", ".join(f'"{c}"' for c in columns)
-        self.statement = f"COPY {_qualified(engine, stage)} ({quoted}) FROM STDIN (FORMAT csv)"
+        self.statement = copy_input.statement(_qualified(engine, stage))
 
     def __call__(self, data: bytes) -> None:
         """COPY one chunk into the stage; a failure says what failed, never what the rows held."""
