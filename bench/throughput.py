@@ -151,7 +151,6 @@ def load_mariadb(work: Path, rows: int) -> str:
     if marker.exists():
         return odbc
     cols = ", ".join(f"{c} VARCHAR({200 if c == 'jzdz' else 50})" for c in population.COLUMNS)
-    cols += ", PRIMARY KEY (sfzh)"  # the department's key: what a paged read orders by
     sql = (
         f"DROP DATABASE IF EXISTS {name}; CREATE DATABASE {name} CHARACTER SET utf8mb4; USE {name}; "
         f"CREATE TABLE t_population ({cols}); "
@@ -159,6 +158,9 @@ def load_mariadb(work: Path, rows: int) -> str:
         "CHARACTER SET utf8mb4 FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' IGNORE 1 LINES "
         f"({', '.join('@' + c for c in population.COLUMNS)}) SET "
         + ", ".join(f"{c} = NULLIF(@{c}, '')" for c in population.COLUMNS)
+        # The department's key, what a paged read orders by: added after the load, so InnoDB sorts the rows once
+        # instead of inserting 10M random keys into its clustered index (hours with the default buffer pool).
+        + "; ALTER TABLE t_population ADD PRIMARY KEY (sfzh)"
     )
     subprocess.run(["mysql", "--local-infile=1", "-h127.0.0.1", "-uroot", "-e", sql], check=True)
     marker.write_text("")
