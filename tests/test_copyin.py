@@ -171,3 +171,23 @@ def test_text_that_is_not_hex_is_refused_without_showing_it() -> None:
         unhex(pa.array(["11010519491231002X"]))
     assert "11010519491231002X" not in str(caught.value)
     assert unhex(pa.array(["0aff", None, ""])).to_pylist() == [b"\x0a\xff", None, b""]
+
+
+def test_large_and_fixed_width_arrow_types_render_like_the_plain_ones() -> None:
+    """A reader may hand over large_string / large_binary / fixed-size binary (64-bit offsets, no offsets at all):
+    the bytes sent must be those of the plain types, never offsets misread as values."""
+    stage = sa.Table(
+        "s", sa.MetaData(), sa.Column("t", Token()), sa.Column("b", sa.LargeBinary), sa.Column("x", sa.Text)
+    )
+    from sqlalchemy.dialects import postgresql
+
+    copy_input = CopyInput(stage, postgresql.dialect(), ["t"])
+    plain = pa.table({"t": ["0aff", None], "b": pa.array([b"ab", None]), "x": ["张三", None]})
+    wide = pa.table(
+        {
+            "t": pa.array(["0aff", None], pa.large_string()),
+            "b": pa.array([b"ab", None], pa.binary(2)),
+            "x": pa.array(["张三", None], pa.large_string()),
+        }
+    )
+    assert copy_input.render(wide) == copy_input.render(plain)

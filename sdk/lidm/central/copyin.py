@@ -184,10 +184,10 @@ def _text(values: pa.Array) -> list[pa.Array]:
 
 
 def _bytea(values: pa.Array) -> list[pa.Array]:
-    if pa.types.is_binary(values.type):
+    """Bytes as they are (a sealed row); text as the hex it spells (tokens and digests, as Python holds them)."""
+    t = values.type
+    if pa.types.is_binary(t) or pa.types.is_large_binary(t) or pa.types.is_fixed_size_binary(t):
         return _varying(values)
-    if pa.types.is_null(values.type):
-        return _varying(values.cast(pa.binary()))
     return _varying(unhex(values))
 
 
