@@ -208,20 +208,22 @@ class BatchWriter:
             self.conn.execute(sa.text(f"SET LOCAL work_mem = '{self.work_mem}'"))  # until the batch commits
         counts = LoadCounts(duplicates=self._quarantine_duplicates())
         s, t = self.stage, self.table
-        count = lambda q: self.conn.execute(q).scalar_one()  # noqa: E731
-        counts.loaded = count(sa.select(sa.func.count()).select_from(s))
-        joined = s.join(t, self._key_match(s, t))
-        counts.unchanged = count(
-            sa.select(sa.func.count())
-            .select_from(joined)
-            .where(t.c._row_digest == s.c._row_digest, t.c._retired_batch.is_(None))
-        )
-        existing = count(sa.select(sa.func.count()).select_from(joined))
+        # The three counts in one pass over the stage and its join, not three.
+        unchanged = sa.and_(t.c._row_digest == s.c._row_digest, t.c._retired_batch.is_(None))
+        loaded, existing, counts.unchanged = self.conn.execute(
+            sa.select(
+                sa.func.count(),
+                sa.func.count(t.c[self.key[0]]),
+                sa.func.coalesce(sa.func.sum(sa.case((unchanged, 1), else_=0)), 0),
+            ).select_from(s.outerjoin(t, self._key_match(s, t)))
+        ).one()
+        counts.loaded = loaded
         counts.inserted = counts.loaded - existing
         counts.updated = existing - counts.unchanged
 
         if retire_missing:
-            counts.live_before = count(sa.select(sa.func.count()).select_from(t).where(t.c._retired_batch.is_(None)))
+            live = sa.select(sa.func.count()).select_from(t).where(t.c._retired_batch.is_(None))
+            counts.live_before = self.conn.execute(live).scalar_one()
         self._apply()
         if retire_missing:
             counts.retired = self._retire()
