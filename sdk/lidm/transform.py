@@ -89,7 +89,6 @@ class ChunkTransform:
         self.validator = Validator(contract, city_prefix, timezone)
         self.protector = Protector(contract, keyring)
         self.copy_input = copy_input  # render COPY input here, in the worker, rather than in the loading process
-        self.token_columns = [col for _f, col, kind in contract.output_columns() if kind is Protection.TOKEN]
         # Keyed row digests (change detection), never plain hashes of personal data.
         self.digest_key = hashlib.blake2b(keyring.token.root_key, digest_size=32, person=b"lidm-row").digest()
         self.locate = locating_columns(contract, adapter)

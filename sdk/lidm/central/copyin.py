@@ -137,16 +137,13 @@ def _fixed(values: np.ndarray, valid: np.ndarray | None = None) -> list[pa.Array
     out[:, :4] = np.frombuffer(width.to_bytes(4, "big"), np.uint8)
     out[:, 4:] = values
     if valid is None or valid.all():
-        offsets = np.arange(0, (n + 1) * (4 + width), 4 + width, dtype=np.int32)
-        data = out.ravel()
-    else:
-        sizes = np.where(valid, 4 + width, 4).astype(np.int32)
-        offsets = np.concatenate(([0], np.cumsum(sizes, dtype=np.int32))).astype(np.int32)
-        out[~valid, :4] = _NULL
-        keep = np.ones((n, 4 + width), bool)
-        keep[~valid, 4:] = False
-        data = out[keep]
-    return [_binary(offsets, data)]
+        return [_bytes_of(out)]
+    sizes = np.where(valid, 4 + width, 4).astype(np.int32)
+    offsets = np.concatenate(([0], np.cumsum(sizes, dtype=np.int32))).astype(np.int32)
+    out[~valid, :4] = _NULL
+    keep = np.ones((n, 4 + width), bool)
+    keep[~valid, 4:] = False
+    return [_binary(offsets, out[keep])]
 
 
 def _binary(offsets: np.ndarray, data: np.ndarray) -> pa.Array:
@@ -171,10 +168,7 @@ def _varying(values: pa.Array) -> list[pa.Array]:
 def _bytes_of(values: np.ndarray) -> pa.Array:
     """(rows, width) uint8 as a binary array of one `width`-byte value per row."""
     n, width = values.shape
-    offsets = np.arange(0, (n + 1) * width, width, dtype=np.int32)
-    return pa.Array.from_buffers(
-        pa.binary(), n, [None, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(values))]
-    )
+    return _binary(np.arange(0, (n + 1) * width, width, dtype=np.int32), values)
 
 
 def _text(values: pa.Array) -> list[pa.Array]:
@@ -201,7 +195,7 @@ def unhex(values: pa.Array) -> pa.Array:
     data = values.buffers()[2]
     text = data.to_pybytes()[: offsets[-1]] if data is not None else b""
     try:
-        if (np.diff(offsets) & 1).any() or not text.isascii() or (not text.isalnum() and text):
+        if (np.diff(offsets) & 1).any() or (text and not text.isalnum()):  # bytes.isalnum: ASCII only
             raise ValueError
         packed = np.frombuffer(bytes.fromhex(text.decode("ascii")), np.uint8)
     except ValueError:
