@@ -418,8 +418,8 @@ def test_a_run_that_finds_nothing_new_reads_each_rule_once_and_writes_no_warning
     assert _warning_rows(city) == before
     feeds = {CATALOG[f].table for rule in RULES for f in rule.feeds}
     reading = [s for s in statements if any(re.search(rf'[\s"(]{t}[\s")]', s) for t in feeds)]
-    matches = [s for s in reading if s.startswith("INSERT INTO lidm_run_matches")]
-    sums = [s for s in reading if s.startswith("INSERT INTO lidm_run_total_")]
+    matches = [s for s in reading if s.startswith("CREATE TEMPORARY TABLE lidm_run_matches")]
+    sums = [s for s in reading if s.startswith("CREATE TEMPORARY TABLE lidm_run_total_")]
     assert len(matches) == len(RULES) and len(matches) + len(sums) == len(reading), "\n".join(reading)
     # the same sum asked by several rules (high medical costs) is made once (lidm.monitor.totals)
     asking = [r for r in RULES if any(c.total for c in (*r.match, *r.match_any, *r.absent))]

@@ -20,7 +20,7 @@ from lidm import workdays
 from lidm.central import audit, release
 from lidm.central.schema import dataset_table, monitor_run, warning_event, warning_state
 from lidm.errors import LidmError
-from lidm.monitor import quiet, raising, routing
+from lidm.monitor import quiet, raising, routing, scratch
 from lidm.monitor.engine import Compiled, tune
 from lidm.monitor.rules import Rule, due_dates
 from lidm.monitor.totals import Totals
@@ -170,13 +170,12 @@ def run_monitor(
             )
         )
         tune(conn)
-        m = raising.matches_table(conn, w)
         d = raising.digests_table(conn, w) if key is not None else None
         sums = Totals(conn, w.c.id_number_token.type)  # each `total` clause's people, made once for the run
         compiled = [Compiled(rule, catalog, as_of, levels, sums) for rule in rules]
         sums.make()  # every rule's `total` clauses named their sums: each set of rows is summed once
         for index, (rule, c) in enumerate(zip(rules, compiled, strict=True)):
-            result.counts[rule.id] = _run_rule(conn, w, m, c, run_id, index, now, dues[rule.id], key, d)
+            result.counts[rule.id] = _run_rule(conn, w, c, run_id, index, now, dues[rule.id], key, d)
         open_now = sa.select(w.c.rule_id, sa.func.count()).where(w.c.status.in_(OPEN)).group_by(w.c.rule_id)
         for rule_id, n in conn.execute(open_now):
             if rule_id in result.counts:
@@ -191,9 +190,8 @@ def run_monitor(
                 conn, catalog, overdue, "overdue", actor=f"monitor run {run_id}", detail="past its due date", at=now
             )
         )
-        for temporary in (m, d):
-            if temporary is not None:
-                temporary.drop(conn)
+        if d is not None:
+            d.drop(conn)
         sums.drop()
         conn.execute(
             sa.update(monitor_run)
@@ -236,7 +234,6 @@ def _open_or_blocking(rule_id: str) -> sa.ColumnElement[bool]:
 def _run_rule(
     conn: sa.Connection,
     w: sa.Table,
-    m: sa.Table,
     compiled: Compiled,
     run_id: str,
     index: int,
@@ -247,9 +244,9 @@ def _run_rule(
 ) -> RuleCount:
     rule = compiled.rule
     count = RuleCount()
-    raising.empty(conn, m)
     # The rule's query, once: every later step reads its matches from the temporary table.
-    count.matched = _inserted(conn, sa.insert(m).from_select([c.name for c in m.c], compiled.matches()))
+    m = raising.matches(conn, w, compiled)
+    count.matched = scratch.count(conn, m)
     ws = warning_state
     blocked = sa.exists().where(_open_or_blocking(rule.id), ws.c.subject_token == m.c.subject_token)
     # Flagged again after a "not eligible" answer within the rule's quiet period: asked again only if the data
@@ -292,6 +289,7 @@ def _run_rule(
     ).all()
     if gone:
         count.closed = _close_gone(conn, compiled, gone, run_id, now)
+    scratch.drop(conn, m)
     return count
 
 

@@ -1,7 +1,7 @@
 """How a run writes a rule's new warnings: a few set-based statements per rule, never one per warning.
 
-A run keeps each rule's matches in a temporary table (``matches_table``) and, with a keyring, the evidence digests
-of the people about to be warned in another (``digests_table``, lidm.monitor.quiet). The warnings are one
+A run keeps each rule's matches in a temporary table of their own (``matches``) and, with a keyring, the evidence
+digests of the people about to be warned in another (``digests_table``, lidm.monitor.quiet). The warnings are one
 INSERT … SELECT from those tables (``new_warnings``); their state rows and "raised" events are two more over the
 same SELECT (``state_and_events``), so none of them reads back the warning table, which grows with every rule of
 the run (an index scan of the run's warnings per rule made the writes quadratic in the run's size).
@@ -17,18 +17,19 @@ import sqlalchemy as sa
 
 from lidm.central.schema import warning_event, warning_state
 from lidm.contracts.model import SEALED
-from lidm.monitor import routing
+from lidm.monitor import routing, scratch
 from lidm.monitor.engine import SUBJECT_COLUMNS, Compiled
 
 _DIGEST_ROWS = 10_000  # digest rows per executemany (SQLAlchemy sends them as multi-row INSERTs of 1,000)
 
 
-def matches_table(conn: sa.Connection, w: sa.Table) -> sa.Table:
-    """A temporary table for one rule's matches at a time (Compiled.matches: the person's token, category and what
-    a warning copies), typed like the warning columns they become; dropped at the end of the run's transaction."""
-    cols = [sa.Column("subject_token", w.c.id_number_token.type, primary_key=True)]
+def matches(conn: sa.Connection, w: sa.Table, compiled: Compiled) -> sa.Table:
+    """A temporary table of the rule's matches (Compiled.matches: the person's token, category and what a warning
+    copies), made by the rule's query in one CREATE TABLE … AS (lidm.monitor.scratch: planned in parallel where it
+    pays), described with the types of the warning columns they become. The caller drops it after the rule."""
+    cols = [sa.Column("subject_token", w.c.id_number_token.type)]
     cols += [sa.Column(n, w.c[n].type) for n in ("low_income_category", *SUBJECT_COLUMNS)]
-    return _temporary(conn, "lidm_run_matches", cols)
+    return scratch.table_as(conn, "lidm_run_matches", cols, compiled.matches())
 
 
 def digests_table(conn: sa.Connection, w: sa.Table) -> sa.Table:

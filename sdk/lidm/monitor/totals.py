@@ -16,6 +16,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from lidm.monitor import scratch
+
 _Key = tuple[str, tuple[tuple[str, str], ...]]
 
 
@@ -40,7 +42,7 @@ class Totals:
         self._rows.setdefault(key, rows)
         found = self._asked.get((key, limit))
         if found is None:
-            found = self._temporary([sa.Column("k", self._type, primary_key=True)])
+            found = self._temporary([sa.Column("k", self._type)])
             self._asked[(key, limit)] = found
         return found
 
@@ -58,9 +60,7 @@ class Totals:
             if len(limits) == 1:  # asked once: the tokens straight from the sum
                 self._fill(limits[0][1], sa.select(past.subquery().c.k))
                 continue
-            sums = self._temporary(
-                [sa.Column("k", self._type, primary_key=True), sa.Column("total", _sum_type(r.c.v.type))]
-            )
+            sums = self._temporary([sa.Column("k", self._type), sa.Column("total", _sum_type(r.c.v.type))])
             self._fill(sums, past)
             for limit, table in limits:
                 self._fill(table, sa.select(sums.c.k).where(sums.c.total > limit))
@@ -73,13 +73,14 @@ class Totals:
 
     def _temporary(self, cols: list[sa.Column[Any]]) -> sa.Table:
         name = f"lidm_run_total_{len(self._md.tables) + 1}"
-        return sa.Table(name, self._md, *cols, prefixes=["TEMPORARY"], postgresql_on_commit="DROP")
+        return sa.Table(name, self._md, *cols)  # named now, made by _fill (CREATE TEMPORARY TABLE … AS)
 
     def _fill(self, table: sa.Table, select: sa.Select[Any]) -> None:
-        table.drop(self._conn, checkfirst=True)  # SQLite keeps one past a rolled-back run on the connection
-        table.create(self._conn)
+        # CREATE TABLE … AS (lidm.monitor.scratch), then the key index the rules probe: a sum over a city's medical
+        # settlements may be planned in parallel there, never in an INSERT … SELECT.
+        scratch.table_as(self._conn, table.name, [sa.Column(c.name, c.type) for c in table.c], select)
         self._made.append(table)
-        self._conn.execute(sa.insert(table).from_select([c.name for c in table.c], select))
+        sa.Index(f"{table.name}_k", table.c.k, unique=True).create(self._conn)
         if self._conn.dialect.name == "postgresql":
             self._conn.execute(sa.text(f"ANALYZE {table.name}"))
 
