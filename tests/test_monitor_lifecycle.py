@@ -426,6 +426,47 @@ def test_a_run_that_finds_nothing_new_reads_each_rule_once_and_writes_no_warning
     assert 0 < len(sums) < len(asking)
 
 
+def test_a_person_with_two_rows_in_a_subject_not_keyed_by_person_gets_one_warning(city: City) -> None:
+    """A subject keyed by the person's token is matched row for row; one keyed otherwise (a disability certificate,
+    keyed by its number: a person may hold two) is still grouped to one match, one warning, per person."""
+    rule = next(r for r in RULES if r.id == "severe_disability_not_on_roster")
+    assert not Compiled(rule, CATALOG, AS_OF).one_row_a_person
+    assert Compiled(next(r for r in RULES if r.id == "roster_deceased"), CATALOG, AS_OF).one_row_a_person
+    certificates = city.table(rule.subject.feed)
+    with city.engine.begin() as conn:
+        person = sorted(evaluate(conn, [rule], AS_OF, CATALOG)[rule.id])[0]
+        row = conn.execute(sa.select(certificates).where(certificates.c.id_number_token == person)).mappings().first()
+        conn.execute(sa.insert(certificates).values({**row, "certificate_no_token": secrets.token_hex(32)}))
+        held = conn.execute(
+            sa.select(sa.func.count()).select_from(certificates).where(certificates.c.id_number_token == person)
+        ).scalar_one()
+    assert held >= 2
+    result = city.run(rules=[rule])
+    mine = [w for w in city.warnings(rule.id) if w.id_number_token == person]
+    assert len(mine) == 1 and result.counts[rule.id].raised == len(city.warnings(rule.id))
+
+
+def test_the_sums_leave_the_rules_planner_settings_as_they_found_them(city: City) -> None:
+    """The shared sums are made by sorting (hashing off for their statements only): the rules after them plan with
+    the session's own setting, whatever it was."""
+    if city.engine.dialect.name != "postgresql":
+        pytest.skip("a planner setting of PostgreSQL")
+    from lidm.monitor.totals import Totals
+
+    asking = [r for r in RULES if any(c.total for c in (*r.match, *r.match_any, *r.absent))]
+    for setting in ("on", "off"):
+        with city.engine.begin() as conn:
+            conn.execute(sa.select(sa.func.set_config("enable_hashagg", setting, True)))
+            sums = Totals(conn, warning_table(CATALOG).c.id_number_token.type)
+            for rule in asking:
+                Compiled(rule, CATALOG, AS_OF, totals=sums)
+            sums.make()
+            assert conn.execute(sa.select(sa.func.current_setting("enable_hashagg"))).scalar_one() == setting
+            made = conn.execute(sa.text("SELECT count(*) FROM pg_tables WHERE tablename LIKE 'lidm_run_total_%'"))
+            assert made.scalar_one() >= 2
+            sums.drop()
+
+
 def test_warnings_carry_the_rule_s_routing_and_no_personal_value_in_the_summary(city: City) -> None:
     city.run()
     for rule in RULES:
