@@ -1042,6 +1042,18 @@ def monitor_runs(
             per_rule[compiled.rule.id] = time.perf_counter() - start
 
     lifecycle._run_rule = timed
+    phases: dict[str, float] = {}
+    started: list[float] = []
+
+    def before(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        started.append(time.perf_counter())
+
+    def after(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
+        phase = _phase(statement)
+        phases[phase] = phases.get(phase, 0.0) + time.perf_counter() - started.pop()
+
+    sa.event.listen(engine, "before_cursor_execute", before)
+    sa.event.listen(engine, "after_cursor_execute", after)
     out: dict[str, Any] = {"rules": [r.id for r in rules]}
     # The benchmark times SQL, not deadlines: past the installed holiday calendar it counts weekdays (the stopgap
     # LIDM_WORKDAYS_ASSUME_WEEKDAYS_THROUGH), and says so.
@@ -1055,6 +1067,7 @@ def monitor_runs(
     try:
         for label in ("first", "steady"):
             per_rule.clear()
+            phases.clear()
             start = time.perf_counter()
             try:
                 result = run_monitor(engine, rules, catalog, as_of=as_of, calendar=calendar)
@@ -1073,6 +1086,7 @@ def monitor_runs(
                 "matched": sum(c["matched"] for c in counts.values()),
                 "closed": sum(c["closed"] for c in counts.values()),
                 "rule_s": dict(per_rule),
+                "phase_s": dict(sorted(phases.items(), key=lambda kv: -kv[1])),
                 "counts": counts,
             }
             print(
@@ -1084,6 +1098,26 @@ def monitor_runs(
         lifecycle._run_rule = original
         engine.dispose()
     return out
+
+
+# Where a run's time goes, by the statements it sends (the tables they write or the first words they start with).
+_PHASES = (
+    ("the rules' matches", ("CREATE TEMPORARY TABLE lidm_run_matches",)),
+    (
+        "the shared sums",
+        ("CREATE TEMPORARY TABLE lidm_run_total", "CREATE UNIQUE INDEX lidm_run_total", "ANALYZE lidm_run_total"),
+    ),
+    ("the warnings", ("INSERT INTO platform_warning",)),
+    ("their state rows and events", ("INSERT INTO lidm_warning_state", "INSERT INTO lidm_warning_event")),
+    ("ANALYZE of the warning tables", ("ANALYZE lidm_warning_state",)),
+)
+
+
+def _phase(statement: str) -> str:
+    for phase, starts in _PHASES:
+        if statement.lstrip().startswith(starts):
+            return phase
+    return "the rest (what is new or gone, closing, overdue, release sync, audit)"
 
 
 def kept(engine: sa.Engine, tables: dict[str, sa.Table]) -> dict[str, dict[str, Any]]:
@@ -1219,6 +1253,10 @@ def table(p: Pass, anchor: float) -> None:
             state = "cancelled" if m["timed_out"] else f"matched {m['matched']:,}, raised {m['raised']:,}"
             ratio = f"; {m['seconds'] / dry_s:.2f}x the dry queries" if dry_s else ""
             print(f"  run_monitor {label} run: {m['seconds']:8.2f} s  {state}{ratio}")
+            if m.get("phase_s"):
+                spent = sum(m["phase_s"].values())
+                parts = "; ".join(f"{k} {v:.2f} s" for k, v in m["phase_s"].items())
+                print(f"    in SQL {spent:.2f} s: {parts}; outside SQL {m['seconds'] - spent:.2f} s")
     print(
         f"  (rows/s: rows of the tables the rule reads / dry s; ratio: that / the COPY anchor's {anchor:,.0f} rows/s;"
         " run1/run2 s: the rule's share of the first run_monitor and of the steady-state one, which finds nothing new;"
