@@ -2,7 +2,7 @@
 
 PostgreSQL may plan the SELECT of a CREATE TABLE … AS in parallel (a rule probing the population for 300,000 roster
 members, split between two workers and the leader), never the SELECT of an INSERT … SELECT. At 10M people the 30
-rules' matches took 16.0 s as INSERT … SELECT and 8.7 s made this way (bench/monitor_rules.py; issue 21).
+rules' matches took 16.0 s as INSERT … SELECT and 11.6 s made this way (bench/monitor_rules.py; issue 21).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def table_as(conn: sa.Connection, name: str, columns: list[sa.Column[Any]], sele
 
 
 def count(conn: sa.Connection, table: sa.Table) -> int:
-    """Rows in a run's table (a CREATE TABLE … AS reports none on every driver)."""
+    """Rows in a run's table: counted, not read from the driver (what a CREATE TABLE … AS reports varies by one)."""
     return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
 
 
