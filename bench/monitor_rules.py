@@ -1102,7 +1102,7 @@ def monitor_runs(
 
 # Where a run's time goes, by the statements it sends (the tables they write or the first words they start with).
 _PHASES = (
-    ("the rules' matches", ("CREATE TEMPORARY TABLE lidm_run_matches",)),
+    ("the rules' matches", ("CREATE TEMPORARY TABLE lidm_run_matches", "CREATE UNIQUE INDEX lidm_run_matches")),
     (
         "the shared sums",
         ("CREATE TEMPORARY TABLE lidm_run_total", "CREATE UNIQUE INDEX lidm_run_total", "ANALYZE lidm_run_total"),

@@ -446,6 +446,20 @@ def test_a_person_with_two_rows_in_a_subject_not_keyed_by_person_gets_one_warnin
     assert len(mine) == 1 and result.counts[rule.id].raised == len(city.warnings(rule.id))
 
 
+def test_a_run_s_table_refuses_a_second_row_for_its_key(city: City) -> None:
+    """A run's tables of matches and sums hold one row per person (a unique index, which is also what a nested loop
+    probes when the planner misjudges the other side); a query that gave two would fail, not raise two warnings."""
+    from lidm.monitor import scratch
+
+    once = sa.select(sa.literal("a").label("k"))
+    with city.engine.begin() as conn:
+        made = scratch.table_as(conn, "lidm_run_probe", [sa.Column("k", sa.String)], once, key="k")
+        assert scratch.count(conn, made) == 1
+        scratch.drop(conn, made)
+    with pytest.raises(sa.exc.IntegrityError), city.engine.begin() as conn:
+        scratch.table_as(conn, "lidm_run_probe", [sa.Column("k", sa.String)], sa.union_all(once, once), key="k")
+
+
 def test_the_sums_leave_the_rules_planner_settings_as_they_found_them(city: City) -> None:
     """The shared sums are made by sorting (hashing off for their statements only): the rules after them plan with
     the session's own setting, whatever it was."""

@@ -29,7 +29,7 @@ def matches(conn: sa.Connection, w: sa.Table, compiled: Compiled) -> sa.Table:
     pays), described with the types of the warning columns they become. The caller drops it after the rule."""
     cols = [sa.Column("subject_token", w.c.id_number_token.type)]
     cols += [sa.Column(n, w.c[n].type) for n in ("low_income_category", *SUBJECT_COLUMNS)]
-    return scratch.table_as(conn, "lidm_run_matches", cols, compiled.matches())
+    return scratch.table_as(conn, "lidm_run_matches", cols, compiled.matches(), key="subject_token")
 
 
 def digests_table(conn: sa.Connection, w: sa.Table) -> sa.Table:

@@ -96,9 +96,8 @@ class Totals:
     def _fill(self, table: sa.Table, select: sa.Select[Any]) -> None:
         # CREATE TABLE … AS (lidm.monitor.scratch), then the key index the rules probe: a sum over a city's medical
         # settlements may be planned in parallel there, never in an INSERT … SELECT.
-        scratch.table_as(self._conn, table.name, [sa.Column(c.name, c.type) for c in table.c], select)
+        scratch.table_as(self._conn, table.name, [sa.Column(c.name, c.type) for c in table.c], select, key="k")
         self._made.append(table)
-        sa.Index(f"{table.name}_k", table.c.k, unique=True).create(self._conn)
         if self._conn.dialect.name == "postgresql":
             self._conn.execute(sa.text(f"ANALYZE {table.name}"))
 
