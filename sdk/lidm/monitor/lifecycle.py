@@ -191,7 +191,7 @@ def run_monitor(
             )
         )
         if d is not None:
-            d.drop(conn)
+            scratch.drop(conn, d)
         sums.drop()
         conn.execute(
             sa.update(monitor_run)
@@ -280,7 +280,7 @@ def _run_rule(
             raising.state_and_events(conn, compiled, m, run_id, index, now, asked, count.raised)
         count.raised += added
     if digests is not None:
-        raising.empty(conn, digests)  # the next rule's people may be this one's: their digests differ
+        scratch.empty(conn, digests)  # the next rule's people may be this one's: their digests differ
     # Warnings whose condition went away: open ones close with the reason; disposed ones stop blocking.
     gone = conn.execute(
         sa.select(ws.c.warning_id, ws.c.subject_token, ws.c.disposed_at).where(

@@ -38,12 +38,7 @@ def digests_table(conn: sa.Connection, w: sa.Table) -> sa.Table:
         sa.Column("subject_token", w.c.id_number_token.type, primary_key=True),
         sa.Column("digest", w.c._row_digest.type, nullable=False),
     ]
-    return _temporary(conn, "lidm_run_digests", cols)
-
-
-def empty(conn: sa.Connection, table: sa.Table) -> None:
-    """Empty a run's temporary table for the next rule (TRUNCATE on PostgreSQL: no dead rows to skip later)."""
-    conn.execute(sa.text(f"TRUNCATE {table.name}") if conn.dialect.name == "postgresql" else sa.delete(table))
+    return scratch.table(conn, "lidm_run_digests", cols)
 
 
 def keep_digests(conn: sa.Connection, table: sa.Table, digests: dict[Any, str]) -> int:
@@ -185,13 +180,6 @@ def _number(compiled: Compiled, matches: sa.Table, run_id: str, index: int, offs
     prefix = f"W{compiled.as_of:%Y%m%d}{run_id[:6]}{index:02d}-"
     number = sa.func.row_number().over(order_by=matches.c.subject_token) + offset
     return sa.literal(prefix, sa.String) + sa.cast(number, sa.String)
-
-
-def _temporary(conn: sa.Connection, name: str, cols: list[sa.Column[Any]]) -> sa.Table:
-    table = sa.Table(name, sa.MetaData(), *cols, prefixes=["TEMPORARY"], postgresql_on_commit="DROP")
-    table.drop(conn, checkfirst=True)  # SQLite keeps a temporary table past a rolled-back run on the same connection
-    table.create(conn)
-    return table
 
 
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:

@@ -28,6 +28,14 @@ def _create_as(element: _CreateAs, compiler: Any, **kw: Any) -> str:
     return f"CREATE TEMPORARY TABLE {element.name}{on_commit} AS {compiler.process(element.select, **kw)}"
 
 
+def table(conn: sa.Connection, name: str, columns: list[sa.Column[Any]]) -> sa.Table:
+    """An empty temporary table ``name`` of ``columns``, filled by the run (an evidence digest per person)."""
+    _forget_stale(conn, name)
+    made = sa.Table(name, sa.MetaData(), *columns, prefixes=["TEMPORARY"], postgresql_on_commit="DROP")
+    made.create(conn)
+    return made
+
+
 def table_as(
     conn: sa.Connection, name: str, columns: list[sa.Column[Any]], select: sa.Select[Any], *, key: str
 ) -> sa.Table:
@@ -40,8 +48,7 @@ def table_as(
     once for each of them: 85 s for one rule (bench/monitor_rules.py at 10M people)."""
     if [c.name for c in columns] != [c.name for c in select.selected_columns]:
         raise ValueError(f"{name}: the columns and the SELECT's labels differ")
-    if conn.dialect.name == "sqlite":  # SQLite keeps a temporary table past a rolled-back run on the connection
-        conn.execute(sa.text(f"DROP TABLE IF EXISTS temp.{name}"))
+    _forget_stale(conn, name)
     conn.execute(_CreateAs(name, select))
     table = sa.Table(name, sa.MetaData(), *columns)
     sa.Index(f"{name}_key", table.c[key], unique=True).create(conn)
@@ -53,5 +60,17 @@ def count(conn: sa.Connection, table: sa.Table) -> int:
     return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
 
 
+def empty(conn: sa.Connection, table: sa.Table) -> None:
+    """Empty a run's table for the next rule (TRUNCATE on PostgreSQL: no dead rows to skip later)."""
+    conn.execute(sa.text(f"TRUNCATE {table.name}") if conn.dialect.name == "postgresql" else sa.delete(table))
+
+
 def drop(conn: sa.Connection, table: sa.Table) -> None:
     conn.execute(sa.text(f"DROP TABLE {table.name}"))
+
+
+def _forget_stale(conn: sa.Connection, name: str) -> None:
+    """SQLite keeps a temporary table past a rolled-back run on the same connection; PostgreSQL drops it with the
+    transaction (and a bare DROP there could find a permanent table of the same name)."""
+    if conn.dialect.name == "sqlite":
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS temp.{name}"))

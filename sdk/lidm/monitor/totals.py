@@ -71,7 +71,7 @@ class Totals:
     def drop(self) -> None:
         """Drop the run's tables (PostgreSQL drops them at commit anyway; SQLite keeps them on the connection)."""
         for table in self._made:
-            table.drop(self._conn)
+            scratch.drop(self._conn, table)
         self._made.clear()
 
     @contextmanager
